@@ -1,0 +1,85 @@
+import { DaemonToken, hashDaemonToken, isWellFormedDaemonToken } from '../domain/daemon-token.js';
+import { DomainError, invalid, notFound } from '../domain/errors.js';
+import { decodePageToken, isUuid, newId, pageSize, requireUuid, toPage, type Page, type UseCaseContext } from './context.js';
+import { findDevice } from './devices.js';
+
+/**
+ * IssueDaemonToken: a new token for the device, plaintext returned once. `ttlMs` undefined =
+ * the default (24 h); must be positive and at most TOKEN_MAX_TTL. Errors: invalid, not_found.
+ */
+export async function issueDaemonToken(
+  ctx: UseCaseContext,
+  deviceUuid: string,
+  ttlMs: number | undefined,
+): Promise<{ token: DaemonToken; plaintext: string }> {
+  const ttl = ttlMs ?? ctx.settings.tokenDefaultTtlMs;
+  if (!(ttl > 0 && ttl <= ctx.settings.tokenMaxTtlMs)) {
+    throw invalid('ttl', `must be positive and at most ${ctx.settings.tokenMaxTtlMs / 1000} s`);
+  }
+  const device = await findDevice(ctx, deviceUuid, 'device_uuid');
+  const issued = DaemonToken.issue(newId(), device.uuid, ttl, ctx.now);
+  ctx.em.persist(issued.token);
+  await ctx.em.flush();
+  return issued;
+}
+
+/** GetDaemonToken. Errors: invalid, not_found. */
+export async function getDaemonToken(ctx: UseCaseContext, uuid: string): Promise<DaemonToken> {
+  const token = await ctx.em.findOne(DaemonToken, { uuid: requireUuid('uuid', uuid) });
+  if (!token) throw notFound('daemon token', uuid);
+  return token;
+}
+
+/** ListDaemonTokens in uuid order, optionally one device's. Errors: invalid. */
+export async function listDaemonTokens(
+  ctx: UseCaseContext,
+  query: { pageSize: number; pageToken: string; deviceUuid?: string },
+): Promise<Page<DaemonToken>> {
+  const size = pageSize(query.pageSize);
+  const after = decodePageToken(query.pageToken, isUuid);
+  const tokens = await ctx.em.find(
+    DaemonToken,
+    {
+      ...(after ? { uuid: { $gt: after } } : {}),
+      ...(query.deviceUuid !== undefined ? { deviceUuid: requireUuid('device_uuid', query.deviceUuid) } : {}),
+    },
+    { orderBy: { uuid: 'asc' }, limit: size + 1 },
+  );
+  return toPage(tokens, size, (t) => t.uuid);
+}
+
+/** RevokeDaemonToken: effective at once, idempotent; travels on the feed. Errors: invalid, not_found. */
+export async function revokeDaemonToken(ctx: UseCaseContext, uuid: string): Promise<DaemonToken> {
+  const token = await getDaemonToken(ctx, uuid);
+  token.revoke(ctx.now);
+  await ctx.em.flush();
+  return token;
+}
+
+/**
+ * The usable token with this plaintext, or null (malformed, unknown, expired or revoked).
+ * Malformed tokens are rejected by their checksum without a lookup.
+ */
+export async function findUsableDaemonToken(ctx: UseCaseContext, plaintext: string): Promise<DaemonToken | null> {
+  if (!isWellFormedDaemonToken(plaintext)) return null;
+  const token = await ctx.em.findOne(DaemonToken, { tokenHash: hashDaemonToken(plaintext) });
+  return token && token.isUsable(ctx.now) ? token : null;
+}
+
+/**
+ * RotateDaemonToken (feed API): a successor with the old token's lifetime; the old one stays
+ * valid for TOKEN_ROTATION_GRACE. A token can be rotated once.
+ * Errors: unauthenticated (token malformed, unknown, expired, revoked or already rotated).
+ */
+export async function rotateDaemonToken(ctx: UseCaseContext, plaintext: string): Promise<{ successor: DaemonToken; plaintext: string; previous: DaemonToken }> {
+  const previous = await findUsableDaemonToken(ctx, plaintext);
+  if (!previous || previous.rotateTime !== null) {
+    throw new DomainError('unauthenticated', 'TOKEN_NOT_ROTATABLE', 'token is unknown, expired, revoked or already rotated');
+  }
+  const lifetime = previous.expireTime.getTime() - previous.createTime.getTime();
+  const issued = DaemonToken.issue(newId(), previous.deviceUuid, lifetime, ctx.now, previous.uuid);
+  previous.markRotated(ctx.now, ctx.settings.tokenRotationGraceMs);
+  ctx.em.persist(issued.token);
+  await ctx.em.flush();
+  return { successor: issued.token, plaintext: issued.plaintext, previous };
+}

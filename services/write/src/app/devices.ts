@@ -1,0 +1,201 @@
+import { utils } from 'ssh2';
+import { pgArray } from '../db/sql.js';
+import { Account } from '../domain/account.js';
+import { Device, type DeviceSettings } from '../domain/device.js';
+import { alreadyExists, checkEtag, DomainError, notFound } from '../domain/errors.js';
+import { MAX_PORT, Ssh, sshComment, type SshKeyPair } from '../domain/ssh.js';
+import {
+  decodePageToken,
+  isUuid,
+  newId,
+  pageSize,
+  requireUuid,
+  toPage,
+  type Page,
+  type UseCaseContext,
+} from './context.js';
+
+/** A device with what its responses show of its bindings. */
+export interface DeviceView {
+  device: Device;
+  currentAccountLogicalId: number | null;
+  /** Ascending. */
+  accountLogicalIds: number[];
+}
+
+/**
+ * CreateDevice: the device and its Ssh (fresh ed25519 pair, given port or the smallest free one
+ * at or above SSH_PORT_RANGE_START) in one transaction (DOMAIN.md Fix: never a device without keys).
+ * Errors: invalid (fields, port), already_exists (physical_id, port), precondition (no free port).
+ */
+export async function createDevice(
+  ctx: UseCaseContext,
+  settings: Partial<DeviceSettings> & { physicalId: number },
+  port: number | undefined,
+): Promise<DeviceView> {
+  const device = Device.create(newId(), settings);
+  await ensurePhysicalIdFree(ctx, device.physicalId);
+  const chosen = port ?? (await smallestFreePort(ctx));
+  const ssh = Ssh.create(device.uuid, generateKeys(device.physicalId), chosen, 'server_device_internal_port');
+  if (port !== undefined) await ensurePortFree(ctx, port);
+  // Relations are not mapped (aggregates refer by id), so the parent row is flushed first.
+  await ctx.em.persist(device).flush();
+  await ctx.em.persist(ssh).flush();
+  return { device, currentAccountLogicalId: null, accountLogicalIds: [] };
+}
+
+/** GetDevice. Errors: invalid (uuid), not_found. */
+export async function getDevice(ctx: UseCaseContext, uuid: string): Promise<DeviceView> {
+  const device = await findDevice(ctx, uuid);
+  return (await deviceViews(ctx, [device]))[0]!;
+}
+
+/** ListDevices, in uuid (creation) order. Errors: invalid (page_token, page_size). */
+export async function listDevices(
+  ctx: UseCaseContext,
+  query: { pageSize: number; pageToken: string; physicalId?: number },
+): Promise<Page<DeviceView>> {
+  const size = pageSize(query.pageSize);
+  const after = decodePageToken(query.pageToken, isUuid);
+  const devices = await ctx.em.find(
+    Device,
+    {
+      ...(after ? { uuid: { $gt: after } } : {}),
+      ...(query.physicalId !== undefined ? { physicalId: query.physicalId } : {}),
+    },
+    { orderBy: { uuid: 'asc' }, limit: size + 1 },
+  );
+  const page = toPage(devices, size, (d) => d.uuid);
+  return { items: await deviceViews(ctx, page.items), nextPageToken: page.nextPageToken };
+}
+
+/** UpdateDevice. Errors: invalid, not_found, already_exists (physical_id), conflict (etag). */
+export async function updateDevice(
+  ctx: UseCaseContext,
+  uuid: string,
+  etag: string | undefined,
+  patch: Partial<DeviceSettings>,
+): Promise<DeviceView> {
+  const device = await findDevice(ctx, uuid);
+  checkEtag('device', device.version, etag);
+  if (patch.physicalId !== undefined && patch.physicalId !== device.physicalId) {
+    await ensurePhysicalIdFree(ctx, patch.physicalId);
+  }
+  device.update(patch);
+  await ctx.em.flush();
+  return (await deviceViews(ctx, [device]))[0]!;
+}
+
+/**
+ * DeleteDevice: its bindings, daemon tokens and Ssh go first (so the feed shows children leaving
+ * before their parent), which frees its port. Errors: invalid, not_found.
+ */
+export async function deleteDevice(ctx: UseCaseContext, uuid: string): Promise<void> {
+  const device = await findDevice(ctx, uuid);
+  await ctx.em.execute('delete from device_accounts where device_uuid = ?', [device.uuid]);
+  await ctx.em.execute('delete from daemon_tokens where device_uuid = ?', [device.uuid]);
+  await ctx.em.execute('delete from sshes where device_uuid = ?', [device.uuid]);
+  ctx.em.remove(device);
+  await ctx.em.flush();
+}
+
+/**
+ * BindAccount: adds the account to the device's accounts and makes it current. Idempotent
+ * (DOMAIN.md Fix): binding the current account again changes nothing and emits no feed event.
+ * Errors: invalid, not_found (device, or no account with that logical id).
+ */
+export async function bindAccount(ctx: UseCaseContext, deviceUuid: string, logicalId: number): Promise<DeviceView> {
+  const device = await findDevice(ctx, deviceUuid);
+  const account = await ctx.em.findOne(Account, { logicalId });
+  if (!account) throw notFound('account with logical_id', logicalId);
+  await ctx.em.execute(
+    'insert into device_accounts (device_uuid, account_uuid) values (?, ?) on conflict do nothing',
+    [device.uuid, account.uuid],
+  );
+  device.makeCurrent(account.uuid);
+  await ctx.em.flush();
+  return (await deviceViews(ctx, [device]))[0]!;
+}
+
+/** GetDeviceSsh. Errors: invalid, not_found. */
+export async function getDeviceSsh(ctx: UseCaseContext, deviceUuid: string): Promise<Ssh> {
+  const device = await findDevice(ctx, deviceUuid);
+  return findSsh(ctx, device);
+}
+
+/**
+ * RotateDeviceSsh: a new key pair, and the given port (the old one becomes free).
+ * Errors: invalid (port), not_found, already_exists (port taken by another device).
+ */
+export async function rotateDeviceSsh(ctx: UseCaseContext, deviceUuid: string, port: number | undefined): Promise<Ssh> {
+  const device = await findDevice(ctx, deviceUuid);
+  const ssh = await findSsh(ctx, device);
+  if (port !== undefined && port !== ssh.serverDeviceInternalPort) await ensurePortFree(ctx, port);
+  ssh.rotate(generateKeys(device.physicalId), port);
+  await ctx.em.flush();
+  return ssh;
+}
+
+/** Loads a device by uuid. Errors: invalid (not a UUID), not_found. */
+export async function findDevice(ctx: UseCaseContext, uuid: string, field = 'uuid'): Promise<Device> {
+  const device = await ctx.em.findOne(Device, { uuid: requireUuid(field, uuid) });
+  if (!device) throw notFound('device', uuid);
+  return device;
+}
+
+async function findSsh(ctx: UseCaseContext, device: Device): Promise<Ssh> {
+  const ssh = await ctx.em.findOne(Ssh, { deviceUuid: device.uuid });
+  // Created with the device in one transaction, so a device without one is a broken invariant.
+  if (!ssh) throw new DomainError('precondition', 'SSH_MISSING', `device ${device.uuid} has no ssh`);
+  return ssh;
+}
+
+/** The bindings of each device, in the order given. */
+async function deviceViews(ctx: UseCaseContext, devices: Device[]): Promise<DeviceView[]> {
+  if (devices.length === 0) return [];
+  const rows: { device_uuid: string; logical_id: number }[] = await ctx.em.execute(
+    `select da.device_uuid, a.logical_id from device_accounts da join accounts a on a.uuid = da.account_uuid
+      where da.device_uuid = any (?::uuid[]) order by a.logical_id`,
+    [pgArray(devices.map((d) => d.uuid))],
+  );
+  const current: { uuid: string; logical_id: number }[] = await ctx.em.execute(
+    'select uuid, logical_id from accounts where uuid = any (?::uuid[])',
+    [pgArray(devices.map((d) => d.currentAccountUuid).filter((u): u is string => u !== null))],
+  );
+  const currentByUuid = new Map(current.map((r) => [r.uuid, r.logical_id]));
+  return devices.map((device) => ({
+    device,
+    currentAccountLogicalId: device.currentAccountUuid ? (currentByUuid.get(device.currentAccountUuid) ?? null) : null,
+    accountLogicalIds: rows.filter((r) => r.device_uuid === device.uuid).map((r) => r.logical_id),
+  }));
+}
+
+async function ensurePhysicalIdFree(ctx: UseCaseContext, physicalId: number): Promise<void> {
+  if (await ctx.em.count(Device, { physicalId })) throw alreadyExists('device', 'physical_id', physicalId);
+}
+
+async function ensurePortFree(ctx: UseCaseContext, port: number): Promise<void> {
+  if (await ctx.em.count(Ssh, { serverDeviceInternalPort: port })) {
+    throw alreadyExists('ssh', 'server_device_internal_port', port);
+  }
+}
+
+/** Race-free because write transactions hold the write lock (see grpc/handler.ts). */
+async function smallestFreePort(ctx: UseCaseContext): Promise<number> {
+  const start = ctx.settings.sshPortRangeStart;
+  const rows: { port: number }[] = await ctx.em.execute(
+    `select p as port from generate_series(?::int, ?::int) p
+      where not exists (select 1 from sshes s where s.server_device_internal_port = p)
+      order by p limit 1`,
+    [start, MAX_PORT],
+  );
+  const port = rows[0]?.port;
+  if (port === undefined) throw new DomainError('precondition', 'NO_FREE_PORT', `no free port in ${start}..${MAX_PORT}`);
+  return port;
+}
+
+/** ed25519 in OpenSSH text form, comment `titanbot<physical_id>`, via ssh2. */
+function generateKeys(physicalId: number): SshKeyPair {
+  const pair = utils.generateKeyPairSync('ed25519', { comment: sshComment(physicalId) });
+  return { publicKey: pair.public.trim(), privateKey: pair.private };
+}

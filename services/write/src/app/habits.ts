@@ -1,0 +1,69 @@
+import { checkEtag, notFound } from '../domain/errors.js';
+import { Habit, type HabitFields, type Pixel, type Shape } from '../domain/habit.js';
+import { loadHabitLists, releaseHabitLists, storePixels, storeShapes } from '../db/habit-lists.js';
+import { decodePageToken, isUuid, newId, pageSize, requireUuid, toPage, type Page, type UseCaseContext } from './context.js';
+
+/** CreateHabit: pixels and shapes are looked up, else created. Errors: invalid. */
+export async function createHabit(ctx: UseCaseContext, fields: Partial<HabitFields>, pixels: Pixel[], shapes: Shape[]): Promise<Habit> {
+  const habit = Habit.create(newId(), fields, pixels, shapes, ctx.now);
+  ctx.em.persist(habit);
+  await ctx.em.flush();
+  await storePixels(ctx.em, habit);
+  await storeShapes(ctx.em, habit);
+  return habit;
+}
+
+/** GetHabit with its pixels and shapes. Errors: invalid, not_found. */
+export async function getHabit(ctx: UseCaseContext, uuid: string): Promise<Habit> {
+  const habit = await ctx.em.findOne(Habit, { uuid: requireUuid('uuid', uuid) });
+  if (!habit) throw notFound('habit', uuid);
+  await loadHabitLists(ctx.em, [habit]);
+  return habit;
+}
+
+/** ListHabits in uuid order, by account or global only. Errors: invalid. */
+export async function listHabits(
+  ctx: UseCaseContext,
+  query: { pageSize: number; pageToken: string; accountLogicalId?: number; globalOnly: boolean },
+): Promise<Page<Habit>> {
+  const size = pageSize(query.pageSize);
+  const after = decodePageToken(query.pageToken, isUuid);
+  const scope =
+    query.accountLogicalId !== undefined
+      ? { accountLogicalId: query.accountLogicalId }
+      : query.globalOnly
+        ? { accountLogicalId: null }
+        : {};
+  const habits = await ctx.em.find(Habit, { ...(after ? { uuid: { $gt: after } } : {}), ...scope }, { orderBy: { uuid: 'asc' }, limit: size + 1 });
+  const page = toPage(habits, size, (h) => h.uuid);
+  await loadHabitLists(ctx.em, page.items);
+  return page;
+}
+
+/**
+ * UpdateHabit: scalar fields, and whole pixel or shape lists when given (pixels and shapes no
+ * other habit uses are removed). `updated_at` moves forward. Errors: invalid, not_found, conflict.
+ */
+export async function updateHabit(
+  ctx: UseCaseContext,
+  uuid: string,
+  etag: string | undefined,
+  patch: Partial<HabitFields>,
+  lists: { pixels?: Pixel[]; shapes?: Shape[] },
+): Promise<Habit> {
+  const habit = await getHabit(ctx, uuid);
+  checkEtag('habit', habit.version, etag);
+  habit.update(patch, lists, ctx.now);
+  await ctx.em.flush();
+  if (lists.pixels) await storePixels(ctx.em, habit);
+  if (lists.shapes) await storeShapes(ctx.em, habit);
+  return habit;
+}
+
+/** DeleteHabit with the pixels and shapes only it used. Errors: invalid, not_found. */
+export async function deleteHabit(ctx: UseCaseContext, uuid: string): Promise<void> {
+  const habit = await getHabit(ctx, uuid);
+  await releaseHabitLists(ctx.em, habit.uuid);
+  ctx.em.remove(habit);
+  await ctx.em.flush();
+}

@@ -1,0 +1,57 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+/** "500ms", "30s", "10m", "24h", "30d", or a number of seconds -> milliseconds. */
+const duration = z
+  .string()
+  .regex(/^\d+(ms|s|m|h|d)?$/, 'a duration such as 500ms, 30s, 10m, 24h or 30d')
+  .transform((text) => {
+    const [, n, unit] = /^(\d+)(ms|s|m|h|d)?$/.exec(text)!;
+    const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit ?? 's'];
+    return Number(n) * scale!;
+  });
+
+const port = z.coerce.number().int().min(0).max(65535);
+
+const schema = z.object({
+  WRITE_GRPC_ADDR: z.string().default('127.0.0.1:50051'),
+  DATABASE_URL: z.string().url().optional(),
+  DATA_DIR: z.string().default('.data'),
+  /** Port for the embedded PostgreSQL when DATABASE_URL is unset; 0 = any free port. */
+  EMBEDDED_PG_PORT: port.default(0),
+  VAULT_ADDR: z.string().url().optional(),
+  VAULT_TOKEN: z.string().optional(),
+  VAULT_MOUNT: z.string().default('secret'),
+  VAULT_PATH_PREFIX: z.string().default('titanbot'),
+  ADMIN_TOKEN: z.string().min(16).optional(),
+  READER_TOKEN: z.string().min(16).optional(),
+  ADMIN_TOKEN_GRACE: duration.default(300_000),
+  SECRET_REFRESH_INTERVAL: duration.default(30_000),
+  TOKEN_DEFAULT_TTL: duration.default(86_400_000),
+  TOKEN_MAX_TTL: duration.default(30 * 86_400_000),
+  TOKEN_ROTATION_GRACE: duration.default(600_000),
+  SSH_PORT_RANGE_START: port.default(18800),
+  SSH_SERVER_NAME: z.string().default('titanbot'),
+  SSH_SERVER_IP: z.string().default('127.0.0.1'),
+  SSH_SERVER_COMMON_PORT: port.default(22),
+  FEED_RETENTION: duration.default(7 * 86_400_000),
+  FEED_PROGRESS_INTERVAL: duration.default(5_000),
+  LOG_RETENTION: duration.default(30 * 86_400_000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type WriteConfig = z.infer<typeof schema>;
+
+/**
+ * Parses the write service's settings from `env` once, at start-up. Throws an Error listing every
+ * invalid variable (never their values: some are secrets).
+ */
+export function loadWriteConfig(env: NodeJS.ProcessEnv = process.env): WriteConfig {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new Error(`invalid configuration: ${problems}`);
+  }
+  if (parsed.data.VAULT_ADDR && !parsed.data.VAULT_TOKEN) throw new Error('invalid configuration: VAULT_TOKEN is required with VAULT_ADDR');
+  return { ...parsed.data, DATA_DIR: path.resolve(parsed.data.DATA_DIR) };
+}

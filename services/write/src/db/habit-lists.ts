@@ -1,0 +1,152 @@
+import { v7 as uuidv7 } from 'uuid';
+import type { Habit, Pixel, Shape, ShapeType } from '../domain/habit.js';
+import type { Em } from './orm.js';
+import { pgArray } from './sql.js';
+
+// Pixels (dot + color) and shapes are stored once and shared between habits (DOMAIN.md): each
+// write looks a value up, else creates it (`on conflict do nothing` then select), and removes the
+// ones no habit uses any more, all inside the caller's transaction. Rows that already exist are
+// not touched, so they put nothing on the change feed.
+
+/** Fills `pixels` and `shapes` of each habit from storage, in their stored order. */
+export async function loadHabitLists(em: Em, habits: Habit[]): Promise<void> {
+  if (habits.length === 0) return;
+  const ids = habits.map((h) => h.uuid);
+  const pixels: (Pixel & { habit_uuid: string })[] = await em.execute(
+    `select hp.habit_uuid, d.x, d.y, c.rgb_hex as "rgbHex", c.deviation
+       from habit_pixels hp join pixels p on p.uuid = hp.pixel_uuid
+       join dots d on d.uuid = p.dot_uuid join colors c on c.uuid = p.color_uuid
+      where hp.habit_uuid = any (?::uuid[]) order by hp.position`,
+    [pgArray(ids)],
+  );
+  const shapes: (Shape & { habit_uuid: string })[] = await em.execute(
+    `select hs.habit_uuid, s.type, s.x, s.y, s.width, s.height, s.size, s.rgb_hex as "rgbHex"
+       from habit_shapes hs join shapes s on s.uuid = hs.shape_uuid
+      where hs.habit_uuid = any (?::uuid[]) order by hs.position`,
+    [pgArray(ids)],
+  );
+  for (const habit of habits) {
+    habit.pixels = pixels.filter((p) => p.habit_uuid === habit.uuid).map(({ x, y, rgbHex, deviation }) => ({ x, y, rgbHex, deviation }));
+    habit.shapes = shapes
+      .filter((s) => s.habit_uuid === habit.uuid)
+      .map(({ type, x, y, width, height, size, rgbHex }) => ({ type: type as ShapeType, x, y, width, height, size, rgbHex }));
+  }
+}
+
+/** Makes the stored pixel list of a flushed habit equal `habit.pixels`; removes orphans. */
+export async function storePixels(em: Em, habit: Habit): Promise<void> {
+  const list = habit.pixels;
+  const dotIds = await lookUpOrCreate(
+    em,
+    'dots',
+    ['x', 'y'],
+    ['int', 'int'],
+    list.map((p) => [p.x, p.y]),
+  );
+  const colorIds = await lookUpOrCreate(
+    em,
+    'colors',
+    ['rgb_hex', 'deviation'],
+    ['text', 'int'],
+    list.map((p) => [p.rgbHex, p.deviation]),
+  );
+  const pixelIds = await lookUpOrCreate(
+    em,
+    'pixels',
+    ['dot_uuid', 'color_uuid'],
+    ['uuid', 'uuid'],
+    list.map((_, i) => [dotIds[i]!, colorIds[i]!]),
+  );
+  const removed = await replaceLinks(em, 'habit_pixels', 'pixel_uuid', habit.uuid, pixelIds);
+  await removeOrphanPixels(em, removed);
+}
+
+/** Makes the stored shape list of a flushed habit equal `habit.shapes`; removes orphans. */
+export async function storeShapes(em: Em, habit: Habit): Promise<void> {
+  const shapeIds = await lookUpOrCreate(
+    em,
+    'shapes',
+    ['type', 'x', 'y', 'width', 'height', 'size', 'rgb_hex'],
+    ['text', 'int', 'int', 'int', 'int', 'int', 'text'],
+    habit.shapes.map((s) => [s.type, s.x, s.y, s.width, s.height, s.size, s.rgbHex]),
+  );
+  const removed = await replaceLinks(em, 'habit_shapes', 'shape_uuid', habit.uuid, shapeIds);
+  await removeOrphanShapes(em, removed);
+}
+
+/** Before a habit is deleted: drops its links and the pixels and shapes only it used. */
+export async function releaseHabitLists(em: Em, habitUuid: string): Promise<void> {
+  await removeOrphanPixels(em, await replaceLinks(em, 'habit_pixels', 'pixel_uuid', habitUuid, []));
+  await removeOrphanShapes(em, await replaceLinks(em, 'habit_shapes', 'shape_uuid', habitUuid, []));
+}
+
+/**
+ * Returns the uuid of each value tuple (in input order), inserting the missing ones. `columns`
+ * form the table's unique key; `types` are their PostgreSQL types for unnest.
+ */
+async function lookUpOrCreate(em: Em, table: string, columns: string[], types: string[], values: (string | number)[][]): Promise<string[]> {
+  if (values.length === 0) return [];
+  const byColumn = columns.map((_, c) => pgArray(values.map((v) => v[c]!)));
+  const unnest = `unnest(${types.map((t) => `?::${t}[]`).join(', ')})`;
+  // Zipped unnest keeps input order; duplicates within the batch are skipped like existing rows.
+  await em.execute(
+    `insert into ${table} (uuid, ${columns.join(', ')}) select * from unnest(?::uuid[], ${types.map((t) => `?::${t}[]`).join(', ')})
+     on conflict do nothing`,
+    [pgArray(values.map(() => uuidv7())), ...byColumn],
+  );
+  const rows: Record<string, string | number>[] = await em.execute(
+    `select t.uuid, ${columns.map((c) => `t.${c}`).join(', ')} from ${table} t
+      join ${unnest} as v(${columns.join(', ')}) using (${columns.join(', ')})`,
+    byColumn,
+  );
+  const key = (v: (string | number)[]): string => v.join('\u0000');
+  const ids = new Map(rows.map((r) => [key(columns.map((c) => r[c]!)), String(r.uuid)]));
+  return values.map((v) => ids.get(key(v))!);
+}
+
+/** Sets a habit's links to exactly `ids` (position = index); returns the ids it no longer links. */
+async function replaceLinks(em: Em, table: string, column: string, habitUuid: string, ids: string[]): Promise<string[]> {
+  const removed: Record<string, string>[] = await em.execute(
+    `delete from ${table} where habit_uuid = ? and not (${column} = any (?::uuid[])) returning ${column}`,
+    [habitUuid, pgArray(ids)],
+  );
+  if (ids.length > 0) {
+    // Only rows whose position really changes are rewritten, so unchanged links stay off the feed.
+    await em.execute(
+      `insert into ${table} (habit_uuid, ${column}, position)
+         select ?, id, n - 1 from unnest(?::uuid[]) with ordinality u(id, n)
+       on conflict (habit_uuid, ${column}) do update set position = excluded.position
+         where ${table}.position <> excluded.position`,
+      [habitUuid, pgArray(ids)],
+    );
+  }
+  return removed.map((r) => r[column]!);
+}
+
+async function removeOrphanPixels(em: Em, pixelIds: string[]): Promise<void> {
+  if (pixelIds.length === 0) return;
+  const gone: { dot_uuid: string; color_uuid: string }[] = await em.execute(
+    `delete from pixels p where p.uuid = any (?::uuid[])
+        and not exists (select 1 from habit_pixels hp where hp.pixel_uuid = p.uuid)
+      returning p.dot_uuid, p.color_uuid`,
+    [pgArray(pixelIds)],
+  );
+  if (gone.length === 0) return;
+  await em.execute(
+    'delete from dots d where d.uuid = any (?::uuid[]) and not exists (select 1 from pixels p where p.dot_uuid = d.uuid)',
+    [pgArray(gone.map((g) => g.dot_uuid))],
+  );
+  await em.execute(
+    'delete from colors c where c.uuid = any (?::uuid[]) and not exists (select 1 from pixels p where p.color_uuid = c.uuid)',
+    [pgArray(gone.map((g) => g.color_uuid))],
+  );
+}
+
+async function removeOrphanShapes(em: Em, shapeIds: string[]): Promise<void> {
+  if (shapeIds.length === 0) return;
+  await em.execute(
+    `delete from shapes s where s.uuid = any (?::uuid[])
+        and not exists (select 1 from habit_shapes hs where hs.shape_uuid = s.uuid)`,
+    [pgArray(shapeIds)],
+  );
+}

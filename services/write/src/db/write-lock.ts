@@ -1,0 +1,17 @@
+import type { Em } from './orm.js';
+
+/** Arbitrary constant naming the advisory lock; shared by every write replica. */
+const WRITE_LOCK_KEY = 7_310_001;
+
+/**
+ * Serializes write transactions across all write replicas until the transaction ends.
+ *
+ * Taken first in every write transaction so that (a) the feed counter row, locked by the feed
+ * triggers, can never be part of a deadlock cycle with row locks, and (b) look-up-else-create
+ * (shared pixels and shapes), smallest-free-port allocation and uniqueness pre-checks see a
+ * stable database. Admin writes are low-rate, so one writer at a time costs little; reads never
+ * take it. See docs/decisions.md.
+ */
+export async function takeWriteLock(em: Em): Promise<void> {
+  await em.execute('select pg_advisory_xact_lock(?)', [WRITE_LOCK_KEY]);
+}

@@ -1,0 +1,79 @@
+import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import {
+  ForeignKeyConstraintViolationException,
+  LockWaitTimeoutException,
+  DeadlockException,
+  OptimisticLockError,
+  UniqueConstraintViolationException,
+} from '@mikro-orm/core';
+import { Any } from '@titanbot/contracts/google/protobuf/any';
+import { BadRequest, ErrorInfo } from '@titanbot/contracts/google/rpc/error_details';
+import { Status } from '@titanbot/contracts/google/rpc/status';
+import { DomainError, type DomainErrorKind } from '../domain/errors.js';
+import { SecretStoreUnavailableError } from '../secrets/secret-store.js';
+
+/** The error domain sent in google.rpc.ErrorInfo. */
+export const ERROR_DOMAIN = 'titanbot.dev';
+
+/** The one table from domain error kinds to gRPC status codes (DESIGN.md "Contracts"). */
+const STATUS_OF: Record<DomainErrorKind, status> = {
+  invalid: status.INVALID_ARGUMENT,
+  not_found: status.NOT_FOUND,
+  already_exists: status.ALREADY_EXISTS,
+  precondition: status.FAILED_PRECONDITION,
+  conflict: status.ABORTED,
+  unauthenticated: status.UNAUTHENTICATED,
+  permission_denied: status.PERMISSION_DENIED,
+};
+
+/** What a failed call sends, plus what only the log gets. */
+export interface MappedError {
+  error: Partial<ServiceError> & { code: status; details: string; metadata: Metadata };
+  /** Set for unexpected errors: logged, never sent. */
+  cause?: unknown;
+}
+
+/**
+ * Maps anything a handler threw to a gRPC status with google.rpc details (ErrorInfo always,
+ * BadRequest for field violations). Database constraint races map to ALREADY_EXISTS / ABORTED /
+ * FAILED_PRECONDITION; anything unknown becomes INTERNAL with a generic message.
+ */
+export function mapError(err: unknown): MappedError {
+  if (err instanceof DomainError) {
+    return { error: statusError(STATUS_OF[err.kind], err.message, err.reason, err.violations) };
+  }
+  if (err instanceof UniqueConstraintViolationException) {
+    return { error: statusError(status.ALREADY_EXISTS, 'a resource with that unique key already exists', 'ALREADY_EXISTS') };
+  }
+  if (err instanceof OptimisticLockError || err instanceof DeadlockException || err instanceof LockWaitTimeoutException) {
+    return { error: statusError(status.ABORTED, 'concurrent modification; retry', 'CONCURRENT_MODIFICATION') };
+  }
+  if (err instanceof ForeignKeyConstraintViolationException) {
+    return { error: statusError(status.FAILED_PRECONDITION, 'a referenced resource does not exist', 'REFERENCE_MISSING') };
+  }
+  if (err instanceof SecretStoreUnavailableError) {
+    return { error: statusError(status.UNAVAILABLE, 'secret store unavailable; retry', 'SECRET_STORE_UNAVAILABLE'), cause: err };
+  }
+  return { error: statusError(status.INTERNAL, 'internal error', 'INTERNAL'), cause: err };
+}
+
+/** Builds a ServiceError carrying google.rpc.Status in `grpc-status-details-bin`. */
+export function statusError(
+  code: status,
+  message: string,
+  reason: string,
+  violations: readonly { field: string; description: string }[] = [],
+): MappedError['error'] {
+  const details: Any[] = [
+    { typeUrl: 'type.googleapis.com/google.rpc.ErrorInfo', value: Buffer.from(ErrorInfo.encode({ reason, domain: ERROR_DOMAIN, metadata: {} }).finish()) },
+  ];
+  if (violations.length > 0) {
+    details.push({
+      typeUrl: 'type.googleapis.com/google.rpc.BadRequest',
+      value: Buffer.from(BadRequest.encode({ fieldViolations: violations.map((v) => ({ field: v.field, description: v.description })) }).finish()),
+    });
+  }
+  const metadata = new Metadata();
+  metadata.set('grpc-status-details-bin', Buffer.from(Status.encode({ code, message, details }).finish()));
+  return { code, details: message, metadata };
+}

@@ -1,0 +1,55 @@
+import { fileURLToPath } from 'node:url';
+import { Server, ServerCredentials, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
+
+/** Largest message either side may send: 4 MiB (a snapshot page or log batch stays far below). */
+export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+const PROTO_ROOT = fileURLToPath(new URL('../../../../proto/', import.meta.url));
+
+/** Proto files the write service serves, for server reflection (grpcurl). */
+const WRITE_PROTOS = [
+  'titanbot/admin/v1/account_service.proto',
+  'titanbot/admin/v1/admin_token_service.proto',
+  'titanbot/admin/v1/daemon_token_service.proto',
+  'titanbot/admin/v1/device_service.proto',
+  'titanbot/admin/v1/empire_date_service.proto',
+  'titanbot/admin/v1/habit_service.proto',
+  'titanbot/admin/v1/legion_service.proto',
+  'titanbot/admin/v1/log_service.proto',
+  'titanbot/feed/v1/change_feed_service.proto',
+];
+
+export interface GrpcServer {
+  server: Server;
+  health: HealthImplementation;
+  /** The bound port (useful when asked for port 0). */
+  port: number;
+}
+
+/**
+ * Builds a grpc-js server with the given services, grpc.health.v1 (NOT_SERVING until told
+ * otherwise) and server reflection, and binds it to `address` (host:port, port 0 = any).
+ */
+export async function startGrpcServer(
+  address: string,
+  services: { definition: Parameters<Server['addService']>[0]; implementation: UntypedServiceImplementation }[],
+): Promise<GrpcServer> {
+  const server = new Server({
+    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+    'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+    'grpc.keepalive_time_ms': 30_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+  });
+  for (const s of services) server.addService(s.definition, s.implementation);
+  const health = new HealthImplementation({ '': 'NOT_SERVING' });
+  health.addToServer(server);
+  const descriptors = loadSync(WRITE_PROTOS, { includeDirs: [PROTO_ROOT], keepCase: true });
+  new ReflectionService(descriptors).addToServer(server);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(address, ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))),
+  );
+  return { server, health, port };
+}

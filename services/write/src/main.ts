@@ -1,0 +1,208 @@
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { pathToFileURL } from 'node:url';
+import { AccountServiceService } from '@titanbot/contracts/titanbot/admin/v1/account_service';
+import { AdminTokenServiceService } from '@titanbot/contracts/titanbot/admin/v1/admin_token_service';
+import { DaemonTokenServiceService } from '@titanbot/contracts/titanbot/admin/v1/daemon_token_service';
+import { DeviceServiceService } from '@titanbot/contracts/titanbot/admin/v1/device_service';
+import { EmpireDateServiceService } from '@titanbot/contracts/titanbot/admin/v1/empire_date_service';
+import { HabitServiceService } from '@titanbot/contracts/titanbot/admin/v1/habit_service';
+import { LegionServiceService } from '@titanbot/contracts/titanbot/admin/v1/legion_service';
+import { LogServiceService } from '@titanbot/contracts/titanbot/admin/v1/log_service';
+import { ChangeFeedServiceService } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
+import { pino, type Logger } from 'pino';
+import type { DomainSettings } from './app/context.js';
+import { loadWriteConfig, type WriteConfig } from './config.js';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded-postgres.js';
+import { FeedNotifier, pruneFeed } from './db/feed-store.js';
+import { initOrm, pendingMigrations } from './db/orm.js';
+import { accountService } from './grpc/admin/account-service.js';
+import { adminTokenService } from './grpc/admin/admin-token-service.js';
+import { daemonTokenService } from './grpc/admin/daemon-token-service.js';
+import { deviceService } from './grpc/admin/device-service.js';
+import { empireDateService } from './grpc/admin/empire-date-service.js';
+import { habitService } from './grpc/admin/habit-service.js';
+import { legionService } from './grpc/admin/legion-service.js';
+import { logService } from './grpc/admin/log-service.js';
+import { Authenticator } from './grpc/auth.js';
+import { changeFeedService } from './grpc/feed-service.js';
+import type { Runtime } from './grpc/handler.js';
+import { startGrpcServer } from './grpc/server.js';
+import { FileSecretStore } from './secrets/file-secret-store.js';
+import { RotatingCredential } from './secrets/rotating-credential.js';
+import type { SecretStore } from './secrets/secret-store.js';
+import { VaultSecretStore } from './secrets/vault-secret-store.js';
+
+export interface WriteService {
+  /** host:port the gRPC server listens on. */
+  address: string;
+  /** Graceful stop: NOT_SERVING, end feed streams, drain calls (5 s at most), close the pool. */
+  stop(): Promise<void>;
+}
+
+/** Where DATABASE_URL-less runs keep the embedded cluster. */
+export const embeddedPostgresDir = (config: WriteConfig): string => path.join(config.DATA_DIR, 'postgres');
+
+/** The secret store: Vault KV v2 when VAULT_ADDR is set, else files under DATA_DIR/secrets. */
+export function openSecretStore(config: WriteConfig, logger: Logger): SecretStore {
+  if (config.VAULT_ADDR) {
+    return new VaultSecretStore({ endpoint: config.VAULT_ADDR, token: config.VAULT_TOKEN!, mount: config.VAULT_MOUNT, prefix: config.VAULT_PATH_PREFIX });
+  }
+  const dir = path.join(config.DATA_DIR, 'secrets');
+  logger.warn({ dir }, 'VAULT_ADDR is not set: a file secret store under DATA_DIR plays Vault\'s part');
+  return new FileSecretStore(dir);
+}
+
+/**
+ * Composition root: config -> database (embedded unless DATABASE_URL) -> ORM -> credentials ->
+ * use cases -> gRPC server. Health turns SERVING once the database answers and no migration is
+ * pending. Does not migrate: run `npm run migrate` (npm start does).
+ */
+export async function startWriteService(config: WriteConfig, logger: Logger, clock: () => Date = () => new Date()): Promise<WriteService> {
+  let embedded: EmbeddedDatabase | undefined;
+  let databaseUrl = config.DATABASE_URL;
+  if (!databaseUrl) {
+    embedded = await startEmbeddedPostgres(embeddedPostgresDir(config), config.EMBEDDED_PG_PORT, logger);
+    databaseUrl = embedded.url;
+  }
+  const orm = await initOrm(databaseUrl);
+  const store = openSecretStore(config, logger);
+  const generate = (): string => randomBytes(32).toString('base64url');
+  const credential = (name: string, bootstrapValue: string | undefined): RotatingCredential =>
+    new RotatingCredential({
+      store,
+      name,
+      generate,
+      graceMs: config.ADMIN_TOKEN_GRACE,
+      refreshIntervalMs: config.SECRET_REFRESH_INTERVAL,
+      logger,
+      ...(bootstrapValue ? { bootstrapValue } : {}),
+    });
+  const admin = credential('admin-token', config.ADMIN_TOKEN);
+  const reader = credential('reader-token', config.READER_TOKEN);
+  await admin.init();
+  await reader.init();
+  admin.start();
+  reader.start();
+
+  const settings: DomainSettings = {
+    sshPortRangeStart: config.SSH_PORT_RANGE_START,
+    sshServerName: config.SSH_SERVER_NAME,
+    sshServerIp: config.SSH_SERVER_IP,
+    sshServerCommonPort: config.SSH_SERVER_COMMON_PORT,
+    tokenDefaultTtlMs: config.TOKEN_DEFAULT_TTL,
+    tokenMaxTtlMs: config.TOKEN_MAX_TTL,
+    tokenRotationGraceMs: config.TOKEN_ROTATION_GRACE,
+  };
+  const rt: Runtime = { orm, logger, settings, clock, auth: new Authenticator(admin, reader, orm, settings) };
+  const notifier = new FeedNotifier(databaseUrl, logger);
+  await notifier.start();
+  const shutdown = new AbortController();
+
+  const grpc = await startGrpcServer(config.WRITE_GRPC_ADDR, [
+    { definition: DeviceServiceService, implementation: deviceService(rt) },
+    { definition: AccountServiceService, implementation: accountService(rt) },
+    { definition: LegionServiceService, implementation: legionService(rt) },
+    { definition: HabitServiceService, implementation: habitService(rt) },
+    { definition: EmpireDateServiceService, implementation: empireDateService(rt) },
+    { definition: DaemonTokenServiceService, implementation: daemonTokenService(rt) },
+    { definition: LogServiceService, implementation: logService(rt) },
+    { definition: AdminTokenServiceService, implementation: adminTokenService(rt, admin) },
+    {
+      definition: ChangeFeedServiceService,
+      implementation: changeFeedService(rt, notifier, {
+        batchSize: 500,
+        snapshotPageRows: 500,
+        progressIntervalMs: config.FEED_PROGRESS_INTERVAL,
+        shutdown: shutdown.signal,
+      }),
+    },
+  ]);
+  const address = `${config.WRITE_GRPC_ADDR.replace(/:\d+$/, '')}:${grpc.port}`;
+
+  // SERVING only once the database answers with the schema this code expects.
+  const checkReady = async (): Promise<boolean> => {
+    try {
+      const pending = await pendingMigrations(orm);
+      if (pending.length === 0) return true;
+      logger.warn({ pending }, 'migrations pending: run `npm run migrate`; health stays NOT_SERVING');
+    } catch (err) {
+      logger.warn({ err }, 'database not answering; health stays NOT_SERVING');
+    }
+    return false;
+  };
+  const readiness = setInterval(() => {
+    void checkReady().then((ready) => {
+      if (ready) {
+        grpc.health.setStatus('', 'SERVING');
+        clearInterval(readiness);
+      }
+    });
+  }, 1000);
+  if (await checkReady()) {
+    grpc.health.setStatus('', 'SERVING');
+    clearInterval(readiness);
+  }
+
+  // Housekeeping: feed history, logs and request ids past their retention.
+  const housekeeping = setInterval(() => {
+    const now = clock().getTime();
+    const em = orm.em.fork();
+    void (async () => {
+      await pruneFeed(em, new Date(now - config.FEED_RETENTION));
+      await em.execute('delete from log_entries where receive_time < ?', [new Date(now - config.LOG_RETENTION)]);
+      await em.execute('delete from request_ids where create_time < ?', [new Date(now - 86_400_000)]);
+    })().catch((err) => logger.warn({ err }, 'housekeeping failed'));
+  }, 3_600_000);
+  housekeeping.unref();
+
+  logger.info({ address, database: embedded ? 'embedded' : 'DATABASE_URL' }, 'write service listening');
+  return {
+    address,
+    async stop() {
+      grpc.health.setStatus('', 'NOT_SERVING');
+      clearInterval(readiness);
+      clearInterval(housekeeping);
+      shutdown.abort();
+      await new Promise<void>((resolve) => {
+        const force = setTimeout(() => {
+          grpc.server.forceShutdown();
+          resolve();
+        }, 5000);
+        grpc.server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+      admin.stop();
+      reader.stop();
+      await notifier.stop();
+      await orm.close();
+      await embedded?.stop();
+      logger.info('write service stopped');
+    },
+  };
+}
+
+/** Entry point: `node services/write/dist/main.js` (npm run start:write). */
+async function runFromCommandLine(): Promise<void> {
+  const config = loadWriteConfig();
+  const logger = pino({ level: config.LOG_LEVEL, base: { service: 'write' } });
+  const service = await startWriteService(config, logger);
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      logger.info({ signal }, 'shutting down');
+      service.stop().then(
+        () => process.exit(0),
+        (err) => (logger.error({ err }, 'shutdown failed'), process.exit(1)),
+      );
+    });
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  runFromCommandLine().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,110 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { credentials, Metadata, type Client, type ServiceError } from '@grpc/grpc-js';
+import { Status } from '@titanbot/contracts/google/rpc/status';
+import { BadRequest, ErrorInfo } from '@titanbot/contracts/google/rpc/error_details';
+import { pino } from 'pino';
+import { inject } from 'vitest';
+import { loadWriteConfig } from '../../src/config.js';
+import { startWriteService, type WriteService } from '../../src/main.js';
+
+export interface Harness {
+  service: WriteService;
+  address: string;
+  adminToken: string;
+  readerToken: string;
+  dataDir: string;
+  /** Every log line the service wrote, as text. */
+  logs: string[];
+  /** A client of `Ctor` connected to the service. */
+  client<C extends Client>(Ctor: new (address: string, creds: ReturnType<typeof credentials.createInsecure>) => C): C;
+  stop(): Promise<void>;
+}
+
+/** Starts the real write service on 127.0.0.1:0 against the test database, file secret store. */
+export async function startHarness(env: Record<string, string> = {}): Promise<Harness> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'titanbot-write-'));
+  const adminToken = randomBytes(24).toString('base64url');
+  const readerToken = randomBytes(24).toString('base64url');
+  const config = loadWriteConfig({
+    DATABASE_URL: inject('databaseUrl'),
+    DATA_DIR: dataDir,
+    WRITE_GRPC_ADDR: '127.0.0.1:0',
+    ADMIN_TOKEN: adminToken,
+    READER_TOKEN: readerToken,
+    FEED_PROGRESS_INTERVAL: '200ms',
+    ...env,
+  });
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      logs.push(chunk.toString('utf8'));
+      done();
+    },
+  });
+  const service = await startWriteService(config, pino({ level: 'debug' }, sink));
+  const clients: Client[] = [];
+  return {
+    service,
+    address: service.address,
+    adminToken,
+    readerToken,
+    dataDir,
+    logs,
+    client(Ctor) {
+      const c = new Ctor(service.address, credentials.createInsecure());
+      clients.push(c);
+      return c;
+    },
+    async stop() {
+      for (const c of clients) c.close();
+      await service.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Metadata carrying `x-api-key`. */
+export function withKey(key: string | undefined): Metadata {
+  const md = new Metadata();
+  if (key !== undefined) md.set('x-api-key', key);
+  return md;
+}
+
+type UnaryMethod<Req, Res> = (req: Req, md: Metadata, cb: (err: ServiceError | null, res: Res) => void) => unknown;
+
+/** Promisified unary call: `await call(client, client.getDevice, { uuid }, key)`. */
+export function call<Req, Res>(client: Client, method: UnaryMethod<Req, Res>, req: Req, key: string | undefined): Promise<Res> {
+  return new Promise((resolve, reject) => method.call(client, req, withKey(key), (err, res) => (err ? reject(err) : resolve(res))));
+}
+
+/** The google.rpc details of a failed call: ErrorInfo reason and BadRequest field names. */
+export function errorDetails(err: ServiceError): { reason: string; fields: string[] } {
+  const bin = err.metadata.get('grpc-status-details-bin')[0];
+  if (!(bin instanceof Buffer)) return { reason: '', fields: [] };
+  const status = Status.decode(bin);
+  let reason = '';
+  const fields: string[] = [];
+  for (const any of status.details) {
+    if (any.typeUrl.endsWith('google.rpc.ErrorInfo')) reason = ErrorInfo.decode(any.value).reason;
+    if (any.typeUrl.endsWith('google.rpc.BadRequest')) fields.push(...BadRequest.decode(any.value).fieldViolations.map((v) => v.field));
+  }
+  return { reason, fields };
+}
+
+/** Resolves with the error of a call expected to fail (rejects if it succeeds). */
+export async function failure(promise: Promise<unknown>): Promise<ServiceError & { reason: string; fields: string[] }> {
+  try {
+    await promise;
+  } catch (err) {
+    const e = err as ServiceError;
+    return Object.assign(e, errorDetails(e));
+  }
+  throw new Error('expected the call to fail, but it succeeded');
+}
+
+/** A positive int32 unlikely to collide across test files sharing the database. */
+export const uniqueInt = (): number => 1 + Math.floor(Math.random() * 2_000_000_000);

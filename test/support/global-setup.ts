@@ -1,0 +1,48 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { pino } from 'pino';
+import type { TestProject } from 'vitest/node';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../services/write/src/db/embedded-postgres.js';
+import { initOrm, migrate } from '../../services/write/src/db/orm.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** A freshly created and migrated database for this test run. */
+    databaseUrl: string;
+  }
+}
+
+const TEST_DATABASE = 'titanbot_test';
+
+/**
+ * Uses the PostgreSQL server of DATABASE_URL when set (creating a fresh `titanbot_test` database
+ * on it, so the server's own databases are untouched), else starts an embedded PostgreSQL.
+ * Migrates once; suites share the database and use unique keys.
+ */
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  let embedded: EmbeddedDatabase | undefined;
+  let tempDir: string | undefined;
+  let serverUrl = process.env.DATABASE_URL;
+  if (!serverUrl) {
+    tempDir = await mkdtemp(path.join(os.tmpdir(), 'titanbot-pg-'));
+    embedded = await startEmbeddedPostgres(tempDir, 0, pino({ level: 'warn' }));
+    serverUrl = embedded.url;
+  }
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  await admin.query(`drop database if exists ${TEST_DATABASE} with (force)`);
+  await admin.query(`create database ${TEST_DATABASE}`);
+  await admin.end();
+  const url = new URL(serverUrl);
+  url.pathname = `/${TEST_DATABASE}`;
+  const orm = await initOrm(url.toString());
+  await migrate(orm);
+  await orm.close();
+  project.provide('databaseUrl', url.toString());
+  return async () => {
+    await embedded?.stop();
+    if (tempDir) await rm(tempDir, { recursive: true, force: true });
+  };
+}
