@@ -14,11 +14,13 @@ declare module 'vitest' {
   }
 }
 
-const TEST_DATABASE = 'titanbot_test';
+// One database per run, so runs on one server (a developer's and CI's, or parallel helpers) never collide.
+const TEST_DATABASE = `titanbot_test_${process.pid}`;
 
 /**
- * Uses the PostgreSQL server of DATABASE_URL when set (creating a fresh `titanbot_test` database
- * on it, so the server's own databases are untouched), else starts an embedded PostgreSQL.
+ * Uses the PostgreSQL server of DATABASE_URL when set (creating a fresh database for this run and
+ * dropping it afterwards, so the server's own databases are untouched), else starts an embedded
+ * PostgreSQL.
  * Migrates once; suites share the database and use unique keys.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
@@ -34,7 +36,6 @@ export default async function setup(project: TestProject): Promise<() => Promise
   await admin.connect();
   await admin.query(`drop database if exists ${TEST_DATABASE} with (force)`);
   await admin.query(`create database ${TEST_DATABASE}`);
-  await admin.end();
   const url = new URL(serverUrl);
   url.pathname = `/${TEST_DATABASE}`;
   const orm = await initOrm(url.toString());
@@ -42,6 +43,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   await orm.close();
   project.provide('databaseUrl', url.toString());
   return async () => {
+    await admin.query(`drop database if exists ${TEST_DATABASE} with (force)`);
+    await admin.end();
     await embedded?.stop();
     if (tempDir) await rm(tempDir, { recursive: true, force: true });
   };

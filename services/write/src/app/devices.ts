@@ -1,4 +1,4 @@
-import { utils } from 'ssh2';
+import ssh2 from 'ssh2';
 import { pgArray } from '../db/sql.js';
 import { Account } from '../domain/account.js';
 import { Device, type DeviceSettings } from '../domain/device.js';
@@ -196,6 +196,6 @@ async function smallestFreePort(ctx: UseCaseContext): Promise<number> {
 
 /** ed25519 in OpenSSH text form, comment `titanbot<physical_id>`, via ssh2. */
 function generateKeys(physicalId: number): SshKeyPair {
-  const pair = utils.generateKeyPairSync('ed25519', { comment: sshComment(physicalId) });
+  const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: sshComment(physicalId) });
   return { publicKey: pair.public.trim(), privateKey: pair.private };
 }

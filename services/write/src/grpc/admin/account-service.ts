@@ -19,11 +19,17 @@ const gender = enumMap(
 
 type AccountPatch = Partial<AccountFields> & { logicalId?: number };
 
+/**
+ * An unset birth_date or an unset/unknown gender reaches the domain as '' (which it rejects), so
+ * one INVALID_ARGUMENT names every bad field at once instead of only the first one translated.
+ */
+const INVALID_IN_DOMAIN = '' as AccountFields['gender'];
+
 const ACCOUNT_FIELDS: Record<string, (a: AccountMessage) => AccountPatch> = {
   first_name: (a) => ({ firstName: a.firstName }),
   last_name: (a) => ({ lastName: a.lastName }),
-  birth_date: (a) => ({ birthDate: timestampToDate(a.birthDate, 'account.birth_date') }),
-  gender: (a) => ({ gender: gender.domain(a.gender) }),
+  birth_date: (a) => ({ birthDate: a.birthDate ? timestampToDate(a.birthDate, 'account.birth_date') : '' }),
+  gender: (a) => ({ gender: gender.domain(a.gender, INVALID_IN_DOMAIN) }),
   google_login: (a) => ({ googleLogin: a.googleLogin }),
   google_password: (a) => ({ googlePassword: a.googlePassword }),
   is_empire_sleeping: (a) => ({ isEmpireSleeping: a.isEmpireSleeping }),

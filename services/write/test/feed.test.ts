@@ -1,0 +1,510 @@
+import { performance } from 'node:perf_hooks';
+import { status, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
+import {
+  CreateDeviceRequest,
+  DeviceServiceClient,
+} from '@titanbot/contracts/titanbot/admin/v1/device_service';
+import {
+  DaemonTokenServiceClient,
+  IssueDaemonTokenRequest,
+} from '@titanbot/contracts/titanbot/admin/v1/daemon_token_service';
+import {
+  CreateEmpireDateRequest,
+  EmpireDateServiceClient,
+} from '@titanbot/contracts/titanbot/admin/v1/empire_date_service';
+import {
+  CreateHabitRequest,
+  HabitServiceClient,
+  ShapeType,
+  UpdateHabitRequest,
+} from '@titanbot/contracts/titanbot/admin/v1/habit_service';
+import {
+  CreateLegionRequest,
+  LegionServiceClient,
+  UpdateLegionRequest,
+} from '@titanbot/contracts/titanbot/admin/v1/legion_service';
+import {
+  ChangeFeedServiceClient,
+  Operation,
+  SnapshotRequest,
+  SubscribeRequest,
+  type ChangeEvent,
+  type SnapshotResponse,
+  type SubscribeResponse,
+} from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { FED_TABLES, pruneFeed } from '../src/db/feed-store.js';
+import { initOrm } from '../src/db/orm.js';
+import { call, errorDetails, startHarness, uniqueInt, withKey, type Harness } from './support/harness.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Primary key columns of every fed table (default: uuid). */
+const PRIMARY_KEYS: Record<string, string[]> = {
+  sshes: ['device_uuid'],
+  device_accounts: ['device_uuid', 'account_uuid'],
+  habit_pixels: ['habit_uuid', 'pixel_uuid'],
+  habit_shapes: ['habit_uuid', 'shape_uuid'],
+};
+const TOKEN_COLUMNS = ['uuid', 'device_uuid', 'token_hash', 'expire_time', 'revoke_time'];
+const keyOf = (table: string, row: Record<string, unknown>): string =>
+  (PRIMARY_KEYS[table] ?? ['uuid']).map((c) => String(row[c])).join('|');
+
+/** A Subscribe stream that records everything it receives until cancelled. */
+class Subscription {
+  readonly events: ChangeEvent[] = [];
+  readonly progress: { at: number; head: number }[] = [];
+  readonly epochs = new Set<string>();
+  /** performance.now() when each event arrived, by revision. */
+  readonly arrivedAt = new Map<number, number>();
+  error: ServiceError | undefined;
+  ended = false;
+  private recording = true;
+  private readonly stream: ClientReadableStream<SubscribeResponse>;
+
+  constructor(client: ChangeFeedServiceClient, key: string, req: { afterRevision?: number; epoch?: string }) {
+    this.stream = client.subscribe(SubscribeRequest.fromPartial(req), withKey(key));
+    this.stream.on('data', (m: SubscribeResponse) => {
+      if (!this.recording) return;
+      this.epochs.add(m.epoch);
+      if (m.kind?.$case === 'batch') {
+        for (const e of m.kind.value.events) {
+          this.events.push(e);
+          this.arrivedAt.set(e.revision, performance.now());
+        }
+      } else if (m.kind?.$case === 'progress') {
+        this.progress.push({ at: performance.now(), head: m.kind.value.headRevision });
+      }
+    });
+    this.stream.on('error', (err: ServiceError) => {
+      if (this.recording) this.error = err;
+    });
+    this.stream.on('end', () => (this.ended = true));
+  }
+
+  get lastRevision(): number | undefined {
+    return this.events.at(-1)?.revision;
+  }
+
+  /** Resolves once `pred` holds; rejects on a stream error or after `timeoutMs`. */
+  async until(pred: () => boolean, timeoutMs: number, what: string): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (!pred()) {
+      if (this.error) throw new Error(`stream failed while waiting for ${what}: ${this.error.message}`);
+      if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+      await sleep(5);
+    }
+  }
+
+  /** Resolves with the stream's error (rejects if none within `timeoutMs`). */
+  async failure(timeoutMs = 5_000): Promise<ServiceError & { reason: string }> {
+    const deadline = performance.now() + timeoutMs;
+    while (!this.error) {
+      if (this.ended) throw new Error('stream ended without an error');
+      if (performance.now() > deadline) throw new Error('stream did not fail');
+      await sleep(5);
+    }
+    return Object.assign(this.error, { reason: errorDetails(this.error).reason });
+  }
+
+  /** Caught up: a progress message at or beyond `head` (progress follows the history). */
+  caughtUp(head: number, timeoutMs = 10_000): Promise<void> {
+    return this.until(() => this.progress.some((p) => p.head >= head), timeoutMs, `progress >= ${head}`);
+  }
+
+  cancel(): void {
+    this.recording = false;
+    this.stream.cancel();
+  }
+}
+
+describe('change feed', () => {
+  let h: Harness;
+  let db: pg.Client;
+  let feed: ChangeFeedServiceClient;
+  let legions: LegionServiceClient;
+  let habits: HabitServiceClient;
+  let empireDates: EmpireDateServiceClient;
+  let devices: DeviceServiceClient;
+  let tokens: DaemonTokenServiceClient;
+  const open: Subscription[] = [];
+
+  const head = async (): Promise<number> =>
+    Number((await db.query<{ head_revision: string }>('select head_revision from feed_state')).rows[0]!.head_revision);
+  const epoch = async (): Promise<string> => (await db.query<{ epoch: string }>('select epoch from feed_state')).rows[0]!.epoch;
+  const subscribe = (req: { afterRevision?: number; epoch?: string }, client = feed, key = h.readerToken): Subscription => {
+    const s = new Subscription(client, key, req);
+    open.push(s);
+    return s;
+  };
+  const createLegion = (title: string) =>
+    call(legions, legions.createLegion, CreateLegionRequest.fromPartial({ legion: { title } }), h.adminToken);
+
+  beforeAll(async () => {
+    h = await startHarness();
+    db = new pg.Client({ connectionString: inject('databaseUrl') });
+    await db.connect();
+    feed = h.client(ChangeFeedServiceClient);
+    legions = h.client(LegionServiceClient);
+    habits = h.client(HabitServiceClient);
+    empireDates = h.client(EmpireDateServiceClient);
+    devices = h.client(DeviceServiceClient);
+    tokens = h.client(DaemonTokenServiceClient);
+  });
+  afterAll(async () => {
+    for (const s of open) s.cancel();
+    if (process.env.DUMP_LOGS) console.log(h.logs.filter((l) => l.includes('"level":50')).join(''));
+    await db?.end();
+    await h?.stop();
+  });
+
+  it('delivers every revision exactly once, gapless and in order, to a live subscriber while 8 writers commit concurrently', async () => {
+    const head0 = await head();
+    const sub = subscribe({ afterRevision: head0, epoch: await epoch() });
+    const stopAt = performance.now() + 3_000;
+    const created = new Set<string>();
+    let calls = 0;
+    const writer = async (w: number): Promise<void> => {
+      for (let i = 0; performance.now() < stopAt; i++) {
+        const legion = await createLegion(`feed-w${w}-${i}`);
+        created.add(legion.uuid);
+        await call(
+          legions,
+          legions.updateLegion,
+          UpdateLegionRequest.fromPartial({
+            legion: { uuid: legion.uuid, title: `feed-w${w}-${i}-renamed`, payDayOfMonth: 1 + (i % 28) },
+            updateMask: ['title', 'pay_day_of_month'],
+          }),
+          h.adminToken,
+        );
+        if (i % 3 === 2) await call(legions, legions.deleteLegion, { uuid: legion.uuid }, h.adminToken);
+        if (i % 2 === 0) {
+          const days = 40_000 + Math.floor(Math.random() * 300_000);
+          const date = new Date(Date.UTC(2000, 0, 1) + days * 86_400_000);
+          const ed = await call(empireDates, empireDates.createEmpireDate, CreateEmpireDateRequest.fromPartial({ empireDate: { date } }), h.adminToken);
+          await call(empireDates, empireDates.deleteEmpireDate, { uuid: ed.uuid }, h.adminToken);
+        } else {
+          const habit = await call(
+            habits,
+            habits.createHabit,
+            CreateHabitRequest.fromPartial({
+              habit: {
+                comment: `feed-w${w}-${i}`,
+                pixels: [{ x: 1 + (uniqueInt() % 5000), y: 1 + w, rgbHex: 'a1b2c3', deviation: i % 4 }],
+                shapes: [{ type: ShapeType.SHAPE_TYPE_CIRCLE, x: uniqueInt() % 5000, y: w, width: 3, height: 3, size: 1, rgbHex: '00FF00' }],
+              },
+            }),
+            h.adminToken,
+          );
+          await call(habits, habits.deleteHabit, { uuid: habit.uuid }, h.adminToken);
+        }
+        calls++;
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, (_, w) => writer(w)));
+    const final = await head();
+    await sub.caughtUp(final);
+
+    const revisions = sub.events.map((e) => e.revision).filter((r) => r <= final);
+    expect(calls).toBeGreaterThan(8);
+    expect(final - head0).toBeGreaterThan(100);
+    expect(revisions).toEqual(Array.from({ length: final - head0 }, (_, i) => head0 + 1 + i));
+    // Strictly increasing over everything received (including events after `final` from elsewhere).
+    const all = sub.events.map((e) => e.revision);
+    expect(all.every((r, i) => i === 0 || r === all[i - 1]! + 1)).toBe(true);
+    expect([...sub.epochs]).toEqual([await epoch()]);
+    expect(sub.events.every((e) => e.commitTime instanceof Date && e.operation !== Operation.OPERATION_UNSPECIFIED)).toBe(true);
+
+    // Content: the last event of each legion equals its row (or its absence) in PostgreSQL.
+    const last = new Map<string, ChangeEvent>();
+    for (const e of sub.events) if (e.table === 'legions' && created.has(String(e.row!['uuid']))) last.set(String(e.row!['uuid']), e);
+    expect(last.size).toBe(created.size);
+    const rows = await db.query<{ doc: Record<string, unknown> }>('select to_jsonb(t) as doc from legions t where uuid = any($1::uuid[])', [
+      [...created],
+    ]);
+    const inDb = new Map(rows.rows.map((r) => [String(r.doc['uuid']), r.doc]));
+    let deletes = 0;
+    for (const [uuid, e] of last) {
+      if (e.operation === Operation.OPERATION_DELETE) {
+        deletes++;
+        expect(inDb.has(uuid)).toBe(false);
+      } else {
+        expect(e.operation).toBe(Operation.OPERATION_UPSERT);
+        expect(e.row).toEqual(inDb.get(uuid));
+        expect(String(e.row!['title'])).toMatch(/-renamed$/);
+      }
+    }
+    expect(deletes).toBeGreaterThan(0);
+    expect(inDb.size).toBe(created.size - deletes);
+  }, 60_000);
+
+  it('resumes after a cancelled stream from the last received revision and epoch with no gap and no duplicate', async () => {
+    const head0 = await head();
+    const ep = await epoch();
+    let writing = true;
+    const writes = (async () => {
+      for (let i = 0; writing || i < 20; i++) await createLegion(`feed-reconnect-${i}`);
+    })();
+    const first = subscribe({ afterRevision: head0, epoch: ep });
+    await first.until(() => first.events.length >= 10, 10_000, '10 events');
+    first.cancel();
+    const received = [...first.events];
+    const resumeAt = received.at(-1)!.revision;
+    await sleep(100); // more commits while disconnected
+    const second = subscribe({ afterRevision: resumeAt, epoch: ep });
+    await second.until(() => second.events.length >= 10, 10_000, '10 more events');
+    writing = false;
+    await writes;
+    const final = await head();
+    await second.caughtUp(final);
+
+    expect([...second.epochs]).toEqual([ep]);
+    expect(second.events[0]!.revision).toBe(resumeAt + 1);
+    const revisions = [...received, ...second.events].map((e) => e.revision).filter((r) => r <= final);
+    expect(revisions).toEqual(Array.from({ length: final - head0 }, (_, i) => head0 + 1 + i));
+  }, 30_000);
+
+  it('reproduces every fed table exactly from a Snapshot plus the events after its revision', async () => {
+    // Make sure every kind of row exists: device with ssh, account binding, habit with pixels and shapes, token.
+    const device = await call(devices, devices.createDevice, CreateDeviceRequest.fromPartial({ device: { physicalId: uniqueInt() } }), h.adminToken);
+    await call(tokens, tokens.issueDaemonToken, IssueDaemonTokenRequest.fromPartial({ deviceUuid: device.uuid }), h.adminToken);
+    const habit = await call(
+      habits,
+      habits.createHabit,
+      CreateHabitRequest.fromPartial({
+        habit: {
+          comment: 'snapshot',
+          pixels: [{ x: 7, y: 8, rgbHex: 'ABCDEF', deviation: 2 }],
+          shapes: [{ type: ShapeType.SHAPE_TYPE_RECTANGLE, x: 1, y: 2, width: 3, height: 4, size: 5, rgbHex: '123456' }],
+        },
+      }),
+      h.adminToken,
+    );
+
+    const snap = feed.snapshot(SnapshotRequest.fromPartial({}), withKey(h.readerToken));
+    let header: { epoch: string; revision: number; tables: string[] } | undefined;
+    const state = new Map<string, Map<string, Record<string, unknown>>>();
+    await new Promise<void>((resolve, reject) => {
+      snap.on('data', (m: SnapshotResponse) => {
+        if (m.kind?.$case === 'header') {
+          expect(header).toBeUndefined();
+          header = m.kind.value;
+          for (const t of header.tables) state.set(t, new Map());
+        } else if (m.kind?.$case === 'rows') {
+          const rows = state.get(m.kind.value.table)!;
+          for (const r of m.kind.value.rows) rows.set(keyOf(m.kind.value.table, r), r);
+        }
+      });
+      snap.on('error', reject);
+      snap.on('end', resolve);
+    });
+    expect(header).toBeDefined();
+    expect(header!.tables).toEqual([...FED_TABLES]);
+    expect(header!.epoch).toBe(await epoch());
+
+    // More changes after the snapshot: updates, deletes, new rows in several tables.
+    const legion = await createLegion('feed-after-snapshot');
+    await call(legions, legions.updateLegion, UpdateLegionRequest.fromPartial({ legion: { uuid: legion.uuid, extTitle: 'x' }, updateMask: ['ext_title'] }), h.adminToken);
+    await call(
+      habits,
+      habits.updateHabit,
+      UpdateHabitRequest.fromPartial({
+        habit: { uuid: habit.uuid, pixels: [{ x: 9, y: 9, rgbHex: '0000FF', deviation: 0 }], priority: 3 },
+        updateMask: ['pixels', 'priority'],
+      }),
+      h.adminToken,
+    );
+    const gone = await createLegion('feed-deleted-after-snapshot');
+    await call(legions, legions.deleteLegion, { uuid: gone.uuid }, h.adminToken);
+    await call(tokens, tokens.issueDaemonToken, IssueDaemonTokenRequest.fromPartial({ deviceUuid: device.uuid }), h.adminToken);
+
+    // Read the tables and the head in one snapshot, so concurrent writers elsewhere cannot skew it.
+    const expected = new Map<string, Map<string, Record<string, unknown>>>();
+    let target: number;
+    await db.query('begin isolation level repeatable read read only');
+    try {
+      target = Number((await db.query<{ head_revision: string }>('select head_revision from feed_state')).rows[0]!.head_revision);
+      for (const table of FED_TABLES) {
+        const project =
+          table === 'daemon_tokens' ? `jsonb_build_object(${TOKEN_COLUMNS.map((c) => `'${c}', t.${c}`).join(', ')})` : 'to_jsonb(t)';
+        const { rows } = await db.query<{ doc: Record<string, unknown> }>(`select ${project} as doc from ${table} t`);
+        expected.set(table, new Map(rows.map((r) => [keyOf(table, r.doc), r.doc])));
+      }
+    } finally {
+      await db.query('commit');
+    }
+    expect(target).toBeGreaterThan(header!.revision);
+
+    const sub = subscribe({ afterRevision: header!.revision, epoch: header!.epoch });
+    await sub.caughtUp(target);
+    const events = sub.events.filter((e) => e.revision <= target);
+    expect(events.map((e) => e.revision)).toEqual(Array.from({ length: target - header!.revision }, (_, i) => header!.revision + 1 + i));
+    for (const e of events) {
+      const rows = state.get(e.table);
+      expect(rows, `table ${e.table} is in the snapshot`).toBeDefined();
+      const k = keyOf(e.table, e.row!);
+      if (e.operation === Operation.OPERATION_DELETE) rows!.delete(k);
+      else rows!.set(k, e.row!);
+    }
+    for (const table of FED_TABLES) {
+      const got = [...state.get(table)!.entries()].sort(([a], [b]) => a.localeCompare(b));
+      const want = [...expected.get(table)!.entries()].sort(([a], [b]) => a.localeCompare(b));
+      expect(got, `table ${table}`).toEqual(want);
+    }
+    expect(expected.get('legions')!.has(legion.uuid)).toBe(true);
+    expect(state.get('legions')!.get(legion.uuid)!['ext_title']).toBe('x');
+    expect(state.get('legions')!.has(gone.uuid)).toBe(false);
+    expect(state.get('habit_pixels')!.size).toBeGreaterThan(0);
+    expect(state.get('habit_shapes')!.size).toBeGreaterThan(0);
+    expect(state.get('sshes')!.size + state.get('daemon_tokens')!.size).toBeGreaterThan(0);
+  }, 30_000);
+
+  it('sends periodic progress with the head revision on an idle stream', async () => {
+    const head0 = await head();
+    const sub = subscribe({ afterRevision: head0 });
+    const t0 = performance.now();
+    await sub.until(() => sub.progress.length >= 3, 3_000, '3 progress messages');
+    // The first progress follows the (empty) history at once; then about every 200 ms.
+    expect(sub.progress[0]!.at - t0).toBeLessThan(500);
+    const gaps = sub.progress.slice(1).map((p, i) => p.at - sub.progress[i]!.at);
+    for (const g of gaps) {
+      expect(g).toBeGreaterThan(100);
+      expect(g).toBeLessThan(1_000);
+    }
+    // Each progress carries the head as of that moment: never behind what the stream delivered.
+    const nowHead = await head();
+    for (const p of sub.progress) {
+      expect(p.head).toBeGreaterThanOrEqual(head0);
+      expect(p.head).toBeLessThanOrEqual(nowHead);
+    }
+    expect(sub.progress.at(-1)!.head).toBe(sub.lastRevision ?? head0);
+  });
+
+  it('wakes an idle subscriber through LISTEN/NOTIFY: a committed change arrives within 1 s even with a 10 s progress interval', async () => {
+    const slow = await startHarness({ FEED_PROGRESS_INTERVAL: '10s' });
+    try {
+      const client = slow.client(ChangeFeedServiceClient);
+      const head0 = await head();
+      const sub = subscribe({ afterRevision: head0 }, client, slow.readerToken);
+      await sub.caughtUp(head0, 3_000);
+      await sleep(300); // idle: the server is now waiting for a notification (or 10 s)
+      for (let i = 0; i < 3; i++) {
+        const committedAt = performance.now();
+        const legion = await createLegion(`feed-wakeup-${i}`);
+        await sub.until(
+          () => sub.events.some((e) => e.table === 'legions' && e.row!['uuid'] === legion.uuid),
+          1_000,
+          'the new legion on the feed',
+        );
+        const ev = sub.events.find((e) => e.table === 'legions' && e.row!['uuid'] === legion.uuid)!;
+        expect(sub.arrivedAt.get(ev.revision)! - committedAt).toBeLessThan(1_000);
+        await sleep(200);
+      }
+      sub.cancel();
+    } finally {
+      await slow.stop();
+    }
+  }, 30_000);
+
+  it('publishes daemon tokens with only uuid, device_uuid, token_hash, expire_time, revoke_time, including revocation and rotation grace', async () => {
+    const head0 = await head();
+    const sub = subscribe({ afterRevision: head0 });
+    const device = await call(devices, devices.createDevice, CreateDeviceRequest.fromPartial({ device: { physicalId: uniqueInt() } }), h.adminToken);
+    const issued = await call(tokens, tokens.issueDaemonToken, IssueDaemonTokenRequest.fromPartial({ deviceUuid: device.uuid }), h.adminToken);
+    expect(issued.token.startsWith('tbd_')).toBe(true);
+    const toRevoke = issued.daemonToken!.uuid;
+    await call(tokens, tokens.revokeDaemonToken, { uuid: toRevoke }, h.adminToken);
+
+    const second = await call(tokens, tokens.issueDaemonToken, IssueDaemonTokenRequest.fromPartial({ deviceUuid: device.uuid }), h.adminToken);
+    const rotateStart = Date.now();
+    const rotated = await call(feed, feed.rotateDaemonToken, { token: second.token }, h.readerToken);
+    const rotateEnd = Date.now();
+    expect(rotated.token.startsWith('tbd_')).toBe(true);
+    expect(rotated.token).not.toBe(second.token);
+    expect(rotated.deviceUuid).toBe(device.uuid);
+    expect(rotated.uuid).not.toBe(second.daemonToken!.uuid);
+
+    const final = await head();
+    await sub.caughtUp(final);
+    const tokenEvents = sub.events.filter((e) => e.table === 'daemon_tokens' && e.revision <= final);
+    const mine = (uuid: string): ChangeEvent[] => tokenEvents.filter((e) => e.row!['uuid'] === uuid);
+    for (const e of tokenEvents) expect(Object.keys(e.row!).sort()).toEqual([...TOKEN_COLUMNS].sort());
+    // No plaintext token anywhere on the feed.
+    for (const e of sub.events) expect(JSON.stringify(e.row)).not.toContain('tbd_');
+    for (const plaintext of [issued.token, second.token, rotated.token]) {
+      expect(JSON.stringify(sub.events.map((e) => e.row))).not.toContain(plaintext.slice(4));
+    }
+
+    // Issue, then revoke: the last event of the revoked token carries revoke_time.
+    const revokedEvents = mine(toRevoke);
+    expect(revokedEvents.length).toBeGreaterThanOrEqual(2);
+    expect(revokedEvents[0]!.row!['revoke_time']).toBeNull();
+    expect(revokedEvents.at(-1)!.operation).toBe(Operation.OPERATION_UPSERT);
+    expect(revokedEvents.at(-1)!.row!['revoke_time']).toEqual(expect.any(String));
+
+    // Rotation: the successor appears; the old token's expiry shrinks to about now + 10 min.
+    const successor = mine(rotated.uuid);
+    expect(successor).toHaveLength(1);
+    expect(successor[0]!.row!['device_uuid']).toBe(device.uuid);
+    expect(Date.parse(String(successor[0]!.row!['expire_time']))).toBe(rotated.expireTime!.getTime());
+    const old = mine(second.daemonToken!.uuid);
+    const originalExpiry = Date.parse(String(old[0]!.row!['expire_time']));
+    expect(originalExpiry).toBe(second.daemonToken!.expireTime!.getTime());
+    const shortened = Date.parse(String(old.at(-1)!.row!['expire_time']));
+    expect(shortened).toBeLessThan(originalExpiry);
+    expect(shortened).toBeGreaterThanOrEqual(rotateStart + 600_000 - 2_000);
+    expect(shortened).toBeLessThanOrEqual(rotateEnd + 600_000 + 2_000);
+    expect(shortened).toBe(rotated.previousExpireTime!.getTime());
+    expect(old.at(-1)!.row!['revoke_time']).toBeNull();
+
+    // The rotated token cannot be rotated again; a revoked one cannot be rotated.
+    for (const token of [second.token, issued.token]) {
+      const err = await call(feed, feed.rotateDaemonToken, { token }, h.readerToken).then(
+        () => undefined,
+        (e: ServiceError) => e,
+      );
+      expect(err?.code).toBe(status.UNAUTHENTICATED);
+    }
+  }, 30_000);
+
+  // Last: pruning empties the retained history for every later subscriber in this file.
+  it('fails with FAILED_PRECONDITION RESYNC_REQUIRED behind the retention floor, ahead of the head, or on a foreign epoch', async () => {
+    // Some history to prune.
+    await createLegion('feed-before-prune');
+    const orm = await initOrm(inject('databaseUrl'), 2);
+    let pruned: number;
+    try {
+      pruned = await pruneFeed(orm.em.fork(), new Date(Date.now() + 1_000));
+    } finally {
+      await orm.close(true);
+    }
+    expect(pruned).toBeGreaterThan(0);
+    const { rows } = await db.query<{ retained_from: string; head_revision: string; epoch: string }>(
+      'select retained_from, head_revision, epoch from feed_state',
+    );
+    const floor = Number(rows[0]!.retained_from);
+    const head1 = Number(rows[0]!.head_revision);
+    const ep = rows[0]!.epoch;
+    expect(floor).toBeGreaterThan(1);
+
+    for (const req of [
+      { afterRevision: 0 },
+      { afterRevision: floor - 2, epoch: ep },
+      { afterRevision: head1 + 1_000_000, epoch: ep }, // ahead of the head
+      { afterRevision: floor - 1, epoch: '00000000-0000-4000-8000-000000000000' }, // foreign epoch
+    ]) {
+      const err = await subscribe(req).failure();
+      expect(err.code, JSON.stringify(req)).toBe(status.FAILED_PRECONDITION);
+      expect(err.reason, JSON.stringify(req)).toBe('RESYNC_REQUIRED');
+    }
+
+    // Exactly at the floor is still fine: nothing was lost after it.
+    const ok = subscribe({ afterRevision: floor - 1, epoch: ep });
+    await ok.caughtUp(floor - 1);
+    const legion = await createLegion('feed-after-prune');
+    await ok.until(() => ok.events.some((e) => e.row!['uuid'] === legion.uuid), 5_000, 'the post-prune legion');
+    expect(ok.events[0]!.revision).toBe(floor);
+    expect(ok.error).toBeUndefined();
+  }, 30_000);
+});
