@@ -198,7 +198,7 @@ export interface IngestLogsRequest {
 
 /** Response for IngestLogs. */
 export interface IngestLogsResponse {
-  /** Lines stored by this call (0 on a replayed request_id). */
+  /** Lines stored for this request_id (a replay answers what the first call stored). */
   acceptedCount: number;
 }
 
