@@ -60,7 +60,8 @@ export async function listLogs(ctx: UseCaseContext, q: LogQuery): Promise<Page<L
   if (q.startTime) where.push('log_time >= ?') && params.push(q.startTime);
   if (q.endTime) where.push('log_time < ?') && params.push(q.endTime);
   if (after) where.push('(log_time, id) > (?, ?)') && params.push(after.logTime, after.id);
-  const rows: { id: string; device_uuid: string; line: string; log_time: Date; receive_time: Date }[] = await ctx.em.execute(
+  // Raw queries return timestamptz as text (MikroORM's driver settings).
+  const rows: { id: string; device_uuid: string; line: string; log_time: string; receive_time: string }[] = await ctx.em.execute(
     `select id, device_uuid, line, log_time, receive_time from log_entries
       ${where.length ? `where ${where.join(' and ')}` : ''} order by log_time, id limit ?`,
     [...params, size + 1],
@@ -69,8 +70,8 @@ export async function listLogs(ctx: UseCaseContext, q: LogQuery): Promise<Page<L
     id: Number(r.id),
     deviceUuid: r.device_uuid,
     line: r.line,
-    logTime: r.log_time,
-    receiveTime: r.receive_time,
+    logTime: new Date(r.log_time),
+    receiveTime: new Date(r.receive_time),
   }));
   const last = items[items.length - 1];
   return {

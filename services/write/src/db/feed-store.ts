@@ -53,7 +53,8 @@ export async function readFeedState(em: Em): Promise<FeedState> {
 
 /** Up to `limit` events with revision > `after`, in revision order. */
 export async function readEvents(em: Em, after: number, limit: number): Promise<StoredEvent[]> {
-  const rows: { revision: string; table_name: string; operation: 'upsert' | 'delete'; row: Record<string, unknown>; commit_time: Date }[] =
+  // Raw queries return timestamptz as text (MikroORM's driver settings); converted here.
+  const rows: { revision: string; table_name: string; operation: 'upsert' | 'delete'; row: Record<string, unknown>; commit_time: string }[] =
     await em.execute(
       'select revision, table_name, operation, row, commit_time from feed_events where revision > ? order by revision limit ?',
       [after, limit],
@@ -63,7 +64,7 @@ export async function readEvents(em: Em, after: number, limit: number): Promise<
     table: r.table_name,
     operation: r.operation,
     row: r.row,
-    commitTime: r.commit_time,
+    commitTime: new Date(r.commit_time),
   }));
 }
 
