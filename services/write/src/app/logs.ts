@@ -53,18 +53,17 @@ export async function listLogs(ctx: UseCaseContext, q: LogQuery): Promise<Page<L
   const size = pageSize(q.pageSize);
   const after = decodeLogToken(q.pageToken);
   if (q.startTime && q.endTime && q.startTime >= q.endTime) throw invalid('end_time', 'must be after start_time');
-  const where: string[] = [];
-  const params: unknown[] = [];
-  if (q.contains) where.push('strpos(line, ?) > 0') && params.push(q.contains);
-  if (q.deviceUuid !== undefined) where.push('device_uuid = ?') && params.push(requireUuid('device_uuid', q.deviceUuid));
-  if (q.startTime) where.push('log_time >= ?') && params.push(q.startTime);
-  if (q.endTime) where.push('log_time < ?') && params.push(q.endTime);
-  if (after) where.push('(log_time, id) > (?, ?)') && params.push(after.logTime, after.id);
+  const filter = new Filter()
+    .add(q.contains !== '', 'strpos(line, ?) > 0', q.contains)
+    .add(q.deviceUuid !== undefined, 'device_uuid = ?', () => requireUuid('device_uuid', q.deviceUuid))
+    .add(q.startTime !== undefined, 'log_time >= ?', q.startTime)
+    .add(q.endTime !== undefined, 'log_time < ?', q.endTime)
+    .add(after !== undefined, '(log_time, id) > (?, ?)', after?.logTime, after?.id);
   // Raw queries return timestamptz as text (MikroORM's driver settings).
   const rows: { id: string; device_uuid: string; line: string; log_time: string; receive_time: string }[] = await ctx.em.execute(
     `select id, device_uuid, line, log_time, receive_time from log_entries
-      ${where.length ? `where ${where.join(' and ')}` : ''} order by log_time, id limit ?`,
-    [...params, size + 1],
+      ${filter.sql()} order by log_time, id limit ?`,
+    [...filter.params, size + 1],
   );
   const items = rows.slice(0, size).map((r) => ({
     id: Number(r.id),
@@ -82,14 +81,13 @@ export async function listLogs(ctx: UseCaseContext, q: LogQuery): Promise<Page<L
 
 /** ClearLogs: deletes matching lines (all when no filter); returns how many. */
 export async function clearLogs(ctx: UseCaseContext, filter: { deviceUuid?: string; endTime?: Date }): Promise<number> {
-  const where: string[] = [];
-  const params: unknown[] = [];
-  if (filter.deviceUuid !== undefined) where.push('device_uuid = ?') && params.push(requireUuid('device_uuid', filter.deviceUuid));
-  if (filter.endTime) where.push('log_time < ?') && params.push(filter.endTime);
+  const where = new Filter()
+    .add(filter.deviceUuid !== undefined, 'device_uuid = ?', () => requireUuid('device_uuid', filter.deviceUuid))
+    .add(filter.endTime !== undefined, 'log_time < ?', filter.endTime);
   const rows: { n: string }[] = await ctx.em.execute(
-    `with gone as (delete from log_entries ${where.length ? `where ${where.join(' and ')}` : ''} returning 1)
+    `with gone as (delete from log_entries ${where.sql()} returning 1)
      select count(*) as n from gone`,
-    params,
+    where.params,
   );
   return Number(rows[0]?.n ?? 0);
 }
@@ -100,4 +98,22 @@ function decodeLogToken(token: string): { logTime: Date; id: number } | undefine
   const logTime = new Date(time ?? '');
   if (Number.isNaN(logTime.getTime()) || !/^\d+$/.test(id ?? '')) throw invalid('page_token', 'is not a token this list returned');
   return { logTime, id: Number(id) };
+}
+
+/** A WHERE clause built from optional conditions, with their bindings in order. */
+class Filter {
+  private readonly conditions: string[] = [];
+  readonly params: unknown[] = [];
+
+  /** Adds `condition` when `when`; a function param is evaluated only then (it may validate). */
+  add(when: boolean, condition: string, ...params: unknown[]): this {
+    if (!when) return this;
+    this.conditions.push(condition);
+    this.params.push(...params.map((p) => (typeof p === 'function' ? (p as () => unknown)() : p)));
+    return this;
+  }
+
+  sql(): string {
+    return this.conditions.length ? `where ${this.conditions.join(' and ')}` : '';
+  }
 }
