@@ -246,16 +246,23 @@ describe('change feed', () => {
     const writes = (async () => {
       for (let i = 0; writing || i < 20; i++) await createLegion(`feed-reconnect-${i}`);
     })();
-    const first = subscribe({ afterRevision: head0, epoch: ep });
-    await first.until(() => first.events.length >= 10, 10_000, '10 events');
-    first.cancel();
-    const received = [...first.events];
-    const resumeAt = received.at(-1)!.revision;
-    await sleep(100); // more commits while disconnected
-    const second = subscribe({ afterRevision: resumeAt, epoch: ep });
-    await second.until(() => second.events.length >= 10, 10_000, '10 more events');
-    writing = false;
-    await writes;
+    let received: ChangeEvent[] = [];
+    let resumeAt = 0;
+    let second!: Subscription;
+    try {
+      const first = subscribe({ afterRevision: head0, epoch: ep });
+      await first.until(() => first.events.length >= 10, 10_000, '10 events');
+      first.cancel();
+      received = [...first.events];
+      resumeAt = received.at(-1)!.revision;
+      await sleep(100); // more commits while disconnected
+      second = subscribe({ afterRevision: resumeAt, epoch: ep });
+      await second.until(() => second.events.length >= 10, 10_000, '10 more events');
+    } finally {
+      // Stop the writer even when a stream failed, so it never outlives the test.
+      writing = false;
+      await writes;
+    }
     const final = await head();
     await second.caughtUp(final);
 

@@ -59,9 +59,9 @@ export async function listLogs(ctx: UseCaseContext, q: LogQuery): Promise<Page<L
     .add(q.startTime !== undefined, 'log_time >= ?', q.startTime)
     .add(q.endTime !== undefined, 'log_time < ?', q.endTime)
     .add(after !== undefined, '(log_time, id) > (?, ?)', after?.logTime, after?.id);
-  // Raw queries return timestamptz as text (MikroORM's driver settings).
+  // Raw queries return timestamptz as text (MikroORM's driver settings): selected as ISO 8601.
   const rows: { id: string; device_uuid: string; line: string; log_time: string; receive_time: string }[] = await ctx.em.execute(
-    `select id, device_uuid, line, log_time, receive_time from log_entries
+    `select id, device_uuid, line, to_json(log_time) #>> '{}' as log_time, to_json(receive_time) #>> '{}' as receive_time from log_entries
       ${filter.sql()} order by log_time, id limit ?`,
     [...filter.params, size + 1],
   );

@@ -53,10 +53,11 @@ export async function readFeedState(em: Em): Promise<FeedState> {
 
 /** Up to `limit` events with revision > `after`, in revision order. */
 export async function readEvents(em: Em, after: number, limit: number): Promise<StoredEvent[]> {
-  // Raw queries return timestamptz as text (MikroORM's driver settings); converted here.
+  // Raw queries return timestamptz as text (MikroORM's driver settings): selected as ISO 8601.
   const rows: { revision: string; table_name: string; operation: 'upsert' | 'delete'; row: Record<string, unknown>; commit_time: string }[] =
     await em.execute(
-      'select revision, table_name, operation, row, commit_time from feed_events where revision > ? order by revision limit ?',
+      `select revision, table_name, operation, row, to_json(commit_time) #>> '{}' as commit_time
+        from feed_events where revision > ? order by revision limit ?`,
       [after, limit],
     );
   return rows.map((r) => ({
