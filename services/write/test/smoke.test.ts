@@ -38,7 +38,7 @@ describe('write service operations', () => {
   it('answers grpc.health.v1 Check with SERVING once migrations ran', async () => {
     const health = protoClient('grpc-health-check/proto/health/v1/health.proto', 'grpc.health.v1.Health', h.address);
     const res = await new Promise<{ status: string }>((resolve, reject) =>
-      health.Check({ service: '' }, (err: Error | null, r: { status: string }) => (err ? reject(err) : resolve(r))),
+      health.Check!({ service: '' }, (err: Error | null, r: { status: string }) => (err ? reject(err) : resolve(r))),
     );
     expect(res.status).toBe('SERVING');
     health.close();
@@ -50,9 +50,9 @@ describe('write service operations', () => {
       'grpc.reflection.v1.ServerReflection',
       h.address,
     );
-    const stream = reflection.ServerReflectionInfo() as ClientDuplexStream<object, { list_services_response: { service: { name: string }[] } }>;
+    const stream = reflection.ServerReflectionInfo!() as ClientDuplexStream<object, { list_services_response: { service: { name: string }[] } }>;
     const names = await new Promise<string[]>((resolve, reject) => {
-      stream.on('data', (msg) => resolve(msg.list_services_response.service.map((s) => s.name)));
+      stream.on('data', (msg) => resolve(msg.list_services_response.service.map((s: { name: string }) => s.name)));
       stream.on('error', reject);
       stream.write({ list_services: '' });
     });

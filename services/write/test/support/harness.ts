@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { credentials, Metadata, type Client, type ServiceError } from '@grpc/grpc-js';
+import { credentials, Metadata, type CallOptions, type Client, type ServiceError } from '@grpc/grpc-js';
 import { Status } from '@titanbot/contracts/google/rpc/status';
 import { BadRequest, ErrorInfo } from '@titanbot/contracts/google/rpc/error_details';
 import { pino } from 'pino';
@@ -74,11 +74,12 @@ export function withKey(key: string | undefined): Metadata {
   return md;
 }
 
-type UnaryMethod<Req, Res> = (req: Req, md: Metadata, cb: (err: ServiceError | null, res: Res) => void) => unknown;
+// The 4-argument overload is the last one grpc-js declares, the one TypeScript infers from.
+type UnaryMethod<Req, Res> = (req: Req, md: Metadata, options: Partial<CallOptions>, cb: (err: ServiceError | null, res: Res) => void) => unknown;
 
 /** Promisified unary call: `await call(client, client.getDevice, { uuid }, key)`. */
 export function call<Req, Res>(client: Client, method: UnaryMethod<Req, Res>, req: Req, key: string | undefined): Promise<Res> {
-  return new Promise((resolve, reject) => method.call(client, req, withKey(key), (err, res) => (err ? reject(err) : resolve(res))));
+  return new Promise((resolve, reject) => method.call(client, req, withKey(key), {}, (err, res) => (err ? reject(err) : resolve(res))));
 }
 
 /** The google.rpc details of a failed call: ErrorInfo reason and BadRequest field names. */
