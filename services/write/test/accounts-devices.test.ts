@@ -43,7 +43,6 @@ beforeAll(async () => {
   legions = h.client(LegionServiceClient);
 });
 afterAll(async () => {
-  if (process.env.DUMP_LOGS) console.log(h.logs.filter((l) => l.includes('"level":50')).join(''));
   await h.stop();
 });
 

@@ -154,7 +154,6 @@ describe('change feed', () => {
   });
   afterAll(async () => {
     for (const s of open) s.cancel();
-    if (process.env.DUMP_LOGS) console.log(h.logs.filter((l) => l.includes('"level":50')).join(''));
     await db?.end();
     await h?.stop();
   });

@@ -56,7 +56,6 @@ beforeAll(async () => {
   feed = h.client(ChangeFeedServiceClient);
 });
 afterAll(async () => {
-  if (process.env.DUMP_LOGS) console.log(h.logs.filter((l) => l.includes('"level":50')).join(''));
   await db?.end();
   await h.stop();
 });

@@ -60,6 +60,8 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
       return c;
     },
     async stop() {
+      // DUMP_LOGS=1 prints the service's error lines (causes of INTERNAL answers) when debugging.
+      if (process.env.DUMP_LOGS) process.stderr.write(logs.filter((l) => l.includes('"level":50')).join(''));
       for (const c of clients) c.close();
       await service.stop();
       await rm(dataDir, { recursive: true, force: true });
