@@ -1,4 +1,4 @@
-import { pgArray } from '../db/sql.js';
+import { isoTimestamp, pgArray } from '../db/sql.js';
 import { invalid } from '../domain/errors.js';
 import { encodePageToken, pageSize, requireUuid, type Page, type UseCaseContext } from './context.js';
 import { findDevice } from './devices.js';
@@ -59,10 +59,9 @@ export async function listLogs(ctx: UseCaseContext, q: LogQuery): Promise<Page<L
     .add(q.startTime !== undefined, 'log_time >= ?', q.startTime)
     .add(q.endTime !== undefined, 'log_time < ?', q.endTime)
     .add(after !== undefined, '(log_time, id) > (?, ?)', after?.logTime, after?.id);
-  // Raw queries return timestamptz as text (MikroORM's driver settings): selected as ISO 8601.
   const rows: { id: string; device_uuid: string; line: string; log_time: string; receive_time: string }[] = await ctx.em.execute(
-    `select id, device_uuid, line, to_json(log_time) #>> '{}' as log_time, to_json(receive_time) #>> '{}' as receive_time from log_entries
-      ${filter.sql()} order by log_time, id limit ?`,
+    `select id, device_uuid, line, ${isoTimestamp('log_time')}, ${isoTimestamp('receive_time')} from log_entries
+      ${filter.sql()} order by log_entries.log_time, log_entries.id limit ?`,
     [...filter.params, size + 1],
   );
   const items = rows.slice(0, size).map((r) => ({

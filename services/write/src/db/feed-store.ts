@@ -3,6 +3,7 @@ import { IsolationLevel } from '@mikro-orm/core';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Em } from './orm.js';
+import { isoTimestamp } from './sql.js';
 import { takeWriteLock } from './write-lock.js';
 
 /** Tables on the change feed, parents before children: the order a snapshot is applied in. */
@@ -53,10 +54,9 @@ export async function readFeedState(em: Em): Promise<FeedState> {
 
 /** Up to `limit` events with revision > `after`, in revision order. */
 export async function readEvents(em: Em, after: number, limit: number): Promise<StoredEvent[]> {
-  // Raw queries return timestamptz as text (MikroORM's driver settings): selected as ISO 8601.
   const rows: { revision: string; table_name: string; operation: 'upsert' | 'delete'; row: Record<string, unknown>; commit_time: string }[] =
     await em.execute(
-      `select revision, table_name, operation, row, to_json(commit_time) #>> '{}' as commit_time
+      `select revision, table_name, operation, row, ${isoTimestamp('commit_time')}
         from feed_events where revision > ? order by revision limit ?`,
       [after, limit],
     );

@@ -11,3 +11,11 @@ export function pgArray(values: readonly (string | number | Date | null)[]): str
   });
   return `{${items.join(',')}}`;
 }
+
+/**
+ * Selects a timestamptz column as ISO 8601 text, aliased to its own name. Raw queries through
+ * MikroORM return timestamps as PostgreSQL's text form, which only lenient Date parsing accepts;
+ * ISO 8601 is parsed exactly (`new Date(row[column])`). The alias shadows the column in ORDER BY,
+ * so order by the qualified column (`t.column`).
+ */
+export const isoTimestamp = (column: string): string => `to_json(${column}) #>> '{}' as ${column}`;
