@@ -9,6 +9,14 @@ export default defineConfig({
         find: /^@titanbot\/contracts\/(.*)$/,
         replacement: `${fileURLToPath(new URL('./packages/contracts/src/gen/', import.meta.url))}$1.ts`,
       },
+      {
+        find: /^@titanbot\/service-kit\/(.*)$/,
+        replacement: `${fileURLToPath(new URL('./packages/service-kit/src/', import.meta.url))}$1.ts`,
+      },
+      {
+        find: /^@titanbot\/daemon-client$/,
+        replacement: fileURLToPath(new URL('./packages/daemon-client/src/index.ts', import.meta.url)),
+      },
     ],
   },
   test: {

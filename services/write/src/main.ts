@@ -10,6 +10,7 @@ import { HabitServiceService } from '@titanbot/contracts/titanbot/admin/v1/habit
 import { LegionServiceService } from '@titanbot/contracts/titanbot/admin/v1/legion_service';
 import { LogServiceService } from '@titanbot/contracts/titanbot/admin/v1/log_service';
 import { ChangeFeedServiceService } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
+import { startGrpcServer, stopGrpcServer } from '@titanbot/service-kit/grpc-server';
 import { pino, type Logger } from 'pino';
 import type { DomainSettings } from './app/context.js';
 import { loadWriteConfig, type WriteConfig } from './config.js';
@@ -27,7 +28,6 @@ import { logService } from './grpc/admin/log-service.js';
 import { Authenticator } from './grpc/auth.js';
 import { changeFeedService } from './grpc/feed-service.js';
 import type { Runtime } from './grpc/handler.js';
-import { startGrpcServer } from './grpc/server.js';
 import { FileSecretStore } from './secrets/file-secret-store.js';
 import { RotatingCredential } from './secrets/rotating-credential.js';
 import type { SecretStore } from './secrets/secret-store.js';
@@ -39,6 +39,19 @@ export interface WriteService {
   /** Graceful stop: NOT_SERVING, end feed streams, drain calls (5 s at most), close the pool. */
   stop(): Promise<void>;
 }
+
+/** Proto files the write service serves, for server reflection (grpcurl). */
+const WRITE_PROTOS = [
+  'titanbot/admin/v1/account_service.proto',
+  'titanbot/admin/v1/admin_token_service.proto',
+  'titanbot/admin/v1/daemon_token_service.proto',
+  'titanbot/admin/v1/device_service.proto',
+  'titanbot/admin/v1/empire_date_service.proto',
+  'titanbot/admin/v1/habit_service.proto',
+  'titanbot/admin/v1/legion_service.proto',
+  'titanbot/admin/v1/log_service.proto',
+  'titanbot/feed/v1/change_feed_service.proto',
+];
 
 /** Where DATABASE_URL-less runs keep the embedded cluster. */
 export const embeddedPostgresDir = (config: WriteConfig): string => path.join(config.DATA_DIR, 'postgres');
@@ -99,7 +112,7 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
   await notifier.start();
   const shutdown = new AbortController();
 
-  const grpc = await startGrpcServer(config.WRITE_GRPC_ADDR, [
+  const grpc = await startGrpcServer(config.WRITE_GRPC_ADDR, WRITE_PROTOS, [
     { definition: DeviceServiceService, implementation: deviceService(rt) },
     { definition: AccountServiceService, implementation: accountService(rt) },
     { definition: LegionServiceService, implementation: legionService(rt) },
@@ -164,16 +177,7 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
       clearInterval(readiness);
       clearInterval(housekeeping);
       shutdown.abort();
-      await new Promise<void>((resolve) => {
-        const force = setTimeout(() => {
-          grpc.server.forceShutdown();
-          resolve();
-        }, 5000);
-        grpc.server.tryShutdown(() => {
-          clearTimeout(force);
-          resolve();
-        });
-      });
+      await stopGrpcServer(grpc.server, 5000);
       admin.stop();
       reader.stop();
       await notifier.stop();

@@ -1,4 +1,5 @@
-import { DaemonToken, hashDaemonToken, isWellFormedDaemonToken } from '../domain/daemon-token.js';
+import { hashDaemonToken, isWellFormedDaemonToken } from '@titanbot/service-kit/daemon-token';
+import { DaemonToken } from '../domain/daemon-token.js';
 import { DomainError, invalid, notFound } from '../domain/errors.js';
 import { decodePageToken, isUuid, newId, pageSize, requireUuid, toPage, type Page, type UseCaseContext } from './context.js';
 import { findDevice } from './devices.js';

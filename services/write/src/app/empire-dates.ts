@@ -1,5 +1,6 @@
 import { alreadyExists, checkEtag, notFound } from '../domain/errors.js';
-import { EmpireDate, nextEmpireTime } from '../domain/empire-date.js';
+import { nextEmpireTime } from '@titanbot/service-kit/empire-time';
+import { EmpireDate } from '../domain/empire-date.js';
 import { decodePageToken, newId, pageSize, requireUuid, toPage, type Page, type UseCaseContext } from './context.js';
 
 /** CreateEmpireDate (`date` YYYY-MM-DD). Errors: invalid, already_exists. */

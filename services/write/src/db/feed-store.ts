@@ -24,9 +24,9 @@ export const FED_TABLES = [
   'daemon_tokens',
 ] as const;
 
-/** Columns a snapshot sends, matching the feed triggers' allow-lists (migration 0001). */
+/** Columns a snapshot sends, matching the feed triggers' allow-lists (migration 0002). */
 const SNAPSHOT_COLUMNS: Partial<Record<(typeof FED_TABLES)[number], string[]>> = {
-  daemon_tokens: ['uuid', 'device_uuid', 'token_hash', 'expire_time', 'revoke_time'],
+  daemon_tokens: ['uuid', 'device_uuid', 'token_hash', 'prefix', 'create_time', 'expire_time', 'revoke_time'],
 };
 
 export interface FeedState {

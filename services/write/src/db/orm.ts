@@ -2,11 +2,15 @@ import { Migrator } from '@mikro-orm/migrations';
 import { MikroORM, type EntityManager } from '@mikro-orm/postgresql';
 import { ENTITIES } from './entities.js';
 import { MigrationInitial } from './migrations/migration-0001-initial.js';
+import { MigrationTokenLifetimeOnFeed } from './migrations/migration-0002-token-lifetime-on-feed.js';
 
 export type Em = EntityManager;
 
 /** Every migration, in order; committed and applied only by an explicit step (`npm run migrate`). */
-const MIGRATIONS = [{ name: 'Migration0001Initial', class: MigrationInitial }];
+const MIGRATIONS = [
+  { name: 'Migration0001Initial', class: MigrationInitial },
+  { name: 'Migration0002TokenLifetimeOnFeed', class: MigrationTokenLifetimeOnFeed },
+];
 
 /**
  * Opens the ORM on `databaseUrl` (a postgres:// URL). Does not migrate: see `migrate()`.

@@ -1,4 +1,4 @@
-import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import {
   ForeignKeyConstraintViolationException,
   LockWaitTimeoutException,
@@ -6,14 +6,9 @@ import {
   OptimisticLockError,
   UniqueConstraintViolationException,
 } from '@mikro-orm/core';
-import { Any } from '@titanbot/contracts/google/protobuf/any';
-import { BadRequest, ErrorInfo } from '@titanbot/contracts/google/rpc/error_details';
-import { Status } from '@titanbot/contracts/google/rpc/status';
+import { statusError, type StatusError } from '@titanbot/service-kit/status';
 import { DomainError, type DomainErrorKind } from '../domain/errors.js';
 import { SecretStoreUnavailableError } from '../secrets/secret-store.js';
-
-/** The error domain sent in google.rpc.ErrorInfo. */
-export const ERROR_DOMAIN = 'titanbot.dev';
 
 /** The one table from domain error kinds to gRPC status codes (DESIGN.md "Contracts"). */
 const STATUS_OF: Record<DomainErrorKind, status> = {
@@ -28,7 +23,7 @@ const STATUS_OF: Record<DomainErrorKind, status> = {
 
 /** What a failed call sends, plus what only the log gets. */
 export interface MappedError {
-  error: Partial<ServiceError> & { code: status; details: string; metadata: Metadata };
+  error: StatusError;
   /** Set for unexpected errors: logged, never sent. */
   cause?: unknown;
 }
@@ -55,25 +50,4 @@ export function mapError(err: unknown): MappedError {
     return { error: statusError(status.UNAVAILABLE, 'secret store unavailable; retry', 'SECRET_STORE_UNAVAILABLE'), cause: err };
   }
   return { error: statusError(status.INTERNAL, 'internal error', 'INTERNAL'), cause: err };
-}
-
-/** Builds a ServiceError carrying google.rpc.Status in `grpc-status-details-bin`. */
-export function statusError(
-  code: status,
-  message: string,
-  reason: string,
-  violations: readonly { field: string; description: string }[] = [],
-): MappedError['error'] {
-  const details: Any[] = [
-    { typeUrl: 'type.googleapis.com/google.rpc.ErrorInfo', value: Buffer.from(ErrorInfo.encode({ reason, domain: ERROR_DOMAIN, metadata: {} }).finish()) },
-  ];
-  if (violations.length > 0) {
-    details.push({
-      typeUrl: 'type.googleapis.com/google.rpc.BadRequest',
-      value: Buffer.from(BadRequest.encode({ fieldViolations: violations.map((v) => ({ field: v.field, description: v.description })) }).finish()),
-    });
-  }
-  const metadata = new Metadata();
-  metadata.set('grpc-status-details-bin', Buffer.from(Status.encode({ code, message, details }).finish()));
-  return { code, details: message, metadata };
 }

@@ -9,7 +9,8 @@ import { ingestLogs } from '../app/logs.js';
 import { rotateDaemonToken } from '../app/daemon-tokens.js';
 import { FED_TABLES, readEvents, readFeedState, readSnapshot, type FeedNotifier, type StoredEvent } from '../db/feed-store.js';
 import { DomainError } from '../domain/errors.js';
-import { send, serverStream, unary, type Runtime } from './handler.js';
+import { send } from '@titanbot/service-kit/stream';
+import { serverStream, unary, type Runtime } from './handler.js';
 
 export interface FeedOptions {
   /** Events per batch message. */
@@ -109,6 +110,7 @@ export function changeFeedService(rt: Runtime, notifier: FeedNotifier, options: 
         uuid: rotated.successor.uuid,
         deviceUuid: rotated.successor.deviceUuid,
         expireTime: rotated.successor.expireTime,
+        createTime: rotated.successor.createTime,
         previousExpireTime: rotated.previous.expireTime,
       };
     }),

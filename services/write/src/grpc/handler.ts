@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import { status, type handleServerStreamingCall, type handleUnaryCall, type MethodDefinition, type ServerWritableStream } from '@grpc/grpc-js';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
@@ -101,15 +100,6 @@ export function serverStream<Req, Res>(
         },
       );
   };
-}
-
-/** Writes one message, waiting for `drain` when the transport buffer is full. False if cancelled. */
-export async function send<Res>(call: ServerWritableStream<unknown, Res>, message: Res): Promise<boolean> {
-  if (call.cancelled) return false;
-  if (!call.write(message)) {
-    await Promise.race([once(call, 'drain'), once(call, 'cancelled')]);
-  }
-  return !call.cancelled;
 }
 
 function logCall(logger: Logger, method: string, code: status, started: number, cause?: unknown): void {

@@ -175,7 +175,11 @@ export interface RotateDaemonTokenResponse {
     | Date
     | undefined;
   /** When the old token stops working. */
-  previousExpireTime?: Date | undefined;
+  previousExpireTime?:
+    | Date
+    | undefined;
+  /** When the successor was issued. */
+  createTime?: Date | undefined;
 }
 
 /** One line a daemon wrote. */
@@ -1094,7 +1098,14 @@ export const RotateDaemonTokenRequest: MessageFns<RotateDaemonTokenRequest> = {
 };
 
 function createBaseRotateDaemonTokenResponse(): RotateDaemonTokenResponse {
-  return { token: "", uuid: "", deviceUuid: "", expireTime: undefined, previousExpireTime: undefined };
+  return {
+    token: "",
+    uuid: "",
+    deviceUuid: "",
+    expireTime: undefined,
+    previousExpireTime: undefined,
+    createTime: undefined,
+  };
 }
 
 export const RotateDaemonTokenResponse: MessageFns<RotateDaemonTokenResponse> = {
@@ -1113,6 +1124,9 @@ export const RotateDaemonTokenResponse: MessageFns<RotateDaemonTokenResponse> = 
     }
     if (message.previousExpireTime !== undefined) {
       Timestamp.encode(toTimestamp(message.previousExpireTime), writer.uint32(42).fork()).join();
+    }
+    if (message.createTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.createTime), writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -1170,6 +1184,14 @@ export const RotateDaemonTokenResponse: MessageFns<RotateDaemonTokenResponse> = 
             message.previousExpireTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.createTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1201,6 +1223,11 @@ export const RotateDaemonTokenResponse: MessageFns<RotateDaemonTokenResponse> = 
         : isSet(object.previous_expire_time)
         ? fromJsonTimestamp(object.previous_expire_time)
         : undefined,
+      createTime: isSet(object.createTime)
+        ? fromJsonTimestamp(object.createTime)
+        : isSet(object.create_time)
+        ? fromJsonTimestamp(object.create_time)
+        : undefined,
     };
   },
 
@@ -1221,6 +1248,9 @@ export const RotateDaemonTokenResponse: MessageFns<RotateDaemonTokenResponse> = 
     if (message.previousExpireTime !== undefined) {
       obj.previousExpireTime = message.previousExpireTime.toISOString();
     }
+    if (message.createTime !== undefined) {
+      obj.createTime = message.createTime.toISOString();
+    }
     return obj;
   },
 
@@ -1234,6 +1264,7 @@ export const RotateDaemonTokenResponse: MessageFns<RotateDaemonTokenResponse> = 
     message.deviceUuid = object.deviceUuid ?? "";
     message.expireTime = object.expireTime ?? undefined;
     message.previousExpireTime = object.previousExpireTime ?? undefined;
+    message.createTime = object.createTime ?? undefined;
     return message;
   },
 };

@@ -7,20 +7,8 @@ import { HealthImplementation } from 'grpc-health-check';
 /** Largest message either side may send: 4 MiB (a snapshot page or log batch stays far below). */
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
-const PROTO_ROOT = fileURLToPath(new URL('../../../../proto/', import.meta.url));
-
-/** Proto files the write service serves, for server reflection (grpcurl). */
-const WRITE_PROTOS = [
-  'titanbot/admin/v1/account_service.proto',
-  'titanbot/admin/v1/admin_token_service.proto',
-  'titanbot/admin/v1/daemon_token_service.proto',
-  'titanbot/admin/v1/device_service.proto',
-  'titanbot/admin/v1/empire_date_service.proto',
-  'titanbot/admin/v1/habit_service.proto',
-  'titanbot/admin/v1/legion_service.proto',
-  'titanbot/admin/v1/log_service.proto',
-  'titanbot/feed/v1/change_feed_service.proto',
-];
+/** The repository's proto/ folder (two levels above this package's src/ or dist/). */
+const PROTO_ROOT = fileURLToPath(new URL('../../../proto/', import.meta.url));
 
 export interface GrpcServer {
   server: Server;
@@ -31,10 +19,12 @@ export interface GrpcServer {
 
 /**
  * Builds a grpc-js server with the given services, grpc.health.v1 (NOT_SERVING until told
- * otherwise) and server reflection, and binds it to `address` (host:port, port 0 = any).
+ * otherwise) and server reflection over `protoFiles` (paths under proto/, for grpcurl), and
+ * binds it to `address` (host:port, port 0 = any). Rejects when the address cannot be bound.
  */
 export async function startGrpcServer(
   address: string,
+  protoFiles: string[],
   services: { definition: Parameters<Server['addService']>[0]; implementation: UntypedServiceImplementation }[],
 ): Promise<GrpcServer> {
   const server = new Server({
@@ -46,10 +36,24 @@ export async function startGrpcServer(
   for (const s of services) server.addService(s.definition, s.implementation);
   const health = new HealthImplementation({ '': 'NOT_SERVING' });
   health.addToServer(server);
-  const descriptors = loadSync(WRITE_PROTOS, { includeDirs: [PROTO_ROOT], keepCase: true });
+  const descriptors = loadSync(protoFiles, { includeDirs: [PROTO_ROOT], keepCase: true });
   new ReflectionService(descriptors).addToServer(server);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(address, ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))),
   );
   return { server, health, port };
+}
+
+/** Graceful stop: lets calls finish for up to `graceMs` (ms), then cancels what is left. */
+export function stopGrpcServer(server: Server, graceMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const force = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      resolve();
+    });
+  });
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nextEmpireTime } from './empire-date.js';
+import { nextEmpireTime } from './empire-time.js';
 
 describe('nextEmpireTime', () => {
   const now = new Date('2026-11-21T12:00:00Z'); // a Saturday

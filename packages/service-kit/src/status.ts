@@ -1,0 +1,31 @@
+import { Metadata, type ServiceError, type status } from '@grpc/grpc-js';
+import { Any } from '@titanbot/contracts/google/protobuf/any';
+import { BadRequest, ErrorInfo } from '@titanbot/contracts/google/rpc/error_details';
+import { Status } from '@titanbot/contracts/google/rpc/status';
+
+/** The error domain sent in google.rpc.ErrorInfo. */
+export const ERROR_DOMAIN = 'titanbot.dev';
+
+/** A gRPC error as grpc-js sends it: code, message, and google.rpc.Status in trailers. */
+export type StatusError = Partial<ServiceError> & { code: status; details: string; metadata: Metadata };
+
+/** Builds a ServiceError carrying google.rpc.Status in `grpc-status-details-bin`. */
+export function statusError(
+  code: status,
+  message: string,
+  reason: string,
+  violations: readonly { field: string; description: string }[] = [],
+): StatusError {
+  const details: Any[] = [
+    { typeUrl: 'type.googleapis.com/google.rpc.ErrorInfo', value: Buffer.from(ErrorInfo.encode({ reason, domain: ERROR_DOMAIN, metadata: {} }).finish()) },
+  ];
+  if (violations.length > 0) {
+    details.push({
+      typeUrl: 'type.googleapis.com/google.rpc.BadRequest',
+      value: Buffer.from(BadRequest.encode({ fieldViolations: violations.map((v) => ({ field: v.field, description: v.description })) }).finish()),
+    });
+  }
+  const metadata = new Metadata();
+  metadata.set('grpc-status-details-bin', Buffer.from(Status.encode({ code, message, details }).finish()));
+  return { code, details: message, metadata };
+}
