@@ -29,3 +29,33 @@ export function statusError(
   metadata.set('grpc-status-details-bin', Buffer.from(Status.encode({ code, message, details }).finish()));
   return { code, details: message, metadata };
 }
+
+/**
+ * An error a handler throws on purpose: it reaches the caller as `code` with ErrorInfo `reason`
+ * (UPPER_SNAKE) and, for INVALID_ARGUMENT, BadRequest field violations.
+ */
+export class ApiError extends Error {
+  constructor(
+    readonly code: status,
+    readonly reason: string,
+    message: string,
+    readonly violations: readonly { field: string; description: string }[] = [],
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+
+  toStatusError(): StatusError {
+    return statusError(this.code, this.message, this.reason, this.violations);
+  }
+}
+
+/** The google.rpc.ErrorInfo reason a failed call carries, or '' when it carries none. */
+export function errorReason(err: Partial<ServiceError>): string {
+  const bin = err.metadata?.get('grpc-status-details-bin')[0];
+  if (!(bin instanceof Buffer)) return '';
+  for (const any of Status.decode(bin).details) {
+    if (any.typeUrl.endsWith('google.rpc.ErrorInfo')) return ErrorInfo.decode(any.value).reason;
+  }
+  return '';
+}

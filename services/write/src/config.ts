@@ -1,17 +1,6 @@
 import path from 'node:path';
+import { duration, logLevel, parseConfig, port } from '@titanbot/service-kit/config';
 import { z } from 'zod';
-
-/** "500ms", "30s", "10m", "24h", "30d", or a number of seconds -> milliseconds. */
-const duration = z
-  .string()
-  .regex(/^\d+(ms|s|m|h|d)?$/, 'a duration such as 500ms, 30s, 10m, 24h or 30d')
-  .transform((text) => {
-    const [, n, unit] = /^(\d+)(ms|s|m|h|d)?$/.exec(text)!;
-    const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit ?? 's'];
-    return Number(n) * scale!;
-  });
-
-const port = z.coerce.number().int().min(0).max(65535);
 
 const schema = z.object({
   WRITE_GRPC_ADDR: z.string().default('127.0.0.1:50051'),
@@ -37,7 +26,7 @@ const schema = z.object({
   FEED_RETENTION: duration.default(7 * 86_400_000),
   FEED_PROGRESS_INTERVAL: duration.default(5_000),
   LOG_RETENTION: duration.default(30 * 86_400_000),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_LEVEL: logLevel,
 });
 
 export type WriteConfig = z.infer<typeof schema>;
@@ -47,11 +36,7 @@ export type WriteConfig = z.infer<typeof schema>;
  * invalid variable (never their values: some are secrets).
  */
 export function loadWriteConfig(env: NodeJS.ProcessEnv = process.env): WriteConfig {
-  const parsed = schema.safeParse(env);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-    throw new Error(`invalid configuration: ${problems}`);
-  }
-  if (parsed.data.VAULT_ADDR && !parsed.data.VAULT_TOKEN) throw new Error('invalid configuration: VAULT_TOKEN is required with VAULT_ADDR');
-  return { ...parsed.data, DATA_DIR: path.resolve(parsed.data.DATA_DIR) };
+  const config = parseConfig(schema, env);
+  if (config.VAULT_ADDR && !config.VAULT_TOKEN) throw new Error('invalid configuration: VAULT_TOKEN is required with VAULT_ADDR');
+  return { ...config, DATA_DIR: path.resolve(config.DATA_DIR) };
 }

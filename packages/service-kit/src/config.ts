@@ -1,0 +1,37 @@
+import { z } from 'zod';
+
+/** "500ms", "30s", "10m", "24h", "30d", or a number of seconds -> milliseconds. */
+export const duration = z
+  .string()
+  .regex(/^\d+(ms|s|m|h|d)?$/, 'a duration such as 500ms, 30s, 10m, 24h or 30d')
+  .transform((text) => {
+    const [, n, unit] = /^(\d+)(ms|s|m|h|d)?$/.exec(text)!;
+    const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit ?? 's'];
+    return Number(n) * scale!;
+  });
+
+/** "1048576", "512KiB", "256MiB", "2GiB" -> bytes. */
+export const byteSize = z
+  .string()
+  .regex(/^\d+(KiB|MiB|GiB)?$/, 'a size such as 1048576, 512KiB, 256MiB or 2GiB')
+  .transform((text) => {
+    const [, n, unit] = /^(\d+)(KiB|MiB|GiB)?$/.exec(text)!;
+    return Number(n) * (unit ? { KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 }[unit as 'KiB' | 'MiB' | 'GiB'] : 1);
+  });
+
+export const port = z.coerce.number().int().min(0).max(65535);
+
+export const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info');
+
+/**
+ * Parses `env` with `schema` once, at start-up. Throws an Error listing every invalid variable
+ * (names and problems, never values: some are secrets).
+ */
+export function parseConfig<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv): z.infer<S> {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new Error(`invalid configuration: ${problems}`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,33 @@
+import path from 'node:path';
+import { byteSize, duration, logLevel, parseConfig, port } from '@titanbot/service-kit/config';
+import { z } from 'zod';
+
+const schema = z.object({
+  READ_GRPC_ADDR: z.string().default('127.0.0.1:50052'),
+  /** host:port of the write service's feed API. */
+  WRITE_SERVICE_URL: z.string().default('127.0.0.1:50051'),
+  /** The reader credential the write service issued (its secret store's `reader-token`). */
+  READER_TOKEN: z.string().min(16, 'the reader credential (at least 16 characters) is required'),
+  /** The read model and export cache live in DATA_DIR/read/{model,exports}; one DATA_DIR per replica. */
+  DATA_DIR: z.string().default('.data'),
+  EXPORT_CACHE_BYTES: byteSize.default(256 * 1024 * 1024),
+  /** Bytes per DownloadExport chunk message (at most 1 MiB, well under the 4 MiB message limit). */
+  EXPORT_CHUNK_BYTES: byteSize.pipe(z.number().int().min(1024).max(1024 * 1024)).default(128 * 1024),
+  BACKEND_PUBLIC_KEY: z.string().default(''),
+  SSH_SERVER_NAME: z.string().default('titanbot'),
+  SSH_SERVER_IP: z.string().default('127.0.0.1'),
+  SSH_SERVER_COMMON_PORT: port.default(22),
+  FEED_RETRY_BASE: duration.default(250),
+  FEED_RETRY_MAX: duration.default(10_000),
+  /** Deadline of WriteLogs and RotateToken calls forwarded to the write service. */
+  FORWARD_TIMEOUT: duration.default(5_000),
+  LOG_LEVEL: logLevel,
+});
+
+export type ReadConfig = z.infer<typeof schema>;
+
+/** Parses the read service's settings from `env` once; throws an Error naming every bad variable. */
+export function loadReadConfig(env: NodeJS.ProcessEnv = process.env): ReadConfig {
+  const config = parseConfig(schema, env);
+  return { ...config, DATA_DIR: path.resolve(config.DATA_DIR) };
+}

@@ -1,0 +1,116 @@
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { credentials, Metadata } from '@grpc/grpc-js';
+import { DaemonServiceService } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
+import { ChangeFeedServiceClient } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
+import { MAX_MESSAGE_BYTES, startGrpcServer, stopGrpcServer } from '@titanbot/service-kit/grpc-server';
+import { pino, type Logger } from 'pino';
+import { loadReadConfig, type ReadConfig } from './config.js';
+import { ExportCache } from './export/cache.js';
+import { FeedConsumer } from './feed/consumer.js';
+import { daemonService } from './grpc/daemon-service.js';
+import type { ReadRuntime } from './grpc/handler.js';
+import { ReadModel } from './store/read-model.js';
+
+export interface ReadService {
+  /** host:port the gRPC server listens on. */
+  address: string;
+  model: ReadModel;
+  exports: ExportCache;
+  consumer: FeedConsumer;
+  /** Graceful stop: NOT_SERVING, end watch streams, drain calls (5 s at most), close SQLite. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Composition root of a read replica: config -> SQLite read model under DATA_DIR/read/model ->
+ * feed consumer (reader credential, WRITE_SERVICE_URL) -> export cache under
+ * DATA_DIR/read/exports -> DaemonService on READ_GRPC_ADDR. Health is NOT_SERVING until the
+ * model has caught up with the head revision the feed reported after connecting.
+ */
+export async function startReadService(config: ReadConfig, logger: Logger, clock: () => number = Date.now): Promise<ReadService> {
+  const dir = path.join(config.DATA_DIR, 'read');
+  const model = new ReadModel(path.join(dir, 'model'));
+  const exports = new ExportCache(path.join(dir, 'exports'), config.EXPORT_CACHE_BYTES, model, logger);
+  const feed = new ChangeFeedServiceClient(config.WRITE_SERVICE_URL, credentials.createInsecure(), {
+    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+    'grpc.keepalive_time_ms': 30_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+  });
+  const readerMetadata = (): Metadata => {
+    const md = new Metadata();
+    md.set('x-api-key', config.READER_TOKEN);
+    return md;
+  };
+  const consumer = new FeedConsumer(feed, model, logger, {
+    readerToken: config.READER_TOKEN,
+    retryBaseMs: config.FEED_RETRY_BASE,
+    retryMaxMs: config.FEED_RETRY_MAX,
+  });
+  const shutdown = new AbortController();
+  const rt: ReadRuntime = {
+    model,
+    exports,
+    logger,
+    feed,
+    readerMetadata,
+    clock,
+    shutdown: shutdown.signal,
+    settings: {
+      backendPublicKey: config.BACKEND_PUBLIC_KEY,
+      sshServerName: config.SSH_SERVER_NAME,
+      sshServerIp: config.SSH_SERVER_IP,
+      sshServerCommonPort: config.SSH_SERVER_COMMON_PORT,
+      exportChunkBytes: config.EXPORT_CHUNK_BYTES,
+      forwardTimeoutMs: config.FORWARD_TIMEOUT,
+    },
+    gauges: { activeDownloads: 0, activeWatches: 0 },
+  };
+  const grpc = await startGrpcServer(config.READ_GRPC_ADDR, ['titanbot/daemon/v1/daemon_service.proto'], [
+    { definition: DaemonServiceService, implementation: daemonService(rt) },
+  ]);
+  const address = `${config.READ_GRPC_ADDR.replace(/:\d+$/, '')}:${grpc.port}`;
+  consumer.start();
+  void consumer.caughtUp.then(() => {
+    if (!shutdown.signal.aborted) grpc.health.setStatus('', 'SERVING');
+  });
+  logger.info({ address, writeService: config.WRITE_SERVICE_URL, dataDir: dir }, 'read service listening');
+  return {
+    address,
+    model,
+    exports,
+    consumer,
+    async stop() {
+      grpc.health.setStatus('', 'NOT_SERVING');
+      shutdown.abort();
+      await consumer.stop();
+      await stopGrpcServer(grpc.server, 5000);
+      feed.close();
+      model.close();
+      logger.info('read service stopped');
+    },
+  };
+}
+
+/** Entry point: `node services/read/dist/main.js` (npm run start:read). */
+async function runFromCommandLine(): Promise<void> {
+  const config = loadReadConfig();
+  const logger = pino({ level: config.LOG_LEVEL, base: { service: 'read' } });
+  const service = await startReadService(config, logger);
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      logger.info({ signal }, 'shutting down');
+      service.stop().then(
+        () => process.exit(0),
+        (err) => (logger.error({ err }, 'shutdown failed'), process.exit(1)),
+      );
+    });
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  runFromCommandLine().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

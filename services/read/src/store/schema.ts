@@ -1,0 +1,86 @@
+/**
+ * The read model: a local SQLite mirror of the fed tables (the columns the read service uses;
+ * other columns on the feed are ignored), plus the feed checkpoint and per-scope versions.
+ * Values keep their feed form: uuids and timestamps as text, booleans as 0/1.
+ */
+export interface MirroredTable {
+  columns: readonly string[];
+  primaryKey: readonly string[];
+}
+
+export const MIRRORED_TABLES: Readonly<Record<string, MirroredTable>> = {
+  legions: { columns: ['uuid', 'title', 'ext_title', 'pay_day_of_month'], primaryKey: ['uuid'] },
+  accounts: {
+    columns: ['uuid', 'logical_id', 'first_name', 'last_name', 'birth_date', 'gender', 'google_login', 'google_password', 'is_empire_sleeping', 'legion_uuid'],
+    primaryKey: ['uuid'],
+  },
+  devices: {
+    columns: [
+      'uuid',
+      'physical_id',
+      'is_active',
+      'is_ssh',
+      'is_need_to_update',
+      'activity_type',
+      'is_full_server_detection',
+      'is_able_to_clear_cache',
+      'go_time_limit_seconds',
+      'current_account_uuid',
+    ],
+    primaryKey: ['uuid'],
+  },
+  device_accounts: { columns: ['device_uuid', 'account_uuid'], primaryKey: ['device_uuid', 'account_uuid'] },
+  sshes: { columns: ['device_uuid', 'public_key', 'private_key', 'server_device_internal_port'], primaryKey: ['device_uuid'] },
+  habits: {
+    columns: [
+      'uuid',
+      'account_logical_id',
+      'priority',
+      'trigger_shell',
+      'log_template',
+      'post_timeout_ms',
+      'comment',
+      'sequence',
+      'context',
+      'action',
+      'is_interruption',
+      'is_active',
+      'updated_at',
+    ],
+    primaryKey: ['uuid'],
+  },
+  dots: { columns: ['uuid', 'x', 'y'], primaryKey: ['uuid'] },
+  colors: { columns: ['uuid', 'rgb_hex', 'deviation'], primaryKey: ['uuid'] },
+  pixels: { columns: ['uuid', 'dot_uuid', 'color_uuid'], primaryKey: ['uuid'] },
+  habit_pixels: { columns: ['habit_uuid', 'pixel_uuid', 'position'], primaryKey: ['habit_uuid', 'pixel_uuid'] },
+  shapes: { columns: ['uuid', 'type', 'x', 'y', 'width', 'height', 'size', 'rgb_hex'], primaryKey: ['uuid'] },
+  habit_shapes: { columns: ['habit_uuid', 'shape_uuid', 'position'], primaryKey: ['habit_uuid', 'shape_uuid'] },
+  empire_dates: { columns: ['uuid', 'date'], primaryKey: ['uuid'] },
+  daemon_tokens: {
+    columns: ['uuid', 'device_uuid', 'token_hash', 'prefix', 'create_time', 'expire_time', 'revoke_time'],
+    primaryKey: ['uuid'],
+  },
+};
+
+/** DDL of the read model. Secondary indexes serve the export and daemon API queries. */
+export const READ_MODEL_DDL = `
+${Object.entries(MIRRORED_TABLES)
+  .map(([name, t]) => `create table if not exists ${name} (${t.columns.join(', ')}, primary key (${t.primaryKey.join(', ')})) without rowid;`)
+  .join('\n')}
+create index if not exists habits_scope_idx on habits (account_logical_id, is_active);
+create index if not exists habit_pixels_pixel_idx on habit_pixels (pixel_uuid);
+create index if not exists habit_shapes_shape_idx on habit_shapes (shape_uuid);
+create index if not exists pixels_dot_idx on pixels (dot_uuid);
+create index if not exists pixels_color_idx on pixels (color_uuid);
+create index if not exists device_accounts_account_idx on device_accounts (account_uuid);
+create index if not exists accounts_legion_idx on accounts (legion_uuid);
+
+-- The feed position the mirror reflects, written in the same transaction as the rows.
+create table if not exists checkpoint (
+  singleton integer primary key check (singleton = 1),
+  epoch text not null,
+  revision integer not null
+);
+-- Revision of the last event that changed what a scope exports; scope 0 = global habits.
+create table if not exists scope_versions (scope integer primary key, revision integer not null);
+`;

@@ -1,0 +1,98 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { credentials, type Client } from '@grpc/grpc-js';
+import { DaemonServiceClient } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
+import pg from 'pg';
+import { pino } from 'pino';
+import { inject } from 'vitest';
+import { startHarness, type Harness } from '../../../write/test/support/harness.js';
+import { loadReadConfig } from '../../src/config.js';
+import { startReadService, type ReadService } from '../../src/main.js';
+
+/** A running read replica with its own DATA_DIR and captured logs. */
+export interface Replica {
+  service: ReadService;
+  dataDir: string;
+  logs: string[];
+  /** A DaemonService client connected to this replica. */
+  daemon(): DaemonServiceClient;
+  /** Resolves once this replica has applied every revision the write side has committed. */
+  synced(timeoutMs?: number): Promise<void>;
+  stop(options?: { keepData?: boolean }): Promise<void>;
+}
+
+/** The write service (real, on the test database) plus a way to start read replicas against it. */
+export interface System {
+  write: Harness;
+  db: pg.Client;
+  startReplica(env?: Record<string, string>, dataDir?: string): Promise<Replica>;
+  stop(): Promise<void>;
+}
+
+export async function startSystem(writeEnv: Record<string, string> = {}): Promise<System> {
+  const write = await startHarness(writeEnv);
+  const db = new pg.Client({ connectionString: inject('databaseUrl') });
+  await db.connect();
+  const replicas = new Set<Replica>();
+  const headRevision = async (): Promise<number> => Number((await db.query('select head_revision from feed_state')).rows[0].head_revision);
+
+  return {
+    write,
+    db,
+    async startReplica(env = {}, existingDir) {
+      const dataDir = existingDir ?? (await mkdtemp(path.join(os.tmpdir(), 'titanbot-read-')));
+      const logs: string[] = [];
+      const sink = new Writable({
+        write(chunk: Buffer, _enc, done) {
+          logs.push(chunk.toString('utf8'));
+          done();
+        },
+      });
+      const config = loadReadConfig({
+        READ_GRPC_ADDR: '127.0.0.1:0',
+        WRITE_SERVICE_URL: write.address,
+        READER_TOKEN: write.readerToken,
+        DATA_DIR: dataDir,
+        FEED_RETRY_BASE: '50ms',
+        FEED_RETRY_MAX: '500ms',
+        ...env,
+      });
+      const service = await startReadService(config, pino({ level: 'debug' }, sink));
+      const clients: Client[] = [];
+      const replica: Replica = {
+        service,
+        dataDir,
+        logs,
+        daemon() {
+          const c = new DaemonServiceClient(service.address, credentials.createInsecure());
+          clients.push(c);
+          return c;
+        },
+        async synced(timeoutMs = 5000) {
+          const target = await headRevision();
+          const deadline = Date.now() + timeoutMs;
+          while ((service.model.checkpoint?.revision ?? -1) < target) {
+            if (Date.now() > deadline) throw new Error(`replica at ${service.model.checkpoint?.revision} did not reach revision ${target}`);
+            await new Promise((r) => setTimeout(r, 10));
+          }
+        },
+        async stop(options = {}) {
+          replicas.delete(replica);
+          if (process.env.DUMP_LOGS) process.stderr.write(logs.filter((l) => l.includes('"level":50') || l.includes('"level":40')).join(''));
+          for (const c of clients) c.close();
+          await service.stop();
+          if (!options.keepData) await rm(dataDir, { recursive: true, force: true });
+        },
+      };
+      replicas.add(replica);
+      return replica;
+    },
+    async stop() {
+      for (const r of [...replicas]) await r.stop();
+      await db.end();
+      await write.stop();
+    },
+  };
+}
