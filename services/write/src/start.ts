@@ -1,14 +1,22 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { loadWriteConfig } from './config.js';
 import { startEmbeddedPostgres } from './db/embedded-postgres.js';
 import { initOrm, migrate } from './db/orm.js';
-import { embeddedPostgresDir, startWriteService } from './main.js';
+import { embeddedPostgresDir, openSecretStore, startWriteService } from './main.js';
+
+/** The read service's entry point, built beside this one by `npm run build`. */
+const READ_MAIN = fileURLToPath(new URL('../../read/dist/main.js', import.meta.url));
 
 /**
  * `npm start`: the whole system on one machine with embedded defaults. Starts PostgreSQL under
- * DATA_DIR unless DATABASE_URL is set, applies migrations, starts the write service, and prints
- * where the admin token is kept and how to issue a daemon token. Stops everything on SIGTERM.
+ * DATA_DIR unless DATABASE_URL is set, applies migrations, starts the write service in this
+ * process and one read replica as a child process (its own process, as in production, with the
+ * reader credential from the secret store), and prints where the admin token is kept and how a
+ * daemon syncs. Stops everything on SIGTERM or SIGINT; if the replica dies, so does the system.
  */
 async function main(): Promise<void> {
   const config = loadWriteConfig();
@@ -20,6 +28,13 @@ async function main(): Promise<void> {
   await orm.close();
 
   const write = await startWriteService({ ...config, DATABASE_URL: databaseUrl }, logger.child({ service: 'write' }));
+  const reader = await openSecretStore(config, logger).read('reader-token');
+  const read = spawn(process.execPath, [READ_MAIN], {
+    stdio: 'inherit',
+    env: { ...process.env, WRITE_SERVICE_URL: write.address, READER_TOKEN: reader!.data['current'], DATA_DIR: config.DATA_DIR },
+  });
+  const readExited = once(read, 'exit');
+  const readAddress = process.env.READ_GRPC_ADDR ?? '127.0.0.1:50052';
   const tokenAt = config.VAULT_ADDR
     ? `Vault KV v2 ${config.VAULT_ADDR} ${config.VAULT_MOUNT}/${config.VAULT_PATH_PREFIX}/admin-token (field "current")`
     : `${path.join(config.DATA_DIR, 'secrets', 'admin-token.json')} (field data.current)`;
@@ -27,24 +42,39 @@ async function main(): Promise<void> {
     [
       '',
       `Titanbot write service (admin + feed API): ${write.address}`,
+      `Titanbot read service (daemon API):        ${readAddress}`,
       `Admin token: ${tokenAt}`,
       'Issue a daemon token for a device:',
       `  grpcurl -plaintext -H "x-api-key: $ADMIN_TOKEN" -d '{"device":{"physical_id":7}}' ${write.address} titanbot.admin.v1.DeviceService/CreateDevice`,
       `  grpcurl -plaintext -H "x-api-key: $ADMIN_TOKEN" -d '{"device_uuid":"<uuid>"}' ${write.address} titanbot.admin.v1.DaemonTokenService/IssueDaemonToken`,
+      'Keep a daemon database current (token in token.txt):',
+      `  npx titanbot-daemon sync --watch --server ${readAddress} --token-file token.txt --db titanbotd.sqlite --logical-id <id>`,
       '',
     ].join('\n'),
   );
 
+  let stopping = false;
+  const stop = (code: number): void => {
+    if (stopping) return;
+    stopping = true;
+    read.kill('SIGTERM');
+    readExited
+      .then(() => write.stop())
+      .then(() => embedded?.stop())
+      .then(
+        () => process.exit(code),
+        (err) => (logger.error({ err }, 'shutdown failed'), process.exit(1)),
+      );
+  };
+  void readExited.then(([code, signal]) => {
+    if (stopping) return;
+    logger.error({ code, signal }, 'read service exited; stopping');
+    stop(1);
+  });
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
       logger.info({ signal }, 'shutting down');
-      write
-        .stop()
-        .then(() => embedded?.stop())
-        .then(
-          () => process.exit(0),
-          (err) => (logger.error({ err }, 'shutdown failed'), process.exit(1)),
-        );
+      stop(0);
     });
   }
 }
