@@ -1,3 +1,5 @@
+import { setTimeout as delay } from 'node:timers/promises';
+
 /**
  * Capped exponential backoff with full jitter (AWS architecture blog, "Exponential Backoff And
  * Jitter"): attempt n waits a uniform random time in [0, min(capMs, baseMs * 2^n)] ms, so many
@@ -13,9 +15,7 @@ export class Backoff {
 
   /** The next delay in ms; each call doubles the ceiling up to `capMs`. */
   next(): number {
-    const ceiling = Math.min(this.capMs, this.baseMs * 2 ** Math.min(this.attempt, 30));
-    this.attempt++;
-    return Math.random() * ceiling;
+    return fullJitter(this.attempt++, this.baseMs, this.capMs);
   }
 
   /** Call after a success: the next failure waits little again. */
@@ -24,16 +24,15 @@ export class Backoff {
   }
 }
 
-/** Resolves after `ms` milliseconds, or at once (without rejecting) when `signal` aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const done = (): void => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
+/** Full jitter: uniform in [0, min(capMs, baseMs * 2^attempt)] ms. */
+export function fullJitter(attempt: number, baseMs: number, capMs: number): number {
+  return Math.random() * Math.min(capMs, baseMs * 2 ** Math.min(attempt, 30));
+}
+
+/**
+ * Resolves after `ms` milliseconds, or at once (never rejecting) when `signal` aborts.
+ * `ref: false` lets the process exit meanwhile.
+ */
+export async function sleep(ms: number, signal?: AbortSignal, ref = true): Promise<void> {
+  await delay(ms, undefined, { ref, ...(signal ? { signal } : {}) }).catch(() => undefined);
 }

@@ -1,0 +1,101 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { generateDaemonToken } from '@titanbot/service-kit/daemon-token';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { main, parseCliArgs, UsageError } from './cli.js';
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+/** Runs `main` with stdout and stderr captured. */
+async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => ((stdout += String(chunk)), true));
+  vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => ((stderr += String(chunk)), true));
+  const code = await main(argv);
+  vi.restoreAllMocks();
+  return { code, stdout, stderr };
+}
+
+/** A local port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+describe('parseCliArgs', () => {
+  it('parses sync --once with the default server', () => {
+    expect(parseCliArgs(['sync', '--once', '--token-file', '/t', '--db', '/d.sqlite'])).toEqual({
+      command: 'sync',
+      mode: 'once',
+      server: '127.0.0.1:50052',
+      tokenFile: '/t',
+      dbPath: '/d.sqlite',
+    });
+  });
+
+  it('parses sync --watch with a server and logical id', () => {
+    expect(parseCliArgs(['sync', '--watch', '--server', 'read:9', '--token-file=/t', '--db', 'd', '--logical-id', '42'])).toEqual({
+      command: 'sync',
+      mode: 'watch',
+      server: 'read:9',
+      tokenFile: '/t',
+      dbPath: 'd',
+      logicalId: 42,
+    });
+    expect(parseCliArgs(['--help'])).toEqual({ command: 'help' });
+  });
+
+  it.each([
+    [['--once', '--token-file', 't', '--db', 'd'], /missing command/],
+    [['pull', '--once', '--token-file', 't', '--db', 'd'], /unknown command: pull/],
+    [['sync', '--token-file', 't', '--db', 'd'], /exactly one of --once and --watch/],
+    [['sync', '--once', '--watch', '--token-file', 't', '--db', 'd'], /exactly one of --once and --watch/],
+    [['sync', '--once', '--db', 'd'], /--token-file is required/],
+    [['sync', '--once', '--token-file', 't'], /--db is required/],
+    [['sync', '--once', '--token-file', 't', '--db', 'd', '--logical-id=-3'], /--logical-id must be an integer/],
+    [['sync', '--once', '--token-file', 't', '--db', 'd', '--logical-id', '-3'], /argument is ambiguous\. Did you forget/],
+    [['sync', '--once', '--token-file', 't', '--db', 'd', '--logical-id', '1.5'], /--logical-id must be an integer/],
+    [['sync', '--once', '--token-file', 't', '--db', 'd', '--logical-id', '2147483648'], /--logical-id must be an integer/],
+    [['sync', '--once', '--token-file', 't', '--db', 'd', '--verbose'], /--verbose/],
+  ])('rejects %j', (argv, message) => {
+    expect(() => parseCliArgs(argv)).toThrow(UsageError);
+    expect(() => parseCliArgs(argv)).toThrow(message);
+  });
+});
+
+describe('main', () => {
+  it('exits 2 with the usage text on a usage error', async () => {
+    const { code, stdout, stderr } = await run(['sync', '--once']);
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr).toMatch(/^titanbot-daemon: --token-file is required\n\nUsage: titanbot-daemon sync/);
+  });
+
+  it('exits 1 with one stderr line for a malformed token and for a failed call', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'daemon-cli-'));
+    try {
+      const tokenFile = path.join(dir, 'token');
+      const db = path.join(dir, 'db.sqlite');
+      await writeFile(tokenFile, 'tbd_not-a-token\n');
+      const malformed = await run(['sync', '--once', '--token-file', tokenFile, '--db', db]);
+      expect(malformed).toEqual({ code: 1, stdout: '', stderr: `titanbot-daemon: token file ${tokenFile} does not hold a well-formed daemon token (one line, tbd_..., valid checksum)\n` });
+
+      await writeFile(tokenFile, `${generateDaemonToken()}\n`);
+      const unreachable = await run(['sync', '--once', '--server', `127.0.0.1:${await closedPort()}`, '--token-file', tokenFile, '--db', db]);
+      expect(unreachable.code).toBe(1);
+      expect(unreachable.stdout).toBe('');
+      expect(unreachable.stderr).toMatch(/^titanbot-daemon: UNAVAILABLE: [^\n]+\n$/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

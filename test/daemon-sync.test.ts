@@ -1,0 +1,97 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { DaemonSync } from '@titanbot/daemon-client';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminApi, provisionDevice, uniquePixel } from '../services/read/test/support/admin.js';
+import { expectedExport, exportRows } from '../services/read/test/support/expected.js';
+import { startSystem, type Replica, type System } from '../services/read/test/support/system.js';
+
+let sys: System;
+let replica: Replica;
+let api: ReturnType<typeof adminApi>;
+let fleet: Awaited<ReturnType<typeof provisionDevice>>;
+let dir: string;
+let tokenFile: string;
+
+beforeAll(async () => {
+  sys = await startSystem();
+  api = adminApi(sys.write);
+  fleet = await provisionDevice(api);
+  replica = await sys.startReplica();
+  await replica.service.consumer.caughtUp;
+  dir = await mkdtemp(path.join(os.tmpdir(), 'titanbot-daemon-'));
+  tokenFile = path.join(dir, 'token.txt');
+  await writeFile(tokenFile, `${fleet.token}\n`, { mode: 0o600 });
+});
+afterAll(async () => {
+  await sys?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+/** The daemon database at `file` holds exactly what the write side says the scope exports. */
+async function expectCurrent(file: string): Promise<void> {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    expect(exportRows(db)).toEqual(await expectedExport(sys.db, fleet.logicalId));
+  } finally {
+    db.close();
+  }
+}
+
+describe('a daemon kept current by DaemonSync against both services', () => {
+  it('sync once writes a daemon database that SQLite opens, then reports unchanged', async () => {
+    await api.createHabit({ accountLogicalId: fleet.logicalId, priority: 3, action: 'tap', pixels: [uniquePixel()] });
+    await replica.synced();
+    const dbPath = path.join(dir, 'once.sqlite');
+    const sync = new DaemonSync({ server: replica.service.address, tokenFile, dbPath, logicalId: fleet.logicalId });
+    try {
+      const first = await sync.syncOnce();
+      expect(first.changed).toBe(true);
+      await expectCurrent(dbPath);
+      expect(await sync.syncOnce()).toMatchObject({ changed: false, version: first.version });
+    } finally {
+      sync.close();
+    }
+  });
+
+  it('sync --watch installs an admin change within 1 s', async () => {
+    const dbPath = path.join(dir, 'watch.sqlite');
+    const events: { event: string; at: number; fields: Record<string, unknown> }[] = [];
+    const sync = new DaemonSync({
+      server: replica.service.address,
+      tokenFile,
+      dbPath,
+      logicalId: fleet.logicalId,
+      logger: (event, fields) => events.push({ event, at: performance.now(), fields }),
+    });
+    const stop = new AbortController();
+    const watching = sync.watch(stop.signal);
+    try {
+      const installed = async (count: number): Promise<void> => {
+        const deadline = Date.now() + 5000;
+        while (events.filter((e) => e.event === 'installed').length < count) {
+          if (Date.now() > deadline) throw new Error(`no install #${count}; events: ${JSON.stringify(events)}`);
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      };
+      await installed(1);
+      const latencies: number[] = [];
+      for (let i = 1; i <= 3; i++) {
+        const changed = performance.now();
+        await api.createHabit({ accountLogicalId: fleet.logicalId, comment: `change ${i}`, pixels: [uniquePixel()] });
+        await installed(1 + i);
+        latencies.push(events.filter((e) => e.event === 'installed').at(-1)!.at - changed);
+        await expectCurrent(dbPath);
+      }
+      // From the admin call's start to the new file renamed into place.
+      for (const ms of latencies) expect(ms).toBeLessThan(1000);
+    } finally {
+      stop.abort();
+      await watching;
+      sync.close();
+    }
+    expect(await readFile(`${dbPath}.version`, 'utf8')).toContain(replica.service.model.versions.version(fleet.logicalId));
+  });
+});
