@@ -74,7 +74,7 @@ export function parseCliArgs(argv: string[]): CliCommand {
 }
 
 const printEvent = (event: string, fields: Record<string, unknown>): void => {
-  process.stdout.write(`${JSON.stringify({ event, ...fields })}\n`);
+  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), event, ...fields })}\n`);
 };
 
 /**
