@@ -1,9 +1,9 @@
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { credentials, Metadata } from '@grpc/grpc-js';
 import { DaemonServiceService } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { ChangeFeedServiceClient } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
 import { MAX_MESSAGE_BYTES, startGrpcServer, stopGrpcServer } from '@titanbot/service-kit/grpc-server';
+import { runIfEntryPoint, stopOnSignals } from '@titanbot/service-kit/process';
 import { pino, type Logger } from 'pino';
 import { loadReadConfig, type ReadConfig } from './config.js';
 import { ExportCache } from './export/cache.js';
@@ -93,24 +93,9 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
 }
 
 /** Entry point: `node services/read/dist/main.js` (npm run start:read). */
-async function runFromCommandLine(): Promise<void> {
+runIfEntryPoint(import.meta.url, async () => {
   const config = loadReadConfig();
   const logger = pino({ level: config.LOG_LEVEL, base: { service: 'read' } });
   const service = await startReadService(config, logger);
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(signal, () => {
-      logger.info({ signal }, 'shutting down');
-      service.stop().then(
-        () => process.exit(0),
-        (err) => (logger.error({ err }, 'shutdown failed'), process.exit(1)),
-      );
-    });
-  }
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  runFromCommandLine().catch((err) => {
-    console.error(err);
-    process.exit(1);
-  });
-}
+  stopOnSignals(logger, () => service.stop());
+});

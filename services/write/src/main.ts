@@ -1,6 +1,5 @@
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { pathToFileURL } from 'node:url';
 import { AccountServiceService } from '@titanbot/contracts/titanbot/admin/v1/account_service';
 import { AdminTokenServiceService } from '@titanbot/contracts/titanbot/admin/v1/admin_token_service';
 import { DaemonTokenServiceService } from '@titanbot/contracts/titanbot/admin/v1/daemon_token_service';
@@ -11,6 +10,7 @@ import { LegionServiceService } from '@titanbot/contracts/titanbot/admin/v1/legi
 import { LogServiceService } from '@titanbot/contracts/titanbot/admin/v1/log_service';
 import { ChangeFeedServiceService } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
 import { startGrpcServer, stopGrpcServer } from '@titanbot/service-kit/grpc-server';
+import { runIfEntryPoint, stopOnSignals } from '@titanbot/service-kit/process';
 import { pino, type Logger } from 'pino';
 import type { DomainSettings } from './app/context.js';
 import { loadWriteConfig, type WriteConfig } from './config.js';
@@ -189,24 +189,9 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
 }
 
 /** Entry point: `node services/write/dist/main.js` (npm run start:write). */
-async function runFromCommandLine(): Promise<void> {
+runIfEntryPoint(import.meta.url, async () => {
   const config = loadWriteConfig();
   const logger = pino({ level: config.LOG_LEVEL, base: { service: 'write' } });
   const service = await startWriteService(config, logger);
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(signal, () => {
-      logger.info({ signal }, 'shutting down');
-      service.stop().then(
-        () => process.exit(0),
-        (err) => (logger.error({ err }, 'shutdown failed'), process.exit(1)),
-      );
-    });
-  }
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  runFromCommandLine().catch((err) => {
-    console.error(err);
-    process.exit(1);
-  });
-}
+  stopOnSignals(logger, () => service.stop());
+});
