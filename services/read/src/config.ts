@@ -14,6 +14,13 @@ const schema = z.object({
   /** Bytes per DownloadExport chunk message (at most 1 MiB, well under the 4 MiB message limit). */
   EXPORT_CHUNK_BYTES: byteSize.pipe(z.number().int().min(1024).max(1024 * 1024)).default(128 * 1024),
   BACKEND_PUBLIC_KEY: z.string().default(''),
+  /** Where the data keys that decrypt account passwords and SSH private keys are read from. */
+  VAULT_ADDR: z.string().url().optional(),
+  VAULT_TOKEN: z.string().optional(),
+  VAULT_MOUNT: z.string().default('secret'),
+  VAULT_PATH_PREFIX: z.string().default('titanbot'),
+  /** The file secret store when VAULT_ADDR is unset; default DATA_DIR/secrets (the write service's, under npm start). */
+  SECRETS_DIR: z.string().optional(),
   SSH_SERVER_NAME: z.string().default('titanbot'),
   SSH_SERVER_IP: z.string().default('127.0.0.1'),
   SSH_SERVER_COMMON_PORT: port.default(22),
@@ -29,5 +36,7 @@ export type ReadConfig = z.infer<typeof schema>;
 /** Parses the read service's settings from `env` once; throws an Error naming every bad variable. */
 export function loadReadConfig(env: NodeJS.ProcessEnv = process.env): ReadConfig {
   const config = parseConfig(schema, env);
-  return { ...config, DATA_DIR: path.resolve(config.DATA_DIR) };
+  if (config.VAULT_ADDR && !config.VAULT_TOKEN) throw new Error('invalid configuration: VAULT_TOKEN is required with VAULT_ADDR');
+  const dataDir = path.resolve(config.DATA_DIR);
+  return { ...config, DATA_DIR: dataDir, SECRETS_DIR: path.resolve(config.SECRETS_DIR ?? path.join(dataDir, 'secrets')) };
 }

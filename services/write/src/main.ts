@@ -11,6 +11,7 @@ import { LogServiceService } from '@titanbot/contracts/titanbot/admin/v1/log_ser
 import { ChangeFeedServiceService } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
 import { startGrpcServer, stopGrpcServer } from '@titanbot/service-kit/grpc-server';
 import { runIfEntryPoint, stopOnSignals } from '@titanbot/service-kit/process';
+import { openSecretStore, type SecretStore } from '@titanbot/service-kit/secrets/open';
 import { pino, type Logger } from 'pino';
 import type { DomainSettings } from './app/context.js';
 import { loadWriteConfig, type WriteConfig } from './config.js';
@@ -28,10 +29,7 @@ import { logService } from './grpc/admin/log-service.js';
 import { Authenticator } from './grpc/auth.js';
 import { changeFeedService } from './grpc/feed-service.js';
 import type { Runtime } from './grpc/handler.js';
-import { FileSecretStore } from './secrets/file-secret-store.js';
 import { RotatingCredential } from './secrets/rotating-credential.js';
-import type { SecretStore } from './secrets/secret-store.js';
-import { VaultSecretStore } from './secrets/vault-secret-store.js';
 
 export interface WriteService {
   /** host:port the gRPC server listens on. */
@@ -57,14 +55,8 @@ const WRITE_PROTOS = [
 export const embeddedPostgresDir = (config: WriteConfig): string => path.join(config.DATA_DIR, 'postgres');
 
 /** The secret store: Vault KV v2 when VAULT_ADDR is set, else files under DATA_DIR/secrets. */
-export function openSecretStore(config: WriteConfig, logger: Logger): SecretStore {
-  if (config.VAULT_ADDR) {
-    return new VaultSecretStore({ endpoint: config.VAULT_ADDR, token: config.VAULT_TOKEN!, mount: config.VAULT_MOUNT, prefix: config.VAULT_PATH_PREFIX });
-  }
-  const dir = path.join(config.DATA_DIR, 'secrets');
-  logger.warn({ dir }, 'VAULT_ADDR is not set: a file secret store under DATA_DIR plays Vault\'s part');
-  return new FileSecretStore(dir);
-}
+export const openWriteSecretStore = (config: WriteConfig, logger: Logger): SecretStore =>
+  openSecretStore({ ...config, SECRETS_DIR: path.join(config.DATA_DIR, 'secrets') }, logger);
 
 /**
  * Composition root: config -> database (embedded unless DATABASE_URL) -> ORM -> credentials ->
@@ -79,7 +71,7 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
     databaseUrl = embedded.url;
   }
   const orm = await initOrm(databaseUrl);
-  const store = openSecretStore(config, logger);
+  const store = openWriteSecretStore(config, logger);
   const generate = (): string => randomBytes(32).toString('base64url');
   const credential = (name: string, bootstrapValue: string | undefined): RotatingCredential =>
     new RotatingCredential({

@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { loadWriteConfig } from './config.js';
 import { startEmbeddedPostgres } from './db/embedded-postgres.js';
 import { initOrm, migrate } from './db/orm.js';
-import { embeddedPostgresDir, openSecretStore, startWriteService } from './main.js';
+import { embeddedPostgresDir, openWriteSecretStore, startWriteService } from './main.js';
 
 /** The read service's entry point, built beside this one by `npm run build`. */
 const READ_MAIN = fileURLToPath(new URL('../../read/dist/main.js', import.meta.url));
@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   await orm.close();
 
   const write = await startWriteService({ ...config, DATABASE_URL: databaseUrl }, logger.child({ service: 'write' }));
-  const reader = await openSecretStore(config, logger).read('reader-token');
+  const reader = await openWriteSecretStore(config, logger).read('reader-token');
   const read = spawn(process.execPath, [READ_MAIN], {
     stdio: 'inherit',
     env: { ...process.env, WRITE_SERVICE_URL: write.address, READER_TOKEN: reader!.data['current'], DATA_DIR: config.DATA_DIR },

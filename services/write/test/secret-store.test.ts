@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { FileSecretStore } from '../src/secrets/file-secret-store.js';
+import { FileSecretStore } from '@titanbot/service-kit/secrets/file-secret-store';
 import { RotatingCredential, type RotatingCredentialOptions } from '../src/secrets/rotating-credential.js';
-import { CasConflictError, type SecretStore, SecretStoreUnavailableError } from '../src/secrets/secret-store.js';
-import { VaultSecretStore } from '../src/secrets/vault-secret-store.js';
+import { CasConflictError, type SecretStore, SecretStoreUnavailableError } from '@titanbot/service-kit/secrets/secret-store';
+import { VaultSecretStore } from '@titanbot/service-kit/secrets/vault-secret-store';
 import { startVaultKv2Server } from './support/vault-kv2-server.js';
 
 /** One storage backend, reachable through any number of store instances (one per "replica"). */

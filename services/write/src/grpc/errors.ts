@@ -8,7 +8,7 @@ import {
 } from '@mikro-orm/core';
 import { statusError, type StatusError } from '@titanbot/service-kit/status';
 import { DomainError, type DomainErrorKind } from '../domain/errors.js';
-import { SecretStoreUnavailableError } from '../secrets/secret-store.js';
+import { SecretStoreUnavailableError } from '@titanbot/service-kit/secrets/secret-store';
 
 /** The one table from domain error kinds to gRPC status codes (DESIGN.md "Contracts"). */
 const STATUS_OF: Record<DomainErrorKind, status> = {

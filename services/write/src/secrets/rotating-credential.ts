@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
-import { CasConflictError, type SecretStore } from './secret-store.js';
+import { CasConflictError, type SecretStore } from '@titanbot/service-kit/secrets/secret-store';
 
 /** verify() misses refresh from the store at most this often, so garbage keys cannot hammer it. */
 const MIN_REFRESH_GAP_MS = 1_000;

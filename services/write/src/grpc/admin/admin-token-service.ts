@@ -1,6 +1,6 @@
 import { AdminTokenServiceService, type AdminTokenServiceServer } from '@titanbot/contracts/titanbot/admin/v1/admin_token_service';
 import { DomainError } from '../../domain/errors.js';
-import { CasConflictError } from '../../secrets/secret-store.js';
+import { CasConflictError } from '@titanbot/service-kit/secrets/secret-store';
 import type { RotatingCredential } from '../../secrets/rotating-credential.js';
 import { unary, type Runtime } from '../handler.js';
 
