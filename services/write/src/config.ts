@@ -15,6 +15,8 @@ const schema = z.object({
   ADMIN_TOKEN: z.string().min(16).optional(),
   READER_TOKEN: z.string().min(16).optional(),
   ADMIN_TOKEN_GRACE: duration.default(300_000),
+  /** Rotate the admin token once its current version is this old; checked every min(this / 10, 60 s). `0` = off. */
+  ADMIN_TOKEN_ROTATE_EVERY: duration.default(86_400_000),
   SECRET_REFRESH_INTERVAL: duration.default(30_000),
   TOKEN_DEFAULT_TTL: duration.default(86_400_000),
   TOKEN_MAX_TTL: duration.default(30 * 86_400_000),

@@ -136,7 +136,7 @@ describe.each([
 
     expect(admin.version).toBe(1);
     expect(admin.matches(bootstrapValue)).toBe(true);
-    await expect(store.read('admin-token')).resolves.toEqual({ data: { current: bootstrapValue }, version: 1 });
+    await expect(store.read('admin-token')).resolves.toEqual({ data: { current: bootstrapValue, rotateTime: expect.any(String) }, version: 1 });
     expect(lines.map((line) => JSON.parse(line) as object)).toContainEqual(
       expect.objectContaining({ source: 'environment', location: store.describe('admin-token'), version: 1 }),
     );

@@ -4,6 +4,8 @@ import { CasConflictError, type SecretStore } from '@titanbot/service-kit/secret
 
 /** verify() misses refresh from the store at most this often, so garbage keys cannot hammer it. */
 const MIN_REFRESH_GAP_MS = 1_000;
+/** Upper bound on the period of the scheduled-rotation check, so a due rotation happens within a minute. */
+const MAX_ROTATION_CHECK_MS = 60_000;
 
 export interface RotatingCredentialOptions {
   store: SecretStore;
@@ -30,12 +32,17 @@ interface Snapshot {
   previousDigest: Buffer | null;
   /** Epoch ms; the previous value is accepted while now < this. */
   previousValidUntil: number;
+  /** Epoch ms at which this version was written (its `rotateTime`). */
+  rotatedAt: number;
 }
 
 /**
- * The cached view of one credential stored as `{ current, previous?, previousValidUntil? }` (ISO time) in a
- * SecretStore. Checks are answered from the cache; every replica converges through periodic and on-miss
- * refreshes, and rotations race safely through the store's check-and-set. Values are never logged.
+ * The cached view of one credential stored as `{ current, rotateTime, previous?, previousValidUntil? }` (ISO
+ * times) in a SecretStore. Checks are answered from the cache; every replica converges through periodic and
+ * on-miss refreshes, and rotations race safely through the store's check-and-set. Values are never logged.
+ *
+ * A version without `rotateTime` (written before it was recorded) counts as written when this replica first
+ * loaded it, so upgrading does not trigger a rotation at once; the first rotation then records the time.
  */
 export class RotatingCredential {
   private readonly now: () => number;
@@ -44,6 +51,8 @@ export class RotatingCredential {
   private inflight: Promise<void> | null = null;
   private lastRefreshAt = -Infinity;
   private timer: NodeJS.Timeout | null = null;
+  private rotationTimer: NodeJS.Timeout | null = null;
+  private rotationCheck: Promise<void> | null = null;
 
   constructor(private readonly options: RotatingCredentialOptions) {
     if (options.bootstrapValue === '') throw new Error(`${options.name}: bootstrap value must not be empty`);
@@ -63,7 +72,7 @@ export class RotatingCredential {
       this.log.info({ version: existing.version, bootstrapValueIgnored: bootstrapValue !== undefined }, 'credential loaded');
       return;
     }
-    const data = { current: bootstrapValue ?? generate() };
+    const data = { current: bootstrapValue ?? generate(), rotateTime: new Date(this.now()).toISOString() };
     try {
       const version = await store.write(name, data, 0);
       this.apply({ data, version });
@@ -105,8 +114,14 @@ export class RotatingCredential {
   async rotate(): Promise<{ value: string; version: number; previousValidUntil: Date }> {
     const s = this.cached();
     const value = this.options.generate();
-    const previousValidUntil = new Date(this.now() + this.options.graceMs);
-    const data = { current: value, previous: s.current, previousValidUntil: previousValidUntil.toISOString() };
+    const now = this.now();
+    const previousValidUntil = new Date(now + this.options.graceMs);
+    const data = {
+      current: value,
+      rotateTime: new Date(now).toISOString(),
+      previous: s.current,
+      previousValidUntil: previousValidUntil.toISOString(),
+    };
     let version: number;
     try {
       version = await this.options.store.write(this.options.name, data, s.version);
@@ -115,7 +130,7 @@ export class RotatingCredential {
       throw err;
     }
     this.apply({ data, version });
-    this.log.info({ version, previousValidUntil: data.previousValidUntil }, 'credential rotated');
+    this.log.info({ version, rotateTime: data.rotateTime, previousValidUntil: data.previousValidUntil }, 'credential rotated');
     return { value, version, previousValidUntil };
   }
 
@@ -131,9 +146,58 @@ export class RotatingCredential {
     this.timer = null;
   }
 
+  /**
+   * Starts rotating the credential whenever its current version is at least `everyMs` milliseconds old,
+   * checked every min(everyMs / 10, 60 s) on a timer that does not keep the process alive. `everyMs <= 0`
+   * turns it off. Replicas running this against one store rotate once per period between them: the
+   * check-and-set loser refreshes and leaves it there. Check failures are logged, never thrown. Throws
+   * before init().
+   */
+  startRotation(everyMs: number): void {
+    this.cached();
+    if (this.rotationTimer || everyMs <= 0) return;
+    const checkMs = Math.min(everyMs / 10, MAX_ROTATION_CHECK_MS);
+    this.rotationTimer = setInterval(() => {
+      // A check still waiting on a slow store is not stacked with another.
+      this.rotationCheck ??= this.rotateIfDue(everyMs).finally(() => {
+        this.rotationCheck = null;
+      });
+    }, checkMs).unref();
+  }
+
+  /** Stops the scheduled rotation and waits for a check in progress, so no store write outlives the call. */
+  async stopRotation(): Promise<void> {
+    if (this.rotationTimer) clearInterval(this.rotationTimer);
+    this.rotationTimer = null;
+    await this.rotationCheck;
+  }
+
   /** Store version of the cached value; 0 before init(). */
   get version(): number {
     return this.snapshot?.version ?? 0;
+  }
+
+  /** When the cached version was written (see the class comment for versions without a recorded time). Throws before init(). */
+  get rotatedAt(): Date {
+    return new Date(this.cached().rotatedAt);
+  }
+
+  /** One scheduled-rotation check. Never rejects. */
+  private async rotateIfDue(everyMs: number): Promise<void> {
+    const due = (): boolean => this.now() - this.cached().rotatedAt >= everyMs;
+    if (!due()) return;
+    // The cache may predate another replica's rotation; re-read before spending a write on a stale version.
+    await this.refresh(false);
+    if (!due()) return;
+    try {
+      await this.rotate();
+    } catch (err) {
+      if (err instanceof CasConflictError) {
+        this.log.debug({ version: this.version }, 'scheduled rotation: another replica rotated first');
+        return;
+      }
+      this.log.warn({ reason: (err as Error).message, version: this.version }, 'scheduled rotation failed; retrying at the next check');
+    }
   }
 
   /** Single-flight load; `rateLimited` ones (on a verify() miss) run at most once per MIN_REFRESH_GAP_MS. */
@@ -161,14 +225,18 @@ export class RotatingCredential {
   private apply({ data, version }: { data: Record<string, string>; version: number }): void {
     // A slow read that started before our own rotate() must not roll the cache back.
     if (this.snapshot && version < this.snapshot.version) return;
-    const { current, previous, previousValidUntil } = data;
+    const { current, previous, previousValidUntil, rotateTime } = data;
     if (!current) throw new Error(`${this.options.name} version ${version} has no current value`);
+    const recorded = rotateTime ? Date.parse(rotateTime) : NaN;
+    // Without a recorded time, the first load of this version stands in for it (see the class comment).
+    const rotatedAt = !Number.isNaN(recorded) ? recorded : this.snapshot?.version === version ? this.snapshot.rotatedAt : this.now();
     this.snapshot = {
       version,
       current,
       currentDigest: sha256(current),
       previousDigest: previous ? sha256(previous) : null,
       previousValidUntil: previousValidUntil ? Date.parse(previousValidUntil) : -Infinity,
+      rotatedAt,
     };
   }
 

@@ -10,9 +10,12 @@ export interface VaultKv2Server {
   stop(): Promise<void>;
   /** Listens again on the same port with the data it had. */
   restart(): Promise<void>;
+  /** Every stored version of `<mount>/data/<path>` (e.g. `secret/titanbot/admin-token`), oldest first; [] when never written. */
+  versions(key: string): Version[];
 }
 
-interface Version {
+/** One stored version of a secret. */
+export interface Version {
   data: Record<string, string>;
   created_time: string;
 }
@@ -83,6 +86,7 @@ export async function startVaultKv2Server({ token }: { token: string }): Promise
     close: () => (server.listening ? stop() : Promise.resolve()),
     stop,
     restart: () => listen(port),
+    versions: (key) => [...(secrets.get(key) ?? [])],
   };
 }
 
