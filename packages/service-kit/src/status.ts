@@ -1,6 +1,6 @@
 import { Metadata, type ServiceError, type status } from '@grpc/grpc-js';
 import { Any } from '@titanbot/contracts/google/protobuf/any';
-import { BadRequest, ErrorInfo } from '@titanbot/contracts/google/rpc/error_details';
+import { BadRequest, ErrorInfo, RetryInfo } from '@titanbot/contracts/google/rpc/error_details';
 import { Status } from '@titanbot/contracts/google/rpc/status';
 
 /** The error domain sent in google.rpc.ErrorInfo. */
@@ -9,12 +9,17 @@ export const ERROR_DOMAIN = 'titanbot.dev';
 /** A gRPC error as grpc-js sends it: code, message, and google.rpc.Status in trailers. */
 export type StatusError = Partial<ServiceError> & { code: status; details: string; metadata: Metadata };
 
-/** Builds a ServiceError carrying google.rpc.Status in `grpc-status-details-bin`. */
+/**
+ * Builds a ServiceError carrying google.rpc.Status in `grpc-status-details-bin`: ErrorInfo
+ * `reason`, BadRequest `violations` when there are any, and RetryInfo when `retryDelayMs`
+ * (ms, >= 0) is given.
+ */
 export function statusError(
   code: status,
   message: string,
   reason: string,
   violations: readonly { field: string; description: string }[] = [],
+  retryDelayMs?: number,
 ): StatusError {
   const details: Any[] = [
     { typeUrl: 'type.googleapis.com/google.rpc.ErrorInfo', value: Buffer.from(ErrorInfo.encode({ reason, domain: ERROR_DOMAIN, metadata: {} }).finish()) },
@@ -25,6 +30,11 @@ export function statusError(
       value: Buffer.from(BadRequest.encode({ fieldViolations: violations.map((v) => ({ field: v.field, description: v.description })) }).finish()),
     });
   }
+  if (retryDelayMs !== undefined) {
+    const ms = Math.max(0, Math.ceil(retryDelayMs));
+    const retryDelay = { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 };
+    details.push({ typeUrl: 'type.googleapis.com/google.rpc.RetryInfo', value: Buffer.from(RetryInfo.encode({ retryDelay }).finish()) });
+  }
   const metadata = new Metadata();
   metadata.set('grpc-status-details-bin', Buffer.from(Status.encode({ code, message, details }).finish()));
   return { code, details: message, metadata };
@@ -32,7 +42,8 @@ export function statusError(
 
 /**
  * An error a handler throws on purpose: it reaches the caller as `code` with ErrorInfo `reason`
- * (UPPER_SNAKE) and, for INVALID_ARGUMENT, BadRequest field violations.
+ * (UPPER_SNAKE), for INVALID_ARGUMENT BadRequest field violations, and with `retryDelayMs` (ms)
+ * a RetryInfo telling the caller when to try again (e.g. RESOURCE_EXHAUSTED).
  */
 export class ApiError extends Error {
   constructor(
@@ -40,13 +51,14 @@ export class ApiError extends Error {
     readonly reason: string,
     message: string,
     readonly violations: readonly { field: string; description: string }[] = [],
+    readonly retryDelayMs?: number,
   ) {
     super(message);
     this.name = 'ApiError';
   }
 
   toStatusError(): StatusError {
-    return statusError(this.code, this.message, this.reason, this.violations);
+    return statusError(this.code, this.message, this.reason, this.violations, this.retryDelayMs);
   }
 }
 
