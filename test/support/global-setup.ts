@@ -6,11 +6,18 @@ import { pino } from 'pino';
 import type { TestProject } from 'vitest/node';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../services/write/src/db/embedded-postgres.js';
 import { initOrm, migrate } from '../../services/write/src/db/orm.js';
+import { DataKeyring } from '../../packages/service-kit/src/secrets/data-keys.js';
+import { FileSecretStore } from '../../packages/service-kit/src/secrets/file-secret-store.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     /** A freshly created and migrated database for this test run. */
     databaseUrl: string;
+    /**
+     * A file secret store holding this run's data key. Every write service a test starts shares
+     * the one database, so, like replicas of one deployment, they share its data key too.
+     */
+    dataKeyDir: string;
   }
 }
 
@@ -42,10 +49,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
   await migrate(orm);
   await orm.close();
   project.provide('databaseUrl', url.toString());
+  const dataKeyDir = await mkdtemp(path.join(os.tmpdir(), 'titanbot-data-key-'));
+  await new DataKeyring(new FileSecretStore(dataKeyDir), pino({ level: 'silent' })).init(true);
+  project.provide('dataKeyDir', dataKeyDir);
   return async () => {
     await admin.query(`drop database if exists ${TEST_DATABASE} with (force)`);
     await admin.end();
     await embedded?.stop();
+    await rm(dataKeyDir, { recursive: true, force: true });
     if (tempDir) await rm(tempDir, { recursive: true, force: true });
   };
 }

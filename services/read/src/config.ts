@@ -28,10 +28,14 @@ const schema = z.object({
   FEED_RETRY_MAX: duration.default(10_000),
   /** Deadline of WriteLogs and RotateToken calls forwarded to the write service. */
   FORWARD_TIMEOUT: duration.default(5_000),
+  /** Per daemon token: calls per second refilled into its bucket (streams cost one call when opened). */
+  DAEMON_RPS: z.coerce.number().positive().default(50),
+  /** Per daemon token: calls that may be made at once before DAEMON_RPS paces them. */
+  DAEMON_BURST: z.coerce.number().int().min(1).default(100),
   LOG_LEVEL: logLevel,
 });
 
-export type ReadConfig = z.infer<typeof schema>;
+export type ReadConfig = z.infer<typeof schema> & { SECRETS_DIR: string };
 
 /** Parses the read service's settings from `env` once; throws an Error naming every bad variable. */
 export function loadReadConfig(env: NodeJS.ProcessEnv = process.env): ReadConfig {

@@ -4,12 +4,15 @@ import { DaemonServiceService } from '@titanbot/contracts/titanbot/daemon/v1/dae
 import { ChangeFeedServiceClient } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
 import { MAX_MESSAGE_BYTES, startGrpcServer, stopGrpcServer } from '@titanbot/service-kit/grpc-server';
 import { runIfEntryPoint, stopOnSignals } from '@titanbot/service-kit/process';
+import { DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
+import { openSecretStore } from '@titanbot/service-kit/secrets/open';
 import { pino, type Logger } from 'pino';
 import { loadReadConfig, type ReadConfig } from './config.js';
 import { ExportCache } from './export/cache.js';
 import { FeedConsumer } from './feed/consumer.js';
 import { daemonService } from './grpc/daemon-service.js';
-import type { ReadRuntime } from './grpc/handler.js';
+import { newReadCounters, type ReadCounters, type ReadRuntime } from './grpc/handler.js';
+import { LogThrottle, RateLimiter } from './grpc/rate-limit.js';
 import { ReadModel } from './store/read-model.js';
 
 export interface ReadService {
@@ -18,6 +21,8 @@ export interface ReadService {
   model: ReadModel;
   exports: ExportCache;
   consumer: FeedConsumer;
+  /** Calls refused before reaching a handler (auth failures by reason, rate-limited), live. */
+  counters: ReadCounters;
   /** Graceful stop: NOT_SERVING, end watch streams, drain calls (5 s at most), close SQLite. */
   stop(): Promise<void>;
 }
@@ -47,6 +52,10 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
     retryBaseMs: config.FEED_RETRY_BASE,
     retryMaxMs: config.FEED_RETRY_MAX,
   });
+  // Data keys open account passwords and SSH private keys for their own daemon; a store that is
+  // down at start-up is retried when a sealed value is first opened.
+  const keyring = new DataKeyring(openSecretStore(config, logger), logger);
+  await keyring.init(false).catch((err: unknown) => logger.warn({ err }, 'data keys: not loaded yet'));
   const shutdown = new AbortController();
   const rt: ReadRuntime = {
     model,
@@ -65,9 +74,12 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
       forwardTimeoutMs: config.FORWARD_TIMEOUT,
     },
     gauges: { activeDownloads: 0, activeWatches: 0 },
+    limiter: new RateLimiter({ ratePerSecond: config.DAEMON_RPS, burst: config.DAEMON_BURST }),
+    refusalLog: new LogThrottle(1000),
+    counters: newReadCounters(),
   };
   const grpc = await startGrpcServer(config.READ_GRPC_ADDR, ['titanbot/daemon/v1/daemon_service.proto'], [
-    { definition: DaemonServiceService, implementation: daemonService(rt) },
+    { definition: DaemonServiceService, implementation: daemonService(rt, keyring) },
   ]);
   const address = `${config.READ_GRPC_ADDR.replace(/:\d+$/, '')}:${grpc.port}`;
   consumer.start();
@@ -80,6 +92,7 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
     model,
     exports,
     consumer,
+    counters: rt.counters,
     async stop() {
       grpc.health.setStatus('', 'NOT_SERVING');
       shutdown.abort();

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { AccountServiceService } from '@titanbot/contracts/titanbot/admin/v1/account_service';
 import { AdminTokenServiceService } from '@titanbot/contracts/titanbot/admin/v1/admin_token_service';
 import { DaemonTokenServiceService } from '@titanbot/contracts/titanbot/admin/v1/daemon_token_service';
+import { DataKeyServiceService } from '@titanbot/contracts/titanbot/admin/v1/data_key_service';
 import { DeviceServiceService } from '@titanbot/contracts/titanbot/admin/v1/device_service';
 import { EmpireDateServiceService } from '@titanbot/contracts/titanbot/admin/v1/empire_date_service';
 import { HabitServiceService } from '@titanbot/contracts/titanbot/admin/v1/habit_service';
@@ -11,6 +12,7 @@ import { LogServiceService } from '@titanbot/contracts/titanbot/admin/v1/log_ser
 import { ChangeFeedServiceService } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
 import { startGrpcServer, stopGrpcServer } from '@titanbot/service-kit/grpc-server';
 import { runIfEntryPoint, stopOnSignals } from '@titanbot/service-kit/process';
+import { DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
 import { openSecretStore, type SecretStore } from '@titanbot/service-kit/secrets/open';
 import { pino, type Logger } from 'pino';
 import type { DomainSettings } from './app/context.js';
@@ -21,6 +23,7 @@ import { initOrm, pendingMigrations } from './db/orm.js';
 import { accountService } from './grpc/admin/account-service.js';
 import { adminTokenService } from './grpc/admin/admin-token-service.js';
 import { daemonTokenService } from './grpc/admin/daemon-token-service.js';
+import { dataKeyService } from './grpc/admin/data-key-service.js';
 import { deviceService } from './grpc/admin/device-service.js';
 import { empireDateService } from './grpc/admin/empire-date-service.js';
 import { habitService } from './grpc/admin/habit-service.js';
@@ -43,6 +46,7 @@ const WRITE_PROTOS = [
   'titanbot/admin/v1/account_service.proto',
   'titanbot/admin/v1/admin_token_service.proto',
   'titanbot/admin/v1/daemon_token_service.proto',
+  'titanbot/admin/v1/data_key_service.proto',
   'titanbot/admin/v1/device_service.proto',
   'titanbot/admin/v1/empire_date_service.proto',
   'titanbot/admin/v1/habit_service.proto',
@@ -70,8 +74,13 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
     embedded = await startEmbeddedPostgres(embeddedPostgresDir(config), config.EMBEDDED_PG_PORT, logger);
     databaseUrl = embedded.url;
   }
-  const orm = await initOrm(databaseUrl);
   const store = openWriteSecretStore(config, logger);
+  // Secret columns are sealed under data keys from the store; created here on first start.
+  const keyring = new DataKeyring(store, logger);
+  await keyring.init(true);
+  const keyRefresh = setInterval(() => void keyring.refresh().catch((err) => logger.warn({ err }, 'data keys: refresh failed')), config.SECRET_REFRESH_INTERVAL);
+  keyRefresh.unref();
+  const orm = await initOrm(databaseUrl, 10, keyring);
   const generate = (): string => randomBytes(32).toString('base64url');
   const credential = (name: string, bootstrapValue: string | undefined): RotatingCredential =>
     new RotatingCredential({
@@ -89,6 +98,9 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
   await reader.init();
   admin.start();
   reader.start();
+  // Only the admin token rotates on a schedule: read replicas take the reader credential from their
+  // environment and could not follow a rotation.
+  admin.startRotation(config.ADMIN_TOKEN_ROTATE_EVERY);
 
   const settings: DomainSettings = {
     sshPortRangeStart: config.SSH_PORT_RANGE_START,
@@ -99,7 +111,7 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
     tokenMaxTtlMs: config.TOKEN_MAX_TTL,
     tokenRotationGraceMs: config.TOKEN_ROTATION_GRACE,
   };
-  const rt: Runtime = { orm, logger, settings, clock, auth: new Authenticator(admin, reader, orm, settings) };
+  const rt: Runtime = { orm, logger, settings, clock, keyring, auth: new Authenticator(admin, reader, orm, settings) };
   const notifier = new FeedNotifier(databaseUrl, logger);
   await notifier.start();
   const shutdown = new AbortController();
@@ -113,6 +125,7 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
     { definition: DaemonTokenServiceService, implementation: daemonTokenService(rt) },
     { definition: LogServiceService, implementation: logService(rt) },
     { definition: AdminTokenServiceService, implementation: adminTokenService(rt, admin) },
+    { definition: DataKeyServiceService, implementation: dataKeyService(rt) },
     {
       definition: ChangeFeedServiceService,
       implementation: changeFeedService(rt, notifier, {
@@ -168,8 +181,10 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
       grpc.health.setStatus('', 'NOT_SERVING');
       clearInterval(readiness);
       clearInterval(housekeeping);
+      clearInterval(keyRefresh);
       shutdown.abort();
       await stopGrpcServer(grpc.server, 5000);
+      await admin.stopRotation();
       admin.stop();
       reader.stop();
       await notifier.stop();

@@ -1,6 +1,6 @@
 import { open } from 'node:fs/promises';
 import { once } from 'node:events';
-import { status, type ServerWritableStream, type ServiceError } from '@grpc/grpc-js';
+import { status, type Deadline, type ServerWritableStream, type ServiceError } from '@grpc/grpc-js';
 import {
   ActivityType,
   DaemonServiceService,
@@ -13,6 +13,8 @@ import {
 } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { SHOWN_PREFIX_CHARS } from '@titanbot/service-kit/daemon-token';
 import { nextEmpireTime } from '@titanbot/service-kit/empire-time';
+import { UnknownDataKeyError, type DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
+import { SecretStoreUnavailableError } from '@titanbot/service-kit/secrets/secret-store';
 import { ApiError } from '@titanbot/service-kit/status';
 import { send } from '@titanbot/service-kit/stream';
 import { EXPORT_FILE_NAME, EXPORT_MEDIA_TYPE, EXPORT_SCHEMA_VERSION } from '../export/build.js';
@@ -28,8 +30,12 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** How long RotateToken waits for the new token to arrive on this replica's feed (ms). */
 const TOKEN_ARRIVAL_WAIT_MS = 2_000;
 
-/** titanbot.daemon.v1.DaemonService: every call limited to the token's own device. */
-export function daemonService(rt: ReadRuntime): DaemonServiceServer {
+/**
+ * titanbot.daemon.v1.DaemonService: every call limited to the token's own device. Account
+ * passwords and SSH private keys stay sealed in the read model; `keyring` opens them only for
+ * the owning daemon's GetSsh and ListAccounts.
+ */
+export function daemonService(rt: ReadRuntime, keyring: DataKeyring): DaemonServiceServer {
   const m = DaemonServiceService;
   const db = rt.model.reader;
   const q = {
@@ -56,10 +62,32 @@ export function daemonService(rt: ReadRuntime): DaemonServiceServer {
     return logicalId;
   };
 
-  /** Forwards a call to the write service. Unreachable or too slow: UNAVAILABLE; else its own status. */
-  const forward = <Res,>(call: (deadline: Date, done: (err: ServiceError | null, res: Res) => void) => void): Promise<Res> =>
+  /** Opens a sealed value, learning keys rotated meanwhile. Errors: UNAVAILABLE DATA_KEY_UNAVAILABLE. */
+  const unseal = async (sealed: unknown, context: string): Promise<string> => {
+    try {
+      return keyring.open(String(sealed), context);
+    } catch (err) {
+      if (!(err instanceof UnknownDataKeyError)) throw err;
+    }
+    try {
+      await keyring.refresh();
+      return keyring.open(String(sealed), context);
+    } catch (err) {
+      if (err instanceof UnknownDataKeyError || err instanceof SecretStoreUnavailableError) {
+        throw new ApiError(status.UNAVAILABLE, 'DATA_KEY_UNAVAILABLE', 'the data key for this secret is not available yet; retry');
+      }
+      throw err;
+    }
+  };
+
+  /**
+   * Forwards a call to the write service, by the daemon's own deadline or FORWARD_TIMEOUT,
+   * whichever comes first (an answer the daemon can no longer receive must not change state).
+   * Unreachable or too slow: UNAVAILABLE; otherwise the write service's own status.
+   */
+  const forward = <Res,>(daemonDeadline: Deadline, call: (deadline: Date, done: (err: ServiceError | null, res: Res) => void) => void): Promise<Res> =>
     new Promise((resolve, reject) =>
-      call(new Date(Date.now() + rt.settings.forwardTimeoutMs), (err, res) => {
+      call(new Date(Math.min(Date.now() + rt.settings.forwardTimeoutMs, deadlineMs(daemonDeadline))), (err, res) => {
         if (!err) return resolve(res);
         if (err.code === status.UNAVAILABLE || err.code === status.DEADLINE_EXCEEDED) {
           return reject(new ApiError(status.UNAVAILABLE, 'WRITE_SERVICE_UNAVAILABLE', 'the write service is unreachable; retry'));
@@ -88,12 +116,12 @@ export function daemonService(rt: ReadRuntime): DaemonServiceServer {
       };
     }),
 
-    getSsh: unary(rt, m.getSsh, (_req, principal) => {
+    getSsh: unary(rt, m.getSsh, async (_req, principal) => {
       const row = q.ssh.get(principal.token.deviceUuid) as Row | undefined;
       if (!row) throw new ApiError(status.NOT_FOUND, 'NOT_FOUND', 'the device has no SSH key pair');
       return {
         publicKey: String(row['public_key']),
-        privateKey: String(row['private_key']),
+        privateKey: await unseal(row['private_key'], 'sshes.private_key'),
         serverDeviceInternalPort: Number(row['server_device_internal_port']),
         serverName: rt.settings.sshServerName,
         serverIp: rt.settings.sshServerIp,
@@ -101,8 +129,10 @@ export function daemonService(rt: ReadRuntime): DaemonServiceServer {
       };
     }),
 
-    listAccounts: unary(rt, m.listAccounts, (_req, principal) => ({
-      accounts: (q.accounts.all(principal.token.deviceUuid) as Row[]).map(toAccount),
+    listAccounts: unary(rt, m.listAccounts, async (_req, principal) => ({
+      accounts: await Promise.all(
+        (q.accounts.all(principal.token.deviceUuid) as Row[]).map(async (row) => toAccount(row, await unseal(row['google_password'], 'accounts.google_password'))),
+      ),
     })),
 
     getLegion: unary(rt, m.getLegion, (req, principal) => {
@@ -191,8 +221,8 @@ export function daemonService(rt: ReadRuntime): DaemonServiceServer {
       }
     }),
 
-    writeLogs: unary(rt, m.writeLogs, async (req, principal) => {
-      const response = await forward<{ acceptedCount: number }>((deadline, done) =>
+    writeLogs: unary(rt, m.writeLogs, async (req, principal, daemonDeadline) => {
+      const response = await forward<{ acceptedCount: number }>(daemonDeadline, (deadline, done) =>
         rt.feed.ingestLogs({ deviceUuid: principal.token.deviceUuid, lines: req.lines, requestId: req.requestId }, rt.readerMetadata(), { deadline }, done),
       );
       return { acceptedCount: response.acceptedCount };
@@ -200,8 +230,9 @@ export function daemonService(rt: ReadRuntime): DaemonServiceServer {
 
     getToken: unary(rt, m.getToken, (_req, principal) => toToken(principal.token)),
 
-    rotateToken: unary(rt, m.rotateToken, async (_req, principal) => {
+    rotateToken: unary(rt, m.rotateToken, async (_req, principal, daemonDeadline) => {
       const rotated = await forward<{ token: string; uuid: string; deviceUuid: string; createTime?: Date | undefined; expireTime?: Date | undefined; previousExpireTime?: Date | undefined }>(
+        daemonDeadline,
         (deadline, done) => rt.feed.rotateDaemonToken({ token: principal.plaintext }, rt.readerMetadata(), { deadline }, done),
       );
       // The daemon will use the new token at once: let it reach this replica first.
@@ -222,6 +253,9 @@ export function daemonService(rt: ReadRuntime): DaemonServiceServer {
     }),
   };
 }
+
+/** A grpc-js deadline (Date, ms since the epoch, or Infinity when the caller set none) in ms. */
+const deadlineMs = (deadline: Deadline): number => (deadline instanceof Date ? deadline.getTime() : deadline);
 
 const versionGone = (version: string): ApiError =>
   new ApiError(status.FAILED_PRECONDITION, 'EXPORT_VERSION_GONE', `version ${version} is no longer kept; download the latest (version empty, offset 0)`);
@@ -257,7 +291,7 @@ async function streamFile(call: ServerWritableStream<DownloadExportRequest, Down
   }
 }
 
-function toAccount(row: Row): Account {
+function toAccount(row: Row, googlePassword: string): Account {
   return {
     uuid: String(row['uuid']),
     logicalId: Number(row['logical_id']),
@@ -266,7 +300,7 @@ function toAccount(row: Row): Account {
     birthDate: new Date(`${String(row['birth_date'])}T00:00:00Z`),
     gender: row['gender'] === 'female' ? Gender.GENDER_FEMALE : Gender.GENDER_MALE,
     googleLogin: String(row['google_login']),
-    googlePassword: String(row['google_password']),
+    googlePassword,
     isEmpireSleeping: row['is_empire_sleeping'] === 1,
     legionUuid: row['legion_uuid'] === null ? undefined : String(row['legion_uuid']),
   };

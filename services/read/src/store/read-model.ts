@@ -146,10 +146,9 @@ export class ReadModel {
     };
   }
 
-  /** The usable token with SHA-256 `hash` at `nowMs`, or undefined (unknown, revoked, expired). */
-  usableToken(hash: string, nowMs: number): TokenRecord | undefined {
-    const token = this.tokensByHash.get(hash);
-    return token && !token.revoked && nowMs < token.expireTime ? token : undefined;
+  /** The token with SHA-256 `hash` whatever its state (revoked, expired), or undefined if unknown. */
+  tokenByHash(hash: string): TokenRecord | undefined {
+    return this.tokensByHash.get(hash);
   }
 
   /** Whether `logicalId` is the logical id of one of the device's accounts. */

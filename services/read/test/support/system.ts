@@ -54,6 +54,8 @@ export async function startSystem(writeEnv: Record<string, string> = {}): Promis
         READ_GRPC_ADDR: '127.0.0.1:0',
         WRITE_SERVICE_URL: write.address,
         READER_TOKEN: write.readerToken,
+        // The write service's file secret store, where the data keys are.
+        SECRETS_DIR: path.join(write.dataDir, 'secrets'),
         DATA_DIR: dataDir,
         FEED_RETRY_BASE: '50ms',
         FEED_RETRY_MAX: '500ms',

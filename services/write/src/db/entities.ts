@@ -1,4 +1,5 @@
 import { EntitySchema } from '@mikro-orm/core';
+import type { DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
 import { Account } from '../domain/account.js';
 import { DaemonToken } from '../domain/daemon-token.js';
 import { Device } from '../domain/device.js';
@@ -6,6 +7,7 @@ import { EmpireDate } from '../domain/empire-date.js';
 import { Habit } from '../domain/habit.js';
 import { Legion } from '../domain/legion.js';
 import { Ssh } from '../domain/ssh.js';
+import { SealedText } from './sealed-text.js';
 
 // Mapping lives here so domain/ stays free of ORM imports. Aggregates refer to each other by id
 // (DDD), so only scalar columns are mapped; link tables are written by the repositories.
@@ -26,23 +28,25 @@ export const LegionSchema = new EntitySchema<Legion>({
   },
 });
 
-export const AccountSchema = new EntitySchema<Account>({
-  class: Account,
-  tableName: 'accounts',
-  properties: {
-    uuid: { type: 'uuid', primary: true },
-    logicalId: { type: 'integer', unique: true },
-    firstName: { type: 'text' },
-    lastName: { type: 'text' },
-    birthDate: { type: 'date' },
-    gender: { type: 'text' },
-    googleLogin: { type: 'text' },
-    googlePassword: { type: 'text', lazy: false },
-    isEmpireSleeping: { type: 'boolean' },
-    legionUuid: { type: 'uuid', nullable: true },
-    version,
-  },
-});
+/** Accounts; `google_password` is stored sealed. */
+const accountSchema = (keyring: DataKeyring | undefined): EntitySchema<Account> =>
+  new EntitySchema<Account>({
+    class: Account,
+    tableName: 'accounts',
+    properties: {
+      uuid: { type: 'uuid', primary: true },
+      logicalId: { type: 'integer', unique: true },
+      firstName: { type: 'text' },
+      lastName: { type: 'text' },
+      birthDate: { type: 'date' },
+      gender: { type: 'text' },
+      googleLogin: { type: 'text' },
+      googlePassword: { type: new SealedText(keyring, 'accounts.google_password') },
+      isEmpireSleeping: { type: 'boolean' },
+      legionUuid: { type: 'uuid', nullable: true },
+      version,
+    },
+  });
 
 export const DeviceSchema = new EntitySchema<Device>({
   class: Device,
@@ -62,17 +66,19 @@ export const DeviceSchema = new EntitySchema<Device>({
   },
 });
 
-export const SshSchema = new EntitySchema<Ssh>({
-  class: Ssh,
-  tableName: 'sshes',
-  properties: {
-    deviceUuid: { type: 'uuid', primary: true },
-    publicKey: { type: 'text' },
-    privateKey: { type: 'text' },
-    serverDeviceInternalPort: { type: 'integer', unique: true },
-    version,
-  },
-});
+/** Device SSH key pairs; `private_key` is stored sealed. */
+const sshSchema = (keyring: DataKeyring | undefined): EntitySchema<Ssh> =>
+  new EntitySchema<Ssh>({
+    class: Ssh,
+    tableName: 'sshes',
+    properties: {
+      deviceUuid: { type: 'uuid', primary: true },
+      publicKey: { type: 'text' },
+      privateKey: { type: new SealedText(keyring, 'sshes.private_key') },
+      serverDeviceInternalPort: { type: 'integer', unique: true },
+      version,
+    },
+  });
 
 export const HabitSchema = new EntitySchema<Habit>({
   class: Habit,
@@ -125,11 +131,12 @@ export const DaemonTokenSchema = new EntitySchema<DaemonToken>({
   },
 });
 
-export const ENTITIES = [
+/** Every mapped entity; sealed columns use `keyring` (none for migrations: they never touch them). */
+export const entities = (keyring: DataKeyring | undefined) => [
   LegionSchema,
-  AccountSchema,
+  accountSchema(keyring),
   DeviceSchema,
-  SshSchema,
+  sshSchema(keyring),
   HabitSchema,
   EmpireDateSchema,
   DaemonTokenSchema,

@@ -1,6 +1,7 @@
 import { Migrator } from '@mikro-orm/migrations';
 import { MikroORM, type EntityManager } from '@mikro-orm/postgresql';
-import { ENTITIES } from './entities.js';
+import type { DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
+import { entities } from './entities.js';
 import { MigrationInitial } from './migrations/migration-0001-initial.js';
 import { MigrationTokenLifetimeOnFeed } from './migrations/migration-0002-token-lifetime-on-feed.js';
 
@@ -14,12 +15,13 @@ const MIGRATIONS = [
 
 /**
  * Opens the ORM on `databaseUrl` (a postgres:// URL). Does not migrate: see `migrate()`.
- * `poolMax` bounds PostgreSQL connections (one more is used by the feed listener).
+ * `poolMax` bounds PostgreSQL connections (one more is used by the feed listener). `keyring`
+ * seals and opens secret columns; without it, loading or saving an account or Ssh throws.
  */
-export async function initOrm(databaseUrl: string, poolMax = 10): Promise<MikroORM> {
+export async function initOrm(databaseUrl: string, poolMax = 10, keyring?: DataKeyring): Promise<MikroORM> {
   return MikroORM.init({
     clientUrl: databaseUrl,
-    entities: ENTITIES,
+    entities: entities(keyring),
     extensions: [Migrator],
     migrations: { migrationsList: MIGRATIONS, transactional: true, allOrNothing: true },
     discovery: { disableDynamicFileAccess: true, requireEntitiesArray: true },

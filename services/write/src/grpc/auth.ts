@@ -3,6 +3,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import { AccountServiceService } from '@titanbot/contracts/titanbot/admin/v1/account_service';
 import { AdminTokenServiceService } from '@titanbot/contracts/titanbot/admin/v1/admin_token_service';
 import { DaemonTokenServiceService } from '@titanbot/contracts/titanbot/admin/v1/daemon_token_service';
+import { DataKeyServiceService } from '@titanbot/contracts/titanbot/admin/v1/data_key_service';
 import { DeviceServiceService } from '@titanbot/contracts/titanbot/admin/v1/device_service';
 import { EmpireDateServiceService } from '@titanbot/contracts/titanbot/admin/v1/empire_date_service';
 import { HabitServiceService } from '@titanbot/contracts/titanbot/admin/v1/habit_service';
@@ -33,6 +34,7 @@ export const WRITE_SERVICE_POLICY: readonly { service: ServiceDefinition; princi
   { service: DaemonTokenServiceService, principal: 'admin' },
   { service: LogServiceService, principal: 'admin' },
   { service: AdminTokenServiceService, principal: 'admin' },
+  { service: DataKeyServiceService, principal: 'admin' },
   { service: ChangeFeedServiceService, principal: 'reader' },
 ];
 

@@ -6,6 +6,7 @@ import {
   OptimisticLockError,
   UniqueConstraintViolationException,
 } from '@mikro-orm/core';
+import { UnknownDataKeyError } from '@titanbot/service-kit/secrets/data-keys';
 import { statusError, type StatusError } from '@titanbot/service-kit/status';
 import { DomainError, type DomainErrorKind } from '../domain/errors.js';
 import { SecretStoreUnavailableError } from '@titanbot/service-kit/secrets/secret-store';
@@ -45,6 +46,9 @@ export function mapError(err: unknown): MappedError {
   }
   if (err instanceof ForeignKeyConstraintViolationException) {
     return { error: statusError(status.FAILED_PRECONDITION, 'a referenced resource does not exist', 'REFERENCE_MISSING') };
+  }
+  if (err instanceof UnknownDataKeyError) {
+    return { error: statusError(status.UNAVAILABLE, 'data key not yet available; retry', 'DATA_KEY_UNAVAILABLE'), cause: err };
   }
   if (err instanceof SecretStoreUnavailableError) {
     return { error: statusError(status.UNAVAILABLE, 'secret store unavailable; retry', 'SECRET_STORE_UNAVAILABLE'), cause: err };

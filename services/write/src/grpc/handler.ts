@@ -1,5 +1,6 @@
 import { status, type handleServerStreamingCall, type handleUnaryCall, type MethodDefinition, type ServerWritableStream } from '@grpc/grpc-js';
 import type { MikroORM } from '@mikro-orm/postgresql';
+import { UnknownDataKeyError, type DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
 import type { Logger } from 'pino';
 import type { DomainSettings, UseCaseContext } from '../app/context.js';
 import { takeWriteLock } from '../db/write-lock.js';
@@ -14,6 +15,8 @@ export interface Runtime {
   settings: DomainSettings;
   /** Injectable clock: tests move time. */
   clock: () => Date;
+  /** Seals and opens secret columns. */
+  keyring: DataKeyring;
 }
 
 export interface UnaryOptions<Req> {
@@ -60,7 +63,14 @@ export function unary<Req, Res>(
         return response;
       });
     };
-    execute().then(
+    // A row sealed under a key another replica just added: learn the key and run the call again.
+    const attempt = (): Promise<Res> =>
+      execute().catch(async (err: unknown) => {
+        if (!(err instanceof UnknownDataKeyError)) throw err;
+        await rt.keyring.refresh();
+        return execute();
+      });
+    attempt().then(
       (response) => {
         logCall(rt.logger, method.path, status.OK, started);
         callback(null, response);

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -24,11 +25,18 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-/** Starts the real write service on 127.0.0.1:0 against the test database, file secret store. */
+/**
+ * Starts the real write service on 127.0.0.1:0 against the test database, file secret store. `env`
+ * overrides the defaults; with `DATA_DIR` (e.g. one secrets directory shared by two replicas) the caller
+ * owns that directory, otherwise a temporary one is made and removed by stop(). `ADMIN_TOKEN` and
+ * `READER_TOKEN` from `env` are reported as `adminToken` / `readerToken`.
+ */
 export async function startHarness(env: Record<string, string> = {}): Promise<Harness> {
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'titanbot-write-'));
-  const adminToken = randomBytes(24).toString('base64url');
-  const readerToken = randomBytes(24).toString('base64url');
+  const ownDataDir = env.DATA_DIR === undefined;
+  const dataDir = env.DATA_DIR ?? (await mkdtemp(path.join(os.tmpdir(), 'titanbot-write-')));
+  await shareRunDataKey(path.join(dataDir, 'secrets'));
+  const adminToken = env.ADMIN_TOKEN ?? randomBytes(24).toString('base64url');
+  const readerToken = env.READER_TOKEN ?? randomBytes(24).toString('base64url');
   const config = loadWriteConfig({
     DATABASE_URL: inject('databaseUrl'),
     DATA_DIR: dataDir,
@@ -64,9 +72,17 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
       if (process.env.DUMP_LOGS) process.stderr.write(logs.filter((l) => l.includes('"level":50')).join(''));
       for (const c of clients) c.close();
       await service.stop();
-      await rm(dataDir, { recursive: true, force: true });
+      if (ownDataDir) await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** Seeds `secretsDir` with the run's data key (global-setup.ts) unless it already has one. */
+async function shareRunDataKey(secretsDir: string): Promise<void> {
+  await mkdir(secretsDir, { recursive: true, mode: 0o700 });
+  await copyFile(path.join(inject('dataKeyDir'), 'data-key.json'), path.join(secretsDir, 'data-key.json'), constants.COPYFILE_EXCL).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EEXIST') throw err;
+  });
 }
 
 /** Metadata carrying `x-api-key`. */
