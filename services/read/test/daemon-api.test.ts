@@ -3,6 +3,7 @@ import { Client, credentials, status, type ServiceError } from '@grpc/grpc-js';
 import { ActivityType, DaemonServiceService, Gender, type DaemonServiceClient } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { generateDaemonToken } from '@titanbot/service-kit/daemon-token';
 import { nextEmpireTime, utcDay } from '@titanbot/service-kit/empire-time';
+import { POLICY } from '@titanbot/service-kit/policy';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, failure, uniqueInt, withKey } from '../../write/test/support/harness.js';
 import { adminApi, provisionDevice, uniquePixel } from './support/admin.js';
@@ -88,7 +89,10 @@ describe('DaemonService authentication and authorization', () => {
     ];
     const client = new Client(replica.service.address, credentials.createInsecure());
     try {
-      const methods = Object.values(DaemonServiceService);
+      // Every read-service RPC, from the policy table: all of them are for daemon tokens only.
+      const served = POLICY.filter((p) => p.server === 'read');
+      expect(served.map((p) => p.principal)).toEqual(['daemon']);
+      const methods = served.flatMap((p) => Object.values(p.service));
       expect(methods).toHaveLength(12);
       for (const method of methods) {
         for (const [what, key] of credentialsToTry) {

@@ -4,13 +4,13 @@ import { CreateAccountRequest, AccountServiceClient, Gender } from '@titanbot/co
 import { DaemonTokenServiceClient, IssueDaemonTokenRequest } from '@titanbot/contracts/titanbot/admin/v1/daemon_token_service';
 import { CreateDeviceRequest, DeviceServiceClient } from '@titanbot/contracts/titanbot/admin/v1/device_service';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WRITE_SERVICE_POLICY, type PrincipalKind } from '../src/grpc/auth.js';
+import { POLICY, type PrincipalKind } from '@titanbot/service-kit/policy';
 import { call, failure, startHarness, uniqueInt, withKey, type Harness } from './support/harness.js';
 
 const AUTH_CODES = [status.UNAUTHENTICATED, status.PERMISSION_DENIED];
 
 /** Every write-service RPC, from the same policy table the server enforces. */
-const METHODS = WRITE_SERVICE_POLICY.flatMap(({ service, principal }) =>
+const METHODS = POLICY.filter((p) => p.server === 'write').flatMap(({ service, principal }) =>
   Object.values(service as Record<string, MethodDefinition<unknown, unknown>>).map((m) => ({
     path: m.path,
     streaming: m.responseStream,
@@ -25,6 +25,7 @@ const METHODS = WRITE_SERVICE_POLICY.flatMap(({ service, principal }) =>
 const NOT_EXECUTED_WHEN_ALLOWED = new Set([
   '/titanbot.admin.v1.LogService/ClearLogs',
   '/titanbot.admin.v1.AdminTokenService/RotateAdminToken',
+  '/titanbot.admin.v1.DataKeyService/RotateDataKey',
   '/titanbot.feed.v1.ChangeFeedService/RotateDaemonToken',
 ]);
 

@@ -8,11 +8,21 @@ import type { DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
  * column does not open. Without a keyring (migrations, tooling) any use throws.
  */
 export class SealedText extends Type<string, string> {
+  /**
+   * A closure, not a field: MikroORM deep-copies metadata (custom types included) at discovery,
+   * and a copied keyring would keep the keys of that moment and never learn rotated ones.
+   */
+  private readonly ring: () => DataKeyring;
+
   constructor(
-    private readonly keyring: DataKeyring | undefined,
+    keyring: DataKeyring | undefined,
     private readonly context: string,
   ) {
     super();
+    this.ring = () => {
+      if (!keyring) throw new Error(`${context} is sealed: open the ORM with a data keyring`);
+      return keyring;
+    };
   }
 
   override convertToDatabaseValue(value: string): string {
@@ -30,10 +40,5 @@ export class SealedText extends Type<string, string> {
 
   override getColumnType(): string {
     return 'text';
-  }
-
-  private ring(): DataKeyring {
-    if (!this.keyring) throw new Error(`${this.context} is sealed: open the ORM with a data keyring`);
-    return this.keyring;
   }
 }

@@ -53,12 +53,13 @@ export function unary<Req, Res>(
           'select response from request_ids where method = ? and request_id = ?',
           [method.path, requestId],
         );
-        if (stored[0]) return method.responseDeserialize(stored[0].response);
+        // Stored sealed: a CreateAccount response carries the account's password.
+        if (stored[0]) return method.responseDeserialize(Buffer.from(rt.keyring.open(stored[0].response.toString(), 'request_ids.response'), 'base64'));
         const response = await run(ctx, call.request, principal);
         await tx.execute('insert into request_ids (method, request_id, response) values (?, ?, ?)', [
           method.path,
           requestId,
-          method.responseSerialize(response),
+          Buffer.from(rt.keyring.seal(method.responseSerialize(response).toString('base64'), 'request_ids.response')),
         ]);
         return response;
       });

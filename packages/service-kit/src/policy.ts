@@ -1,0 +1,41 @@
+import type { ServiceDefinition } from '@grpc/grpc-js';
+import { AccountServiceService } from '@titanbot/contracts/titanbot/admin/v1/account_service';
+import { AdminTokenServiceService } from '@titanbot/contracts/titanbot/admin/v1/admin_token_service';
+import { DaemonTokenServiceService } from '@titanbot/contracts/titanbot/admin/v1/daemon_token_service';
+import { DataKeyServiceService } from '@titanbot/contracts/titanbot/admin/v1/data_key_service';
+import { DeviceServiceService } from '@titanbot/contracts/titanbot/admin/v1/device_service';
+import { EmpireDateServiceService } from '@titanbot/contracts/titanbot/admin/v1/empire_date_service';
+import { HabitServiceService } from '@titanbot/contracts/titanbot/admin/v1/habit_service';
+import { LegionServiceService } from '@titanbot/contracts/titanbot/admin/v1/legion_service';
+import { LogServiceService } from '@titanbot/contracts/titanbot/admin/v1/log_service';
+import { DaemonServiceService } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
+import { ChangeFeedServiceService } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
+
+/** The kinds of credential (`x-api-key`): the admin token, the reader credential, a daemon token. */
+export type PrincipalKind = 'admin' | 'reader' | 'daemon';
+
+/**
+ * The one table of who may call what (DOMAIN.md "Who may call what"; issue "Credentials"): the
+ * admin token the admin API, the reader credential the feed API (read replicas), a daemon token
+ * the daemon API, for its own device only. Every other pairing is refused: UNAUTHENTICATED for
+ * a credential the serving process does not recognise (the read service knows only daemon
+ * tokens), PERMISSION_DENIED for a recognised one on the wrong API.
+ */
+export const POLICY: readonly { service: ServiceDefinition; server: 'write' | 'read'; principal: PrincipalKind }[] = [
+  { service: DeviceServiceService, server: 'write', principal: 'admin' },
+  { service: AccountServiceService, server: 'write', principal: 'admin' },
+  { service: LegionServiceService, server: 'write', principal: 'admin' },
+  { service: HabitServiceService, server: 'write', principal: 'admin' },
+  { service: EmpireDateServiceService, server: 'write', principal: 'admin' },
+  { service: DaemonTokenServiceService, server: 'write', principal: 'admin' },
+  { service: LogServiceService, server: 'write', principal: 'admin' },
+  { service: AdminTokenServiceService, server: 'write', principal: 'admin' },
+  { service: DataKeyServiceService, server: 'write', principal: 'admin' },
+  { service: ChangeFeedServiceService, server: 'write', principal: 'reader' },
+  { service: DaemonServiceService, server: 'read', principal: 'daemon' },
+];
+
+const PRINCIPAL_OF_PATH = new Map(POLICY.flatMap(({ service, principal }) => Object.values(service).map((m) => [m.path, principal] as const)));
+
+/** The principal allowed to call method `path` (`/package.Service/Method`); undefined for unknown paths. */
+export const principalOf = (path: string): PrincipalKind | undefined => PRINCIPAL_OF_PATH.get(path);
