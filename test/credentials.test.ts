@@ -4,7 +4,7 @@ import path from 'node:path';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { AccountServiceClient, CreateAccountRequest, Gender } from '@titanbot/contracts/titanbot/admin/v1/account_service';
 import { DataKeyServiceClient, RotateDataKeyRequest } from '@titanbot/contracts/titanbot/admin/v1/data_key_service';
-import { GetTokenRequest, ListAccountsRequest, GetSshRequest, type DaemonServiceClient } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
+import { GetTokenRequest, ListAccountsRequest, GetSshRequest, RotateTokenRequest, type DaemonServiceClient } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, uniqueInt } from '../services/write/test/support/harness.js';
 import { adminApi, provisionDevice, uniquePixel } from '../services/read/test/support/admin.js';
@@ -18,10 +18,13 @@ let api: ReturnType<typeof adminApi>;
 let more: ReturnType<typeof moreAdminApi>;
 
 beforeAll(async () => {
-  sys = await startSystem();
+  // A short daemon-token rotation grace, so superseded tokens can be seen expiring.
+  sys = await startSystem({ TOKEN_ROTATION_GRACE: '1s' });
   api = adminApi(sys.write);
   more = moreAdminApi(sys.write);
-  replicas = [await sys.startReplica(), await sys.startReplica()];
+  // The timing tests poll every few ms: lift the per-token rate limit (tested in abuse-limits.test.ts).
+  const unlimited = { DAEMON_RPS: '100000', DAEMON_BURST: '100000' };
+  replicas = [await sys.startReplica(unlimited), await sys.startReplica(unlimited)];
   for (const r of replicas) await r.service.consumer.caughtUp;
 });
 afterAll(async () => {
@@ -140,5 +143,37 @@ describe('daemon tokens across replicas', () => {
     );
     if (process.env.REPORT_FIGURES) console.log(`revocation to rejection (ms) per replica: ${rejectedAfterMs.map((ms) => ms.toFixed(1)).join(', ')}`);
     for (const ms of rejectedAfterMs) expect(ms).toBeLessThan(1000);
+  });
+
+  it('accepts a rotated token everywhere at once and the superseded one only for the grace, on every replica', async () => {
+    const fleet = await provisionDevice(api);
+    const clients = replicas.map((r) => r.daemon());
+    for (const r of replicas) await r.synced();
+    const rotated = await call(clients[0]!, clients[0]!.rotateToken, RotateTokenRequest.fromPartial({}), fleet.token);
+    const rotatedAt = performance.now();
+    // The new token works on the replica that rotated it at once, and on the other as soon as the feed brings it.
+    expect((await call(clients[0]!, clients[0]!.getToken, GetTokenRequest.fromPartial({}), rotated.token)).uuid).toBe(rotated.tokenInfo!.uuid);
+    const graceEndsAt = rotated.previousExpireTime!.getTime();
+    expect(graceEndsAt - Date.now()).toBeGreaterThan(0);
+    expect(graceEndsAt - Date.now()).toBeLessThanOrEqual(1000);
+    const lastAcceptedMs = await Promise.all(
+      clients.map(async (c) => {
+        let last = 0;
+        for (;;) {
+          try {
+            await call(c, c.getToken, GetTokenRequest.fromPartial({}), fleet.token);
+            last = performance.now() - rotatedAt;
+          } catch (err) {
+            expect((err as ServiceError).code).toBe(status.UNAUTHENTICATED);
+            expect(Date.now()).toBeGreaterThanOrEqual(graceEndsAt);
+            return last;
+          }
+          if (performance.now() - rotatedAt > 5000) throw new Error('superseded token still accepted 5 s after rotation');
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      }),
+    );
+    if (process.env.REPORT_FIGURES) console.log(`superseded daemon token last accepted (ms after rotation, grace 1 s) per replica: ${lastAcceptedMs.map((ms) => ms.toFixed(1)).join(', ')}`);
+    for (const c of clients) expect((await call(c, c.getToken, GetTokenRequest.fromPartial({}), rotated.token)).uuid).toBe(rotated.tokenInfo!.uuid);
   });
 });
