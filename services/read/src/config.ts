@@ -32,6 +32,8 @@ const schema = z.object({
   DAEMON_RPS: z.coerce.number().positive().default(50),
   /** Per daemon token: calls that may be made at once before DAEMON_RPS paces them. */
   DAEMON_BURST: z.coerce.number().int().min(1).default(100),
+  /** host:port serving Prometheus metrics at GET /metrics (port 0 = any); unset = no metrics server. */
+  METRICS_ADDR: z.string().regex(/^\S*:\d{1,5}$/, 'host:port').optional(),
   LOG_LEVEL: logLevel,
 });
 

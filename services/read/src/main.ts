@@ -3,6 +3,7 @@ import { credentials, Metadata } from '@grpc/grpc-js';
 import { DaemonServiceService } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { ChangeFeedServiceClient } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
 import { MAX_MESSAGE_BYTES, startGrpcServer, stopGrpcServer } from '@titanbot/service-kit/grpc-server';
+import { ServiceMetrics, startMetricsServer, type MetricsServer } from '@titanbot/service-kit/metrics';
 import { runIfEntryPoint, stopOnSignals } from '@titanbot/service-kit/process';
 import { DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
 import { openSecretStore } from '@titanbot/service-kit/secrets/open';
@@ -18,6 +19,8 @@ import { ReadModel } from './store/read-model.js';
 export interface ReadService {
   /** host:port the gRPC server listens on. */
   address: string;
+  /** host:port serving GET /metrics; undefined when METRICS_ADDR is unset. */
+  metricsAddress: string | undefined;
   model: ReadModel;
   exports: ExportCache;
   consumer: FeedConsumer;
@@ -57,6 +60,7 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
   const keyring = new DataKeyring(openSecretStore(config, logger), logger);
   await keyring.init(false).catch((err: unknown) => logger.warn({ err }, 'data keys: not loaded yet'));
   const shutdown = new AbortController();
+  const metrics = new ServiceMetrics();
   const rt: ReadRuntime = {
     model,
     exports,
@@ -77,11 +81,18 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
     limiter: new RateLimiter({ ratePerSecond: config.DAEMON_RPS, burst: config.DAEMON_BURST }),
     refusalLog: new LogThrottle(1000),
     counters: newReadCounters(),
+    metrics,
   };
+  registerReadMetrics(metrics, rt, consumer);
   const grpc = await startGrpcServer(config.READ_GRPC_ADDR, ['titanbot/daemon/v1/daemon_service.proto'], [
     { definition: DaemonServiceService, implementation: daemonService(rt, keyring) },
   ]);
   const address = `${config.READ_GRPC_ADDR.replace(/:\d+$/, '')}:${grpc.port}`;
+  let metricsServer: MetricsServer | undefined;
+  if (config.METRICS_ADDR) {
+    metricsServer = await startMetricsServer(config.METRICS_ADDR, metrics.registry);
+    logger.info({ address: metricsServer.address }, 'metrics listening at /metrics');
+  }
   consumer.start();
   void consumer.caughtUp.then(() => {
     if (!shutdown.signal.aborted) grpc.health.setStatus('', 'SERVING');
@@ -89,6 +100,7 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
   logger.info({ address, writeService: config.WRITE_SERVICE_URL, dataDir: dir }, 'read service listening');
   return {
     address,
+    metricsAddress: metricsServer?.address,
     model,
     exports,
     consumer,
@@ -98,11 +110,35 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
       shutdown.abort();
       await consumer.stop();
       await stopGrpcServer(grpc.server, 5000);
+      await metricsServer?.close();
       feed.close();
       model.close();
       logger.info('read service stopped');
     },
   };
+}
+
+/**
+ * The read replica's own series, each read from state the replica keeps anyway when scraped: feed
+ * progress (revisions), export cache figures, open streams, and calls refused before a handler.
+ */
+function registerReadMetrics(metrics: ServiceMetrics, rt: ReadRuntime, consumer: FeedConsumer): void {
+  const applied = (): number => rt.model.checkpoint?.revision ?? 0;
+  // The head is only reported by progress messages, so a batch applied since can be ahead of it.
+  const head = (): number => Math.max(consumer.headRevision, applied());
+  metrics.gauge('feed_head_revision', 'The feed\'s head revision as last reported to this replica.', head);
+  metrics.gauge('feed_applied_revision', 'The last feed revision applied to the read model (its checkpoint).', applied);
+  metrics.gauge('feed_lag_revisions', 'Revisions committed on the write side but not yet applied here (head - applied).', () => head() - applied());
+  metrics.counter('feed_events_applied_total', 'Feed events applied to the read model since start (snapshot rebuilds not included).', () => rt.model.eventsApplied);
+  metrics.counter('export_builds_total', 'Daemon databases built since start.', () => rt.exports.stats().builds);
+  metrics.counter('export_cache_hits_total', 'Export requests answered from the cache since start.', () => rt.exports.stats().hits);
+  metrics.counter('export_cache_evictions_total', 'Exports evicted from the cache since start (EXPORT_CACHE_BYTES).', () => rt.exports.stats().evictions);
+  metrics.gauge('export_cache_bytes', 'Bytes of the exports kept in the cache.', () => rt.exports.stats().bytes);
+  metrics.gauge('export_cache_entries', 'Exports kept in the cache.', () => rt.exports.stats().entries);
+  metrics.gauge('watch_streams_active', 'Open WatchVersion streams.', () => rt.gauges.activeWatches);
+  metrics.gauge('downloads_active', 'DownloadExport streams in progress.', () => rt.gauges.activeDownloads);
+  metrics.labelledCounter('auth_failures_total', 'Daemon calls refused UNAUTHENTICATED, by reason.', 'reason', () => rt.counters.authFailures);
+  metrics.counter('rate_limited_total', 'Daemon calls refused RESOURCE_EXHAUSTED by the per-token rate limit.', () => rt.counters.rateLimited);
 }
 
 /** Entry point: `node services/read/dist/main.js` (npm run start:read). */

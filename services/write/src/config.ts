@@ -28,6 +28,8 @@ const schema = z.object({
   FEED_RETENTION: duration.default(7 * 86_400_000),
   FEED_PROGRESS_INTERVAL: duration.default(5_000),
   LOG_RETENTION: duration.default(30 * 86_400_000),
+  /** host:port serving Prometheus metrics at GET /metrics (port 0 = any); unset = no metrics server. */
+  METRICS_ADDR: z.string().regex(/^\S*:\d{1,5}$/, 'host:port').optional(),
   LOG_LEVEL: logLevel,
 });
 

@@ -11,6 +11,7 @@ import { LegionServiceService } from '@titanbot/contracts/titanbot/admin/v1/legi
 import { LogServiceService } from '@titanbot/contracts/titanbot/admin/v1/log_service';
 import { ChangeFeedServiceService } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
 import { startGrpcServer, stopGrpcServer } from '@titanbot/service-kit/grpc-server';
+import { ServiceMetrics, startMetricsServer, type MetricsServer } from '@titanbot/service-kit/metrics';
 import { runIfEntryPoint, stopOnSignals } from '@titanbot/service-kit/process';
 import { DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
 import { openSecretStore, type SecretStore } from '@titanbot/service-kit/secrets/open';
@@ -37,6 +38,8 @@ import { RotatingCredential } from './secrets/rotating-credential.js';
 export interface WriteService {
   /** host:port the gRPC server listens on. */
   address: string;
+  /** host:port serving GET /metrics; undefined when METRICS_ADDR is unset. */
+  metricsAddress: string | undefined;
   /** Graceful stop: NOT_SERVING, end feed streams, drain calls (5 s at most), close the pool. */
   stop(): Promise<void>;
 }
@@ -111,7 +114,17 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
     tokenMaxTtlMs: config.TOKEN_MAX_TTL,
     tokenRotationGraceMs: config.TOKEN_ROTATION_GRACE,
   };
-  const rt: Runtime = { orm, logger, settings, clock, keyring, auth: new Authenticator(admin, reader, orm, settings) };
+  const metrics = new ServiceMetrics();
+  metrics.gauge('feed_head_revision', 'The change feed\'s last committed revision (feed_state), read from the database when scraped.', async () => {
+    try {
+      const rows: { head_revision: string | number }[] = await orm.em.fork().execute('select head_revision from feed_state');
+      return rows[0] ? Number(rows[0].head_revision) : undefined;
+    } catch (err) {
+      logger.warn({ err }, 'metrics: could not read the feed head revision');
+      return undefined;
+    }
+  });
+  const rt: Runtime = { orm, logger, settings, clock, keyring, metrics, auth: new Authenticator(admin, reader, orm, settings) };
   const notifier = new FeedNotifier(databaseUrl, logger);
   await notifier.start();
   const shutdown = new AbortController();
@@ -174,9 +187,16 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
   }, 3_600_000);
   housekeeping.unref();
 
+  let metricsServer: MetricsServer | undefined;
+  if (config.METRICS_ADDR) {
+    metricsServer = await startMetricsServer(config.METRICS_ADDR, metrics.registry);
+    logger.info({ address: metricsServer.address }, 'metrics listening at /metrics');
+  }
+
   logger.info({ address, database: embedded ? 'embedded' : 'DATABASE_URL' }, 'write service listening');
   return {
     address,
+    metricsAddress: metricsServer?.address,
     async stop() {
       grpc.health.setStatus('', 'NOT_SERVING');
       clearInterval(readiness);
@@ -184,6 +204,7 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
       clearInterval(keyRefresh);
       shutdown.abort();
       await stopGrpcServer(grpc.server, 5000);
+      await metricsServer?.close();
       await admin.stopRotation();
       admin.stop();
       reader.stop();

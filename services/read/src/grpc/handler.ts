@@ -1,6 +1,7 @@
 import { status, type Deadline, type handleServerStreamingCall, type handleUnaryCall, type Metadata, type MethodDefinition, type ServerWritableStream } from '@grpc/grpc-js';
 import type { ChangeFeedServiceClient } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
 import { hashDaemonToken, isWellFormedDaemonToken, SHOWN_PREFIX_CHARS } from '@titanbot/service-kit/daemon-token';
+import type { MethodRecorder, ServiceMetrics } from '@titanbot/service-kit/metrics';
 import { ApiError, statusError, type StatusError } from '@titanbot/service-kit/status';
 import type { Logger } from 'pino';
 import type { ExportCache } from '../export/cache.js';
@@ -51,6 +52,8 @@ export interface ReadRuntime {
   /** Throttles the warn lines of refused calls, keyed by cause, so a flood cannot flood the logs. */
   refusalLog: LogThrottle;
   counters: ReadCounters;
+  /** Where every finished call is counted and timed. */
+  metrics: ServiceMetrics;
 }
 
 /** The caller: a usable daemon token (its plaintext kept only for forwarding RotateToken). */
@@ -119,10 +122,10 @@ function mapError(err: unknown): { error: StatusError; cause?: unknown } {
 }
 
 /**
- * The wrapper for unary daemon RPCs: authenticate and rate-limit (`admit`), run, map errors, log
- * one line (method, code, ms) at `level` (hot calls log successes at debug; calls refused by
- * `admit` at debug too, since `admit` logs them throttled). Synchronous results are answered in
- * the same tick. Unknown errors become INTERNAL; their cause goes to the log only.
+ * The wrapper for unary daemon RPCs: authenticate and rate-limit (`admit`), run, map errors, record
+ * the call's metrics, log one line (method, code, ms) at `level` (hot calls log successes at debug;
+ * calls refused by `admit` at debug too, since `admit` logs them throttled). Synchronous results
+ * are answered in the same tick. Unknown errors become INTERNAL; their cause goes to the log only.
  */
 export function unary<Req, Res>(
   rt: ReadRuntime,
@@ -130,15 +133,16 @@ export function unary<Req, Res>(
   run: (req: Req, principal: DaemonPrincipal, deadline: Deadline) => Res | Promise<Res>,
   level: 'info' | 'debug' = 'info',
 ): handleUnaryCall<Req, Res> {
+  const recorder = rt.metrics.rpc(method.path);
   return (call, callback) => {
     const started = performance.now();
     const fail = (err: unknown, failLevel: 'info' | 'debug' = 'info'): void => {
       const mapped = mapError(err);
-      logCall(rt.logger, method.path, mapped.error.code, started, failLevel, mapped.cause);
+      logCall(rt.logger, recorder, method.path, mapped.error.code, started, failLevel, mapped.cause);
       callback(mapped.error);
     };
     const succeed = (response: Res): void => {
-      logCall(rt.logger, method.path, status.OK, started, level);
+      logCall(rt.logger, recorder, method.path, status.OK, started, level);
       callback(null, response);
     };
     let principal: DaemonPrincipal;
@@ -160,13 +164,15 @@ export function unary<Req, Res>(
 
 /**
  * The wrapper for server-streaming daemon RPCs: `admit` (opening a stream costs one call of the
- * token's budget), stream, log one line when the stream ends (at debug when `admit` refused it).
+ * token's budget), stream, record metrics and log one line when the stream ends (at debug when
+ * `admit` refused it).
  */
 export function serverStream<Req, Res>(
   rt: ReadRuntime,
   method: MethodDefinition<Req, Res>,
   stream: (call: ServerWritableStream<Req, Res>, principal: DaemonPrincipal) => Promise<void>,
 ): handleServerStreamingCall<Req, Res> {
+  const recorder = rt.metrics.rpc(method.path);
   return (call) => {
     const started = performance.now();
     let admitted = false;
@@ -178,22 +184,25 @@ export function serverStream<Req, Res>(
       })
       .then(
         () => {
-          logCall(rt.logger, method.path, call.cancelled ? status.CANCELLED : status.OK, started, 'info');
+          logCall(rt.logger, recorder, method.path, call.cancelled ? status.CANCELLED : status.OK, started, 'info');
           if (!call.cancelled) call.end();
         },
         (err: unknown) => {
           const mapped = mapError(err);
-          logCall(rt.logger, method.path, mapped.error.code, started, admitted ? 'info' : 'debug', mapped.cause);
+          logCall(rt.logger, recorder, method.path, mapped.error.code, started, admitted ? 'info' : 'debug', mapped.cause);
           if (!call.cancelled) call.emit('error', mapped.error);
         },
       );
   };
 }
 
-function logCall(logger: Logger, method: string, code: status, started: number, level: 'info' | 'debug', cause?: unknown): void {
+/** Counts and times a finished call (`started`: performance.now() ms) and logs it at `level`. */
+function logCall(logger: Logger, recorder: MethodRecorder, method: string, code: status, started: number, level: 'info' | 'debug', cause?: unknown): void {
+  const elapsedMs = performance.now() - started;
+  recorder.record(code, elapsedMs / 1000);
   if (cause !== undefined) {
-    logger.error({ method, code: status[code], ms: Math.round((performance.now() - started) * 10) / 10, err: cause }, 'rpc failed');
+    logger.error({ method, code: status[code], ms: Math.round(elapsedMs * 10) / 10, err: cause }, 'rpc failed');
   } else if (logger.isLevelEnabled(level)) {
-    logger[level]({ method, code: status[code], ms: Math.round((performance.now() - started) * 10) / 10 }, 'rpc');
+    logger[level]({ method, code: status[code], ms: Math.round(elapsedMs * 10) / 10 }, 'rpc');
   }
 }

@@ -1,5 +1,6 @@
 import { status, type handleServerStreamingCall, type handleUnaryCall, type MethodDefinition, type ServerWritableStream } from '@grpc/grpc-js';
 import type { MikroORM } from '@mikro-orm/postgresql';
+import type { MethodRecorder, ServiceMetrics } from '@titanbot/service-kit/metrics';
 import { UnknownDataKeyError, type DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
 import type { Logger } from 'pino';
 import type { DomainSettings, UseCaseContext } from '../app/context.js';
@@ -17,6 +18,8 @@ export interface Runtime {
   clock: () => Date;
   /** Seals and opens secret columns. */
   keyring: DataKeyring;
+  /** Where every finished call is counted and timed (auth failures show as UNAUTHENTICATED / PERMISSION_DENIED). */
+  metrics: ServiceMetrics;
 }
 
 export interface UnaryOptions<Req> {
@@ -28,8 +31,9 @@ export interface UnaryOptions<Req> {
 
 /**
  * The one wrapper for unary handlers: authorize, fork the EntityManager, run the use case (in a
- * transaction for writes), map errors, and log one line (method, code, ms). Unknown errors become
- * INTERNAL; their cause goes to the log only. Request and response bodies are never logged.
+ * transaction for writes), map errors, record the call's metrics and log one line (method, code,
+ * ms). Unknown errors become INTERNAL; their cause goes to the log only. Request and response
+ * bodies are never logged.
  */
 export function unary<Req, Res>(
   rt: Runtime,
@@ -37,6 +41,7 @@ export function unary<Req, Res>(
   options: UnaryOptions<Req>,
   run: (ctx: UseCaseContext, req: Req, principal: Principal) => Promise<Res>,
 ): handleUnaryCall<Req, Res> {
+  const recorder = rt.metrics.rpc(method.path);
   return (call, callback) => {
     const started = performance.now();
     const now = rt.clock();
@@ -73,12 +78,12 @@ export function unary<Req, Res>(
       });
     attempt().then(
       (response) => {
-        logCall(rt.logger, method.path, status.OK, started);
+        logCall(rt.logger, recorder, method.path, status.OK, started);
         callback(null, response);
       },
       (err: unknown) => {
         const mapped = mapError(err);
-        logCall(rt.logger, method.path, mapped.error.code, started, mapped.cause);
+        logCall(rt.logger, recorder, method.path, mapped.error.code, started, mapped.cause);
         callback(mapped.error);
       },
     );
@@ -87,13 +92,14 @@ export function unary<Req, Res>(
 
 /**
  * The wrapper for server-streaming handlers: authorize, run `stream` until it returns or the
- * call is cancelled, map errors, log one line when the stream ends.
+ * call is cancelled, map errors, record metrics and log one line when the stream ends.
  */
 export function serverStream<Req, Res>(
   rt: Runtime,
   method: MethodDefinition<Req, Res>,
   stream: (call: ServerWritableStream<Req, Res>, principal: Principal) => Promise<void>,
 ): handleServerStreamingCall<Req, Res> {
+  const recorder = rt.metrics.rpc(method.path);
   return (call) => {
     const started = performance.now();
     rt.auth
@@ -101,20 +107,23 @@ export function serverStream<Req, Res>(
       .then((principal) => stream(call, principal))
       .then(
         () => {
-          logCall(rt.logger, method.path, call.cancelled ? status.CANCELLED : status.OK, started);
+          logCall(rt.logger, recorder, method.path, call.cancelled ? status.CANCELLED : status.OK, started);
           if (!call.cancelled) call.end();
         },
         (err: unknown) => {
           const mapped = mapError(err);
-          logCall(rt.logger, method.path, mapped.error.code, started, mapped.cause);
+          logCall(rt.logger, recorder, method.path, mapped.error.code, started, mapped.cause);
           if (!call.cancelled) call.emit('error', mapped.error);
         },
       );
   };
 }
 
-function logCall(logger: Logger, method: string, code: status, started: number, cause?: unknown): void {
-  const ms = Math.round((performance.now() - started) * 10) / 10;
+/** Counts and times a finished call (`started`: performance.now() ms) and logs it. */
+function logCall(logger: Logger, recorder: MethodRecorder, method: string, code: status, started: number, cause?: unknown): void {
+  const elapsedMs = performance.now() - started;
+  recorder.record(code, elapsedMs / 1000);
+  const ms = Math.round(elapsedMs * 10) / 10;
   if (cause !== undefined) logger.error({ method, code: status[code], ms, err: cause }, 'rpc failed');
   else logger.info({ method, code: status[code], ms }, 'rpc');
 }
