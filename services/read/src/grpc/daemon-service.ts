@@ -11,7 +11,7 @@ import {
   type DownloadExportResponse,
   type Token,
 } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
-import { SHOWN_PREFIX_CHARS } from '@titanbot/service-kit/daemon-token';
+import { hashDaemonToken, SHOWN_PREFIX_CHARS } from '@titanbot/service-kit/daemon-token';
 import { nextEmpireTime } from '@titanbot/service-kit/empire-time';
 import { UnknownDataKeyError, type DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
 import { SecretStoreUnavailableError } from '@titanbot/service-kit/secrets/secret-store';
@@ -26,6 +26,9 @@ import { ForwardedError, serverStream, unary, type DaemonPrincipal, type ReadRun
 type Row = Record<string, unknown>;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** setTimeout's longest delay (ms); longer waits re-arm. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** How long RotateToken waits for the new token to arrive on this replica's feed (ms). */
 const TOKEN_ARRIVAL_WAIT_MS = 2_000;
@@ -78,6 +81,37 @@ export function daemonService(rt: ReadRuntime, keyring: DataKeyring): DaemonServ
       }
       throw err;
     }
+  };
+
+  /**
+   * Rejects with UNAUTHENTICATED once the caller's token stops being usable (revoked, expired,
+   * superseded past its grace, deleted), so a long-lived stream ends with it.
+   */
+  const tokenEnd = ({ token, plaintext }: DaemonPrincipal): { promise: Promise<never>; cancel: () => void } => {
+    const hash = hashDaemonToken(plaintext);
+    let cancel = (): void => undefined;
+    const promise = new Promise<never>((_resolve, reject) => {
+      let expiry: NodeJS.Timeout | undefined;
+      const arm = (expireTime: number): void => {
+        clearTimeout(expiry);
+        expiry = setTimeout(check, Math.min(expireTime - rt.clock() + 1, MAX_TIMER_MS));
+      };
+      const check = (): void => {
+        const current = rt.model.tokenByHash(hash);
+        if (current && !current.revoked && rt.clock() < current.expireTime) return arm(current.expireTime);
+        cancel();
+        reject(new ApiError(status.UNAUTHENTICATED, 'UNAUTHENTICATED', 'the daemon token is no longer valid'));
+      };
+      const off = rt.model.onTokenChange(token.uuid, check);
+      cancel = () => {
+        clearTimeout(expiry);
+        off();
+      };
+      arm(token.expireTime);
+    });
+    // The race in WatchVersion may settle first; an unobserved rejection must not crash the process.
+    promise.catch(() => undefined);
+    return { promise, cancel };
   };
 
   /**
@@ -190,13 +224,15 @@ export function daemonService(rt: ReadRuntime, keyring: DataKeyring): DaemonServ
         }
       };
       const unlisten = rt.model.versions.listen(scope, push);
+      const tokenEnded = tokenEnd(principal);
       rt.gauges.activeWatches++;
       try {
         push(rt.model.versions.version(scope));
         if (!call.cancelled && !rt.shutdown.aborted) {
-          await Promise.race([once(call, 'cancelled'), once(rt.shutdown, 'abort')]);
+          await Promise.race([once(call, 'cancelled'), once(rt.shutdown, 'abort'), tokenEnded.promise]);
         }
       } finally {
+        tokenEnded.cancel();
         unlisten();
         rt.gauges.activeWatches--;
       }

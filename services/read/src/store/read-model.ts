@@ -49,6 +49,8 @@ type SqlValue = string | number | bigint | Buffer | null;
  */
 export class ReadModel {
   readonly versions = new ScopeVersions();
+  /** Feed events applied by `applyBatch` since this process started (snapshots not included), for metrics. */
+  eventsApplied = 0;
   /** Connection for queries and export builds; sees committed state only. */
   readonly reader: Database.Database;
   private readonly writer: Database.Database;
@@ -56,7 +58,8 @@ export class ReadModel {
   private readonly tokensByHash = new Map<string, TokenRecord>();
   private readonly accountLogicalIds = new Map<string, number>();
   private readonly deviceAccounts = new Map<string, Set<string>>();
-  private readonly tokenWaiters = new Map<string, Set<() => void>>();
+  /** Callbacks per token uuid, run after every change of that token (arrival, revocation, rotation, deletion). */
+  private readonly tokenListeners = new Map<string, Set<() => void>>();
   private readonly upserts = new Map<string, Database.Statement>();
   private readonly deletes = new Map<string, Database.Statement>();
   private readonly statements = new Map<string, Database.Statement>();
@@ -111,6 +114,7 @@ export class ReadModel {
       this.sql('update checkpoint set revision = ?').run(expected - 1);
     })();
     this.checkpointValue = { epoch, revision: fresh.at(-1)!.revision };
+    this.eventsApplied += fresh.length;
     for (const effect of memoryEffects) effect();
     this.versions.bump(bumps);
   }
@@ -159,24 +163,29 @@ export class ReadModel {
     return false;
   }
 
+  /** Runs `listener` after every change of token `uuid`; returns the function that removes it. */
+  onTokenChange(uuid: string, listener: () => void): () => void {
+    let set = this.tokenListeners.get(uuid);
+    if (!set) this.tokenListeners.set(uuid, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0 && this.tokenListeners.get(uuid) === set) this.tokenListeners.delete(uuid);
+    };
+  }
+
   /** Resolves true once token `uuid` is in memory, false after `timeoutMs` (ms). */
   waitForToken(uuid: string, timeoutMs: number): Promise<boolean> {
-    for (const t of this.tokensByHash.values()) if (t.uuid === uuid) return Promise.resolve(true);
+    const known = (): boolean => [...this.tokensByHash.values()].some((t) => t.uuid === uuid);
+    if (known()) return Promise.resolve(true);
     return new Promise((resolve) => {
-      let set = this.tokenWaiters.get(uuid);
-      if (!set) this.tokenWaiters.set(uuid, (set = new Set()));
-      const done = (): void => {
+      const finish = (arrived: boolean): void => {
         clearTimeout(timer);
-        set.delete(done);
-        if (set.size === 0) this.tokenWaiters.delete(uuid);
-        resolve(true);
+        off();
+        resolve(arrived);
       };
-      const timer = setTimeout(() => {
-        set.delete(done);
-        if (set.size === 0) this.tokenWaiters.delete(uuid);
-        resolve(false);
-      }, timeoutMs);
-      set.add(done);
+      const off = this.onTokenChange(uuid, () => known() && finish(true));
+      const timer = setTimeout(() => finish(false), timeoutMs);
     });
   }
 
@@ -255,11 +264,12 @@ export class ReadModel {
     switch (event.table) {
       case 'daemon_tokens': {
         const hash = String(row['token_hash']);
-        if (remove) return () => this.tokensByHash.delete(hash);
+        const uuid = String(row['uuid']);
         const token = tokenRecord(row);
         return () => {
-          this.tokensByHash.set(hash, token);
-          for (const wake of this.tokenWaiters.get(token.uuid) ?? []) wake();
+          if (remove) this.tokensByHash.delete(hash);
+          else this.tokensByHash.set(hash, token);
+          for (const listener of this.tokenListeners.get(uuid) ?? []) listener();
         };
       }
       case 'accounts': {
@@ -304,9 +314,8 @@ export class ReadModel {
     }
     const scopes = this.writer.prepare('select scope, revision from scope_versions').raw().all() as [number, number][];
     this.versions.reset(checkpoint?.epoch ?? '', scopes);
-    for (const [uuid, waiters] of this.tokenWaiters) {
-      if ([...this.tokensByHash.values()].some((t) => t.uuid === uuid)) for (const wake of waiters) wake();
-    }
+    // A snapshot may have changed any token.
+    for (const listeners of this.tokenListeners.values()) for (const listener of listeners) listener();
   }
 }
 

@@ -14,7 +14,7 @@ import {
 import { call, uniqueInt, type Harness } from '../../../write/test/support/harness.js';
 
 /** Admin API helpers over a running write service (real gRPC calls with the admin token). */
-export function adminApi(write: Harness) {
+export function adminApi(write: Pick<Harness, 'client' | 'adminToken'>) {
   const devices = write.client(DeviceServiceClient);
   const accounts = write.client(AccountServiceClient);
   const habits = write.client(HabitServiceClient);

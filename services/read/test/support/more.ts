@@ -43,7 +43,7 @@ export async function healthStatus(address: string): Promise<string> {
 }
 
 /** Admin calls the read tests need beyond support/admin.ts. */
-export function moreAdminApi(write: Harness) {
+export function moreAdminApi(write: Pick<Harness, 'client' | 'adminToken'>) {
   const devices = write.client(DeviceServiceClient);
   const accounts = write.client(AccountServiceClient);
   const legions = write.client(LegionServiceClient);
