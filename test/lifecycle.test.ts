@@ -99,8 +99,8 @@ const startRead = async (): Promise<Proc> => {
 };
 
 beforeAll(async () => {
-  // The services run from their built output, as in production.
-  await promisify(execFile)('npx', ['tsc', '-b'], { cwd: ROOT });
+  // The services and the daemon CLI run from their built output, as in production.
+  await promisify(execFile)('npx', ['tsc', '-b', 'services/write', 'services/read', 'packages/daemon-client'], { cwd: ROOT });
   dir = await mkdtemp(path.join(os.tmpdir(), 'titanbot-e2e-'));
   const secrets = path.join(dir, 'write', 'secrets');
   // The test database is shared with the other suites: use the run's data key, as a replica of that deployment.
