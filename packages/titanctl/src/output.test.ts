@@ -1,0 +1,43 @@
+import { Device } from '@titanbot/contracts/titanbot/admin/v1/device_service';
+import { Habit } from '@titanbot/contracts/titanbot/admin/v1/habit_service';
+import { Empty } from '@titanbot/contracts/google/protobuf/empty';
+import { describe, expect, it } from 'vitest';
+import { renderJson, renderTable } from './output.js';
+
+describe('renderTable', () => {
+  it('has one column per first-level scalar field and shows defaults that proto3 JSON omits', () => {
+    const table = renderTable(Device, [
+      Device.fromPartial({ uuid: 'a', physicalId: 7, activityType: 1, accountLogicalIds: [1, 2], etag: 'e1' }),
+      Device.fromPartial({ uuid: 'bb', physicalId: 12, isActive: true, activityType: 2, goTimeLimitSeconds: 100, etag: 'e2' }),
+    ]).split('\n');
+    expect(table[0]?.split(/\s+/)).toEqual([
+      'uuid', 'physicalId', 'isActive', 'isSsh', 'isNeedToUpdate', 'activityType', 'isFullServerDetection',
+      'isAbleToClearCache', 'goTimeLimitSeconds', 'currentAccountLogicalId', 'etag',
+    ]);
+    expect(table[1]?.split(/\s+/)).toEqual(['a', '7', 'false', 'false', 'false', 'ACTIVITY_TYPE_ROWGPLAY', 'false', 'false', 'e1']);
+    expect(table[2]).toMatch(/^bb +12 +true .* ACTIVITY_TYPE_AJAGPLAY .* 100 +e2$/);
+  });
+
+  it('leaves lists out, prints times as ISO and keeps multi-line text on one line', () => {
+    const [header, row] = renderTable(Habit, [
+      Habit.fromPartial({ uuid: 'h', comment: 'two\nlines', pixels: [{ x: 1, y: 1, rgbHex: 'FFFFFF' }], updatedAt: new Date('2024-01-02T03:04:05Z') }),
+    ]).split('\n');
+    expect(header).not.toContain('pixels');
+    expect(row).toContain('two\\nlines');
+    expect(row).toContain('2024-01-02T03:04:05.000Z');
+  });
+
+  it('prints the header alone for no items and nothing for a message without scalar fields', () => {
+    expect(renderTable(Device, []).split('\n')).toHaveLength(1);
+    expect(renderTable(Empty, [{}])).toBe('');
+  });
+});
+
+describe('renderJson', () => {
+  it('uses the proto JSON names and enum names', () => {
+    expect(JSON.parse(renderJson(Device, Device.fromPartial({ physicalId: 3, activityType: 2 })))).toEqual({
+      physicalId: 3,
+      activityType: 'ACTIVITY_TYPE_AJAGPLAY',
+    });
+  });
+});
