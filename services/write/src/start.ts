@@ -8,6 +8,9 @@ import { startEmbeddedPostgres } from './db/embedded-postgres.js';
 import { initOrm, migrate } from './db/orm.js';
 import { embeddedPostgresDir, openWriteSecretStore, startWriteService } from './main.js';
 
+/** `host:port` with the port one higher (port 0 stays 0: any free port). */
+const nextPort = (address: string): string => address.replace(/:(\d+)$/, (_m, p: string) => `:${Number(p) === 0 ? 0 : Number(p) + 1}`);
+
 /** The read service's entry point, built beside this one by `npm run build`. */
 const READ_MAIN = fileURLToPath(new URL('../../read/dist/main.js', import.meta.url));
 
@@ -31,7 +34,14 @@ async function main(): Promise<void> {
   const reader = await openWriteSecretStore(config, logger).read('reader-token');
   const read = spawn(process.execPath, [READ_MAIN], {
     stdio: 'inherit',
-    env: { ...process.env, WRITE_SERVICE_URL: write.address, READER_TOKEN: reader!.data['current'], DATA_DIR: config.DATA_DIR },
+    env: {
+      ...process.env,
+      WRITE_SERVICE_URL: write.address,
+      READER_TOKEN: reader!.data['current'],
+      DATA_DIR: config.DATA_DIR,
+      // One METRICS_ADDR for `npm start`: the write service takes it, the replica the next port.
+      ...(config.METRICS_ADDR ? { METRICS_ADDR: nextPort(config.METRICS_ADDR) } : {}),
+    },
   });
   const readExited = once(read, 'exit');
   const readAddress = process.env.READ_GRPC_ADDR ?? '127.0.0.1:50052';
