@@ -151,6 +151,16 @@ const GREP = flag('grep', text, 'only lines containing this text (case-sensitive
 const SINCE = flag('since', instant(), 'only lines logged at or after this time (ISO date-time, or a span ago: 2h)');
 const UNTIL = flag('until', instant(), 'only lines logged before this time (ISO date-time, or a span ago: 2h)');
 
+/** DeviceService.BindAccount, offered as `devices bind` and `accounts bind`. */
+const BIND_ACCOUNT = unary({
+  verb: 'bind',
+  summary: "add an account to the device's accounts and make it current (idempotent)",
+  flags: [DEVICE, required(LOGICAL_ID)],
+  method: devices.DeviceServiceService.bindAccount,
+  response: devices.Device,
+  request: (v) => devices.BindAccountRequest.fromPartial({ deviceUuid: v.get(DEVICE), logicalId: v.get(LOGICAL_ID) }),
+});
+
 /** Every admin RPC, by resource and verb. */
 export const RESOURCES: readonly Resource[] = [
   {
@@ -204,14 +214,7 @@ export const RESOURCES: readonly Resource[] = [
         response: Empty,
         request: (v) => devices.DeleteDeviceRequest.fromPartial({ uuid: v.get(ID) }),
       }),
-      unary({
-        verb: 'bind',
-        summary: "add an account to the device's accounts and make it current (idempotent)",
-        flags: [DEVICE, required(LOGICAL_ID)],
-        method: devices.DeviceServiceService.bindAccount,
-        response: devices.Device,
-        request: (v) => devices.BindAccountRequest.fromPartial({ deviceUuid: v.get(DEVICE), logicalId: v.get(LOGICAL_ID) }),
-      }),
+      BIND_ACCOUNT,
       unary({
         verb: 'ssh',
         summary: "show the device's SSH settings, private key included",
@@ -283,6 +286,7 @@ export const RESOURCES: readonly Resource[] = [
         response: Empty,
         request: (v) => accounts.DeleteAccountRequest.fromPartial({ uuid: v.get(ID) }),
       }),
+      BIND_ACCOUNT,
     ],
   },
   {
