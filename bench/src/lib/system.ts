@@ -1,0 +1,154 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import pg from 'pg';
+
+/** The repository root (bench/dist/lib -> ../../..). */
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** A service running as its own process (so its CPU and RSS can be read from /proc). */
+export interface ServiceProcess {
+  address: string;
+  pid: number;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export interface BenchSystem {
+  /** postgres:// URL of the benchmark's own database. */
+  databaseUrl: string;
+  adminToken: string;
+  write: ServiceProcess;
+  /** Starts one more read replica (its own DATA_DIR), waits until it serves. */
+  startReplica(env?: Record<string, string>): Promise<ServiceProcess>;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Resolves once grpc.health.v1 on `address` answers SERVING (the images' probe), or throws after `timeoutMs`. */
+export async function waitServing(address: string, timeoutMs = 120_000): Promise<void> {
+  const probe = path.join(ROOT, 'packages/service-kit/dist/health-probe.js');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await promisify(execFile)(process.execPath, [probe, address]).then(
+      () => true,
+      () => false,
+    );
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`${address} did not become SERVING`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Runs `node <script>` from the repository root with `env`; its output goes to stderr. */
+export function startNode(script: string, env: Record<string, string>, args: string[] = []): ChildProcess {
+  const child = spawn(process.execPath, [path.join(ROOT, script), ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+  return child;
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** A service started with `startNode` and waited for; stop() sends SIGTERM (SIGKILL after 10 s). */
+export async function startService(script: string, env: Record<string, string>, address: string): Promise<ServiceProcess> {
+  const child = startNode(script, env);
+  const failed = new Promise<never>((_resolve, reject) => child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`))));
+  await Promise.race([waitServing(address), failed]);
+  return { address, pid: child.pid!, child, stop: () => stopChild(child) };
+}
+
+/**
+ * The system under test, each service in its own process from its built output: a fresh
+ * database (on the server of DATABASE_URL when set, else an embedded PostgreSQL that the write
+ * service runs), migrated, and the write service. Read replicas are added with startReplica().
+ * Quiet logs (warn) so logging does not dominate the figures.
+ */
+export async function startBenchSystem(): Promise<BenchSystem> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'titanbot-bench-'));
+  const adminToken = randomBytes(24).toString('base64url');
+  const readerToken = randomBytes(24).toString('base64url');
+  const writeDir = path.join(dir, 'write');
+  let databaseUrl: string;
+  let dropDatabase: (() => Promise<void>) | undefined;
+  const base: Record<string, string> = { DATA_DIR: writeDir, LOG_LEVEL: 'warn' };
+  if (process.env['DATABASE_URL']) {
+    const server = new URL(process.env['DATABASE_URL']);
+    const name = `titanbot_bench_${process.pid}`;
+    const admin = new pg.Client({ connectionString: server.toString() });
+    await admin.connect();
+    await admin.query(`drop database if exists ${name} with (force)`);
+    await admin.query(`create database ${name}`);
+    await admin.end();
+    server.pathname = `/${name}`;
+    databaseUrl = server.toString();
+    base['DATABASE_URL'] = databaseUrl;
+    dropDatabase = async () => {
+      const c = new pg.Client({ connectionString: process.env['DATABASE_URL'] });
+      await c.connect();
+      await c.query(`drop database if exists ${name} with (force)`);
+      await c.end();
+    };
+  } else {
+    const port = await freePort();
+    base['EMBEDDED_PG_PORT'] = String(port);
+    databaseUrl = `postgres://postgres:postgres@127.0.0.1:${port}/titanbot`;
+  }
+  await promisify(execFile)(process.execPath, [path.join(ROOT, 'services/write/dist/migrate.js')], { cwd: ROOT, env: { ...process.env, ...base } });
+  const writeAddress = `127.0.0.1:${await freePort()}`;
+  const write = await startService(
+    'services/write/dist/main.js',
+    { ...base, WRITE_GRPC_ADDR: writeAddress, ADMIN_TOKEN: adminToken, READER_TOKEN: readerToken, FEED_PROGRESS_INTERVAL: '1s' },
+    writeAddress,
+  );
+  const replicas: ServiceProcess[] = [];
+  return {
+    databaseUrl,
+    adminToken,
+    write,
+    async startReplica(env = {}) {
+      const address = `127.0.0.1:${await freePort()}`;
+      const replica = await startService(
+        'services/read/dist/main.js',
+        {
+          READ_GRPC_ADDR: address,
+          WRITE_SERVICE_URL: writeAddress,
+          READER_TOKEN: readerToken,
+          DATA_DIR: path.join(dir, `read-${replicas.length}`),
+          SECRETS_DIR: path.join(writeDir, 'secrets'),
+          LOG_LEVEL: 'warn',
+          // The load generators use few tokens at thousands of calls per second.
+          DAEMON_RPS: '1000000000',
+          DAEMON_BURST: '1000000000',
+          ...env,
+        },
+        address,
+      );
+      replicas.push(replica);
+      return replica;
+    },
+    async stop() {
+      for (const r of replicas) await r.stop();
+      await write.stop();
+      await dropDatabase?.();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,38 @@
+import { LARGEST_SCOPE, adminClient, loadFixture } from './lib/fixture.js';
+import type { Benchmark, BenchContext } from './lib/context.js';
+import { startBenchSystem } from './lib/system.js';
+
+/** Every benchmark, in run order; `npm run bench -- <name>...` runs a subset. */
+const BENCHMARKS: Benchmark[] = [];
+
+/**
+ * `npm run bench`: starts the system (each service its own process, from the built output),
+ * loads the fixture, provisions a device, then runs the benchmarks one after another and stops
+ * everything. Not part of `npm test`.
+ */
+async function main(): Promise<void> {
+  const wanted = process.argv.slice(2);
+  const selected = wanted.length ? BENCHMARKS.filter((b) => wanted.includes(b.name)) : BENCHMARKS;
+  const started = performance.now();
+  const system = await startBenchSystem();
+  const admin = adminClient(system.write.address, system.adminToken);
+  try {
+    await loadFixture(system.databaseUrl);
+    const fleet = { ...(await admin.provisionDevice(7, [LARGEST_SCOPE], 8)), logicalId: LARGEST_SCOPE };
+    const ctx: BenchContext = { system, admin, fleet };
+    process.stderr.write(`bench: system up and fixture loaded in ${Math.round(performance.now() - started)} ms\n`);
+    for (const b of selected) {
+      process.stderr.write(`bench: ${b.name}\n`);
+      await b.run(ctx);
+    }
+  } finally {
+    admin.close();
+    await system.stop();
+  }
+  process.stderr.write(`bench: done in ${Math.round((performance.now() - started) / 1000)} s\n`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
