@@ -1,9 +1,14 @@
 import { LARGEST_SCOPE, adminClient, loadFixture } from './lib/fixture.js';
 import type { Benchmark, BenchContext } from './lib/context.js';
 import { startBenchSystem } from './lib/system.js';
+import { watchFanout } from './watch-fanout.js';
+import { feedLag } from './feed-lag.js';
+import { downloadBenchmark } from './download.js';
+import { checkVersion } from './check-version.js';
+import { scaling } from './scaling.js';
 
 /** Every benchmark, in run order; `npm run bench -- <name>...` runs a subset. */
-const BENCHMARKS: Benchmark[] = [];
+const BENCHMARKS: Benchmark[] = [checkVersion, scaling, watchFanout, downloadBenchmark, feedLag];
 
 /**
  * `npm run bench`: starts the system (each service its own process, from the built output),

@@ -15,13 +15,17 @@ export const METRIC_PREFIX = 'titanbot_';
 export const RPC_DURATION_BUCKETS = [0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 interface CodeChildren {
-  requests: { inc(): void };
+  /** Calls counted since the last scrape, not yet added to `requests`. */
+  pending: number;
+  requests: { inc(value?: number): void };
   duration: { observe(seconds: number): void };
 }
 
 /**
  * Records the calls of one RPC method. Its label children are resolved once per status code and
- * kept, so recording a call does no label validation or lookup by name.
+ * kept. The request count is a plain number added to the counter when it is scraped (`flush`):
+ * prom-client's `inc` re-validates and re-hashes the labels on every call, a measurable share of
+ * a CheckVersion. The histogram has no bulk update in prom-client's API, so it is observed per call.
  */
 export class MethodRecorder {
   /** Indexed by numeric gRPC status code. */
@@ -38,11 +42,20 @@ export class MethodRecorder {
     let children = this.byCode[code];
     if (!children) {
       const name = status[code] ?? String(code);
-      children = { requests: this.requests.labels(this.method, name), duration: this.duration.labels(this.method, name) };
+      children = { pending: 0, requests: this.requests.labels(this.method, name), duration: this.duration.labels(this.method, name) };
       this.byCode[code] = children;
     }
-    children.requests.inc();
+    children.pending++;
     children.duration.observe(seconds);
+  }
+
+  /** Adds the calls counted since the last flush to the requests counter (run when it is read). */
+  flush(): void {
+    for (const children of this.byCode) {
+      if (children === undefined || children.pending === 0) continue;
+      children.requests.inc(children.pending);
+      children.pending = 0;
+    }
   }
 }
 
@@ -62,11 +75,16 @@ export class ServiceMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+    const recorders = this.recorders;
     this.requests = new Counter({
       name: `${METRIC_PREFIX}rpc_requests_total`,
       help: 'Finished gRPC calls by method (gRPC path) and status code.',
       labelNames: ['method', 'code'],
       registers: [this.registry],
+      // Runs before every read of the counter (scrape, get()): adds the calls counted since.
+      collect() {
+        for (const recorder of recorders.values()) recorder.flush();
+      },
     });
     this.duration = new Histogram({
       name: `${METRIC_PREFIX}rpc_duration_seconds`,

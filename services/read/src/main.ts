@@ -12,6 +12,7 @@ import { loadReadConfig, type ReadConfig } from './config.js';
 import { ExportCache } from './export/cache.js';
 import { FeedConsumer } from './feed/consumer.js';
 import { daemonService } from './grpc/daemon-service.js';
+import { encodeDownloadExportResponse, watchVersionEncoder } from './grpc/response-encoding.js';
 import { newReadCounters, type ReadCounters, type ReadRuntime } from './grpc/handler.js';
 import { LogThrottle, RateLimiter } from './grpc/rate-limit.js';
 import { ReadModel } from './store/read-model.js';
@@ -85,7 +86,15 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
   };
   registerReadMetrics(metrics, rt, consumer);
   const grpc = await startGrpcServer(config.READ_GRPC_ADDR, ['titanbot/daemon/v1/daemon_service.proto'], [
-    { definition: DaemonServiceService, implementation: daemonService(rt, keyring) },
+    {
+      // Export chunks are serialised with one copy, a version announced to many watchers once (response-encoding.ts).
+      definition: {
+        ...DaemonServiceService,
+        downloadExport: { ...DaemonServiceService.downloadExport, responseSerialize: encodeDownloadExportResponse },
+        watchVersion: { ...DaemonServiceService.watchVersion, responseSerialize: watchVersionEncoder() },
+      },
+      implementation: daemonService(rt, keyring),
+    },
   ]);
   const address = `${config.READ_GRPC_ADDR.replace(/:\d+$/, '')}:${grpc.port}`;
   let metricsServer: MetricsServer | undefined;

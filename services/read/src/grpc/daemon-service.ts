@@ -1,6 +1,5 @@
-import { open } from 'node:fs/promises';
-import { once } from 'node:events';
-import { status, type Deadline, type ServerWritableStream, type ServiceError } from '@grpc/grpc-js';
+import { open, readFile } from 'node:fs/promises';
+import { Metadata, status, type Deadline, type ServerWritableStream, type ServiceError } from '@grpc/grpc-js';
 import {
   ActivityType,
   DaemonServiceService,
@@ -200,43 +199,60 @@ export function daemonService(rt: ReadRuntime, keyring: DataKeyring): DaemonServ
       'debug',
     ),
 
-    watchVersion: serverStream(rt, m.watchVersion, async (call, principal) => {
-      const scope = scopeFor(call.request.logicalId, principal);
-      // Only the latest version matters: while the transport is full, newer ones replace older.
-      let sent = call.request.knownVersion;
-      let pending: string | undefined;
-      let blocked = false;
-      const push = (version: string): void => {
-        if (blocked) {
-          pending = version;
-          return;
-        }
-        if (version === sent) return;
-        sent = version;
-        if (!call.write({ version })) {
-          blocked = true;
-          call.once('drain', () => {
-            blocked = false;
-            const next = pending;
-            pending = undefined;
-            if (next !== undefined) push(next);
-          });
-        }
+    watchVersion: ((): DaemonServiceServer['watchVersion'] => {
+      // What ends every open stream at shutdown: one listener on the process-wide signal rather
+      // than one per stream (EventTarget removal is linear, so 10,000 streams closing would be quadratic).
+      const stops = new Set<() => void>();
+      const stopAll = (): void => {
+        for (const stop of stops) stop();
       };
-      const unlisten = rt.model.versions.listen(scope, push);
-      const tokenEnded = tokenEnd(principal);
-      rt.gauges.activeWatches++;
-      try {
-        push(rt.model.versions.version(scope));
-        if (!call.cancelled && !rt.shutdown.aborted) {
-          await Promise.race([once(call, 'cancelled'), once(rt.shutdown, 'abort'), tokenEnded.promise]);
+      rt.shutdown.addEventListener('abort', stopAll, { once: true });
+      return serverStream(rt, m.watchVersion, async (call, principal) => {
+        const scope = scopeFor(call.request.logicalId, principal);
+        // Only the latest version matters: while the transport is full, newer ones replace older.
+        let sent = call.request.knownVersion;
+        let pending: string | undefined;
+        let blocked = false;
+        const push = (version: string): void => {
+          if (blocked) {
+            pending = version;
+            return;
+          }
+          if (version === sent) return;
+          sent = version;
+          if (!call.write({ version })) {
+            blocked = true;
+            call.once('drain', () => {
+              blocked = false;
+              const next = pending;
+              pending = undefined;
+              if (next !== undefined) push(next);
+            });
+          }
+        };
+        const unlisten = rt.model.versions.listen(scope, push);
+        const tokenEnded = tokenEnd(principal);
+        rt.gauges.activeWatches++;
+        // Until cancelled or shut down; the listeners go with the stream (once() would leave its
+        // 'abort' listener on the process-wide signal after every stream that ends first).
+        let stopWaiting = (): void => undefined;
+        const stopped = new Promise<void>((resolve) => (stopWaiting = resolve));
+        call.once('cancelled', stopWaiting);
+        stops.add(stopWaiting);
+        try {
+          push(rt.model.versions.version(scope));
+          // Headers now rather than with the first change, so a change costs each stream one message.
+          if (sent === call.request.knownVersion && !call.cancelled) call.sendMetadata(new Metadata());
+          if (!call.cancelled && !rt.shutdown.aborted) await Promise.race([stopped, tokenEnded.promise]);
+        } finally {
+          call.off('cancelled', stopWaiting);
+          stops.delete(stopWaiting);
+          tokenEnded.cancel();
+          unlisten();
+          rt.gauges.activeWatches--;
         }
-      } finally {
-        tokenEnded.cancel();
-        unlisten();
-        rt.gauges.activeWatches--;
-      }
-    }),
+      });
+    })(),
 
     downloadExport: serverStream(rt, m.downloadExport, async (call, principal) => {
       const { offset, version } = call.request;
@@ -251,7 +267,7 @@ export function daemonService(rt: ReadRuntime, keyring: DataKeyring): DaemonServ
       }
       rt.gauges.activeDownloads++;
       try {
-        await streamFile(call, file, offset, rt.settings.exportChunkBytes);
+        await streamFile(call, file, offset, rt.settings.exportChunkBytes, hotExportsOf(rt));
       } finally {
         rt.gauges.activeDownloads--;
       }
@@ -296,24 +312,99 @@ const deadlineMs = (deadline: Deadline): number => (deadline instanceof Date ? d
 const versionGone = (version: string): ApiError =>
   new ApiError(status.FAILED_PRECONDITION, 'EXPORT_VERSION_GONE', `version ${version} is no longer kept; download the latest (version empty, offset 0)`);
 
+/** Export files up to this size are served from one shared in-memory copy (see HotExports). */
+const HOT_EXPORT_MAX_FILE_BYTES = 8 * 1024 * 1024;
+/** At most this many bytes of export files are held in memory per replica. */
+const HOT_EXPORT_MAX_BYTES = 64 * 1024 * 1024;
+
 /**
- * Sends the header, then the file from `offset` in chunks of `chunkBytes`, one chunk in memory
- * at a time, waiting for `drain` when the transport is full; stops when the call is cancelled.
+ * The most recently downloaded export files, each read from disk once and shared by every
+ * download of it: chunks are slices of that one buffer, so a download costs no file I/O and no
+ * copy before serialisation, and 200 downloads of one file hold it once. At most
+ * HOT_EXPORT_MAX_BYTES in all (least recently used first out). Keyed by path: a cached export's
+ * path names its (scope, version) and its bytes never change; whether a version may still be
+ * served is decided by the export cache before this is asked.
  */
-async function streamFile(call: ServerWritableStream<DownloadExportRequest, DownloadExportResponse>, file: ExportFile, offset: number, chunkBytes: number): Promise<void> {
-  // Opened before the header: a file evicted since the lookup is a gone version, not a torn stream.
-  const handle = await open(file.path, 'r').catch((err: NodeJS.ErrnoException) => {
+class HotExports {
+  private readonly files = new Map<string, { size: number; data: Promise<Buffer> }>();
+  private bytes = 0;
+
+  /** The whole file, or undefined when it is too large to hold (then it is read chunk by chunk). */
+  get(file: ExportFile): Promise<Buffer> | undefined {
+    if (file.sizeBytes > HOT_EXPORT_MAX_FILE_BYTES) return undefined;
+    const hit = this.files.get(file.path);
+    if (hit) {
+      this.files.delete(file.path);
+      this.files.set(file.path, hit);
+      return hit.data;
+    }
+    const data = readFile(file.path).then((buffer) => {
+      if (buffer.length !== file.sizeBytes) throw new Error(`export ${file.path} has ${buffer.length} bytes, not ${file.sizeBytes}`);
+      return buffer;
+    });
+    const entry = { size: file.sizeBytes, data };
+    // A failed read is not kept: the next download tries again.
+    data.catch(() => {
+      if (this.files.get(file.path) === entry) {
+        this.files.delete(file.path);
+        this.bytes -= entry.size;
+      }
+    });
+    this.files.set(file.path, entry);
+    this.bytes += entry.size;
+    for (const [key, old] of this.files) {
+      if (this.bytes <= HOT_EXPORT_MAX_BYTES || old === entry) break;
+      this.files.delete(key);
+      this.bytes -= old.size;
+    }
+    return data;
+  }
+}
+
+const hotExports = new WeakMap<ReadRuntime, HotExports>();
+const hotExportsOf = (rt: ReadRuntime): HotExports => {
+  let hot = hotExports.get(rt);
+  if (!hot) hotExports.set(rt, (hot = new HotExports()));
+  return hot;
+};
+
+/**
+ * Sends the header, then the file from `offset` in chunks of `chunkBytes`, waiting for `drain`
+ * when the transport is full; stops when the call is cancelled. Files up to
+ * HOT_EXPORT_MAX_FILE_BYTES come from `hot` (one shared copy, no per-download buffer); larger ones
+ * are read one chunk at a time.
+ */
+async function streamFile(
+  call: ServerWritableStream<DownloadExportRequest, DownloadExportResponse>,
+  file: ExportFile,
+  offset: number,
+  chunkBytes: number,
+  hot: HotExports,
+): Promise<void> {
+  const header = {
+    version: file.version,
+    sizeBytes: file.sizeBytes,
+    sha256: file.sha256,
+    schemaVersion: EXPORT_SCHEMA_VERSION,
+    fileName: EXPORT_FILE_NAME,
+    mediaType: EXPORT_MEDIA_TYPE,
+  };
+  // Read (or opened) before the header: a file evicted since the lookup is a gone version, not a torn stream.
+  const gone = (err: NodeJS.ErrnoException): never => {
     throw err.code === 'ENOENT' ? versionGone(file.version) : err;
-  });
+  };
+  const whole = hot.get(file);
+  if (whole) {
+    const data = await whole.catch(gone);
+    if (!(await send(call, { kind: { $case: 'header', value: header } }))) return;
+    for (let position = offset; position < file.sizeBytes; position += chunkBytes) {
+      // A slice, not a copy: the buffer never changes, so it does not matter when grpc-js serialises it.
+      if (!(await send(call, { kind: { $case: 'chunk', value: { offset: position, data: data.subarray(position, position + chunkBytes) } } }))) return;
+    }
+    return;
+  }
+  const handle = await open(file.path, 'r').catch(gone);
   try {
-    const header = {
-      version: file.version,
-      sizeBytes: file.sizeBytes,
-      sha256: file.sha256,
-      schemaVersion: EXPORT_SCHEMA_VERSION,
-      fileName: EXPORT_FILE_NAME,
-      mediaType: EXPORT_MEDIA_TYPE,
-    };
     if (!(await send(call, { kind: { $case: 'header', value: header } }))) return;
     for (let position = offset; position < file.sizeBytes; ) {
       const data = Buffer.allocUnsafe(Math.min(chunkBytes, file.sizeBytes - position));

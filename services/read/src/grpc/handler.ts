@@ -80,12 +80,38 @@ export class ForwardedError extends Error {
 export function authenticate(rt: ReadRuntime, metadata: Metadata, method: string): DaemonPrincipal {
   const key = metadata.get('x-api-key')[0];
   if (typeof key !== 'string' || key === '') throw authFailure(rt, method, 'missing');
-  if (!isWellFormedDaemonToken(key)) throw authFailure(rt, method, 'malformed');
-  const token = rt.model.tokenByHash(hashDaemonToken(key));
+  let hash = knownTokenHashes.get(key);
+  if (hash === undefined) {
+    if (!isWellFormedDaemonToken(key)) throw authFailure(rt, method, 'malformed');
+    hash = hashDaemonToken(key);
+  }
+  // Looked up on every call, so revocation, expiry and deletion take effect at once.
+  const token = rt.model.tokenByHash(hash);
   if (!token) throw authFailure(rt, method, 'unknown', key);
+  rememberTokenHash(key, hash);
   if (token.revoked) throw authFailure(rt, method, 'revoked', key);
   if (rt.clock() >= token.expireTime) throw authFailure(rt, method, 'expired', key);
   return { token, plaintext: key };
+}
+
+/** How many presented tokens keep their hash in `knownTokenHashes`. */
+const KNOWN_TOKEN_HASHES = 4096;
+
+/**
+ * Presented token -> its SHA-256 (hex), for tokens the read model knew when presented: a daemon
+ * polls with the same token thousands of times, and the checksum and SHA-256 were the largest
+ * part of a CheckVersion's own work. Caching the hash, not the TokenRecord, keeps the per-call
+ * lookup in the read model, so a revoked, expired or deleted token is refused on its next call.
+ * Only known tokens enter (a flood of well-formed made-up tokens cannot evict the fleet's), and
+ * the oldest entry leaves when full. The hash is a pure function of the token, so one cache
+ * serves every runtime in the process. It holds plaintext tokens in memory, as a call does anyway.
+ */
+const knownTokenHashes = new Map<string, string>();
+
+function rememberTokenHash(key: string, hash: string): void {
+  if (knownTokenHashes.has(key)) return;
+  if (knownTokenHashes.size >= KNOWN_TOKEN_HASHES) knownTokenHashes.delete(knownTokenHashes.keys().next().value!);
+  knownTokenHashes.set(key, hash);
 }
 
 function authFailure(rt: ReadRuntime, method: string, reason: AuthFailureReason, wellFormedKey?: string): ApiError {
@@ -134,31 +160,44 @@ export function unary<Req, Res>(
   level: 'info' | 'debug' = 'info',
 ): handleUnaryCall<Req, Res> {
   const recorder = rt.metrics.rpc(method.path);
+  const log = new CallLog(rt.logger, recorder, method.path);
+  // The synchronous path (CheckVersion) allocates no closures: they are made only for a promise.
   return (call, callback) => {
     const started = performance.now();
-    const fail = (err: unknown, failLevel: 'info' | 'debug' = 'info'): void => {
-      const mapped = mapError(err);
-      logCall(rt.logger, recorder, method.path, mapped.error.code, started, failLevel, mapped.cause);
-      callback(mapped.error);
-    };
-    const succeed = (response: Res): void => {
-      logCall(rt.logger, recorder, method.path, status.OK, started, level);
-      callback(null, response);
-    };
     let principal: DaemonPrincipal;
     try {
       principal = admit(rt, call.metadata, method.path);
     } catch (err) {
-      fail(err, 'debug');
+      const mapped = mapError(err);
+      log.finish(mapped.error.code, started, 'debug', mapped.cause);
+      callback(mapped.error);
       return;
     }
+    let result: Res | Promise<Res>;
     try {
-      const result = run(call.request, principal, call.getDeadline());
-      if (result instanceof Promise) result.then(succeed, fail);
-      else succeed(result);
+      result = run(call.request, principal, call.getDeadline());
     } catch (err) {
-      fail(err);
+      const mapped = mapError(err);
+      log.finish(mapped.error.code, started, 'info', mapped.cause);
+      callback(mapped.error);
+      return;
     }
+    if (result instanceof Promise) {
+      result.then(
+        (response) => {
+          log.finish(status.OK, started, level);
+          callback(null, response);
+        },
+        (err: unknown) => {
+          const mapped = mapError(err);
+          log.finish(mapped.error.code, started, 'info', mapped.cause);
+          callback(mapped.error);
+        },
+      );
+      return;
+    }
+    log.finish(status.OK, started, level);
+    callback(null, result);
   };
 }
 
@@ -172,7 +211,7 @@ export function serverStream<Req, Res>(
   method: MethodDefinition<Req, Res>,
   stream: (call: ServerWritableStream<Req, Res>, principal: DaemonPrincipal) => Promise<void>,
 ): handleServerStreamingCall<Req, Res> {
-  const recorder = rt.metrics.rpc(method.path);
+  const log = new CallLog(rt.logger, rt.metrics.rpc(method.path), method.path);
   return (call) => {
     const started = performance.now();
     let admitted = false;
@@ -184,25 +223,67 @@ export function serverStream<Req, Res>(
       })
       .then(
         () => {
-          logCall(rt.logger, recorder, method.path, call.cancelled ? status.CANCELLED : status.OK, started, 'info');
+          log.finish(call.cancelled ? status.CANCELLED : status.OK, started, 'info');
           if (!call.cancelled) call.end();
         },
         (err: unknown) => {
           const mapped = mapError(err);
-          logCall(rt.logger, recorder, method.path, mapped.error.code, started, admitted ? 'info' : 'debug', mapped.cause);
+          log.finish(mapped.error.code, started, admitted ? 'info' : 'debug', mapped.cause);
           if (!call.cancelled) call.emit('error', mapped.error);
         },
       );
   };
 }
 
-/** Counts and times a finished call (`started`: performance.now() ms) and logs it at `level`. */
-function logCall(logger: Logger, recorder: MethodRecorder, method: string, code: status, started: number, level: 'info' | 'debug', cause?: unknown): void {
-  const elapsedMs = performance.now() - started;
-  recorder.record(code, elapsedMs / 1000);
-  if (cause !== undefined) {
-    logger.error({ method, code: status[code], ms: Math.round(elapsedMs * 10) / 10, err: cause }, 'rpc failed');
-  } else if (logger.isLevelEnabled(level)) {
-    logger[level]({ method, code: status[code], ms: Math.round(elapsedMs * 10) / 10 }, 'rpc');
+/** Whether a logger writes `info` and `debug` lines, kept current by its `level-change` event. */
+interface LevelFlags {
+  info: boolean;
+  debug: boolean;
+}
+
+/** One LevelFlags (and one listener) per logger, shared by every method's CallLog. */
+const levelFlagsByLogger = new WeakMap<Logger, LevelFlags>();
+
+function levelFlags(logger: Logger): LevelFlags {
+  let flags = levelFlagsByLogger.get(logger);
+  if (!flags) {
+    const current: LevelFlags = (flags = { info: false, debug: false });
+    const refresh = (): void => {
+      current.info = logger.isLevelEnabled('info');
+      current.debug = logger.isLevelEnabled('debug');
+    };
+    refresh();
+    // pino children inherit their parent's emitter: any level change refreshes, which is harmless.
+    logger.on('level-change', refresh);
+    levelFlagsByLogger.set(logger, flags);
+  }
+  return flags;
+}
+
+/**
+ * Counts, times and logs the finished calls of one method. Whether `info` and `debug` lines are
+ * wanted is read from flags kept current by the logger's `level-change` event, not worked out
+ * for every call.
+ */
+class CallLog {
+  private readonly levels: LevelFlags;
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly recorder: MethodRecorder,
+    private readonly method: string,
+  ) {
+    this.levels = levelFlags(logger);
+  }
+
+  /** Counts and times a finished call (`started`: performance.now() ms) and logs it at `level`. */
+  finish(code: status, started: number, level: 'info' | 'debug', cause?: unknown): void {
+    const elapsedMs = performance.now() - started;
+    this.recorder.record(code, elapsedMs / 1000);
+    if (cause !== undefined) {
+      this.logger.error({ method: this.method, code: status[code], ms: Math.round(elapsedMs * 10) / 10, err: cause }, 'rpc failed');
+    } else if (this.levels[level]) {
+      this.logger[level]({ method: this.method, code: status[code], ms: Math.round(elapsedMs * 10) / 10 }, 'rpc');
+    }
   }
 }

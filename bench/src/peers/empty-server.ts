@@ -1,0 +1,19 @@
+/**
+ * Reference peer "empty RPC" (the ceiling): DaemonService with only CheckVersion, answering one
+ * constant response with no authentication, no metrics and no logging, on the same grpc-js Server
+ * options as the services (startGrpcServer: MAX_MESSAGE_BYTES, keepalive, health, reflection).
+ * Listens on PEER_ADDR. Every other method answers UNIMPLEMENTED (grpc-js default).
+ */
+import { DaemonServiceService, type CheckVersionRequest, type CheckVersionResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
+import type { handleUnaryCall } from '@grpc/grpc-js';
+import { startGrpcServer } from '@titanbot/service-kit/grpc-server';
+
+const address = process.env['PEER_ADDR'] ?? '127.0.0.1:0';
+const RESPONSE: CheckVersionResponse = { version: '00000000000000000000000000000000.1', changed: false };
+const checkVersion: handleUnaryCall<CheckVersionRequest, CheckVersionResponse> = (_call, callback) => callback(null, RESPONSE);
+
+const grpc = await startGrpcServer(address, ['titanbot/daemon/v1/daemon_service.proto'], [
+  { definition: DaemonServiceService, implementation: { checkVersion } },
+]);
+grpc.health.setStatus('', 'SERVING');
+process.once('SIGTERM', () => grpc.server.forceShutdown());

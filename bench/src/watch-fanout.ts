@@ -1,0 +1,177 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import type { Benchmark, BenchContext } from './lib/context.js';
+import { cpuSeconds, rssBytes } from './lib/proc.js';
+import { printJson, printTable, type Row } from './lib/report.js';
+import { percentile, round } from './lib/stats.js';
+import { freePort, ROOT } from './lib/system.js';
+
+const STREAMS = 10_000;
+const CONNECTIONS = 100;
+/** Changes measured after one warm-up change; every one is a separate "one admin change" experiment. */
+const ROUNDS = 5;
+const TARGETS = { p99Ms: 100, rssIdleMiB: 512 } as const;
+const MiB = 1024 * 1024;
+
+interface Ready {
+  type: 'ready';
+  version: string;
+  errors: number;
+}
+interface Result {
+  type: 'result';
+  arrivals: (number | null)[];
+  received: number;
+  early: number;
+  errors: number;
+  cpuMs: number;
+}
+
+/** Resolves with the child's next IPC message of `type`; rejects if it exits or `timeoutMs` passes. */
+export function nextMessage<T>(child: ChildProcess, type: string, timeoutMs: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => finish(new Error(`no '${type}' from the load process within ${timeoutMs} ms`)), timeoutMs);
+    const onMessage = (m: { type?: string }): void => {
+      if (m.type === type) finish(undefined, m as T);
+    };
+    const onExit = (code: number | null): void => finish(new Error(`the load process exited with ${code}`));
+    const finish = (err: Error | undefined, value?: T): void => {
+      clearTimeout(timer);
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+      if (err) reject(err);
+      else resolve(value!);
+    };
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+  });
+}
+
+/** Forks a load generator from bench/dist/load (stdout ignored, stderr shared, IPC channel). */
+export function forkLoad(script: string, args: string[]): ChildProcess {
+  return fork(path.join(ROOT, 'bench/dist/load', script), args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+}
+
+export async function stopLoad(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  if (child.connected) child.send({ type: 'stop' });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** One value of a Prometheus series (no labels) from `http://address/metrics`. */
+export async function scrape(metricsAddress: string, name: string): Promise<number> {
+  const text = await (await fetch(`http://${metricsAddress}/metrics`)).text();
+  const match = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  return match ? Number(match[1]) : Number.NaN;
+}
+
+/**
+ * Extra env for the replica under test: BENCH_REPLICA_NODE_OPTIONS becomes its NODE_OPTIONS (e.g.
+ * `--import=/tmp/prof/preload.mjs`, a preload that records a CPU profile; Node 20 refuses
+ * `--cpu-prof` in NODE_OPTIONS).
+ */
+export function profileEnv(): Record<string, string> {
+  const options = process.env['BENCH_REPLICA_NODE_OPTIONS'];
+  return options ? { NODE_OPTIONS: options } : {};
+}
+
+/**
+ * Benchmark 2: 10,000 WatchVersion streams on one dedicated replica over 100 connections, opened
+ * by a separate load process; the replica's RSS with them idle; then one admin change to a global
+ * habit per round and the time from just before the admin call until each stream has its message.
+ */
+export const watchFanout: Benchmark = {
+  name: 'watch-fanout',
+  async run(ctx: BenchContext): Promise<void> {
+    const habit = await ctx.admin.createGlobalHabit('bench watch-fanout');
+    const metricsAddress = `127.0.0.1:${await freePort()}`;
+    // Started after the habit exists: SERVING means caught up, so the replica has it.
+    const replica = await ctx.system.startReplica({ METRICS_ADDR: metricsAddress, ...profileEnv() });
+    const loader = forkLoad('watchers.js', [replica.address, ctx.fleet.tokens.join(','), String(STREAMS), String(CONNECTIONS), String(ctx.fleet.logicalId)]);
+    try {
+      await new Promise((r) => setTimeout(r, 1_000));
+      const rssBaseline = await rssBytes(replica.pid);
+      const ready = await nextMessage<Ready>(loader, 'ready', 60_000);
+      if (ready.errors) throw new Error(`${ready.errors} streams failed while opening`);
+      for (let i = 0; (await scrape(metricsAddress, 'titanbot_watch_streams_active')) < STREAMS; i++) {
+        if (i > 100) throw new Error('the replica does not report every stream open');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await new Promise((r) => setTimeout(r, 1_000));
+      const rssIdle = await rssBytes(replica.pid);
+
+      const rows: Row[] = [];
+      const pooled: number[] = [];
+      let worstMax = 0;
+      let missing = 0;
+      for (let round_ = 0; round_ <= ROUNDS; round_++) {
+        const result = nextMessage<Result>(loader, 'result', 60_000);
+        loader.send({ type: 'go' });
+        await new Promise((r) => setTimeout(r, 50)); // the 'go' is delivered before the change
+        const cpu0 = await cpuSeconds(replica.pid);
+        const t0 = performance.timeOrigin + performance.now();
+        await ctx.admin.touchHabit(habit, `fan-out ${round_} ${Date.now()}`);
+        const commitMs = performance.timeOrigin + performance.now() - t0;
+        const r = await result;
+        const replicaCpuMs = ((await cpuSeconds(replica.pid)) - cpu0) * 1000;
+        const latencies = r.arrivals.filter((a): a is number => a !== null).map((a) => a - t0);
+        const lost = STREAMS - latencies.length;
+        const max = lost ? Number.POSITIVE_INFINITY : Math.max(...latencies);
+        if (round_ > 0) {
+          pooled.push(...latencies);
+          worstMax = Math.max(worstMax, max);
+          missing += lost;
+        }
+        rows.push({
+          round: round_ === 0 ? 'warm-up' : round_,
+          received: latencies.length,
+          'admin call ms': round(commitMs),
+          'min ms': round(Math.min(...latencies)),
+          'p50 ms': round(percentile(latencies, 50)),
+          'p99 ms': round(percentile(latencies, 99)),
+          'max ms': round(max),
+          'replica CPU ms': round(replicaCpuMs),
+          'loader CPU ms': round(r.cpuMs),
+          errors: r.errors,
+          early: r.early,
+        });
+        await new Promise((r2) => setTimeout(r2, 1_000));
+      }
+      const p50Ms = round(percentile(pooled, 50));
+      const p99Ms = round(percentile(pooled, 99));
+      const maxMs = round(worstMax);
+      const rssIdleMiB = round(rssIdle / MiB, 1);
+      printTable(
+        `watch-fanout: ${STREAMS} WatchVersion streams over ${CONNECTIONS} connections on one replica (scope ${ctx.fleet.logicalId}), one change to a global habit per round; ms from just before the admin call until the stream's message`,
+        rows,
+      );
+      printTable('watch-fanout: summary (rounds 1..' + ROUNDS + ' pooled)', [
+        { figure: 'p50 ms', value: p50Ms, target: '' },
+        { figure: 'p99 ms', value: p99Ms, target: `< ${TARGETS.p99Ms}` },
+        { figure: 'max ms', value: maxMs, target: '' },
+        { figure: 'RSS before streams MiB', value: round(rssBaseline / MiB, 1), target: '' },
+        { figure: `RSS with ${STREAMS} idle watchers MiB`, value: rssIdleMiB, target: `< ${TARGETS.rssIdleMiB}` },
+        { figure: 'RSS per watcher KiB', value: round((rssIdle - rssBaseline) / 1024 / STREAMS, 2), target: '' },
+      ]);
+      printJson('watch-fanout', {
+        streams: STREAMS,
+        connections: CONNECTIONS,
+        rounds: ROUNDS,
+        missing,
+        p50Ms,
+        p99Ms,
+        maxMs,
+        rssBaselineMiB: round(rssBaseline / MiB, 1),
+        rssIdleMiB,
+        targets: { p99Ms: `< ${TARGETS.p99Ms}`, rssIdleMiB: `< ${TARGETS.rssIdleMiB}` },
+        met: { p99Ms: missing === 0 && p99Ms < TARGETS.p99Ms, rssIdleMiB: rssIdleMiB < TARGETS.rssIdleMiB },
+      });
+    } finally {
+      await stopLoad(loader);
+      await replica.stop();
+    }
+  },
+};
