@@ -1,5 +1,6 @@
 import { credentials, makeGenericClientConstructor, Metadata, type ChannelOptions, type ClientReadableStream } from '@grpc/grpc-js';
-import { DaemonServiceClient, DownloadExportRequest, type DownloadExportResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
+import { DownloadExportRequest, type DownloadExportResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
+import { DaemonClient } from '@titanbot/daemon-client';
 import { RAW_STREAM_SERVICE } from '../peers/raw-stream-server.js';
 
 /** What the load process is told (argv[2], JSON). */
@@ -57,7 +58,8 @@ async function main(): Promise<void> {
       open.push(() => client['download']!(req) as Stream);
       closers.push(() => client.close());
     } else {
-      const client = new DaemonServiceClient(o.target, credentials.createInsecure(), options);
+      // The stub daemons use (packages/daemon-client): chunks decoded without a copy.
+      const client = new DaemonClient(o.target, credentials.createInsecure(), options);
       const md = new Metadata();
       md.set('x-api-key', o.token);
       const req = DownloadExportRequest.fromPartial({ logicalId: o.logicalId, version: '', offset: 0 });

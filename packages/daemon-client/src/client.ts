@@ -1,5 +1,15 @@
-import { credentials } from '@grpc/grpc-js';
-import { DaemonServiceClient } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
+import { credentials, makeGenericClientConstructor, type ChannelOptions, type ChannelCredentials } from '@grpc/grpc-js';
+import { DaemonServiceClient, DaemonServiceService } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
+import { decodeDownloadExportResponse } from './decoding.js';
+
+/**
+ * The generated DaemonService stub with one change: DownloadExport chunks are decoded without
+ * copying their data (decoding.ts). Same methods and types as DaemonServiceClient.
+ */
+export const DaemonClient = makeGenericClientConstructor(
+  { ...DaemonServiceService, downloadExport: { ...DaemonServiceService.downloadExport, responseDeserialize: decodeDownloadExportResponse } },
+  'titanbot.daemon.v1.DaemonService',
+) as unknown as new (address: string, creds: ChannelCredentials, options?: Partial<ChannelOptions>) => DaemonServiceClient;
 
 /**
  * A DaemonService stub for `server` (`host:port`) over plaintext HTTP/2 (insecure credentials).
@@ -8,7 +18,7 @@ import { DaemonServiceClient } from '@titanbot/contracts/titanbot/daemon/v1/daem
  * a long WatchVersion notice a dead connection. Connects lazily: nothing fails until the first call.
  */
 export function createDaemonClient(server: string): DaemonServiceClient {
-  return new DaemonServiceClient(server, credentials.createInsecure(), {
+  return new DaemonClient(server, credentials.createInsecure(), {
     'grpc-node.flow_control_window': 16 * 1024 * 1024,
     'grpc.max_receive_message_length': 4 * 1024 * 1024,
     'grpc.keepalive_time_ms': 30_000,

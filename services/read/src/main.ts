@@ -10,6 +10,7 @@ import { openSecretStore } from '@titanbot/service-kit/secrets/open';
 import { pino, type Logger } from 'pino';
 import { loadReadConfig, type ReadConfig } from './config.js';
 import { ExportCache } from './export/cache.js';
+import { HotExports } from './export/hot-exports.js';
 import { FeedConsumer } from './feed/consumer.js';
 import { daemonService } from './grpc/daemon-service.js';
 import { encodeDownloadExportResponse, watchVersionEncoder } from './grpc/response-encoding.js';
@@ -65,6 +66,7 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
   const rt: ReadRuntime = {
     model,
     exports,
+    hotExports: new HotExports(config.EXPORT_CHUNK_BYTES),
     logger,
     feed,
     readerMetadata,

@@ -1,4 +1,4 @@
-import { open, readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { Metadata, status, type Deadline, type ServerWritableStream, type ServiceError } from '@grpc/grpc-js';
 import {
   ActivityType,
@@ -18,6 +18,7 @@ import { ApiError } from '@titanbot/service-kit/status';
 import { send } from '@titanbot/service-kit/stream';
 import { EXPORT_FILE_NAME, EXPORT_MEDIA_TYPE, EXPORT_SCHEMA_VERSION } from '../export/build.js';
 import type { ExportFile } from '../export/cache.js';
+import type { HotExports } from '../export/hot-exports.js';
 import type { TokenRecord } from '../store/read-model.js';
 import { GLOBAL_SCOPE } from '../store/versions.js';
 import { ForwardedError, serverStream, unary, type DaemonPrincipal, type ReadRuntime } from './handler.js';
@@ -267,7 +268,7 @@ export function daemonService(rt: ReadRuntime, keyring: DataKeyring): DaemonServ
       }
       rt.gauges.activeDownloads++;
       try {
-        await streamFile(call, file, offset, rt.settings.exportChunkBytes, hotExportsOf(rt));
+        await streamFile(call, file, offset, rt.settings.exportChunkBytes, rt.hotExports);
       } finally {
         rt.gauges.activeDownloads--;
       }
@@ -312,67 +313,11 @@ const deadlineMs = (deadline: Deadline): number => (deadline instanceof Date ? d
 const versionGone = (version: string): ApiError =>
   new ApiError(status.FAILED_PRECONDITION, 'EXPORT_VERSION_GONE', `version ${version} is no longer kept; download the latest (version empty, offset 0)`);
 
-/** Export files up to this size are served from one shared in-memory copy (see HotExports). */
-const HOT_EXPORT_MAX_FILE_BYTES = 8 * 1024 * 1024;
-/** At most this many bytes of export files are held in memory per replica. */
-const HOT_EXPORT_MAX_BYTES = 64 * 1024 * 1024;
-
-/**
- * The most recently downloaded export files, each read from disk once and shared by every
- * download of it: chunks are slices of that one buffer, so a download costs no file I/O and no
- * copy before serialisation, and 200 downloads of one file hold it once. At most
- * HOT_EXPORT_MAX_BYTES in all (least recently used first out). Keyed by path: a cached export's
- * path names its (scope, version) and its bytes never change; whether a version may still be
- * served is decided by the export cache before this is asked.
- */
-class HotExports {
-  private readonly files = new Map<string, { size: number; data: Promise<Buffer> }>();
-  private bytes = 0;
-
-  /** The whole file, or undefined when it is too large to hold (then it is read chunk by chunk). */
-  get(file: ExportFile): Promise<Buffer> | undefined {
-    if (file.sizeBytes > HOT_EXPORT_MAX_FILE_BYTES) return undefined;
-    const hit = this.files.get(file.path);
-    if (hit) {
-      this.files.delete(file.path);
-      this.files.set(file.path, hit);
-      return hit.data;
-    }
-    const data = readFile(file.path).then((buffer) => {
-      if (buffer.length !== file.sizeBytes) throw new Error(`export ${file.path} has ${buffer.length} bytes, not ${file.sizeBytes}`);
-      return buffer;
-    });
-    const entry = { size: file.sizeBytes, data };
-    // A failed read is not kept: the next download tries again.
-    data.catch(() => {
-      if (this.files.get(file.path) === entry) {
-        this.files.delete(file.path);
-        this.bytes -= entry.size;
-      }
-    });
-    this.files.set(file.path, entry);
-    this.bytes += entry.size;
-    for (const [key, old] of this.files) {
-      if (this.bytes <= HOT_EXPORT_MAX_BYTES || old === entry) break;
-      this.files.delete(key);
-      this.bytes -= old.size;
-    }
-    return data;
-  }
-}
-
-const hotExports = new WeakMap<ReadRuntime, HotExports>();
-const hotExportsOf = (rt: ReadRuntime): HotExports => {
-  let hot = hotExports.get(rt);
-  if (!hot) hotExports.set(rt, (hot = new HotExports()));
-  return hot;
-};
-
 /**
  * Sends the header, then the file from `offset` in chunks of `chunkBytes`, waiting for `drain`
- * when the transport is full; stops when the call is cancelled. Files up to
- * HOT_EXPORT_MAX_FILE_BYTES come from `hot` (one shared copy, no per-download buffer); larger ones
- * are read one chunk at a time.
+ * when the transport is full; stops when the call is cancelled. A file HotExports holds is sent as
+ * its pre-encoded chunk messages (no read, no copy, no encoding per download) when `offset` falls
+ * on a chunk boundary, as it does for every fresh download; otherwise it is read one chunk at a time.
  */
 async function streamFile(
   call: ServerWritableStream<DownloadExportRequest, DownloadExportResponse>,
@@ -393,13 +338,12 @@ async function streamFile(
   const gone = (err: NodeJS.ErrnoException): never => {
     throw err.code === 'ENOENT' ? versionGone(file.version) : err;
   };
-  const whole = hot.get(file);
-  if (whole) {
-    const data = await whole.catch(gone);
+  const held = offset % chunkBytes === 0 ? hot.chunks(file) : undefined;
+  if (held) {
+    const chunks = await held.catch(gone);
     if (!(await send(call, { kind: { $case: 'header', value: header } }))) return;
-    for (let position = offset; position < file.sizeBytes; position += chunkBytes) {
-      // A slice, not a copy: the buffer never changes, so it does not matter when grpc-js serialises it.
-      if (!(await send(call, { kind: { $case: 'chunk', value: { offset: position, data: data.subarray(position, position + chunkBytes) } } }))) return;
+    for (let i = offset / chunkBytes; i < chunks.length; i++) {
+      if (!(await send(call, chunks[i]!))) return;
     }
     return;
   }

@@ -5,6 +5,7 @@ import type { MethodRecorder, ServiceMetrics } from '@titanbot/service-kit/metri
 import { ApiError, statusError, type StatusError } from '@titanbot/service-kit/status';
 import type { Logger } from 'pino';
 import type { ExportCache } from '../export/cache.js';
+import type { HotExports } from '../export/hot-exports.js';
 import type { ReadModel, TokenRecord } from '../store/read-model.js';
 import type { LogThrottle, RateLimiter } from './rate-limit.js';
 
@@ -28,6 +29,8 @@ export const newReadCounters = (): ReadCounters => ({
 export interface ReadRuntime {
   model: ReadModel;
   exports: ExportCache;
+  /** Export files held in memory as encoded chunk messages. */
+  hotExports: HotExports;
   logger: Logger;
   /** The write service's feed API, for the calls forwarded on a daemon's behalf. */
   feed: ChangeFeedServiceClient;

@@ -10,6 +10,8 @@ import { DownloadExportResponse, WatchVersionResponse } from '@titanbot/contract
  * ExportChunk { int64 offset = 1; bytes data = 2; }
  */
 export function encodeDownloadExportResponse(message: DownloadExportResponse): Buffer {
+  const encoded = preEncoded.get(message);
+  if (encoded) return encoded;
   if (message.kind?.$case !== 'chunk') return Buffer.from(DownloadExportResponse.encode(message).finish());
   const { offset, data } = message.kind.value;
   // Inner message: [0x08 offset] (omitted when 0, as proto3 does) [0x12 len data] (omitted when empty).
@@ -31,6 +33,21 @@ export function encodeDownloadExportResponse(message: DownloadExportResponse): B
     data.copy(out, at);
   }
   return out;
+}
+
+/** Chunk messages encoded once (preEncodeChunk), by message object. */
+const preEncoded = new WeakMap<DownloadExportResponse, Buffer>();
+
+/**
+ * A chunk message whose encoding is computed now and reused every time it is sent (for export
+ * files held in memory and sent to many daemons). Its `data` is a view into the encoding, so the
+ * message and its bytes share one buffer.
+ */
+export function preEncodeChunk(offset: number, data: Buffer): DownloadExportResponse {
+  const encoded = encodeDownloadExportResponse({ kind: { $case: 'chunk', value: { offset, data } } });
+  const message: DownloadExportResponse = { kind: { $case: 'chunk', value: { offset, data: encoded.subarray(encoded.length - data.length) } } };
+  preEncoded.set(message, encoded);
+  return message;
 }
 
 /** Bytes of a non-negative integer (below 2^53) as a protobuf varint. */
