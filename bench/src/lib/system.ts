@@ -1,6 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -83,6 +83,8 @@ export async function startService(script: string, env: Record<string, string>, 
  */
 export async function startBenchSystem(): Promise<BenchSystem> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'titanbot-bench-'));
+  // An embedded PostgreSQL started as root runs as another user, which must reach its folder below this one.
+  await chmod(dir, 0o755);
   const adminToken = randomBytes(24).toString('base64url');
   const readerToken = randomBytes(24).toString('base64url');
   const writeDir = path.join(dir, 'write');
