@@ -113,13 +113,20 @@ export async function startBenchSystem(): Promise<BenchSystem> {
     base['EMBEDDED_PG_PORT'] = String(port);
     databaseUrl = `postgres://postgres:postgres@127.0.0.1:${port}/titanbot`;
   }
-  await promisify(execFile)(process.execPath, [path.join(ROOT, 'services/write/dist/migrate.js')], { cwd: ROOT, env: { ...process.env, ...base } });
   const writeAddress = `127.0.0.1:${await freePort()}`;
-  const write = await startService(
-    'services/write/dist/main.js',
-    { ...base, WRITE_GRPC_ADDR: writeAddress, ADMIN_TOKEN: adminToken, READER_TOKEN: readerToken, FEED_PROGRESS_INTERVAL: '1s' },
-    writeAddress,
-  );
+  let write: ServiceProcess;
+  try {
+    await promisify(execFile)(process.execPath, [path.join(ROOT, 'services/write/dist/migrate.js')], { cwd: ROOT, env: { ...process.env, ...base } });
+    write = await startService(
+      'services/write/dist/main.js',
+      { ...base, WRITE_GRPC_ADDR: writeAddress, ADMIN_TOKEN: adminToken, READER_TOKEN: readerToken, FEED_PROGRESS_INTERVAL: '1s' },
+      writeAddress,
+    );
+  } catch (err) {
+    await dropDatabase?.();
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
   const replicas: ServiceProcess[] = [];
   return {
     databaseUrl,
