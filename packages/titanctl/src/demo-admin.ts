@@ -1,11 +1,9 @@
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { credentials, Metadata, status, type CallOptions, type Client, type ServiceError } from '@grpc/grpc-js';
 import { AccountServiceClient } from '@titanbot/contracts/titanbot/admin/v1/account_service';
 import { DaemonTokenServiceClient } from '@titanbot/contracts/titanbot/admin/v1/daemon_token_service';
 import { DeviceServiceClient } from '@titanbot/contracts/titanbot/admin/v1/device_service';
 import { HabitServiceClient } from '@titanbot/contracts/titanbot/admin/v1/habit_service';
-import { FileSecretStore } from '@titanbot/service-kit/secrets/file-secret-store';
 
 type UnaryMethod<Req, Res> = (
   request: Req,
@@ -18,20 +16,6 @@ const CALL_DEADLINE_MS = 30_000;
 const ATTEMPTS = 5;
 /** Worth another try: the write service serializes writers, so a loaded server answers these. */
 const RETRYABLE = new Set<number>([status.ABORTED, status.UNAVAILABLE, status.DEADLINE_EXCEEDED]);
-
-/**
- * The admin token: `--token`, else TITANBOT_ADMIN_TOKEN, else the file secret store `npm start`
- * writes under DATA_DIR (default `.data`) when no Vault is configured.
- */
-export async function resolveAdminToken(flag: string | undefined): Promise<string> {
-  const given = flag ?? process.env.TITANBOT_ADMIN_TOKEN;
-  if (given) return given;
-  const dir = path.resolve(process.env.DATA_DIR ?? '.data', 'secrets');
-  const store = new FileSecretStore(dir);
-  const token = (await store.read('admin-token'))?.data.current;
-  if (!token) throw new Error(`no admin token: pass --token, set TITANBOT_ADMIN_TOKEN, or start the system (${store.describe('admin-token')})`);
-  return token;
-}
 
 /** The admin stubs the demo uses, sharing one channel, plus a promise-returning call with retries. */
 export class AdminApi {

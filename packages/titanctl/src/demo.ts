@@ -15,7 +15,8 @@ import {
   type Shape,
 } from '@titanbot/contracts/titanbot/admin/v1/habit_service';
 import { CheckVersionRequest, createDaemonClient, type CheckVersionResponse, type DaemonServiceClient } from '@titanbot/daemon-client';
-import { AdminApi, forEachBounded, Progress, resolveAdminToken } from './demo-admin.js';
+import { resolveToken } from './client.js';
+import { AdminApi, forEachBounded, Progress } from './demo-admin.js';
 import { DemoDaemon } from './demo-daemon.js';
 
 const USAGE = `Usage: npm run demo -- [--server HOST:PORT] [--read-server HOST:PORT] [--token TOKEN]
@@ -164,7 +165,7 @@ export async function runDemo(argv: string[]): Promise<number> {
   const o = options;
   let token: string;
   try {
-    token = await resolveAdminToken(o.token);
+    token = await resolveToken(o.token, process.env);
   } catch (err) {
     process.stderr.write(`demo: ${messageOf(err)}\n`);
     return 1;

@@ -10,7 +10,7 @@ import {
   type DownloadExportResponse,
   type Token,
 } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
-import { hashDaemonToken, SHOWN_PREFIX_CHARS } from '@titanbot/service-kit/daemon-token';
+import { SHOWN_PREFIX_CHARS } from '@titanbot/service-kit/daemon-token';
 import { nextEmpireTime } from '@titanbot/service-kit/empire-time';
 import { UnknownDataKeyError, type DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
 import { SecretStoreUnavailableError } from '@titanbot/service-kit/secrets/secret-store';
@@ -87,8 +87,7 @@ export function daemonService(rt: ReadRuntime, keyring: DataKeyring): DaemonServ
    * Rejects with UNAUTHENTICATED once the caller's token stops being usable (revoked, expired,
    * superseded past its grace, deleted), so a long-lived stream ends with it.
    */
-  const tokenEnd = ({ token, plaintext }: DaemonPrincipal): { promise: Promise<never>; cancel: () => void } => {
-    const hash = hashDaemonToken(plaintext);
+  const tokenEnd = ({ token, hash }: DaemonPrincipal): { promise: Promise<never>; cancel: () => void } => {
     let cancel = (): void => undefined;
     const promise = new Promise<never>((_resolve, reject) => {
       let expiry: NodeJS.Timeout | undefined;

@@ -63,6 +63,8 @@ export interface ReadRuntime {
 export interface DaemonPrincipal {
   token: TokenRecord;
   plaintext: string;
+  /** Hex SHA-256 of `plaintext`: the token's key in the read model. */
+  hash: string;
 }
 
 /** A status the write service answered, passed on to the daemon as it is. */
@@ -94,7 +96,7 @@ export function authenticate(rt: ReadRuntime, metadata: Metadata, method: string
   rememberTokenHash(key, hash);
   if (token.revoked) throw authFailure(rt, method, 'revoked', key);
   if (rt.clock() >= token.expireTime) throw authFailure(rt, method, 'expired', key);
-  return { token, plaintext: key };
+  return { token, plaintext: key, hash };
 }
 
 /** How many presented tokens keep their hash in `knownTokenHashes`. */
