@@ -1,7 +1,8 @@
-import { Metadata, type ServiceError, type status } from '@grpc/grpc-js';
+import { Metadata, status as grpcStatus, type ServiceError, type status } from '@grpc/grpc-js';
 import { Any } from '@titanbot/contracts/google/protobuf/any';
 import { BadRequest, ErrorInfo, RetryInfo } from '@titanbot/contracts/google/rpc/error_details';
 import { Status } from '@titanbot/contracts/google/rpc/status';
+import type { DomainError, ErrorKind, Reason } from './errors.js';
 
 /** The error domain sent in google.rpc.ErrorInfo. */
 export const ERROR_DOMAIN = 'titanbot.dev';
@@ -17,7 +18,7 @@ export type StatusError = Partial<ServiceError> & { code: status; details: strin
 export function statusError(
   code: status,
   message: string,
-  reason: string,
+  reason: Reason,
   violations: readonly { field: string; description: string }[] = [],
   retryDelayMs?: number,
 ): StatusError {
@@ -40,27 +41,24 @@ export function statusError(
   return { code, details: message, metadata };
 }
 
-/**
- * An error a handler throws on purpose: it reaches the caller as `code` with ErrorInfo `reason`
- * (UPPER_SNAKE), for INVALID_ARGUMENT BadRequest field violations, and with `retryDelayMs` (ms)
- * a RetryInfo telling the caller when to try again (e.g. RESOURCE_EXHAUSTED).
- */
-export class ApiError extends Error {
-  constructor(
-    readonly code: status,
-    readonly reason: string,
-    message: string,
-    readonly violations: readonly { field: string; description: string }[] = [],
-    readonly retryDelayMs?: number,
-  ) {
-    super(message);
-    this.name = 'ApiError';
-  }
+/** The one table from catalogue error kinds to gRPC status codes. */
+export const STATUS_OF_KIND: Record<ErrorKind, status> = {
+  invalid: grpcStatus.INVALID_ARGUMENT,
+  not_found: grpcStatus.NOT_FOUND,
+  already_exists: grpcStatus.ALREADY_EXISTS,
+  precondition: grpcStatus.FAILED_PRECONDITION,
+  out_of_range: grpcStatus.OUT_OF_RANGE,
+  conflict: grpcStatus.ABORTED,
+  unauthenticated: grpcStatus.UNAUTHENTICATED,
+  permission_denied: grpcStatus.PERMISSION_DENIED,
+  exhausted: grpcStatus.RESOURCE_EXHAUSTED,
+  unavailable: grpcStatus.UNAVAILABLE,
+  internal: grpcStatus.INTERNAL,
+};
 
-  toStatusError(): StatusError {
-    return statusError(this.code, this.message, this.reason, this.violations, this.retryDelayMs);
-  }
-}
+/** The status a DomainError reaches the caller as (code from its reason's kind). */
+export const toStatusError = (err: DomainError): StatusError =>
+  statusError(STATUS_OF_KIND[err.kind], err.message, err.reason, err.violations, err.retryDelayMs);
 
 /** The google.rpc.ErrorInfo reason a failed call carries, or '' when it carries none. */
 export function errorReason(err: Partial<ServiceError>): string {

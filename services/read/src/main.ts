@@ -1,6 +1,5 @@
 import path from 'node:path';
 import { credentials, Metadata } from '@grpc/grpc-js';
-import { DaemonServiceService } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { ChangeFeedServiceClient } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
 import { MAX_MESSAGE_BYTES, startGrpcServer, stopGrpcServer } from '@titanbot/service-kit/grpc-server';
 import { ServiceMetrics, startMetricsServer, type MetricsServer } from '@titanbot/service-kit/metrics';
@@ -12,10 +11,10 @@ import { loadReadConfig, type ReadConfig } from './config.js';
 import { ExportCache } from './export/cache.js';
 import { HotExports } from './export/hot-exports.js';
 import { FeedConsumer } from './feed/consumer.js';
-import { daemonService } from './grpc/daemon-service.js';
-import { encodeDownloadExportResponse, watchVersionEncoder } from './grpc/response-encoding.js';
-import { newReadCounters, type ReadCounters, type ReadRuntime } from './grpc/handler.js';
+import { daemonService, daemonServiceDefinition } from './grpc/daemon-service.js';
 import { LogThrottle, RateLimiter } from './grpc/rate-limit.js';
+import { newReadCounters, type ReadCounters, type ReadRuntime } from './grpc/runtime.js';
+import { DeviceQueries } from './store/device-queries.js';
 import { ReadModel } from './store/read-model.js';
 
 export interface ReadService {
@@ -65,7 +64,9 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
   const metrics = new ServiceMetrics();
   const rt: ReadRuntime = {
     model,
+    queries: new DeviceQueries(model.reader),
     exports,
+    keyring,
     hotExports: new HotExports(config.EXPORT_CHUNK_BYTES),
     logger,
     feed,
@@ -88,15 +89,7 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
   };
   registerReadMetrics(metrics, rt, consumer);
   const grpc = await startGrpcServer(config.READ_GRPC_ADDR, ['titanbot/daemon/v1/daemon_service.proto'], [
-    {
-      // Export chunks are serialised with one copy, a version announced to many watchers once (response-encoding.ts).
-      definition: {
-        ...DaemonServiceService,
-        downloadExport: { ...DaemonServiceService.downloadExport, responseSerialize: encodeDownloadExportResponse },
-        watchVersion: { ...DaemonServiceService.watchVersion, responseSerialize: watchVersionEncoder() },
-      },
-      implementation: daemonService(rt, keyring),
-    },
+    { definition: daemonServiceDefinition(), implementation: daemonService(rt) },
   ]);
   const address = `${config.READ_GRPC_ADDR.replace(/:\d+$/, '')}:${grpc.port}`;
   let metricsServer: MetricsServer | undefined;

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { DownloadExportResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
-import { preEncodeChunk } from '../grpc/response-encoding.js';
+import { preEncodeChunk } from './wire-encoding.js';
 import type { ExportFile } from './cache.js';
 
 /** Export files up to this size (bytes) are held in memory, as their chunk messages. */
@@ -10,7 +10,7 @@ const MAX_BYTES = 64 * 1024 * 1024;
 
 /**
  * The most recently downloaded export files, each read from disk once and held as its chunk
- * messages, already encoded (response-encoding.ts): every download of a held file sends the same
+ * messages, already encoded (wire-encoding.ts): every download of a held file sends the same
  * message objects, so a download costs no file I/O, no buffer and no encoding, and 200 downloads
  * of one file hold it once. At most MAX_BYTES in all, least recently used out first. Keyed by
  * path: a cached export's path names its (scope, version) and its bytes never change; whether a

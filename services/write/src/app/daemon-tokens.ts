@@ -75,7 +75,7 @@ export async function findUsableDaemonToken(ctx: UseCaseContext, plaintext: stri
 export async function rotateDaemonToken(ctx: UseCaseContext, plaintext: string): Promise<{ successor: DaemonToken; plaintext: string; previous: DaemonToken }> {
   const previous = await findUsableDaemonToken(ctx, plaintext);
   if (!previous || previous.rotateTime !== null) {
-    throw new DomainError('unauthenticated', 'TOKEN_NOT_ROTATABLE', 'token is unknown, expired, revoked or already rotated');
+    throw new DomainError('TOKEN_NOT_ROTATABLE', 'token is unknown, expired, revoked or already rotated');
   }
   const lifetime = previous.expireTime.getTime() - previous.createTime.getTime();
   const issued = DaemonToken.issue(newId(), previous.deviceUuid, lifetime, ctx.now, previous.uuid);

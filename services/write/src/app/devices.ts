@@ -146,7 +146,7 @@ export async function findDevice(ctx: UseCaseContext, uuid: string, field = 'uui
 async function findSsh(ctx: UseCaseContext, device: Device): Promise<Ssh> {
   const ssh = await ctx.em.findOne(Ssh, { deviceUuid: device.uuid });
   // Created with the device in one transaction, so a device without one is a broken invariant.
-  if (!ssh) throw new DomainError('precondition', 'SSH_MISSING', `device ${device.uuid} has no ssh`);
+  if (!ssh) throw new DomainError('SSH_MISSING', `device ${device.uuid} has no ssh`);
   return ssh;
 }
 
@@ -190,7 +190,7 @@ async function smallestFreePort(ctx: UseCaseContext): Promise<number> {
     [start, MAX_PORT],
   );
   const port = rows[0]?.port;
-  if (port === undefined) throw new DomainError('precondition', 'NO_FREE_PORT', `no free port in ${start}..${MAX_PORT}`);
+  if (port === undefined) throw new DomainError('NO_FREE_PORT', `no free port in ${start}..${MAX_PORT}`);
   return port;
 }
 

@@ -25,9 +25,9 @@ export class Authenticator {
   async authorize(metadata: Metadata, path: string, now: Date): Promise<Principal> {
     const key = metadata.get('x-api-key')[0];
     const principal = typeof key === 'string' && key !== '' ? await this.identify(key, now) : null;
-    if (!principal) throw new DomainError('unauthenticated', 'UNAUTHENTICATED', 'missing, unknown, expired or revoked credential');
+    if (!principal) throw new DomainError('UNAUTHENTICATED', 'missing, unknown, expired or revoked credential');
     if (principalOf(path) !== principal.kind) {
-      throw new DomainError('permission_denied', 'PERMISSION_DENIED', `a ${principal.kind} credential may not call ${path}`);
+      throw new DomainError('PERMISSION_DENIED', `a ${principal.kind} credential may not call ${path}`);
     }
     return principal;
   }

@@ -1,57 +1,32 @@
-import { status } from '@grpc/grpc-js';
 import {
+  DeadlockException,
   ForeignKeyConstraintViolationException,
   LockWaitTimeoutException,
-  DeadlockException,
   OptimisticLockError,
   UniqueConstraintViolationException,
 } from '@mikro-orm/core';
+import { DomainError } from '@titanbot/service-kit/errors';
+import { CallFailure, type ErrorMapper } from '@titanbot/service-kit/pipeline';
 import { UnknownDataKeyError } from '@titanbot/service-kit/secrets/data-keys';
-import { statusError, type StatusError } from '@titanbot/service-kit/status';
-import { DomainError, type DomainErrorKind } from '../domain/errors.js';
 import { SecretStoreUnavailableError } from '@titanbot/service-kit/secrets/secret-store';
+import { toStatusError } from '@titanbot/service-kit/status';
 
-/** The one table from domain error kinds to gRPC status codes (DESIGN.md "Contracts"). */
-const STATUS_OF: Record<DomainErrorKind, status> = {
-  invalid: status.INVALID_ARGUMENT,
-  not_found: status.NOT_FOUND,
-  already_exists: status.ALREADY_EXISTS,
-  precondition: status.FAILED_PRECONDITION,
-  conflict: status.ABORTED,
-  unauthenticated: status.UNAUTHENTICATED,
-  permission_denied: status.PERMISSION_DENIED,
-};
-
-/** What a failed call sends, plus what only the log gets. */
-export interface MappedError {
-  error: StatusError;
-  /** Set for unexpected errors: logged, never sent. */
-  cause?: unknown;
-}
+/** Catalogue errors for failures that are not DomainErrors; `cause` set where the log should keep it. */
+const fail = (reason: DomainError['reason'], message: string, cause?: unknown): CallFailure =>
+  new CallFailure(toStatusError(new DomainError(reason, message)), cause);
 
 /**
- * Maps anything a handler threw to a gRPC status with google.rpc details (ErrorInfo always,
- * BadRequest for field violations). Database constraint races map to ALREADY_EXISTS / ABORTED /
- * FAILED_PRECONDITION; anything unknown becomes INTERNAL with a generic message.
+ * The write service's own error table, after DomainErrors: database constraint races map to
+ * ALREADY_EXISTS / ABORTED CONCURRENT_MODIFICATION / FAILED_PRECONDITION REFERENCE_MISSING, an
+ * unknown data key or a secret store that is down to UNAVAILABLE.
  */
-export function mapError(err: unknown): MappedError {
-  if (err instanceof DomainError) {
-    return { error: statusError(STATUS_OF[err.kind], err.message, err.reason, err.violations) };
-  }
-  if (err instanceof UniqueConstraintViolationException) {
-    return { error: statusError(status.ALREADY_EXISTS, 'a resource with that unique key already exists', 'ALREADY_EXISTS') };
-  }
-  if (err instanceof OptimisticLockError || err instanceof DeadlockException || err instanceof LockWaitTimeoutException) {
-    return { error: statusError(status.ABORTED, 'concurrent modification; retry', 'CONCURRENT_MODIFICATION') };
-  }
-  if (err instanceof ForeignKeyConstraintViolationException) {
-    return { error: statusError(status.FAILED_PRECONDITION, 'a referenced resource does not exist', 'REFERENCE_MISSING') };
-  }
-  if (err instanceof UnknownDataKeyError) {
-    return { error: statusError(status.UNAVAILABLE, 'data key not yet available; retry', 'DATA_KEY_UNAVAILABLE'), cause: err };
-  }
-  if (err instanceof SecretStoreUnavailableError) {
-    return { error: statusError(status.UNAVAILABLE, 'secret store unavailable; retry', 'SECRET_STORE_UNAVAILABLE'), cause: err };
-  }
-  return { error: statusError(status.INTERNAL, 'internal error', 'INTERNAL'), cause: err };
-}
+export const mapDatabaseErrors: readonly ErrorMapper[] = [
+  (err) => (err instanceof UniqueConstraintViolationException ? fail('ALREADY_EXISTS', 'a resource with that unique key already exists') : undefined),
+  (err) =>
+    err instanceof OptimisticLockError || err instanceof DeadlockException || err instanceof LockWaitTimeoutException
+      ? fail('CONCURRENT_MODIFICATION', 'concurrent modification; retry')
+      : undefined,
+  (err) => (err instanceof ForeignKeyConstraintViolationException ? fail('REFERENCE_MISSING', 'a referenced resource does not exist') : undefined),
+  (err) => (err instanceof UnknownDataKeyError ? fail('DATA_KEY_UNAVAILABLE', 'data key not yet available; retry', err) : undefined),
+  (err) => (err instanceof SecretStoreUnavailableError ? fail('SECRET_STORE_UNAVAILABLE', 'secret store unavailable; retry', err) : undefined),
+];

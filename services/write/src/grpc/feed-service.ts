@@ -24,7 +24,7 @@ export interface FeedOptions {
 }
 
 const resyncRequired = (why: string): DomainError =>
-  new DomainError('precondition', 'RESYNC_REQUIRED', `${why}; call Snapshot, then Subscribe after its revision`);
+  new DomainError('RESYNC_REQUIRED', `${why}; call Snapshot, then Subscribe after its revision`);
 
 const eventToProto = (e: StoredEvent): ChangeEvent => ({
   revision: e.revision,

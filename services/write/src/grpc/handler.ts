@@ -1,12 +1,14 @@
-import { status, type handleServerStreamingCall, type handleUnaryCall, type MethodDefinition, type ServerWritableStream } from '@grpc/grpc-js';
+import type { handleServerStreamingCall, handleUnaryCall, MethodDefinition, ServerWritableStream } from '@grpc/grpc-js';
 import type { MikroORM } from '@mikro-orm/postgresql';
-import type { MethodRecorder, ServiceMetrics } from '@titanbot/service-kit/metrics';
+import type { ServiceMetrics } from '@titanbot/service-kit/metrics';
+import { mapErrors, observe, streamHandler, unaryHandler, type CallContext, type ObserveOptions, type Pipeline, type Step } from '@titanbot/service-kit/pipeline';
 import { UnknownDataKeyError, type DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
 import type { Logger } from 'pino';
 import type { DomainSettings, UseCaseContext } from '../app/context.js';
+import { findStoredResponse, storeResponse } from '../db/request-ids.js';
 import { takeWriteLock } from '../db/write-lock.js';
 import type { Authenticator, Principal } from './auth.js';
-import { mapError } from './errors.js';
+import { mapDatabaseErrors } from './errors.js';
 
 /** What every handler needs, built once in main.ts. */
 export interface Runtime {
@@ -22,108 +24,101 @@ export interface Runtime {
   metrics: ServiceMetrics;
 }
 
-export interface UnaryOptions<Req> {
+/** Per-method options of the write service's steps. */
+export interface UnaryOptions<Req> extends ObserveOptions {
   /** Write calls run in one transaction holding the write lock; read calls in none. */
   write: boolean;
   /** AIP-155: the request's `request_id`; a repeat returns the stored first response. */
   requestId?: (req: Req) => string;
 }
 
+/** A write-service call as its steps and use cases see it. */
+export interface WriteCall extends CallContext {
+  /** Set by `authenticate`. */
+  principal?: Principal;
+  /** The use case's context: a forked EntityManager (the transaction's, for writes), the call's clock reading. */
+  uc: UseCaseContext;
+}
+
+type WriteStep = Step<WriteCall, UnaryOptions<unknown>>;
+
+/** Authorizes the caller against the policy table (UNAUTHENTICATED / PERMISSION_DENIED) before anything runs. */
+const authenticate =
+  (rt: Runtime): WriteStep =>
+  (next) =>
+  async (req, ctx) => {
+    ctx.principal = await rt.auth.authorize(ctx.call.metadata, ctx.method, ctx.uc.now);
+    return next(req, ctx);
+  };
+
+/** A row sealed under a key another replica just added: learn the key and run the call again. */
+const learnDataKeys =
+  (rt: Runtime): WriteStep =>
+  (next) =>
+  (req, ctx) =>
+    Promise.resolve(next(req, ctx)).catch(async (err: unknown) => {
+      if (!(err instanceof UnknownDataKeyError)) throw err;
+      await rt.keyring.refresh();
+      ctx.uc = { ...ctx.uc, em: rt.orm.em.fork() };
+      return next(req, ctx);
+    });
+
 /**
- * The one wrapper for unary handlers: authorize, fork the EntityManager, run the use case (in a
- * transaction for writes), map errors, record the call's metrics and log one line (method, code,
- * ms). Unknown errors become INTERNAL; their cause goes to the log only. Request and response
- * bodies are never logged.
+ * Write methods run in one transaction that first takes the global write lock; with a request_id,
+ * a repeat answers the stored first response (AIP-155), stored sealed in the same transaction.
  */
+const transaction =
+  (rt: Runtime): WriteStep =>
+  (next, method) => {
+    if (!method.options.write) return next;
+    const requestIdOf = method.options.requestId;
+    const { responseSerialize, responseDeserialize } = method.definition;
+    return (req, ctx) =>
+      ctx.uc.em.transactional(async (tx) => {
+        await takeWriteLock(tx);
+        const inner: WriteCall = { ...ctx, uc: { ...ctx.uc, em: tx } };
+        const requestId = requestIdOf?.(req);
+        if (!requestId) return next(req, inner);
+        const stored = await findStoredResponse(tx, method.path, requestId);
+        if (stored) return responseDeserialize(Buffer.from(rt.keyring.open(stored.toString(), 'request_ids.response'), 'base64')) as Awaited<ReturnType<typeof next>>;
+        const response = await next(req, inner);
+        await storeResponse(tx, method.path, requestId, Buffer.from(rt.keyring.seal(responseSerialize(response).toString('base64'), 'request_ids.response')));
+        return response;
+      });
+  };
+
+/** The write service's pipeline: observe, map errors (database races too), authenticate, learn data keys, transaction. */
+export function writePipeline(rt: Runtime): Pipeline<WriteCall, UnaryOptions<unknown>> {
+  return {
+    steps: [observe(rt.logger, rt.metrics), mapErrors(mapDatabaseErrors), authenticate(rt), learnDataKeys(rt), transaction(rt)],
+    context: (method, call) => ({ method, call, uc: { em: rt.orm.em.fork(), now: rt.clock(), settings: rt.settings } }),
+  };
+}
+
+/** Pipelines by runtime: one per service instance, shared by all its handlers. */
+const pipelines = new WeakMap<Runtime, Pipeline<WriteCall, UnaryOptions<unknown>>>();
+
+function pipelineOf(rt: Runtime): Pipeline<WriteCall, UnaryOptions<unknown>> {
+  let pipeline = pipelines.get(rt);
+  if (!pipeline) pipelines.set(rt, (pipeline = writePipeline(rt)));
+  return pipeline;
+}
+
+/** A unary write-service handler: `run` (a use case call) behind the write pipeline. */
 export function unary<Req, Res>(
   rt: Runtime,
   method: MethodDefinition<Req, Res>,
   options: UnaryOptions<Req>,
-  run: (ctx: UseCaseContext, req: Req, principal: Principal) => Promise<Res>,
+  run: (ctx: UseCaseContext, req: Req) => Promise<Res>,
 ): handleUnaryCall<Req, Res> {
-  const recorder = rt.metrics.rpc(method.path);
-  return (call, callback) => {
-    const started = performance.now();
-    const now = rt.clock();
-    const execute = async (): Promise<Res> => {
-      const principal = await rt.auth.authorize(call.metadata, method.path, now);
-      const em = rt.orm.em.fork();
-      if (!options.write) return run({ em, now, settings: rt.settings }, call.request, principal);
-      return em.transactional(async (tx) => {
-        await takeWriteLock(tx);
-        const ctx = { em: tx, now, settings: rt.settings };
-        const requestId = options.requestId?.(call.request);
-        if (!requestId) return run(ctx, call.request, principal);
-        const stored: { response: Buffer }[] = await tx.execute(
-          'select response from request_ids where method = ? and request_id = ?',
-          [method.path, requestId],
-        );
-        // Stored sealed: a CreateAccount response carries the account's password.
-        if (stored[0]) return method.responseDeserialize(Buffer.from(rt.keyring.open(stored[0].response.toString(), 'request_ids.response'), 'base64'));
-        const response = await run(ctx, call.request, principal);
-        await tx.execute('insert into request_ids (method, request_id, response) values (?, ?, ?)', [
-          method.path,
-          requestId,
-          Buffer.from(rt.keyring.seal(method.responseSerialize(response).toString('base64'), 'request_ids.response')),
-        ]);
-        return response;
-      });
-    };
-    // A row sealed under a key another replica just added: learn the key and run the call again.
-    const attempt = (): Promise<Res> =>
-      execute().catch(async (err: unknown) => {
-        if (!(err instanceof UnknownDataKeyError)) throw err;
-        await rt.keyring.refresh();
-        return execute();
-      });
-    attempt().then(
-      (response) => {
-        logCall(rt.logger, recorder, method.path, status.OK, started);
-        callback(null, response);
-      },
-      (err: unknown) => {
-        const mapped = mapError(err);
-        logCall(rt.logger, recorder, method.path, mapped.error.code, started, mapped.cause);
-        callback(mapped.error);
-      },
-    );
-  };
+  return unaryHandler(pipelineOf(rt), method, options as UnaryOptions<unknown>, (req: Req, call: WriteCall) => run(call.uc, req));
 }
 
-/**
- * The wrapper for server-streaming handlers: authorize, run `stream` until it returns or the
- * call is cancelled, map errors, record metrics and log one line when the stream ends.
- */
+/** A server-streaming write-service handler: `stream` behind the write pipeline (no transaction). */
 export function serverStream<Req, Res>(
   rt: Runtime,
   method: MethodDefinition<Req, Res>,
-  stream: (call: ServerWritableStream<Req, Res>, principal: Principal) => Promise<void>,
+  stream: (call: ServerWritableStream<Req, Res>) => Promise<void>,
 ): handleServerStreamingCall<Req, Res> {
-  const recorder = rt.metrics.rpc(method.path);
-  return (call) => {
-    const started = performance.now();
-    rt.auth
-      .authorize(call.metadata, method.path, rt.clock())
-      .then((principal) => stream(call, principal))
-      .then(
-        () => {
-          logCall(rt.logger, recorder, method.path, call.cancelled ? status.CANCELLED : status.OK, started);
-          if (!call.cancelled) call.end();
-        },
-        (err: unknown) => {
-          const mapped = mapError(err);
-          logCall(rt.logger, recorder, method.path, mapped.error.code, started, mapped.cause);
-          if (!call.cancelled) call.emit('error', mapped.error);
-        },
-      );
-  };
-}
-
-/** Counts and times a finished call (`started`: performance.now() ms) and logs it. */
-function logCall(logger: Logger, recorder: MethodRecorder, method: string, code: status, started: number, cause?: unknown): void {
-  const elapsedMs = performance.now() - started;
-  recorder.record(code, elapsedMs / 1000);
-  const ms = Math.round(elapsedMs * 10) / 10;
-  if (cause !== undefined) logger.error({ method, code: status[code], ms, err: cause }, 'rpc failed');
-  else logger.info({ method, code: status[code], ms }, 'rpc');
+  return streamHandler(pipelineOf(rt), method, { write: false }, (call: ServerWritableStream<Req, Res>) => stream(call));
 }

@@ -13,7 +13,7 @@ export function adminTokenService(rt: Runtime, admin: RotatingCredential): Admin
         return { token: rotated.value, version: rotated.version, previousExpireTime: rotated.previousValidUntil };
       } catch (err) {
         if (err instanceof CasConflictError) {
-          throw new DomainError('conflict', 'ROTATION_RACE', 'another replica rotated the admin token first; read it again');
+          throw new DomainError('ROTATION_RACE', 'another replica rotated the admin token first; read it again');
         }
         throw err;
       }

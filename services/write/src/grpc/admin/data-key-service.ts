@@ -17,7 +17,7 @@ export function dataKeyService(rt: Runtime): DataKeyServiceServer {
         keyId = await rt.keyring.rotate();
       } catch (err) {
         if (err instanceof CasConflictError) {
-          throw new DomainError('conflict', 'ROTATION_RACE', 'another replica rotated the data key first; retry to re-seal under it');
+          throw new DomainError('ROTATION_RACE', 'another replica rotated the data key first; retry to re-seal under it');
         }
         throw err;
       }

@@ -1,4 +1,4 @@
-import { DownloadExportResponse, WatchVersionResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
+import { DaemonServiceService, DownloadExportResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 
 /**
  * Wire encoding of DownloadExportResponse for the server, byte-for-byte what the generated
@@ -69,19 +69,5 @@ function writeVarint(out: Buffer, at: number, value: number): number {
   return at;
 }
 
-/**
- * Encoder of WatchVersionResponse for the server that remembers the last message it encoded: one
- * change is sent to every watcher of a scope (10,000 in the fan-out benchmark) with the same
- * version, so it is encoded once, not once per stream. Returns a new function per server.
- */
-export function watchVersionEncoder(): (message: WatchVersionResponse) => Buffer {
-  let lastVersion: string | undefined;
-  let lastBytes = Buffer.alloc(0);
-  return (message) => {
-    if (message.version !== lastVersion) {
-      lastBytes = Buffer.from(WatchVersionResponse.encode(message).finish());
-      lastVersion = message.version;
-    }
-    return lastBytes;
-  };
-}
+/** The DownloadExport method definition with the one-copy encoder, for the server to register. */
+export const downloadExportMethod = { ...DaemonServiceService.downloadExport, responseSerialize: encodeDownloadExportResponse };

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { DownloadExportResponse, WatchVersionResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
+import { DownloadExportResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { describe, expect, it } from 'vitest';
-import { encodeDownloadExportResponse, preEncodeChunk, watchVersionEncoder } from './response-encoding.js';
+import { encodeDownloadExportResponse, preEncodeChunk } from './wire-encoding.js';
 
 const generated = (m: DownloadExportResponse): Buffer => Buffer.from(DownloadExportResponse.encode(m).finish());
 
@@ -20,17 +20,6 @@ describe('encodeDownloadExportResponse', () => {
       expect(ours.equals(generated(m))).toBe(true);
       expect(DownloadExportResponse.decode(ours)).toEqual(DownloadExportResponse.decode(generated(m)));
     }
-  });
-});
-
-describe('watchVersionEncoder', () => {
-  it('encodes each version as the generated encoder does, once for repeated messages', () => {
-    const encode = watchVersionEncoder();
-    const a = encode({ version: 'e.1' });
-    expect(a.equals(Buffer.from(WatchVersionResponse.encode({ version: 'e.1' }).finish()))).toBe(true);
-    expect(encode({ version: 'e.1' })).toBe(a);
-    const b = encode({ version: 'e.2' });
-    expect(WatchVersionResponse.decode(b).version).toBe('e.2');
   });
 });
 

@@ -1,0 +1,74 @@
+import { hashDaemonToken, isWellFormedDaemonToken, SHOWN_PREFIX_CHARS } from '@titanbot/service-kit/daemon-token';
+import { DomainError } from '@titanbot/service-kit/errors';
+import type { Step } from '@titanbot/service-kit/pipeline';
+import { LRUCache } from 'lru-cache';
+import type { AuthFailureReason, DaemonCall, ReadRuntime } from './runtime.js';
+
+/**
+ * Presented token -> its SHA-256 (hex), for tokens the read model knew when presented: a daemon
+ * polls with the same token thousands of times, and the checksum and SHA-256 were the largest
+ * part of a CheckVersion's own work. Caching the hash, not the TokenRecord, keeps the per-call
+ * lookup in the read model, so a revoked, expired or deleted token is refused on its next call.
+ * Only known tokens enter (a flood of well-formed made-up tokens cannot evict the fleet's). The
+ * hash is a pure function of the token, so one cache serves every runtime in the process. It
+ * holds plaintext tokens in memory, as a call does anyway.
+ */
+const knownTokenHashes = new LRUCache<string, string>({ max: 4096 });
+
+/**
+ * The step that identifies the daemon behind `x-api-key`, from memory (one lookup), and sets
+ * `ctx.principal`. Errors: UNAUTHENTICATED for no key, a malformed one (rejected by its checksum
+ * before any lookup), an unknown, expired or revoked token; an admin or reader credential is never
+ * accepted here (DOMAIN.md "Who may call what"). Each failure is counted in
+ * `rt.counters.authFailures` and logged (throttled) with the reason and, for a well-formed token
+ * only, its shown prefix: never the presented value.
+ */
+export const authenticate =
+  (rt: ReadRuntime): Step<DaemonCall, unknown> =>
+  (next, method) =>
+  (req, ctx) => {
+    const key = ctx.call.metadata.get('x-api-key')[0];
+    if (typeof key !== 'string' || key === '') throw authFailure(rt, method.path, 'missing');
+    let hash = knownTokenHashes.get(key);
+    if (hash === undefined) {
+      if (!isWellFormedDaemonToken(key)) throw authFailure(rt, method.path, 'malformed');
+      hash = hashDaemonToken(key);
+    }
+    // Looked up on every call, so revocation, expiry and deletion take effect at once.
+    const token = rt.model.tokenByHash(hash);
+    if (!token) throw authFailure(rt, method.path, 'unknown', key);
+    knownTokenHashes.set(key, hash);
+    if (token.revoked) throw authFailure(rt, method.path, 'revoked', key);
+    if (rt.clock() >= token.expireTime) throw authFailure(rt, method.path, 'expired', key);
+    ctx.principal = { token, plaintext: key, hash };
+    return next(req, ctx);
+  };
+
+function authFailure(rt: ReadRuntime, method: string, reason: AuthFailureReason, wellFormedKey?: string): DomainError {
+  rt.counters.authFailures[reason]++;
+  const suppressed = rt.refusalLog.admit(reason);
+  if (suppressed >= 0) {
+    const tokenPrefix = wellFormedKey?.slice(0, SHOWN_PREFIX_CHARS);
+    rt.logger.warn({ method, reason, tokenPrefix, suppressed }, 'daemon authentication failed');
+  }
+  // One answer for every reason: the caller learns nothing about which tokens exist.
+  return new DomainError('UNAUTHENTICATED', 'missing, malformed, unknown, expired or revoked daemon token');
+}
+
+/**
+ * The step that takes one call from the token's rate-limit bucket (a stream costs one on open).
+ * Errors: RESOURCE_EXHAUSTED RATE_LIMITED with a RetryInfo delay (the time until the bucket holds
+ * one call again) when the token is over DAEMON_RPS / DAEMON_BURST. Allocates nothing when the
+ * call is admitted.
+ */
+export const rateLimit =
+  (rt: ReadRuntime): Step<DaemonCall, unknown> =>
+  (next, method) =>
+  (req, ctx) => {
+    const waitMs = rt.limiter.take(ctx.principal.token.uuid);
+    if (waitMs === 0) return next(req, ctx);
+    rt.counters.rateLimited++;
+    const suppressed = rt.refusalLog.admit('rate_limited');
+    if (suppressed >= 0) rt.logger.warn({ method: method.path, token: ctx.principal.token.uuid, suppressed }, 'daemon token rate limited');
+    throw new DomainError('RATE_LIMITED', `too many calls with this daemon token; retry in ${waitMs} ms`, [], waitMs);
+  };

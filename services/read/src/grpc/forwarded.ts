@@ -1,0 +1,73 @@
+import { status, type Deadline, type ServiceError } from '@grpc/grpc-js';
+import { DaemonServiceService as m, type DaemonServiceServer } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
+import { SHOWN_PREFIX_CHARS } from '@titanbot/service-kit/daemon-token';
+import { DomainError } from '@titanbot/service-kit/errors';
+import { CallFailure } from '@titanbot/service-kit/pipeline';
+import { unary } from './pipeline.js';
+import type { ReadRuntime } from './runtime.js';
+
+/** How long RotateToken waits for the new token to arrive on this replica's feed (ms). */
+const TOKEN_ARRIVAL_WAIT_MS = 2_000;
+
+/**
+ * The calls a replica forwards to the write service on the daemon's behalf (reader credential):
+ * WriteLogs (answered once the write service stored the lines, so an acknowledged line is never
+ * lost; `request_id` makes a retry safe) and RotateToken (answered once the new token reached this
+ * replica, at most 2 s, so the daemon can use it at once). Errors: UNAVAILABLE
+ * WRITE_SERVICE_UNAVAILABLE when the write service is unreachable or too slow; otherwise the write
+ * service's own status, passed on as it is.
+ */
+export function forwardedHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'writeLogs' | 'rotateToken'> {
+  /**
+   * Forwards a call by the daemon's own deadline or FORWARD_TIMEOUT, whichever comes first (an
+   * answer the daemon can no longer receive must not change state).
+   */
+  const forward = <Res>(daemonDeadline: Deadline, call: (deadline: Date, done: (err: ServiceError | null, res: Res) => void) => void): Promise<Res> =>
+    new Promise((resolve, reject) =>
+      call(new Date(Math.min(Date.now() + rt.settings.forwardTimeoutMs, deadlineMs(daemonDeadline))), (err, res) => {
+        if (!err) return resolve(res);
+        if (err.code === status.UNAVAILABLE || err.code === status.DEADLINE_EXCEEDED) {
+          return reject(new DomainError('WRITE_SERVICE_UNAVAILABLE', 'the write service is unreachable; retry'));
+        }
+        reject(new CallFailure({ code: err.code, details: err.details, metadata: err.metadata }));
+      }),
+    );
+
+  return {
+    writeLogs: unary(rt, m.writeLogs, async (req, ctx) => {
+      const response = await forward<{ acceptedCount: number }>(ctx.call.getDeadline(), (deadline, done) =>
+        rt.feed.ingestLogs({ deviceUuid: ctx.principal.token.deviceUuid, lines: req.lines, requestId: req.requestId }, rt.readerMetadata(), { deadline }, done),
+      );
+      return { acceptedCount: response.acceptedCount };
+    }),
+
+    rotateToken: unary(rt, m.rotateToken, async (_req, ctx) => {
+      const rotated = await forward<{
+        token: string;
+        uuid: string;
+        deviceUuid: string;
+        createTime?: Date | undefined;
+        expireTime?: Date | undefined;
+        previousExpireTime?: Date | undefined;
+      }>(ctx.call.getDeadline(), (deadline, done) => rt.feed.rotateDaemonToken({ token: ctx.principal.plaintext }, rt.readerMetadata(), { deadline }, done));
+      // The daemon will use the new token at once: let it reach this replica first.
+      if (!(await rt.model.waitForToken(rotated.uuid, TOKEN_ARRIVAL_WAIT_MS))) {
+        rt.logger.warn({ token: rotated.uuid }, "rotated token not yet on this replica's feed");
+      }
+      return {
+        token: rotated.token,
+        tokenInfo: {
+          uuid: rotated.uuid,
+          deviceUuid: rotated.deviceUuid,
+          prefix: rotated.token.slice(0, SHOWN_PREFIX_CHARS),
+          createTime: rotated.createTime,
+          expireTime: rotated.expireTime,
+        },
+        previousExpireTime: rotated.previousExpireTime,
+      };
+    }),
+  };
+}
+
+/** A grpc-js deadline (Date, ms since the epoch, or Infinity when the caller set none) in ms. */
+const deadlineMs = (deadline: Deadline): number => (deadline instanceof Date ? deadline.getTime() : deadline);

@@ -1,0 +1,41 @@
+import { status, type handleServerStreamingCall, type handleUnaryCall, type MethodDefinition, type ServerWritableStream } from '@grpc/grpc-js';
+import { mapErrors, observe, streamHandler, unaryHandler, type Next, type ObserveOptions, type Pipeline } from '@titanbot/service-kit/pipeline';
+import { authenticate, rateLimit } from './auth.js';
+import type { DaemonCall, DaemonPrincipal, ReadRuntime } from './runtime.js';
+
+/**
+ * The read service's pipeline: observe (metrics, one log line; refusals the auth and rate-limit
+ * steps already logged, throttled, at debug), map errors, authenticate, rate-limit. Every step is
+ * synchronous, so a synchronous handler (CheckVersion) is answered in the same tick.
+ */
+function readPipeline(rt: ReadRuntime): Pipeline<DaemonCall, ObserveOptions> {
+  const quiet = (code: status): boolean => code === status.UNAUTHENTICATED || code === status.RESOURCE_EXHAUSTED;
+  return {
+    steps: [observe(rt.logger, rt.metrics, quiet), mapErrors(), authenticate(rt), rateLimit(rt)],
+    // `authenticate` sets the principal before any handler runs.
+    context: (method, call) => ({ method, call, principal: undefined as unknown as DaemonPrincipal }),
+  };
+}
+
+/** One pipeline per runtime (service instance), shared by all its handlers. */
+const pipelines = new WeakMap<ReadRuntime, Pipeline<DaemonCall, ObserveOptions>>();
+
+function pipelineOf(rt: ReadRuntime): Pipeline<DaemonCall, ObserveOptions> {
+  let pipeline = pipelines.get(rt);
+  if (!pipeline) pipelines.set(rt, (pipeline = readPipeline(rt)));
+  return pipeline;
+}
+
+/** A unary daemon RPC: `run` behind the read pipeline. `options.level`: debug for hot calls. */
+export function unary<Req, Res>(rt: ReadRuntime, method: MethodDefinition<Req, Res>, run: Next<Req, Res, DaemonCall>, options: ObserveOptions = {}): handleUnaryCall<Req, Res> {
+  return unaryHandler(pipelineOf(rt), method, options, run);
+}
+
+/** A server-streaming daemon RPC: `stream` behind the read pipeline (opening it costs one call of the token's budget). */
+export function serverStream<Req, Res>(
+  rt: ReadRuntime,
+  method: MethodDefinition<Req, Res>,
+  stream: Next<ServerWritableStream<Req, Res>, void, DaemonCall>,
+): handleServerStreamingCall<Req, Res> {
+  return streamHandler(pipelineOf(rt), method, {}, stream);
+}

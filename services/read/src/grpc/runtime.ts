@@ -1,0 +1,78 @@
+import type { Metadata } from '@grpc/grpc-js';
+import type { ChangeFeedServiceClient } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
+import type { ServiceMetrics } from '@titanbot/service-kit/metrics';
+import type { CallContext } from '@titanbot/service-kit/pipeline';
+import type { DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
+import type { Logger } from 'pino';
+import type { ExportCache } from '../export/cache.js';
+import type { HotExports } from '../export/hot-exports.js';
+import type { DeviceQueries } from '../store/device-queries.js';
+import type { ReadModel, TokenRecord } from '../store/read-model.js';
+import type { LogThrottle, RateLimiter } from './rate-limit.js';
+
+/** Why a daemon call failed authentication: the label of its counter and warn line. */
+export type AuthFailureReason = 'missing' | 'malformed' | 'unknown' | 'expired' | 'revoked';
+
+/** Counts of calls refused before reaching a handler, every one of them (for metrics). */
+export interface ReadCounters {
+  authFailures: Record<AuthFailureReason, number>;
+  /** Calls refused RESOURCE_EXHAUSTED by the per-token rate limit. */
+  rateLimited: number;
+}
+
+/** All counters at zero. */
+export const newReadCounters = (): ReadCounters => ({
+  authFailures: { missing: 0, malformed: 0, unknown: 0, expired: 0, revoked: 0 },
+  rateLimited: 0,
+});
+
+/** What every daemon API handler needs, built once in main.ts. */
+export interface ReadRuntime {
+  model: ReadModel;
+  queries: DeviceQueries;
+  exports: ExportCache;
+  /** Export files held in memory as encoded chunk messages. */
+  hotExports: HotExports;
+  /** Opens account passwords and SSH private keys, for the owning daemon only. */
+  keyring: DataKeyring;
+  logger: Logger;
+  /** The write service's feed API, for the calls forwarded on a daemon's behalf. */
+  feed: ChangeFeedServiceClient;
+  /** Metadata carrying the reader credential. */
+  readerMetadata: () => Metadata;
+  /** Injectable clock, ms since the epoch: tests move time. */
+  clock: () => number;
+  /** Aborted on shutdown: long-lived streams end. */
+  shutdown: AbortSignal;
+  settings: {
+    backendPublicKey: string;
+    sshServerName: string;
+    sshServerIp: string;
+    sshServerCommonPort: number;
+    exportChunkBytes: number;
+    forwardTimeoutMs: number;
+  };
+  /** Live figures for logs and metrics. */
+  gauges: { activeDownloads: number; activeWatches: number };
+  /** Per daemon token (by uuid): DAEMON_RPS calls per second, DAEMON_BURST at once. */
+  limiter: RateLimiter;
+  /** Throttles the warn lines of refused calls, keyed by cause, so a flood cannot flood the logs. */
+  refusalLog: LogThrottle;
+  counters: ReadCounters;
+  /** Where every finished call is counted and timed. */
+  metrics: ServiceMetrics;
+}
+
+/** The caller: a usable daemon token (its plaintext kept only for forwarding RotateToken). */
+export interface DaemonPrincipal {
+  token: TokenRecord;
+  plaintext: string;
+  /** Hex SHA-256 of `plaintext`: the token's key in the read model. */
+  hash: string;
+}
+
+/** A daemon call as the read service's steps and handlers see it. */
+export interface DaemonCall extends CallContext {
+  /** Set by the `authenticate` step before any handler runs. */
+  principal: DaemonPrincipal;
+}
