@@ -17,9 +17,10 @@ import { DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
 import { openSecretStore, type SecretStore } from '@titanbot/service-kit/secrets/open';
 import { pino, type Logger } from 'pino';
 import type { DomainSettings } from './app/context.js';
+import { startHousekeeping } from './app/housekeeping.js';
 import { loadWriteConfig, type WriteConfig } from './config.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded-postgres.js';
-import { FeedNotifier, pruneFeed } from './db/feed-store.js';
+import { FeedNotifier, readFeedState } from './db/feed-store.js';
 import { initOrm, pendingMigrations } from './db/orm.js';
 import { accountService } from './grpc/admin/account-service.js';
 import { adminTokenService } from './grpc/admin/admin-token-service.js';
@@ -117,8 +118,7 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
   const metrics = new ServiceMetrics();
   metrics.gauge('feed_head_revision', 'The change feed\'s last committed revision (feed_state), read from the database when scraped.', async () => {
     try {
-      const rows: { head_revision: string | number }[] = await orm.em.fork().execute('select head_revision from feed_state');
-      return rows[0] ? Number(rows[0].head_revision) : undefined;
+      return (await readFeedState(orm.em.fork())).headRevision;
     } catch (err) {
       logger.warn({ err }, 'metrics: could not read the feed head revision');
       return undefined;
@@ -175,17 +175,12 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
     clearInterval(readiness);
   }
 
-  // Housekeeping: feed history, logs and request ids past their retention.
-  const housekeeping = setInterval(() => {
-    const now = clock().getTime();
-    const em = orm.em.fork();
-    void (async () => {
-      await pruneFeed(em, new Date(now - config.FEED_RETENTION));
-      await em.execute('delete from log_entries where receive_time < ?', [new Date(now - config.LOG_RETENTION)]);
-      await em.execute('delete from request_ids where create_time < ?', [new Date(now - 86_400_000)]);
-    })().catch((err) => logger.warn({ err }, 'housekeeping failed'));
-  }, 3_600_000);
-  housekeeping.unref();
+  const stopHousekeeping = startHousekeeping(orm, logger, {
+    feedRetentionMs: config.FEED_RETENTION,
+    logRetentionMs: config.LOG_RETENTION,
+    everyMs: 3_600_000,
+    clock,
+  });
 
   let metricsServer: MetricsServer | undefined;
   if (config.METRICS_ADDR) {
@@ -200,7 +195,7 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
     async stop() {
       grpc.health.setStatus('', 'NOT_SERVING');
       clearInterval(readiness);
-      clearInterval(housekeeping);
+      stopHousekeeping();
       clearInterval(keyRefresh);
       shutdown.abort();
       await stopGrpcServer(grpc.server, 5000);

@@ -156,7 +156,16 @@ export class ReadModel {
   }
 
   /** Whether `logicalId` is the logical id of one of the device's accounts. */
-  deviceHasAccount(deviceUuid: string, logicalId: number): boolean {
+  /**
+   * The scope key of a daemon's request for `logicalId` (none = the global scope), or undefined
+   * when that logical id is not an account of the device.
+   */
+  scopeFor(deviceUuid: string, logicalId: number | undefined): number | undefined {
+    if (logicalId === undefined) return GLOBAL_SCOPE;
+    return this.deviceHasAccount(deviceUuid, logicalId) ? logicalId : undefined;
+  }
+
+  private deviceHasAccount(deviceUuid: string, logicalId: number): boolean {
     for (const account of this.deviceAccounts.get(deviceUuid) ?? []) {
       if (this.accountLogicalIds.get(account) === logicalId) return true;
     }

@@ -1,3 +1,4 @@
+import { unlinkAccountEverywhere } from '../db/device-links.js';
 import { Account, type AccountFields } from '../domain/account.js';
 import { alreadyExists, checkEtag, notFound } from '../domain/errors.js';
 import { Legion } from '../domain/legion.js';
@@ -60,11 +61,7 @@ export async function updateAccount(
  */
 export async function deleteAccount(ctx: UseCaseContext, uuid: string): Promise<void> {
   const account = await getAccount(ctx, uuid);
-  await ctx.em.execute('delete from device_accounts where account_uuid = ?', [account.uuid]);
-  await ctx.em.execute(
-    'update devices set current_account_uuid = null, version = version + 1 where current_account_uuid = ?',
-    [account.uuid],
-  );
+  await unlinkAccountEverywhere(ctx.em, account.uuid);
   ctx.em.remove(account);
   await ctx.em.flush();
 }

@@ -1,12 +1,7 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
-import { takeWriteLock } from '../db/write-lock.js';
-
-/** Every sealed column: its table, primary key and authenticated context (db/entities.ts). */
-const SEALED_COLUMNS = [
-  { table: 'accounts', key: 'uuid', column: 'google_password', context: 'accounts.google_password' },
-  { table: 'sshes', key: 'device_uuid', column: 'private_key', context: 'sshes.private_key' },
-] as const;
+import { resealBatch, SEALED_COLUMNS } from '../db/sealed-columns.js';
+import { inWriteTransaction } from './write-transaction.js';
 
 /**
  * Re-seals every secret column value that is not sealed under the keyring's current key,
@@ -17,19 +12,9 @@ const SEALED_COLUMNS = [
  */
 export async function resealSecrets(orm: MikroORM, keyring: DataKeyring, batchSize: number): Promise<number> {
   let total = 0;
-  for (const { table, key, column, context } of SEALED_COLUMNS) {
+  for (const column of SEALED_COLUMNS) {
     for (;;) {
-      const count = await orm.em.fork().transactional(async (tx) => {
-        await takeWriteLock(tx);
-        const rows: { id: string; value: string }[] = await tx.execute(
-          `select ${key} as id, ${column} as value from ${table} where ${column} not like ? order by ${key} limit ?`,
-          [keyring.currentPattern(), batchSize],
-        );
-        for (const row of rows) {
-          await tx.execute(`update ${table} set ${column} = ? where ${key} = ?`, [keyring.seal(keyring.open(row.value, context), context), row.id]);
-        }
-        return rows.length;
-      });
+      const count = await inWriteTransaction(orm.em.fork(), (tx) => resealBatch(tx, keyring, column, batchSize));
       total += count;
       if (count < batchSize) break;
     }

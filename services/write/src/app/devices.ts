@@ -1,5 +1,5 @@
 import ssh2 from 'ssh2';
-import { pgArray } from '../db/sql.js';
+import { accountLogicalIds, deleteDeviceChildren, linkAccount, smallestFreePort as findFreePort } from '../db/device-links.js';
 import { Account } from '../domain/account.js';
 import { Device, type DeviceSettings } from '../domain/device.js';
 import { alreadyExists, checkEtag, DomainError, notFound } from '../domain/errors.js';
@@ -92,9 +92,7 @@ export async function updateDevice(
  */
 export async function deleteDevice(ctx: UseCaseContext, uuid: string): Promise<void> {
   const device = await findDevice(ctx, uuid);
-  await ctx.em.execute('delete from device_accounts where device_uuid = ?', [device.uuid]);
-  await ctx.em.execute('delete from daemon_tokens where device_uuid = ?', [device.uuid]);
-  await ctx.em.execute('delete from sshes where device_uuid = ?', [device.uuid]);
+  await deleteDeviceChildren(ctx.em, device.uuid);
   ctx.em.remove(device);
   await ctx.em.flush();
 }
@@ -108,10 +106,7 @@ export async function bindAccount(ctx: UseCaseContext, deviceUuid: string, logic
   const device = await findDevice(ctx, deviceUuid);
   const account = await ctx.em.findOne(Account, { logicalId });
   if (!account) throw notFound('account with logical_id', logicalId);
-  await ctx.em.execute(
-    'insert into device_accounts (device_uuid, account_uuid) values (?, ?) on conflict do nothing',
-    [device.uuid, account.uuid],
-  );
+  await linkAccount(ctx.em, device.uuid, account.uuid);
   device.makeCurrent(account.uuid);
   await ctx.em.flush();
   return (await deviceViews(ctx, [device]))[0]!;
@@ -153,20 +148,15 @@ async function findSsh(ctx: UseCaseContext, device: Device): Promise<Ssh> {
 /** The bindings of each device, in the order given. */
 async function deviceViews(ctx: UseCaseContext, devices: Device[]): Promise<DeviceView[]> {
   if (devices.length === 0) return [];
-  const rows: { device_uuid: string; logical_id: number }[] = await ctx.em.execute(
-    `select da.device_uuid, a.logical_id from device_accounts da join accounts a on a.uuid = da.account_uuid
-      where da.device_uuid = any (?::uuid[]) order by a.logical_id`,
-    [pgArray(devices.map((d) => d.uuid))],
+  const ids = await accountLogicalIds(
+    ctx.em,
+    devices.map((d) => d.uuid),
+    devices.map((d) => d.currentAccountUuid).filter((u): u is string => u !== null),
   );
-  const current: { uuid: string; logical_id: number }[] = await ctx.em.execute(
-    'select uuid, logical_id from accounts where uuid = any (?::uuid[])',
-    [pgArray(devices.map((d) => d.currentAccountUuid).filter((u): u is string => u !== null))],
-  );
-  const currentByUuid = new Map(current.map((r) => [r.uuid, r.logical_id]));
   return devices.map((device) => ({
     device,
-    currentAccountLogicalId: device.currentAccountUuid ? (currentByUuid.get(device.currentAccountUuid) ?? null) : null,
-    accountLogicalIds: rows.filter((r) => r.device_uuid === device.uuid).map((r) => r.logical_id),
+    currentAccountLogicalId: device.currentAccountUuid ? (ids.ofAccount.get(device.currentAccountUuid) ?? null) : null,
+    accountLogicalIds: ids.byDevice.get(device.uuid) ?? [],
   }));
 }
 
@@ -180,16 +170,10 @@ async function ensurePortFree(ctx: UseCaseContext, port: number): Promise<void> 
   }
 }
 
-/** Race-free because write transactions hold the write lock (see grpc/handler.ts). */
+/** Race-free because write transactions hold the write lock (db/write-lock.ts). */
 async function smallestFreePort(ctx: UseCaseContext): Promise<number> {
   const start = ctx.settings.sshPortRangeStart;
-  const rows: { port: number }[] = await ctx.em.execute(
-    `select p as port from generate_series(?::int, ?::int) p
-      where not exists (select 1 from sshes s where s.server_device_internal_port = p)
-      order by p limit 1`,
-    [start, MAX_PORT],
-  );
-  const port = rows[0]?.port;
+  const port = await findFreePort(ctx.em, start, MAX_PORT);
   if (port === undefined) throw new DomainError('NO_FREE_PORT', `no free port in ${start}..${MAX_PORT}`);
   return port;
 }

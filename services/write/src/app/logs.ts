@@ -1,15 +1,9 @@
-import { isoTimestamp, pgArray } from '../db/sql.js';
+import { deleteLogLines, insertLogLines, selectLogLines, type StoredLogLine } from '../db/log-store.js';
 import { invalid } from '../domain/errors.js';
 import { encodePageToken, pageSize, requireUuid, type Page, type UseCaseContext } from './context.js';
 import { findDevice } from './devices.js';
 
-export interface LogEntry {
-  id: number;
-  deviceUuid: string;
-  line: string;
-  logTime: Date;
-  receiveTime: Date;
-}
+export type LogEntry = StoredLogLine;
 
 /** Most lines one IngestLogs call may carry. */
 export const MAX_LINES_PER_CALL = 1000;
@@ -29,12 +23,7 @@ export async function ingestLogs(ctx: UseCaseContext, deviceUuid: string, lines:
   });
   const device = await findDevice(ctx, deviceUuid, 'device_uuid');
   if (lines.length === 0) return 0;
-  await ctx.em.execute(
-    `insert into log_entries (device_uuid, line, log_time, receive_time)
-       select ?, line, coalesce(log_time, ?), ? from unnest(?::text[], ?::timestamptz[]) with ordinality u(line, log_time, n)
-       order by n`,
-    [device.uuid, ctx.now, ctx.now, pgArray(lines.map((l) => l.line)), pgArray(lines.map((l) => l.logTime ?? null))],
-  );
+  await insertLogLines(ctx.em, device.uuid, lines, ctx.now);
   return lines.length;
 }
 
@@ -53,24 +42,9 @@ export async function listLogs(ctx: UseCaseContext, q: LogQuery): Promise<Page<L
   const size = pageSize(q.pageSize);
   const after = decodeLogToken(q.pageToken);
   if (q.startTime && q.endTime && q.startTime >= q.endTime) throw invalid('end_time', 'must be after start_time');
-  const filter = new Filter()
-    .add(q.contains !== '', 'strpos(line, ?) > 0', q.contains)
-    .add(q.deviceUuid !== undefined, 'device_uuid = ?', () => requireUuid('device_uuid', q.deviceUuid))
-    .add(q.startTime !== undefined, 'log_time >= ?', q.startTime)
-    .add(q.endTime !== undefined, 'log_time < ?', q.endTime)
-    .add(after !== undefined, '(log_time, id) > (?, ?)', after?.logTime, after?.id);
-  const rows: { id: string; device_uuid: string; line: string; log_time: string; receive_time: string }[] = await ctx.em.execute(
-    `select id, device_uuid, line, ${isoTimestamp('log_time')}, ${isoTimestamp('receive_time')} from log_entries
-      ${filter.sql()} order by log_entries.log_time, log_entries.id limit ?`,
-    [...filter.params, size + 1],
-  );
-  const items = rows.slice(0, size).map((r) => ({
-    id: Number(r.id),
-    deviceUuid: r.device_uuid,
-    line: r.line,
-    logTime: new Date(r.log_time),
-    receiveTime: new Date(r.receive_time),
-  }));
+  const deviceUuid = q.deviceUuid === undefined ? undefined : requireUuid('device_uuid', q.deviceUuid);
+  const rows = await selectLogLines(ctx.em, { contains: q.contains, deviceUuid, startTime: q.startTime, endTime: q.endTime, after }, size + 1);
+  const items = rows.slice(0, size);
   const last = items[items.length - 1];
   return {
     items,
@@ -80,15 +54,8 @@ export async function listLogs(ctx: UseCaseContext, q: LogQuery): Promise<Page<L
 
 /** ClearLogs: deletes matching lines (all when no filter); returns how many. */
 export async function clearLogs(ctx: UseCaseContext, filter: { deviceUuid?: string; endTime?: Date }): Promise<number> {
-  const where = new Filter()
-    .add(filter.deviceUuid !== undefined, 'device_uuid = ?', () => requireUuid('device_uuid', filter.deviceUuid))
-    .add(filter.endTime !== undefined, 'log_time < ?', filter.endTime);
-  const rows: { n: string }[] = await ctx.em.execute(
-    `with gone as (delete from log_entries ${where.sql()} returning 1)
-     select count(*) as n from gone`,
-    where.params,
-  );
-  return Number(rows[0]?.n ?? 0);
+  const deviceUuid = filter.deviceUuid === undefined ? undefined : requireUuid('device_uuid', filter.deviceUuid);
+  return deleteLogLines(ctx.em, { deviceUuid, endTime: filter.endTime });
 }
 
 function decodeLogToken(token: string): { logTime: Date; id: number } | undefined {
@@ -97,22 +64,4 @@ function decodeLogToken(token: string): { logTime: Date; id: number } | undefine
   const logTime = new Date(time ?? '');
   if (Number.isNaN(logTime.getTime()) || !/^\d+$/.test(id ?? '')) throw invalid('page_token', 'is not a token this list returned');
   return { logTime, id: Number(id) };
-}
-
-/** A WHERE clause built from optional conditions, with their bindings in order. */
-class Filter {
-  private readonly conditions: string[] = [];
-  readonly params: unknown[] = [];
-
-  /** Adds `condition` when `when`; a function param is evaluated only then (it may validate). */
-  add(when: boolean, condition: string, ...params: unknown[]): this {
-    if (!when) return this;
-    this.conditions.push(condition);
-    this.params.push(...params.map((p) => (typeof p === 'function' ? (p as () => unknown)() : p)));
-    return this;
-  }
-
-  sql(): string {
-    return this.conditions.length ? `where ${this.conditions.join(' and ')}` : '';
-  }
 }

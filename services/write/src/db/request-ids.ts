@@ -14,3 +14,8 @@ export async function findStoredResponse(em: Em, method: string, requestId: stri
 export async function storeResponse(em: Em, method: string, requestId: string, response: Buffer): Promise<void> {
   await em.execute('insert into request_ids (method, request_id, response) values (?, ?, ?)', [method, requestId, response]);
 }
+
+/** Deletes stored responses created before `before` (AIP-155 replays are honoured for 24 h). */
+export async function pruneRequestIds(em: Em, before: Date): Promise<void> {
+  await em.execute('delete from request_ids where create_time < ?', [before]);
+}

@@ -7,24 +7,25 @@ import {
 } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
 import { ingestLogs } from '../app/logs.js';
 import { rotateDaemonToken } from '../app/daemon-tokens.js';
-import { FED_TABLES, readEvents, readFeedState, readSnapshot, type FeedNotifier, type StoredEvent } from '../db/feed-store.js';
-import { DomainError } from '../domain/errors.js';
+import { FED_TABLES, openSubscription, readSnapshot, type FeedNotifier, type StoredEvent, type SubscriptionOptions } from '../app/feed-subscription.js';
+import type { ServerWritableStream } from '@grpc/grpc-js';
 import { send } from '@titanbot/service-kit/stream';
 import { serverStream, unary, type Runtime } from './handler.js';
 
-export interface FeedOptions {
-  /** Events per batch message. */
-  batchSize: number;
+export interface FeedOptions extends SubscriptionOptions {
   /** Rows per snapshot message. */
   snapshotPageRows: number;
-  /** Milliseconds between progress messages on an idle stream. */
-  progressIntervalMs: number;
   /** Aborted on shutdown: open streams end cleanly. */
   shutdown: AbortSignal;
 }
 
-const resyncRequired = (why: string): DomainError =>
-  new DomainError('RESYNC_REQUIRED', `${why}; call Snapshot, then Subscribe after its revision`);
+/** Aborts when the client cancels `call`. */
+function cancelSignal(call: ServerWritableStream<unknown, unknown>): AbortSignal {
+  const controller = new AbortController();
+  if (call.cancelled) controller.abort();
+  else call.once('cancelled', () => controller.abort());
+  return controller.signal;
+}
 
 const eventToProto = (e: StoredEvent): ChangeEvent => ({
   revision: e.revision,
@@ -39,56 +40,15 @@ export function changeFeedService(rt: Runtime, notifier: FeedNotifier, options: 
   const m = ChangeFeedServiceService;
   return {
     subscribe: serverStream(rt, m.subscribe, async (call) => {
-      const em = rt.orm.em.fork();
-      const state = await readFeedState(em);
-      const { afterRevision, epoch } = call.request;
-      if (epoch && epoch !== state.epoch) throw resyncRequired(`epoch ${epoch} is not the feed's (${state.epoch})`);
-      if (afterRevision < state.retainedFrom - 1) throw resyncRequired(`revision ${afterRevision} is older than the retained history`);
-      if (afterRevision > state.headRevision) throw resyncRequired(`revision ${afterRevision} is ahead of the head`);
-
-      let cursor = afterRevision;
-      let changed = true; // read at least once
-      let lastProgress = -Infinity;
-      const onChange = (): void => {
-        changed = true;
-        wake();
-      };
-      let wake: () => void = () => undefined;
-      notifier.on('change', onChange);
-      const onCancel = (): void => wake();
-      call.on('cancelled', onCancel);
-      options.shutdown.addEventListener('abort', onCancel);
-      const message = (kind: SubscribeResponse['kind']): SubscribeResponse => ({ epoch: state.epoch, kind });
-      try {
-        while (!call.cancelled && !options.shutdown.aborted) {
-          if (changed) {
-            changed = false;
-            // Drain everything committed so far; a notification arriving meanwhile sets `changed` again.
-            for (;;) {
-              const events = await readEvents(em, cursor, options.batchSize);
-              if (events.length === 0) break;
-              // Pruning can overtake a slow subscriber: never skip silently.
-              if (events[0]!.revision !== cursor + 1) throw resyncRequired(`revisions after ${cursor} were pruned`);
-              if (!(await send(call, message({ $case: 'batch', value: { events: events.map(eventToProto) } })))) return;
-              cursor = events[events.length - 1]!.revision;
-            }
-          }
-          const sinceProgress = performance.now() - lastProgress;
-          if (sinceProgress >= options.progressIntervalMs) {
-            if (!(await send(call, message({ $case: 'progress', value: { headRevision: cursor } })))) return;
-            lastProgress = performance.now();
-          }
-          if (changed) continue;
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-            setTimeout(resolve, Math.max(1, options.progressIntervalMs - (performance.now() - lastProgress))).unref();
-          });
-          wake = () => undefined;
-        }
-      } finally {
-        notifier.off('change', onChange);
-        call.off('cancelled', onCancel);
-        options.shutdown.removeEventListener('abort', onCancel);
+      // The stream ends when the client cancels or the service shuts down.
+      const ended = AbortSignal.any([options.shutdown, cancelSignal(call)]);
+      const { epoch, messages } = await openSubscription(rt.orm.em.fork(), notifier, call.request, options, ended);
+      for await (const message of messages) {
+        const kind: SubscribeResponse['kind'] =
+          message.kind === 'batch'
+            ? { $case: 'batch', value: { events: message.events.map(eventToProto) } }
+            : { $case: 'progress', value: { headRevision: message.headRevision } };
+        if (!(await send(call, { epoch, kind }))) return;
       }
     }),
 

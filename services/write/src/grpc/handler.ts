@@ -5,8 +5,7 @@ import { mapErrors, observe, streamHandler, unaryHandler, type CallContext, type
 import { UnknownDataKeyError, type DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
 import type { Logger } from 'pino';
 import type { DomainSettings, UseCaseContext } from '../app/context.js';
-import { findStoredResponse, storeResponse } from '../db/request-ids.js';
-import { takeWriteLock } from '../db/write-lock.js';
+import { inWriteTransaction, onceByRequestId, type ResponseCodec } from '../app/write-transaction.js';
 import type { Authenticator, Principal } from './auth.js';
 import { mapDatabaseErrors } from './errors.js';
 
@@ -73,17 +72,17 @@ const transaction =
     if (!method.options.write) return next;
     const requestIdOf = method.options.requestId;
     const { responseSerialize, responseDeserialize } = method.definition;
+    // Stored sealed: a CreateAccount response carries the account's password.
+    const codec: ResponseCodec<unknown> = {
+      encode: (response) => Buffer.from(rt.keyring.seal(responseSerialize(response).toString('base64'), 'request_ids.response')),
+      decode: (stored) => responseDeserialize(Buffer.from(rt.keyring.open(stored.toString(), 'request_ids.response'), 'base64')),
+    };
     return (req, ctx) =>
-      ctx.uc.em.transactional(async (tx) => {
-        await takeWriteLock(tx);
+      inWriteTransaction(ctx.uc.em, async (tx) => {
         const inner: WriteCall = { ...ctx, uc: { ...ctx.uc, em: tx } };
         const requestId = requestIdOf?.(req);
         if (!requestId) return next(req, inner);
-        const stored = await findStoredResponse(tx, method.path, requestId);
-        if (stored) return responseDeserialize(Buffer.from(rt.keyring.open(stored.toString(), 'request_ids.response'), 'base64')) as Awaited<ReturnType<typeof next>>;
-        const response = await next(req, inner);
-        await storeResponse(tx, method.path, requestId, Buffer.from(rt.keyring.seal(responseSerialize(response).toString('base64'), 'request_ids.response')));
-        return response;
+        return onceByRequestId(tx, method.path, requestId, codec as ResponseCodec<Awaited<ReturnType<typeof next>>>, async () => next(req, inner));
       });
   };
 
