@@ -4,9 +4,9 @@ import path from 'node:path';
 import { DaemonSync } from '@titanbot/daemon-client';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminApi, provisionDevice, uniquePixel } from '../services/read/test/support/admin.js';
-import { expectedExport, exportRows } from '../services/read/test/support/expected.js';
-import { startSystem, type Replica, type System } from '../services/read/test/support/system.js';
+import { adminApi, provisionDevice, uniquePixel } from '@titanbot/read/test-support/admin';
+import { expectedExport, exportRows } from '@titanbot/read/test-support/expected';
+import { startSystem, type Replica, type System } from '@titanbot/read/test-support/system';
 
 let sys: System;
 let replica: Replica;

@@ -13,11 +13,11 @@ import { isWellFormedDaemonToken } from '@titanbot/service-kit/daemon-token';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { adminApi, provisionDevice, uniquePixel } from '../services/read/test/support/admin.js';
-import { checkVersion } from '../services/read/test/support/daemon.js';
-import { expectedExport, exportRows } from '../services/read/test/support/expected.js';
-import { healthStatus } from '../services/read/test/support/more.js';
-import { call } from '../services/write/test/support/harness.js';
+import { adminApi, provisionDevice, uniquePixel } from '@titanbot/read/test-support/admin';
+import { checkVersion } from '@titanbot/read/test-support/daemon';
+import { expectedExport, exportRows } from '@titanbot/read/test-support/expected';
+import { healthStatus } from '@titanbot/read/test-support/more';
+import { call } from '@titanbot/write/test-support/harness';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DAEMON_BIN = path.join(ROOT, 'packages/daemon-client/bin/titanbot-daemon.js');

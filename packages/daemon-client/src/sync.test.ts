@@ -11,6 +11,8 @@ import {
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import { generateDaemonToken } from '@titanbot/service-kit/daemon-token';
+import { DomainError } from '@titanbot/service-kit/errors';
+import { toStatusError } from '@titanbot/service-kit/status';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   DaemonServiceService,
@@ -64,7 +66,8 @@ async function startFakeServer(token: string) {
     fake.calls.push({ method, key, request: call.request });
     return fake.valid.has(key);
   };
-  const denied = { code: status.UNAUTHENTICATED, details: 'unknown token' };
+  // Errors as the real read service sends them: code plus the catalogue's ErrorInfo reason.
+  const denied = toStatusError(new DomainError('UNAUTHENTICATED', 'unknown token'));
   const impl: Partial<DaemonServiceServer> = {
     getToken(call, cb) {
       if (!authorize('getToken', call)) return cb(denied);
@@ -99,7 +102,7 @@ async function startFakeServer(token: string) {
       const version = call.request.version || fake.latest;
       plan?.before?.();
       const bytes = fake.exports.get(version);
-      if (!bytes) return call.emit('error', { code: status.FAILED_PRECONDITION, details: `export ${version} is gone` });
+      if (!bytes) return call.emit('error', toStatusError(new DomainError('EXPORT_VERSION_GONE', `export ${version} is gone`)));
       const send = (m: DownloadExportResponse): boolean => call.write(DownloadExportResponse.fromPartial(m));
       send({ kind: { $case: 'header', value: { version, sizeBytes: bytes.length, sha256: fake.wrongSha.get(version) ?? sha256(bytes), schemaVersion: 1, fileName: 'titanbotd.sqlite', mediaType: 'application/vnd.sqlite3' } } });
       let sent = 0;
@@ -227,7 +230,7 @@ describe('DaemonSync.syncOnce', () => {
     ]);
     expect(await readFile(dbPath)).toEqual(v2);
     expect(await readVersion(dbPath)).toBe('e.2');
-    expect(events.find((e) => e.event === 'download-restarted')?.fields).toMatchObject({ code: 'FAILED_PRECONDITION', version: 'e.1' });
+    expect(events.find((e) => e.event === 'download-restarted')?.fields).toMatchObject({ code: 'FAILED_PRECONDITION', reason: 'EXPORT_VERSION_GONE', version: 'e.1' });
     expect((await readdir(dir)).sort()).toEqual(['titanbotd.sqlite', 'titanbotd.sqlite.version', 'token']);
   });
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { ChangeFeedServiceClient, IngestLogsRequest } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { call, startHarness, uniqueInt, type Harness } from '../../../services/write/test/support/harness.js';
+import { call, startHarness, uniqueInt, type Harness } from '@titanbot/write/test-support/harness';
 import { main } from './cli.js';
 
 let h: Harness;

@@ -1,6 +1,7 @@
 import path from 'node:path';
-import { Client, credentials, Metadata } from '@grpc/grpc-js';
+import { Client, credentials } from '@grpc/grpc-js';
 import { FileSecretStore } from '@titanbot/service-kit/secrets/file-secret-store';
+import { apiKeyMetadata } from '@titanbot/service-kit/grpc-client';
 
 /** Where the write service listens when neither --server nor TITANBOT_SERVER says otherwise. */
 export const DEFAULT_SERVER = '127.0.0.1:50051';
@@ -30,8 +31,7 @@ export function connect(server: string, token: string): AdminApi & { close(): vo
   const client = new Client(server, credentials.createInsecure());
   return {
     call<Req, Res>(method: Method<Req, Res>, request: Req, deadlineMs = DEFAULT_DEADLINE_MS): Promise<Res> {
-      const metadata = new Metadata();
-      metadata.set('x-api-key', token);
+      const metadata = apiKeyMetadata(token);
       return new Promise((resolve, reject) => {
         client.makeUnaryRequest(
           method.path,

@@ -4,6 +4,7 @@ import { AccountServiceClient } from '@titanbot/contracts/titanbot/admin/v1/acco
 import { DaemonTokenServiceClient } from '@titanbot/contracts/titanbot/admin/v1/daemon_token_service';
 import { DeviceServiceClient } from '@titanbot/contracts/titanbot/admin/v1/device_service';
 import { HabitServiceClient } from '@titanbot/contracts/titanbot/admin/v1/habit_service';
+import { apiKeyMetadata, unaryCall } from '@titanbot/service-kit/grpc-client';
 
 type UnaryMethod<Req, Res> = (
   request: Req,
@@ -43,11 +44,7 @@ export class AdminApi {
     for (let attempt = 1; ; attempt++) {
       this.calls++;
       try {
-        return await new Promise<Res>((resolve, reject) => {
-          const metadata = new Metadata();
-          metadata.set('x-api-key', this.token);
-          method.call(client, request, metadata, { deadline: Date.now() + CALL_DEADLINE_MS }, (err, res) => (err ? reject(err) : resolve(res)));
-        });
+        return await unaryCall(client, method, request, apiKeyMetadata(this.token), { deadline: Date.now() + CALL_DEADLINE_MS });
       } catch (err) {
         const code = (err as Partial<ServiceError>).code;
         if (attempt >= ATTEMPTS || code === undefined || !RETRYABLE.has(code)) throw err;

@@ -1,7 +1,6 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Metadata } from '@grpc/grpc-js';
 import { CreateAccountRequest, Gender } from '@titanbot/contracts/titanbot/admin/v1/account_service';
 import { IssueDaemonTokenRequest } from '@titanbot/contracts/titanbot/admin/v1/daemon_token_service';
 import { BindAccountRequest, CreateDeviceRequest } from '@titanbot/contracts/titanbot/admin/v1/device_service';
@@ -18,6 +17,7 @@ import { CheckVersionRequest, createDaemonClient, type CheckVersionResponse, typ
 import { resolveToken } from './client.js';
 import { AdminApi, forEachBounded, Progress } from './demo-admin.js';
 import { DemoDaemon } from './demo-daemon.js';
+import { apiKeyMetadata, unaryCall } from '@titanbot/service-kit/grpc-client';
 
 const USAGE = `Usage: npm run demo -- [--server HOST:PORT] [--read-server HOST:PORT] [--token TOKEN]
   [--devices 50] [--accounts 200] [--habits 5000] [--daemons 10] [--global-share 0.1] [--concurrency 16]
@@ -121,11 +121,8 @@ const shapePool: Shape[] = Array.from({ length: SHAPE_POOL }, (_, i) => ({
 
 /** The latest version of a daemon's scope, asked of the read service with that daemon's token. */
 function checkVersion(client: DaemonServiceClient, daemon: DemoDaemon): Promise<CheckVersionResponse> {
-  const metadata = new Metadata();
-  metadata.set('x-api-key', daemon.identity.token);
   const request = CheckVersionRequest.fromPartial({ logicalId: daemon.identity.logicalId, knownVersion: daemon.version });
-  const options = { deadline: Date.now() + CHECK_DEADLINE_MS };
-  return new Promise((resolve, reject) => client.checkVersion(request, metadata, options, (err, res) => (err ? reject(err) : resolve(res))));
+  return unaryCall(client, client.checkVersion, request, apiKeyMetadata(daemon.identity.token), { deadline: Date.now() + CHECK_DEADLINE_MS });
 }
 
 /**

@@ -16,6 +16,7 @@ import { LogThrottle, RateLimiter } from './grpc/rate-limit.js';
 import { newReadCounters, type ReadCounters, type ReadRuntime } from './grpc/runtime.js';
 import { DeviceQueries } from './store/device-queries.js';
 import { ReadModel } from './store/read-model.js';
+import { apiKeyMetadata } from '@titanbot/service-kit/grpc-client';
 
 export interface ReadService {
   /** host:port the gRPC server listens on. */
@@ -46,11 +47,7 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
     'grpc.keepalive_time_ms': 30_000,
     'grpc.keepalive_timeout_ms': 10_000,
   });
-  const readerMetadata = (): Metadata => {
-    const md = new Metadata();
-    md.set('x-api-key', config.READER_TOKEN);
-    return md;
-  };
+  const readerMetadata = (): Metadata => apiKeyMetadata(config.READER_TOKEN);
   const consumer = new FeedConsumer(feed, model, logger, {
     readerToken: config.READER_TOKEN,
     retryBaseMs: config.FEED_RETRY_BASE,

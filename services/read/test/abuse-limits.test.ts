@@ -4,7 +4,7 @@ import { Status } from '@titanbot/contracts/google/rpc/status';
 import { WatchVersionRequest, type DaemonServiceClient } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { generateDaemonToken, SHOWN_PREFIX_CHARS } from '@titanbot/service-kit/daemon-token';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { failure, withKey } from '../../write/test/support/harness.js';
+import { failure, withKey } from '@titanbot/write/test-support/harness';
 import { adminApi, provisionDevice } from './support/admin.js';
 import { checkVersion, download } from './support/daemon.js';
 import { eventually, logLines, sleepMs, watch } from './support/more.js';

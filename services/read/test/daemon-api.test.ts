@@ -5,7 +5,7 @@ import { generateDaemonToken } from '@titanbot/service-kit/daemon-token';
 import { nextEmpireTime, utcDay } from '@titanbot/service-kit/empire-time';
 import { POLICY } from '@titanbot/service-kit/policy';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, failure, uniqueInt, withKey } from '../../write/test/support/harness.js';
+import { call, failure, uniqueInt, withKey } from '@titanbot/write/test-support/harness';
 import { adminApi, provisionDevice, uniquePixel } from './support/admin.js';
 import { checkVersion, download } from './support/daemon.js';
 import { eventually, moreAdminApi, sleepMs, watch } from './support/more.js';

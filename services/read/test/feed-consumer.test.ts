@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { DaemonServiceClient } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { uniqueInt } from '../../write/test/support/harness.js';
+import { uniqueInt } from '@titanbot/write/test-support/harness';
 import { FeedGapError, ReadModel } from '../src/store/read-model.js';
 import { adminApi, provisionDevice, uniquePixel, uniqueShape } from './support/admin.js';
 import { checkVersion } from './support/daemon.js';

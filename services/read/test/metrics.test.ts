@@ -3,7 +3,7 @@ import { DeviceServiceClient, DeviceServiceService, GetDeviceRequest } from '@ti
 import { DaemonServiceService, type DaemonServiceClient } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { ChangeFeedServiceService } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, failure } from '../../write/test/support/harness.js';
+import { call, failure } from '@titanbot/write/test-support/harness';
 import { adminApi, provisionDevice, uniquePixel } from './support/admin.js';
 import { checkVersion, download } from './support/daemon.js';
 import { eventually, watch } from './support/more.js';

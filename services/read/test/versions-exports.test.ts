@@ -1,7 +1,7 @@
 import { status } from '@grpc/grpc-js';
 import type { DaemonServiceClient } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { failure, uniqueInt } from '../../write/test/support/harness.js';
+import { failure, uniqueInt } from '@titanbot/write/test-support/harness';
 import { adminApi, provisionDevice, uniquePixel, uniqueShape } from './support/admin.js';
 import { checkVersion, download, openExport, sha256 } from './support/daemon.js';
 import { expectedExport, exportRows } from './support/expected.js';

@@ -5,6 +5,7 @@ import { Backoff, sleep } from '@titanbot/service-kit/backoff';
 import { errorReason } from '@titanbot/service-kit/status';
 import type { Logger } from 'pino';
 import { FeedGapError, type ReadModel, type SnapshotLoad } from '../store/read-model.js';
+import { apiKeyMetadata } from '@titanbot/service-kit/grpc-client';
 
 export interface FeedConsumerOptions {
   /** The reader credential, sent as `x-api-key`. */
@@ -79,9 +80,7 @@ export class FeedConsumer {
   }
 
   private metadata(): Metadata {
-    const md = new Metadata();
-    md.set('x-api-key', this.options.readerToken);
-    return md;
+    return apiKeyMetadata(this.options.readerToken);
   }
 
   /** Subscribes after the checkpoint and applies batches until the stream ends or fails. */

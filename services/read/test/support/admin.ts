@@ -11,7 +11,7 @@ import {
   type Pixel,
   type Shape,
 } from '@titanbot/contracts/titanbot/admin/v1/habit_service';
-import { call, uniqueInt, type Harness } from '../../../write/test/support/harness.js';
+import { call, uniqueInt, type Harness } from '@titanbot/write/test-support/harness';
 
 /** Admin API helpers over a running write service (real gRPC calls with the admin token). */
 export function adminApi(write: Pick<Harness, 'client' | 'adminToken'>) {

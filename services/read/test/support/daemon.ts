@@ -8,13 +8,12 @@ import {
   type ExportHeader,
 } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import Database from 'better-sqlite3';
-import { withKey } from '../../../write/test/support/harness.js';
+import { withKey } from '@titanbot/write/test-support/harness';
+import { unaryCall } from '@titanbot/service-kit/grpc-client';
 
 /** CheckVersion as a promise. */
 export function checkVersion(client: DaemonServiceClient, token: string, logicalId: number | undefined, knownVersion = ''): Promise<{ version: string; changed: boolean }> {
-  return new Promise((resolve, reject) =>
-    client.checkVersion(CheckVersionRequest.fromPartial({ logicalId, knownVersion }), withKey(token), (err, res) => (err ? reject(err) : resolve(res))),
-  );
+  return unaryCall(client, client.checkVersion, CheckVersionRequest.fromPartial({ logicalId, knownVersion }), withKey(token));
 }
 
 export interface Download {

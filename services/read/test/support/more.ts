@@ -21,7 +21,7 @@ import { CreateLegionRequest, DeleteLegionRequest, LegionServiceClient, UpdateLe
 import { ListLogsRequest, LogServiceClient } from '@titanbot/contracts/titanbot/admin/v1/log_service';
 import { WatchVersionRequest, type DaemonServiceClient, type WatchVersionResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import type pg from 'pg';
-import { call, withKey, type Harness } from '../../../write/test/support/harness.js';
+import { call, withKey, type Harness } from '@titanbot/write/test-support/harness';
 import type { ReadModel } from '../../src/store/read-model.js';
 import { MIRRORED_TABLES } from '../../src/store/schema.js';
 

@@ -7,7 +7,7 @@ import { DaemonServiceClient } from '@titanbot/contracts/titanbot/daemon/v1/daem
 import pg from 'pg';
 import { pino } from 'pino';
 import { inject } from 'vitest';
-import { startHarness, type Harness } from '../../../write/test/support/harness.js';
+import { startHarness, type Harness } from '@titanbot/write/test-support/harness';
 import { loadReadConfig } from '../../src/config.js';
 import { startReadService, type ReadService } from '../../src/main.js';
 

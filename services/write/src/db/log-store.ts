@@ -37,7 +37,7 @@ export async function insertLogLines(em: Em, deviceUuid: string, lines: readonly
 /** Up to `limit` lines matching `filter`, oldest first (log_time, then arrival). */
 export async function selectLogLines(em: Em, filter: LogFilter, limit: number): Promise<StoredLogLine[]> {
   const knex = em.getKnex();
-  const query = where(knex, knex('log_entries'), filter)
+  const query = where(knex('log_entries'), filter)
     .select('id', 'device_uuid', 'line', knex.raw(isoTimestamp('log_time')), knex.raw(isoTimestamp('receive_time')))
     .orderBy([{ column: 'log_entries.log_time' }, { column: 'log_entries.id' }])
     .limit(limit);
@@ -48,7 +48,7 @@ export async function selectLogLines(em: Em, filter: LogFilter, limit: number): 
 /** Deletes the lines matching `filter`; returns how many. */
 export async function deleteLogLines(em: Em, filter: LogFilter): Promise<number> {
   const knex = em.getKnex();
-  const deleted: unknown[] = await em.execute(where(knex, knex('log_entries'), filter).delete().returning(knex.raw('1')));
+  const deleted: unknown[] = await em.execute(where(knex('log_entries'), filter).delete().returning(knex.raw('1')));
   return deleted.length;
 }
 
@@ -57,7 +57,7 @@ export async function pruneLogLines(em: Em, before: Date): Promise<void> {
   await em.execute('delete from log_entries where receive_time < ?', [before]);
 }
 
-function where(knex: Knex, query: Knex.QueryBuilder, f: LogFilter): Knex.QueryBuilder {
+function where(query: Knex.QueryBuilder, f: LogFilter): Knex.QueryBuilder {
   if (f.contains) query.whereRaw('strpos(line, ?) > 0', [f.contains]);
   if (f.deviceUuid !== undefined) query.where('device_uuid', f.deviceUuid);
   if (f.startTime !== undefined) query.where('log_time', '>=', f.startTime);

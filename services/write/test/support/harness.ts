@@ -4,13 +4,14 @@ import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { credentials, Metadata, type CallOptions, type Client, type ServiceError } from '@grpc/grpc-js';
+import { credentials, type Client, type ServiceError } from '@grpc/grpc-js';
 import { Status } from '@titanbot/contracts/google/rpc/status';
 import { BadRequest, ErrorInfo } from '@titanbot/contracts/google/rpc/error_details';
 import { pino } from 'pino';
 import { inject } from 'vitest';
 import { loadWriteConfig } from '../../src/config.js';
 import { startWriteService, type WriteService } from '../../src/main.js';
+import { apiKeyMetadata, unaryCall, type UnaryMethod } from '@titanbot/service-kit/grpc-client';
 
 export interface Harness {
   service: WriteService;
@@ -85,19 +86,12 @@ async function shareRunDataKey(secretsDir: string): Promise<void> {
   });
 }
 
-/** Metadata carrying `x-api-key`. */
-export function withKey(key: string | undefined): Metadata {
-  const md = new Metadata();
-  if (key !== undefined) md.set('x-api-key', key);
-  return md;
-}
-
-// The 4-argument overload is the last one grpc-js declares, the one TypeScript infers from.
-type UnaryMethod<Req, Res> = (req: Req, md: Metadata, options: Partial<CallOptions>, cb: (err: ServiceError | null, res: Res) => void) => unknown;
+/** Metadata carrying `x-api-key` (none when `key` is undefined). */
+export const withKey = apiKeyMetadata;
 
 /** Promisified unary call: `await call(client, client.getDevice, { uuid }, key)`. */
 export function call<Req, Res>(client: Client, method: UnaryMethod<Req, Res>, req: Req, key: string | undefined): Promise<Res> {
-  return new Promise((resolve, reject) => method.call(client, req, withKey(key), {}, (err, res) => (err ? reject(err) : resolve(res))));
+  return unaryCall(client, method, req, withKey(key));
 }
 
 /** The google.rpc details of a failed call: ErrorInfo reason and BadRequest field names. */

@@ -1,0 +1,38 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import path from 'node:path';
+import writeFileAtomicLib from 'write-file-atomic';
+
+/** Size (bytes) and lower-case hex SHA-256 of a whole file, read as a stream. */
+export async function digestFile(file: string): Promise<{ size: number; sha256: string }> {
+  const hash = createHash('sha256');
+  let size = 0;
+  for await (const chunk of createReadStream(file)) {
+    hash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  return { size, sha256: hash.digest('hex') };
+}
+
+/** Makes a rename in `dir` durable. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Replaces `file` with `data` so a reader sees the old or the new content, never a mix
+ * (write-file-atomic: temp file, fsync, rename), then makes the rename durable. `mode` e.g. 0o600.
+ */
+export async function writeFileAtomic(file: string, data: string, mode = 0o644): Promise<void> {
+  await writeFileAtomicLib(file, data, { mode, fsync: true });
+  await fsyncDir(path.dirname(file));
+}
+
+/** Whether a file-system error means the file does not exist. */
+export const isNotFound = (err: unknown): boolean => (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
