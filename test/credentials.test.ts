@@ -88,7 +88,7 @@ describe('secrets at rest', () => {
     const rotated = await call(dataKeys, dataKeys.rotateDataKey, RotateDataKeyRequest.fromPartial({}), sys.write.adminToken);
     expect(rotated.resealedCount).toBeGreaterThanOrEqual(2);
     const sealedNow = await sys.db.query("select google_password from accounts where uuid = $1 union all select private_key from sshes where device_uuid = $2", [account.uuid, device.uuid]);
-    for (const row of sealedNow.rows) expect(row.google_password).toMatch(new RegExp(`^tbenc1\\.${rotated.keyId}\\.`));
+    for (const row of sealedNow.rows) expect(row.google_password).toMatch(new RegExp(`^tbenc2\\.${rotated.keyId}\\.`));
     for (const r of replicas) {
       await r.synced();
       const client = r.daemon();

@@ -2,8 +2,9 @@ import { open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promi
 import path from 'node:path';
 import { DownloadExportRequest, type DaemonServiceClient, type DownloadExportResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { fullJitter, sleep } from '@titanbot/service-kit/backoff';
+import { digestFile } from '@titanbot/service-kit/file-digest';
 import { describeError, ExportProtocolError, IncompleteStreamError, isRestart, isTransient, PinMismatchError } from './errors.js';
-import { digestFile, fsyncDir, isNotFound, writeFileAtomic } from './files.js';
+import { fsyncDir, isNotFound, writeFileAtomic } from './files.js';
 import type { SyncLogger } from './sync.js';
 import type { TokenKeeper } from './token-keeper.js';
 

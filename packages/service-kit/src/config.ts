@@ -1,14 +1,22 @@
 import { z } from 'zod';
 
-/** "500ms", "30s", "10m", "24h", "30d", or a number of seconds -> milliseconds. */
+const DURATION = /^(\d+)(ms|s|m|h|d)?$/;
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/**
+ * The one duration syntax of every setting and flag: "500ms", "30s", "10m", "24h", "30d", or a
+ * number of seconds. Returns milliseconds, or undefined when `text` is not a duration.
+ */
+export function parseDurationMs(text: string): number | undefined {
+  const match = DURATION.exec(text);
+  return match ? Number(match[1]) * UNIT_MS[(match[2] ?? 's') as keyof typeof UNIT_MS] : undefined;
+}
+
+/** An environment duration (parseDurationMs) -> milliseconds. */
 export const duration = z
   .string()
-  .regex(/^\d+(ms|s|m|h|d)?$/, 'a duration such as 500ms, 30s, 10m, 24h or 30d')
-  .transform((text) => {
-    const [, n, unit] = /^(\d+)(ms|s|m|h|d)?$/.exec(text)!;
-    const scale = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit ?? 's'];
-    return Number(n) * scale!;
-  });
+  .regex(DURATION, 'a duration such as 500ms, 30s, 10m, 24h or 30d')
+  .transform((text) => parseDurationMs(text)!);
 
 /** "1048576", "512KiB", "256MiB", "2GiB" -> bytes. */
 export const byteSize = z

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import type { Duration } from '@titanbot/contracts/google/protobuf/duration';
+import { parseDurationMs } from '@titanbot/service-kit/config';
 import { ActivityType } from '@titanbot/contracts/titanbot/admin/v1/device_service';
 import { Gender } from '@titanbot/contracts/titanbot/admin/v1/account_service';
 import { ShapeType, type Pixel, type Shape } from '@titanbot/contracts/titanbot/admin/v1/habit_service';
@@ -91,20 +92,13 @@ export const date: Parser<Date> = {
   },
 };
 
-const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
-
-function seconds(raw: string): number | undefined {
-  const m = /^(\d+)([smhd]?)$/.exec(raw);
-  return m ? Number(m[1]) * (UNIT_SECONDS[m[2] || 's'] ?? 1) : undefined;
-}
-
-/** A span: `3600`, `3600s`, `30m`, `24h` or `7d`. */
+/** A span (the services' duration syntax, parseDurationMs): `3600`, `3600s`, `30m`, `24h`, `7d` or `500ms`. */
 export const duration: Parser<Duration> = {
   metavar: '24h|30m|3600s',
   parse(raw) {
-    const s = seconds(raw);
-    if (s === undefined) throw new Error(`expected a duration such as 24h, 30m or 3600s, got ${JSON.stringify(raw)}`);
-    return { seconds: s, nanos: 0 };
+    const ms = parseDurationMs(raw);
+    if (ms === undefined) throw new Error(`expected a duration such as 24h, 30m or 3600s, got ${JSON.stringify(raw)}`);
+    return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 };
   },
 };
 
@@ -115,8 +109,8 @@ export const duration: Parser<Duration> = {
 export const instant = (now: () => number = Date.now): Parser<Date> => ({
   metavar: 'TIME|2h',
   parse(raw) {
-    const s = seconds(raw);
-    if (s !== undefined) return new Date(now() - s * 1000);
+    const ms = parseDurationMs(raw);
+    if (ms !== undefined) return new Date(now() - ms);
     const d = new Date(raw);
     if (!/^\d{4}-\d{2}-\d{2}/.test(raw) || Number.isNaN(d.getTime())) {
       throw new Error(`expected an ISO date-time or a span such as 2h, got ${JSON.stringify(raw)}`);

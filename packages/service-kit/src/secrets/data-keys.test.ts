@@ -1,4 +1,5 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createCipheriv, randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
@@ -18,17 +19,38 @@ afterAll(async () => {
 const keyring = (sub: string) => new DataKeyring(new FileSecretStore(path.join(dir, sub)), pino({ level: 'silent' }));
 
 describe('DataKeyring', () => {
-  it('seals with AES-256-GCM so the plaintext is not in the sealed value, and opens it again', async () => {
+  it('seals with AES-256-GCM-SIV so the plaintext is not in the sealed value, and opens it again', async () => {
     const k = keyring('a');
     await k.init(true);
     const sealed = k.seal('hunter2-password', 'accounts.google_password');
-    expect(sealed).toMatch(/^tbenc1\.[0-9a-f]{12}\.[A-Za-z0-9_-]+$/);
+    expect(sealed).toMatch(/^tbenc2\.[0-9a-f]{12}\.[A-Za-z0-9_-]+$/);
     expect(sealed).not.toContain('hunter2');
-    // Deterministic (synthetic IV): equal only for the same plaintext in the same column.
+    // Deterministic (GCM-SIV under a fixed nonce): equal only for the same plaintext in the same column.
     expect(k.seal('hunter2-password', 'accounts.google_password')).toBe(sealed);
     expect(k.seal('hunter2-passwore', 'accounts.google_password').split('.')[2]!.slice(0, 16)).not.toBe(sealed.split('.')[2]!.slice(0, 16));
     expect(k.seal('hunter2-password', 'sshes.private_key')).not.toBe(sealed);
     expect(k.open(sealed, 'accounts.google_password')).toBe('hunter2-password');
+  });
+
+  it('opens values of the earlier tbenc1 format (AES-256-GCM) and counts them as not current, so RotateDataKey re-seals them', async () => {
+    const dirName = 'legacy';
+    const k = keyring(dirName);
+    await k.init(true);
+    const stored = JSON.parse(await readFile(path.join(dir, dirName, 'data-key.json'), 'utf8')) as { data: Record<string, string> };
+    const keyId = k.currentKeyId;
+    const key = Buffer.from(stored.data[`key.${keyId}`]!, 'base64');
+    // tbenc1 as the earlier code wrote it: iv | AES-256-GCM ciphertext | tag, AAD `tbenc1.<keyId>.<context>`.
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', key, iv);
+    cipher.setAAD(Buffer.from(`tbenc1.${keyId}.accounts.google_password`));
+    const body = Buffer.concat([iv, cipher.update('old-password', 'utf8'), cipher.final(), cipher.getAuthTag()]);
+    const legacy = `tbenc1.${keyId}.${body.toString('base64url')}`;
+
+    expect(k.open(legacy, 'accounts.google_password')).toBe('old-password');
+    expect(() => k.open(legacy, 'sshes.private_key')).toThrow();
+    expect(k.isCurrent(legacy)).toBe(false);
+    expect(k.currentPattern()).toBe(`tbenc2.${keyId}.%`);
+    expect(k.isCurrent(k.seal('old-password', 'accounts.google_password'))).toBe(true);
   });
 
   it('refuses a value moved to another column, a tampered value, and a value that is not sealed', async () => {

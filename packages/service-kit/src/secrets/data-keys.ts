@@ -1,10 +1,20 @@
-import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
+import { createDecipheriv, randomBytes } from 'node:crypto';
+import { gcmsiv } from '@noble/ciphers/aes';
 import type { Logger } from 'pino';
 import { CasConflictError, type SecretStore } from './secret-store.js';
 
 /** The secret holding the data keys: `current` names one; `key.<id>` fields hold base64 keys. */
 const SECRET_NAME = 'data-key';
-const FORMAT = 'tbenc1';
+/** The sealed-value format written now: AES-256-GCM-SIV (RFC 8452). */
+const FORMAT = 'tbenc2';
+/** Read only (RotateDataKey re-seals it): AES-256-GCM with an HMAC-derived synthetic IV. */
+const LEGACY_FORMAT = 'tbenc1';
+/**
+ * GCM-SIV's nonce. Sealing must be deterministic (the ORM tells a changed secret from an unchanged
+ * one by comparing stored values), and GCM-SIV is built for a repeated nonce: it then reveals only
+ * whether two plaintexts with the same associated data (key id and column) are equal.
+ */
+const NONCE = new Uint8Array(12);
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const KEY_BYTES = 32;
@@ -18,16 +28,13 @@ export class UnknownDataKeyError extends Error {
 }
 
 /**
- * Encryption of secrets at rest (issue "Credentials", item 4): AES-256-GCM (node:crypto) under a
- * data key kept in the secret store. A sealed value is `tbenc1.<keyId>.<base64url(iv|ciphertext|tag)>`:
- * the key id lets keys rotate while old values stay readable, and `context` (e.g.
- * `accounts.google_password`) is authenticated data, so a value moved to another column fails to
- * open. Keys only ever get added; `current` is the one new values are sealed with.
- *
- * The IV is synthetic (SIV construction, RFC 5297's idea over GCM): HMAC-SHA-256 of context and
- * plaintext under a key derived from the data key. Sealing is therefore deterministic, which the
- * ORM needs to tell a changed secret from an unchanged one, and an IV repeats only for the same
- * plaintext in the same column, where GCM reveals nothing but that equality.
+ * Encryption of secrets at rest: AES-256-GCM-SIV (RFC 8452, a nonce-misuse-resistant AEAD, from
+ * `@noble/ciphers`) under a data key kept in the secret store. A sealed value is
+ * `tbenc2.<keyId>.<base64url(ciphertext|tag)>`: the key id lets keys rotate while old values stay
+ * readable, and `context` (e.g. `accounts.google_password`) is authenticated data, so a value moved
+ * to another column fails to open. Sealing is deterministic (see NONCE). Keys only ever get added;
+ * `current` is the one new values are sealed with. Values of the earlier `tbenc1` format (AES-GCM
+ * with a synthetic IV) still open, and RotateDataKey re-seals them as `tbenc2`.
  */
 export class DataKeyring {
   private keys = new Map<string, Buffer>();
@@ -87,25 +94,24 @@ export class DataKeyring {
   seal(plaintext: string, context: string): string {
     const key = this.keys.get(this.currentId);
     if (!key) throw new Error('no data key: the write service creates one at start-up');
-    const iv = createHmac('sha256', ivKey(key)).update(context).update('\0').update(plaintext).digest().subarray(0, IV_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', key, iv);
-    cipher.setAAD(Buffer.from(`${FORMAT}.${this.currentId}.${context}`));
-    const body = Buffer.concat([iv, cipher.update(plaintext, 'utf8'), cipher.final(), cipher.getAuthTag()]);
-    return `${FORMAT}.${this.currentId}.${body.toString('base64url')}`;
+    const body = gcmsiv(key, NONCE, aad(FORMAT, this.currentId, context)).encrypt(Buffer.from(plaintext, 'utf8'));
+    return `${FORMAT}.${this.currentId}.${Buffer.from(body).toString('base64url')}`;
   }
 
   /**
-   * Opens a value made by `seal` with the same `context`. Throws UnknownDataKeyError when its key
-   * is not loaded (refresh and retry), Error when it is not a sealed value or fails authentication.
+   * Opens a value made by `seal` (either format) with the same `context`. Throws
+   * UnknownDataKeyError when its key is not loaded (refresh and retry), Error when it is not a
+   * sealed value or fails authentication.
    */
   open(sealed: string, context: string): string {
     const [format, keyId, body] = sealed.split('.');
-    if (format !== FORMAT || !keyId || body === undefined) throw new Error(`not a sealed ${context} value`);
+    if ((format !== FORMAT && format !== LEGACY_FORMAT) || !keyId || body === undefined) throw new Error(`not a sealed ${context} value`);
     const key = this.keys.get(keyId);
     if (!key) throw new UnknownDataKeyError(keyId);
     const bytes = Buffer.from(body, 'base64url');
+    if (format === FORMAT) return Buffer.from(gcmsiv(key, NONCE, aad(format, keyId, context)).decrypt(bytes)).toString('utf8');
     const decipher = createDecipheriv('aes-256-gcm', key, bytes.subarray(0, IV_BYTES));
-    decipher.setAAD(Buffer.from(`${FORMAT}.${keyId}.${context}`));
+    decipher.setAAD(aad(format, keyId, context));
     decipher.setAuthTag(bytes.subarray(bytes.length - TAG_BYTES));
     return Buffer.concat([decipher.update(bytes.subarray(IV_BYTES, bytes.length - TAG_BYTES)), decipher.final()]).toString('utf8');
   }
@@ -149,5 +155,5 @@ export class DataKeyring {
   }
 }
 
-/** The HMAC key of synthetic IVs, derived so the AES key is used for one purpose only. */
-const ivKey = (key: Buffer): Buffer => createHmac('sha256', key).update('tbenc1 synthetic iv').digest();
+/** Associated data of a sealed value: its format, key id and column, so none can be swapped. */
+const aad = (format: string, keyId: string, context: string): Buffer => Buffer.from(`${format}.${keyId}.${context}`);

@@ -1,17 +1,19 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import lockfile from 'proper-lockfile';
+import writeFileAtomic from 'write-file-atomic';
 import { assertSecretName, CasConflictError, type SecretStore, SecretStoreUnavailableError } from './secret-store.js';
 
-const LOCK_TIMEOUT_MS = 5_000;
+/** Attempts to take a held lock, 5 to 100 ms apart (randomized): about 5 s in all. */
+const LOCK_RETRIES = 60;
+/** A lock whose holder has not refreshed it for this long (ms) is a crashed writer's. */
 const STALE_LOCK_MS = 30_000;
 
 /**
  * Plays Vault's part on machines without Vault: one JSON file `<dir>/<name>.json` per secret holding
- * `{ version, data }`. The directory is created 0700 and files are 0600. Writes are atomic (temp file,
- * fsync, rename, fsync dir) and serialized across processes by the lock file `<dir>/<name>.lock`, under
- * which the check-and-set is decided.
+ * `{ version, data }`. The directory is created 0700 and files are 0600. Writes are atomic
+ * (write-file-atomic, then fsync of the directory) and serialized across processes by the lock
+ * `<dir>/<name>.lock` (proper-lockfile), under which the check-and-set is decided.
  */
 export class FileSecretStore implements SecretStore {
   constructor(private readonly dir: string) {}
@@ -56,18 +58,10 @@ export class FileSecretStore implements SecretStore {
     return join(this.dir, `${name}.json`);
   }
 
-  /** Atomically replaces the secret file so readers see the old or the new document, never half of one. */
+  /** Atomically replaces the secret file (mode 0600) so readers see the old or the new document, never half of one. */
   private async replace(name: string, text: string): Promise<void> {
-    const tmp = join(this.dir, `${name}.${randomBytes(6).toString('hex')}.tmp`);
     try {
-      const handle = await open(tmp, 'wx', 0o600);
-      try {
-        await handle.writeFile(text);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(tmp, this.file(name));
+      await writeFileAtomic(this.file(name), text, { mode: 0o600, fsync: true });
       // The rename lives in the directory entry; without this fsync a crash could forget it.
       const dirHandle = await open(this.dir, 'r');
       try {
@@ -76,41 +70,29 @@ export class FileSecretStore implements SecretStore {
         await dirHandle.close();
       }
     } catch (err) {
-      await unlink(tmp).catch(() => {});
       throw unavailable(this.file(name), err);
     }
   }
 
   /**
-   * Takes `<name>.lock` (exclusive create) and returns its release. Retries with short backoff for up to
-   * 5 s, then throws SecretStoreUnavailableError. A lock older than 30 s belongs to a crashed writer
-   * (writes take milliseconds) and is removed. Two processes breaking the same stale lock at the same
-   * instant could both proceed; that needs a crash and a 30 s stall first, so it is accepted.
+   * Takes the lock `<name>.lock` (proper-lockfile: an atomically created directory whose mtime the
+   * holder keeps fresh) and returns its release. Retries with backoff for about 5 s, then throws
+   * SecretStoreUnavailableError. A lock not refreshed for 30 s belongs to a crashed writer and is
+   * taken over.
    */
   private async lock(name: string): Promise<() => Promise<void>> {
-    const lockFile = join(this.dir, `${name}.lock`);
-    const deadline = Date.now() + LOCK_TIMEOUT_MS;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const handle = await open(lockFile, 'wx', 0o600);
-        await handle.close();
-        return () => unlink(lockFile).catch(() => {});
-      } catch (err) {
-        if (errorCode(err) !== 'EEXIST') throw unavailable(lockFile, err);
-      }
-      const age = await stat(lockFile).then(
-        (s) => Date.now() - s.mtimeMs,
-        () => 0, // released between our open and stat: just retry
-      );
-      if (age > STALE_LOCK_MS) {
-        await unlink(lockFile).catch(() => {});
-        continue;
-      }
-      if (Date.now() >= deadline) {
-        throw new SecretStoreUnavailableError(`timed out after ${LOCK_TIMEOUT_MS} ms waiting for ${lockFile}`);
-      }
-      // Jitter keeps racing writers from retrying in lockstep.
-      await sleep(Math.min(5 * 2 ** attempt, 100) * (0.5 + Math.random()));
+    const lockfilePath = join(this.dir, `${name}.lock`);
+    try {
+      // Keyed by the secret file: proper-lockfile tracks the locks it holds by that path.
+      return await lockfile.lock(this.file(name), {
+        lockfilePath,
+        realpath: false,
+        stale: STALE_LOCK_MS,
+        retries: { retries: LOCK_RETRIES, minTimeout: 5, maxTimeout: 100, randomize: true },
+      });
+    } catch (err) {
+      if (errorCode(err) === 'ELOCKED') throw new SecretStoreUnavailableError(`timed out waiting for ${lockfilePath}`);
+      throw unavailable(lockfilePath, err);
     }
   }
 }

@@ -1,7 +1,9 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, mkdirSync, rmSync } from 'node:fs';
-import { rename, rm, stat } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, rmSync } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { digestFile } from '@titanbot/service-kit/file-digest';
+import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { ReadModel } from '../store/read-model.js';
 import { buildExport } from './build.js';
@@ -27,32 +29,41 @@ export interface ExportCacheStats {
 
 /**
  * Daemon databases by (scope, version), built once each (single flight: concurrent requests for
- * the same pair share one build) and kept on disk under `dir`, at most `maxBytes` bytes in all;
- * the least recently used files go first (the newest one always stays). An evicted file that a
- * download still has open stays readable to it (POSIX unlink semantics). The cache starts empty:
- * files from an earlier process are deleted, since versions are cheap to rebuild.
+ * the same pair share one build) and kept on disk under `dir`, at most `maxBytes` bytes in all
+ * (lru-cache: least recently used out first, its file deleted). A file larger than `maxBytes`
+ * counts as exactly `maxBytes`, so the newest one always stays. An evicted file that a download
+ * still has open stays readable to it (POSIX unlink semantics). The cache starts empty: files from
+ * an earlier process are deleted, since versions are cheap to rebuild.
  */
 export class ExportCache {
-  private readonly entries = new Map<string, ExportFile>();
+  private readonly entries: LRUCache<string, ExportFile>;
   private readonly building = new Map<string, Promise<ExportFile>>();
-  private bytes = 0;
   private readonly counters = { builds: 0, hits: 0, evictions: 0 };
 
   constructor(
     private readonly dir: string,
-    private readonly maxBytes: number,
+    maxBytes: number,
     private readonly model: ReadModel,
     private readonly logger: Logger,
   ) {
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
+    this.entries = new LRUCache<string, ExportFile>({
+      maxSize: maxBytes,
+      sizeCalculation: (file) => Math.max(1, Math.min(file.sizeBytes, maxBytes)),
+      dispose: (file, _key, reason) => {
+        if (reason !== 'evict') return;
+        this.counters.evictions++;
+        rm(file.path, { force: true }).catch((err: unknown) => this.logger.warn({ err, file: file.path }, 'could not delete an evicted export'));
+      },
+    });
   }
 
   /** The export of `scope` at its current version, built if needed. */
   latest(scope: number): Promise<ExportFile> {
     const version = this.model.versions.version(scope);
     const key = cacheKey(scope, version);
-    const cached = this.touch(key);
+    const cached = this.hit(key);
     if (cached) return Promise.resolve(cached);
     let pending = this.building.get(key);
     if (!pending) {
@@ -65,21 +76,17 @@ export class ExportCache {
   /** The export of `scope` at exactly `version`, if it is still kept (or being built). */
   pinned(scope: number, version: string): Promise<ExportFile> | undefined {
     const key = cacheKey(scope, version);
-    const cached = this.touch(key);
+    const cached = this.hit(key);
     return cached ? Promise.resolve(cached) : this.building.get(key);
   }
 
   stats(): ExportCacheStats {
-    return { ...this.counters, bytes: this.bytes, entries: this.entries.size };
+    return { ...this.counters, bytes: this.entries.calculatedSize, entries: this.entries.size };
   }
 
-  private touch(key: string): ExportFile | undefined {
+  private hit(key: string): ExportFile | undefined {
     const entry = this.entries.get(key);
-    if (!entry) return undefined;
-    // Map order is insertion order: re-inserting makes this the most recently used.
-    this.entries.delete(key);
-    this.entries.set(key, entry);
-    this.counters.hits++;
+    if (entry) this.counters.hits++;
     return entry;
   }
 
@@ -89,42 +96,19 @@ export class ExportCache {
     try {
       // Synchronous, in this turn of the event loop: the model is still at `version`.
       buildExport(this.model.reader, temp, scope);
-      const sha256 = await hashFile(temp);
-      const { size } = await stat(temp);
+      const { size, sha256 } = await digestFile(temp);
       const file = path.join(this.dir, `${scope}-${version}.sqlite`);
       await rename(temp, file);
       const entry: ExportFile = { scope, version, path: file, sizeBytes: size, sha256 };
       this.entries.set(cacheKey(scope, version), entry);
-      this.bytes += size;
       this.counters.builds++;
       this.logger.info({ scope, version, bytes: size, ms: Math.round(performance.now() - started) }, 'export built');
-      this.evict();
       return entry;
     } catch (err) {
       await rm(temp, { force: true });
       throw err;
     }
   }
-
-  private evict(): void {
-    for (const [key, entry] of this.entries) {
-      if (this.bytes <= this.maxBytes || this.entries.size <= 1) return;
-      this.entries.delete(key);
-      this.bytes -= entry.sizeBytes;
-      this.counters.evictions++;
-      rm(entry.path, { force: true }).catch((err: unknown) => this.logger.warn({ err, file: entry.path }, 'could not delete an evicted export'));
-    }
-  }
 }
 
 const cacheKey = (scope: number, version: string): string => `${scope}/${version}`;
-
-function hashFile(file: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const hash = createHash('sha256');
-    createReadStream(file)
-      .on('data', (chunk) => hash.update(chunk))
-      .on('error', reject)
-      .on('end', () => resolve(hash.digest('hex')));
-  });
-}

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { DownloadExportResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
+import { LRUCache } from 'lru-cache';
 import { preEncodeChunk } from './wire-encoding.js';
 import type { ExportFile } from './cache.js';
 
@@ -12,13 +13,15 @@ const MAX_BYTES = 64 * 1024 * 1024;
  * The most recently downloaded export files, each read from disk once and held as its chunk
  * messages, already encoded (wire-encoding.ts): every download of a held file sends the same
  * message objects, so a download costs no file I/O, no buffer and no encoding, and 200 downloads
- * of one file hold it once. At most MAX_BYTES in all, least recently used out first. Keyed by
+ * of one file hold it once. At most MAX_BYTES in all (lru-cache), least recently used out first. Keyed by
  * path: a cached export's path names its (scope, version) and its bytes never change; whether a
  * version may still be served is decided by the export cache before this is asked.
  */
 export class HotExports {
-  private readonly files = new Map<string, { size: number; chunks: Promise<readonly DownloadExportResponse[]> }>();
-  private bytes = 0;
+  private readonly files = new LRUCache<string, { size: number; chunks: Promise<readonly DownloadExportResponse[]> }>({
+    maxSize: MAX_BYTES,
+    sizeCalculation: (entry) => Math.max(1, entry.size),
+  });
 
   /** @param chunkBytes bytes per chunk message (EXPORT_CHUNK_BYTES). */
   constructor(private readonly chunkBytes: number) {}
@@ -30,11 +33,7 @@ export class HotExports {
   chunks(file: ExportFile): Promise<readonly DownloadExportResponse[]> | undefined {
     if (file.sizeBytes > MAX_FILE_BYTES) return undefined;
     const hit = this.files.get(file.path);
-    if (hit) {
-      this.files.delete(file.path);
-      this.files.set(file.path, hit);
-      return hit.chunks;
-    }
+    if (hit) return hit.chunks;
     const chunks = readFile(file.path).then((bytes) => {
       if (bytes.length !== file.sizeBytes) throw new Error(`export ${file.path} has ${bytes.length} bytes, not ${file.sizeBytes}`);
       const messages: DownloadExportResponse[] = [];
@@ -46,18 +45,9 @@ export class HotExports {
     const entry = { size: file.sizeBytes, chunks };
     // A failed read is not kept: the next download tries again.
     chunks.catch(() => {
-      if (this.files.get(file.path) === entry) {
-        this.files.delete(file.path);
-        this.bytes -= entry.size;
-      }
+      if (this.files.peek(file.path) === entry) this.files.delete(file.path);
     });
     this.files.set(file.path, entry);
-    this.bytes += entry.size;
-    for (const [key, old] of this.files) {
-      if (this.bytes <= MAX_BYTES || old === entry) break;
-      this.files.delete(key);
-      this.bytes -= old.size;
-    }
     return chunks;
   }
 }

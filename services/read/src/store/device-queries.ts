@@ -16,7 +16,7 @@ export interface DeviceRecord {
   accountLogicalIds: number[];
 }
 
-/** A device's SSH key pair; the private key still sealed (`tbenc1.` form). */
+/** A device's SSH key pair; the private key still sealed (`tbenc2.` form). */
 export interface SshRecord {
   publicKey: string;
   sealedPrivateKey: string;

@@ -1,4 +1,4 @@
-import { v7 as uuidv7 } from 'uuid';
+import { v7 as uuidv7, validate } from 'uuid';
 import type { Em } from '../db/orm.js';
 import { invalid } from '../domain/errors.js';
 
@@ -29,11 +29,9 @@ export interface UseCaseContext {
 /** New ids are UUID v7: time-ordered, so primary-key order is creation order. */
 export const newId = (): string => uuidv7();
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /** Returns `value` lower-cased; INVALID_ARGUMENT naming `field` unless it is a UUID. */
 export function requireUuid(field: string, value: string | undefined): string {
-  if (!value || !UUID.test(value)) throw invalid(field, 'must be a UUID');
+  if (!value || !validate(value)) throw invalid(field, 'must be a UUID');
   return value.toLowerCase();
 }
 
@@ -66,4 +64,5 @@ export function toPage<T>(rows: T[], size: number, key: (row: T) => string): Pag
   return { items, nextPageToken: rows.length > size && last ? encodePageToken(key(last)) : '' };
 }
 
-export const isUuid = (s: string): boolean => UUID.test(s);
+/** Whether `s` is an RFC 9562 UUID (any case). */
+export const isUuid = (s: string): boolean => validate(s);

@@ -2,7 +2,7 @@ import { Type } from '@mikro-orm/core';
 import type { DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
 
 /**
- * A text column stored sealed (AES-256-GCM, `tbenc1.<keyId>.…`): entities hold the plaintext,
+ * A text column stored sealed (AES-256-GCM-SIV, `tbenc2.<keyId>.…`): entities hold the plaintext,
  * PostgreSQL, the change feed and every read replica only the sealed form. `context` (the
  * column, e.g. `accounts.google_password`) is authenticated, so a value copied into another
  * column does not open. Without a keyring (migrations, tooling) any use throws.
