@@ -12,7 +12,7 @@ import { DaemonServiceClient } from '@titanbot/contracts/titanbot/daemon/v1/daem
 import { isWellFormedDaemonToken } from '@titanbot/service-kit/daemon-token';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { adminApi, provisionDevice, uniquePixel } from '@titanbot/read/test-support/admin';
 import { checkVersion } from '@titanbot/read/test-support/daemon';
 import { expectedExport, exportRows } from '@titanbot/read/test-support/expected';
@@ -57,17 +57,16 @@ async function stop(proc: Proc, signal: NodeJS.Signals): Promise<void> {
   await proc.exited;
 }
 
-/** Polls `probe` every 50 ms until it returns something truthy (errors count as not yet). */
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await Promise.resolve()
-      .then(probe)
-      .catch(() => undefined);
-    if (value !== undefined && value !== false) return value as T;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** vi.waitFor, every 50 ms, until `probe` returns something truthy (errors count as not yet). */
+function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  return vi.waitFor(
+    async () => {
+      const value = await probe();
+      if (value === undefined || value === false) throw new Error(`timed out waiting for ${what}`);
+      return value;
+    },
+    { timeout: timeoutMs, interval: 50 },
+  );
 }
 
 async function freePort(): Promise<number> {

@@ -38,7 +38,17 @@ export interface ReadService {
  * DATA_DIR/read/exports -> DaemonService on READ_GRPC_ADDR. Health is NOT_SERVING until the
  * model has caught up with the head revision the feed reported after connecting.
  */
-export async function startReadService(config: ReadConfig, logger: Logger, clock: () => number = Date.now): Promise<ReadService> {
+/** The clocks a replica reads, injectable so tests move time instead of sleeping. */
+export interface ReadClocks {
+  /** Milliseconds since the epoch: token expiry, empire dates. */
+  now: () => number;
+  /** Milliseconds that never step back: rate limits, log throttles. */
+  monotonic: () => number;
+}
+
+const systemClocks: ReadClocks = { now: Date.now, monotonic: () => performance.now() };
+
+export async function startReadService(config: ReadConfig, logger: Logger, clocks: ReadClocks = systemClocks): Promise<ReadService> {
   const dir = path.join(config.DATA_DIR, 'read');
   const model = new ReadModel(path.join(dir, 'model'));
   const exports = new ExportCache(path.join(dir, 'exports'), config.EXPORT_CACHE_BYTES, model, logger);
@@ -68,7 +78,7 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
     logger,
     feed,
     readerMetadata,
-    clock,
+    clock: clocks.now,
     shutdown: shutdown.signal,
     settings: {
       backendPublicKey: config.BACKEND_PUBLIC_KEY,
@@ -79,8 +89,8 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
       forwardTimeoutMs: config.FORWARD_TIMEOUT,
     },
     gauges: { activeDownloads: 0, activeWatches: 0 },
-    limiter: new RateLimiter({ ratePerSecond: config.DAEMON_RPS, burst: config.DAEMON_BURST }),
-    refusalLog: new LogThrottle(1000),
+    limiter: new RateLimiter({ ratePerSecond: config.DAEMON_RPS, burst: config.DAEMON_BURST, clock: clocks.monotonic }),
+    refusalLog: new LogThrottle(1000, clocks.monotonic),
     counters: newReadCounters(),
     metrics,
   };

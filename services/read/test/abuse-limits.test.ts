@@ -3,17 +3,20 @@ import { RetryInfo } from '@titanbot/contracts/google/rpc/error_details';
 import { Status } from '@titanbot/contracts/google/rpc/status';
 import { WatchVersionRequest, type DaemonServiceClient } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { generateDaemonToken, SHOWN_PREFIX_CHARS } from '@titanbot/service-kit/daemon-token';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { failure, withKey } from '@titanbot/write/test-support/harness';
+import { TestClock } from '@titanbot/write/test-support/test-clock';
 import { adminApi, provisionDevice } from './support/admin.js';
 import { checkVersion, download } from './support/daemon.js';
-import { eventually, logLines, sleepMs, watch } from './support/more.js';
+import { logLines, watch } from './support/more.js';
 import { startSystem, type Replica, type System } from './support/system.js';
 
 const CHECK_VERSION = '/titanbot.daemon.v1.DaemonService/CheckVersion';
 const WATCH_VERSION = '/titanbot.daemon.v1.DaemonService/WatchVersion';
 
 let sys: System;
+/** The replica's clock: refills, throttle seconds and expiry happen when a test moves it. */
+const clock = new TestClock();
 let replica: Replica;
 let daemon: DaemonServiceClient;
 let api: ReturnType<typeof adminApi>;
@@ -21,7 +24,7 @@ let api: ReturnType<typeof adminApi>;
 beforeAll(async () => {
   sys = await startSystem();
   api = adminApi(sys.write);
-  replica = await sys.startReplica({ DAEMON_RPS: '5', DAEMON_BURST: '10' });
+  replica = await sys.startReplica({ DAEMON_RPS: '5', DAEMON_BURST: '10' }, undefined, clock);
   await replica.service.consumer.caughtUp;
   daemon = replica.daemon();
 });
@@ -53,7 +56,7 @@ const checks = (token: string, logicalId: number, n: number): Promise<unknown> =
 describe('per-token rate limit (DAEMON_RPS=5, DAEMON_BURST=10)', () => {
   it('grants the burst, refuses the next call with RATE_LIMITED and a RetryInfo delay, and only for that token', async () => {
     const [fleet, other] = await Promise.all([device(), device()]);
-    // The 11 calls must fall within 200 ms (one token's refill); on this machine they take a few.
+    // The replica's monotonic clock stands still between advances: no refill happens meanwhile.
     await checks(fleet.token, fleet.logicalId, 10);
     const refused = await failure(checkVersion(daemon, fleet.token, fleet.logicalId));
     expect([refused.code, refused.reason]).toEqual([status.RESOURCE_EXHAUSTED, 'RATE_LIMITED']);
@@ -64,7 +67,7 @@ describe('per-token rate limit (DAEMON_RPS=5, DAEMON_BURST=10)', () => {
     // Another device's token has its own budget.
     await checks(other.token, other.logicalId, 10);
 
-    await sleepMs(delay!);
+    clock.advance(delay!);
     expect((await checkVersion(daemon, fleet.token, fleet.logicalId)).version).toMatch(/\.\d+$/);
     expect(replica.service.counters.rateLimited).toBe(1);
     const lines = logLines(replica.logs, 'daemon token rate limited');
@@ -79,14 +82,11 @@ describe('per-token rate limit (DAEMON_RPS=5, DAEMON_BURST=10)', () => {
     await replica.synced();
     await download(daemon, warmer.token, { logicalId: fleet.logicalId });
 
-    const started = Date.now();
     const watching = watch(daemon, fleet.token, fleet.logicalId, '');
     await watching.next(1);
     await download(daemon, fleet.token, { logicalId: fleet.logicalId });
     await checks(fleet.token, fleet.logicalId, 8);
     const refused = await failure(checkVersion(daemon, fleet.token, fleet.logicalId));
-    // Only meaningful if no token was refilled meanwhile (one per 200 ms).
-    expect(Date.now() - started).toBeLessThan(200);
     expect([refused.code, refused.reason]).toEqual([status.RESOURCE_EXHAUSTED, 'RATE_LIMITED']);
 
     const refusedWatch = await watch(daemon, fleet.token, fleet.logicalId, '').error;
@@ -103,11 +103,10 @@ describe('failed authentications', () => {
   it('counts every failure by reason and logs it without the presented value', async () => {
     const fleet = await device();
     const expiring = await api.issueToken(fleet.device.uuid, 1);
-    const issuedAt = Date.now();
     const revoked = await api.issueToken(fleet.device.uuid);
     await api.revokeToken(revoked.daemonToken!.uuid);
     await replica.synced();
-    await sleepMs(Math.max(0, issuedAt + 1200 - Date.now()));
+    clock.advance(1_500); // past the 1 s token's expiry (and the throttle's second)
 
     const good = generateDaemonToken();
     const malformed = `${good.slice(0, -1)}${good.endsWith('x') ? 'y' : 'x'}`;
@@ -151,14 +150,14 @@ describe('failed authentications', () => {
 
   it('throttles the warn lines of a flood to one per reason per second but counts every failure', async () => {
     const fleet = await device();
-    await sleepMs(1100);
+    clock.advance(1_100); // a new throttle second for every reason
     const before = replica.service.counters.authFailures.unknown;
     const linesBefore = logLines(replica.logs, 'daemon authentication failed').filter((l) => l['reason'] === 'unknown').length;
     await Promise.all(Array.from({ length: 30 }, () => failure(checkVersion(daemon, generateDaemonToken(), fleet.logicalId))));
     expect(replica.service.counters.authFailures.unknown - before).toBe(30);
     expect(logLines(replica.logs, 'daemon authentication failed').filter((l) => l['reason'] === 'unknown')).toHaveLength(linesBefore + 1);
 
-    await sleepMs(1100);
+    clock.advance(1_100);
     await failure(checkVersion(daemon, generateDaemonToken(), fleet.logicalId));
     const last = logLines(replica.logs, 'daemon authentication failed').filter((l) => l['reason'] === 'unknown').at(-1);
     expect(last).toMatchObject({ suppressed: 29 });
@@ -175,6 +174,6 @@ describe('client deadlines', () => {
     stream.on('data', () => {});
     expect((await ended).code).toBe(status.DEADLINE_EXCEEDED);
     // The handler saw the cancellation: its stream ended (and logged as CANCELLED).
-    expect(await eventually(() => endedWatches() === before + 1)).toBe(true);
+    await vi.waitFor(() => expect(endedWatches()).toBe(before + 1));
   });
 });

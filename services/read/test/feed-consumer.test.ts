@@ -8,7 +8,7 @@ import { uniqueInt } from '@titanbot/write/test-support/harness';
 import { FeedGapError, ReadModel } from '../src/store/read-model.js';
 import { adminApi, provisionDevice, uniquePixel, uniqueShape } from './support/admin.js';
 import { checkVersion } from './support/daemon.js';
-import { healthStatus, logLines, mirrorRows, moreAdminApi, postgresRows, sleepMs } from './support/more.js';
+import { healthStatus, logLines, mirrorRows, moreAdminApi, postgresRows } from './support/more.js';
 import { startSystem, type Replica, type System } from './support/system.js';
 
 let sys: System;
@@ -96,7 +96,8 @@ describe('the read model follows the change feed', () => {
     const dead = await sys.startReplica({ WRITE_SERVICE_URL: '127.0.0.1:1', FEED_RETRY_BASE: '50ms', FEED_RETRY_MAX: '400ms' });
     try {
       expect(await healthStatus(dead.service.address)).toBe('NOT_SERVING');
-      await sleepMs(2000);
+      // Wait for the retries themselves (not for time): five of them, and still not serving.
+      await vi.waitFor(() => expect(logLines(dead.logs, 'feed: disconnected; retrying').length).toBeGreaterThanOrEqual(5), { timeout: 10_000 });
       expect(await healthStatus(dead.service.address)).toBe('NOT_SERVING');
       expect(dead.service.model.checkpoint).toBeNull();
       const delays = logLines(dead.logs, 'feed: disconnected; retrying').map((l) => l['retryInMs'] as number);

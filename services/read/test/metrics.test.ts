@@ -2,11 +2,11 @@ import { status } from '@grpc/grpc-js';
 import { DeviceServiceClient, DeviceServiceService, GetDeviceRequest } from '@titanbot/contracts/titanbot/admin/v1/device_service';
 import { DaemonServiceService, type DaemonServiceClient } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { ChangeFeedServiceService } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { call, failure } from '@titanbot/write/test-support/harness';
 import { adminApi, provisionDevice, uniquePixel } from './support/admin.js';
 import { checkVersion, download } from './support/daemon.js';
-import { eventually, watch } from './support/more.js';
+import { watch } from './support/more.js';
 import { startSystem, type Replica, type System } from './support/system.js';
 
 const METRICS = { METRICS_ADDR: '127.0.0.1:0' };
@@ -77,7 +77,7 @@ describe('metrics', () => {
     const open = await scrape(replica.service.metricsAddress);
     expect(value(open, 'titanbot_watch_streams_active')).toBe(1);
     w.cancel();
-    expect(await eventually(async () => value(await scrape(replica.service.metricsAddress), 'titanbot_watch_streams_active') === 0)).toBe(true);
+    await vi.waitFor(async () => expect(value(await scrape(replica.service.metricsAddress), 'titanbot_watch_streams_active')).toBe(0));
 
     const m = await scrape(replica.service.metricsAddress);
     const check = DaemonServiceService.checkVersion.path;

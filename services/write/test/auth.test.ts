@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, credentials, status, type MethodDefinition } from '@grpc/grpc-js';
 import { CreateAccountRequest, AccountServiceClient, Gender } from '@titanbot/contracts/titanbot/admin/v1/account_service';
 import { DaemonTokenServiceClient, IssueDaemonTokenRequest } from '@titanbot/contracts/titanbot/admin/v1/daemon_token_service';
@@ -6,6 +5,7 @@ import { CreateDeviceRequest, DeviceServiceClient } from '@titanbot/contracts/ti
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { POLICY, type PrincipalKind } from '@titanbot/service-kit/policy';
 import { call, failure, startHarness, uniqueInt, withKey, type Harness } from './support/harness.js';
+import { TestClock } from './support/test-clock.js';
 
 const AUTH_CODES = [status.UNAUTHENTICATED, status.PERMISSION_DENIED];
 
@@ -31,6 +31,8 @@ const NOT_EXECUTED_WHEN_ALLOWED = new Set([
 
 describe('who may call what on the write service', () => {
   let h: Harness;
+  /** The write service's clock: the 1 s token expires when it moves, not by sleeping. */
+  const clock = new TestClock();
   let raw: Client;
   let devices: DeviceServiceClient;
   let tokens: DaemonTokenServiceClient;
@@ -65,7 +67,7 @@ describe('who may call what on the write service', () => {
   }
 
   beforeAll(async () => {
-    h = await startHarness();
+    h = await startHarness({}, clock);
     raw = new Client(h.address, credentials.createInsecure());
     devices = h.client(DeviceServiceClient);
     tokens = h.client(DaemonTokenServiceClient);
@@ -74,7 +76,7 @@ describe('who may call what on the write service', () => {
     const revoked = await issueToken(device.uuid);
     await call(tokens, tokens.revokeDaemonToken, { uuid: revoked.uuid }, h.adminToken);
     const expired = await issueToken(device.uuid, 1);
-    await sleep(1100);
+    clock.advance(1_500); // past its 1 s lifetime
     Object.assign(keys, {
       none: undefined,
       wrong: 'not-a-credential-of-this-system',

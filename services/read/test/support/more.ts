@@ -159,18 +159,6 @@ export function watch(client: DaemonServiceClient, token: string, logicalId: num
   };
 }
 
-export const sleepMs = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `probe` every 10 ms until it returns true; false after `timeoutMs`. */
-export async function eventually(probe: () => boolean | Promise<boolean>, timeoutMs = 3000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await probe()) return true;
-    if (Date.now() > deadline) return false;
-    await sleepMs(10);
-  }
-}
-
 /** The JSON log lines (pino) whose msg contains `text`. */
 export const logLines = (logs: string[], text: string): Record<string, unknown>[] =>
   logs

@@ -6,8 +6,9 @@ import { credentials, type Client } from '@grpc/grpc-js';
 import { DaemonServiceClient } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import pg from 'pg';
 import { pino } from 'pino';
-import { inject } from 'vitest';
+import { expect, inject, vi } from 'vitest';
 import { startHarness, type Harness } from '@titanbot/write/test-support/harness';
+import type { TestClock } from '@titanbot/write/test-support/test-clock';
 import { loadReadConfig } from '../../src/config.js';
 import { startReadService, type ReadService } from '../../src/main.js';
 
@@ -27,7 +28,8 @@ export interface Replica {
 export interface System {
   write: Harness;
   db: pg.Client;
-  startReplica(env?: Record<string, string>, dataDir?: string): Promise<Replica>;
+  /** A replica on `dataDir` (default: a new temporary one), reading `clock` (default: the system's). */
+  startReplica(env?: Record<string, string>, dataDir?: string, clock?: TestClock): Promise<Replica>;
   stop(): Promise<void>;
 }
 
@@ -41,7 +43,7 @@ export async function startSystem(writeEnv: Record<string, string> = {}): Promis
   return {
     write,
     db,
-    async startReplica(env = {}, existingDir) {
+    async startReplica(env = {}, existingDir, clock) {
       const dataDir = existingDir ?? (await mkdtemp(path.join(os.tmpdir(), 'titanbot-read-')));
       const logs: string[] = [];
       const sink = new Writable({
@@ -61,7 +63,7 @@ export async function startSystem(writeEnv: Record<string, string> = {}): Promis
         FEED_RETRY_MAX: '500ms',
         ...env,
       });
-      const service = await startReadService(config, pino({ level: 'debug' }, sink));
+      const service = await startReadService(config, pino({ level: 'debug' }, sink), clock);
       const clients: Client[] = [];
       const replica: Replica = {
         service,
@@ -74,11 +76,10 @@ export async function startSystem(writeEnv: Record<string, string> = {}): Promis
         },
         async synced(timeoutMs = 5000) {
           const target = await headRevision();
-          const deadline = Date.now() + timeoutMs;
-          while ((service.model.checkpoint?.revision ?? -1) < target) {
-            if (Date.now() > deadline) throw new Error(`replica at ${service.model.checkpoint?.revision} did not reach revision ${target}`);
-            await new Promise((r) => setTimeout(r, 10));
-          }
+          await vi.waitFor(() => expect(service.model.checkpoint?.revision ?? -1, 'the replica\'s applied revision').toBeGreaterThanOrEqual(target), {
+            timeout: timeoutMs,
+            interval: 10,
+          });
         },
         async stop(options = {}) {
           replicas.delete(replica);

@@ -12,6 +12,7 @@ import { inject } from 'vitest';
 import { loadWriteConfig } from '../../src/config.js';
 import { startWriteService, type WriteService } from '../../src/main.js';
 import { apiKeyMetadata, unaryCall, type UnaryMethod } from '@titanbot/service-kit/grpc-client';
+import type { TestClock } from './test-clock.js';
 
 export interface Harness {
   service: WriteService;
@@ -30,9 +31,9 @@ export interface Harness {
  * Starts the real write service on 127.0.0.1:0 against the test database, file secret store. `env`
  * overrides the defaults; with `DATA_DIR` (e.g. one secrets directory shared by two replicas) the caller
  * owns that directory, otherwise a temporary one is made and removed by stop(). `ADMIN_TOKEN` and
- * `READER_TOKEN` from `env` are reported as `adminToken` / `readerToken`.
+ * `READER_TOKEN` from `env` are reported as `adminToken` / `readerToken`. The service reads `clock` (default: the system's).
  */
-export async function startHarness(env: Record<string, string> = {}): Promise<Harness> {
+export async function startHarness(env: Record<string, string> = {}, clock?: TestClock): Promise<Harness> {
   const ownDataDir = env.DATA_DIR === undefined;
   const dataDir = env.DATA_DIR ?? (await mkdtemp(path.join(os.tmpdir(), 'titanbot-write-')));
   await shareRunDataKey(path.join(dataDir, 'secrets'));
@@ -54,7 +55,7 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
       done();
     },
   });
-  const service = await startWriteService(config, pino({ level: 'debug' }, sink));
+  const service = await startWriteService(config, pino({ level: 'debug' }, sink), clock?.date);
   const clients: Client[] = [];
   return {
     service,
