@@ -964,7 +964,11 @@ export const DeleteAccountRequest: MessageFns<DeleteAccountRequest> = {
   },
 };
 
-/** Accounts daemons play with. Requires the admin token in `x-api-key`. */
+/**
+ * Accounts daemons play with. Requires the admin token in `x-api-key`.
+ * Errors carry a google.rpc.ErrorInfo reason (domain `titanbot.dev`) from the error catalogue:
+ * packages/service-kit/src/errors.ts, listed with what a client should do in docs/architecture.md.
+ */
 export type AccountServiceService = typeof AccountServiceService;
 export const AccountServiceService = {
   /** Errors: INVALID_ARGUMENT, ALREADY_EXISTS (logical_id), NOT_FOUND (legion_uuid). */

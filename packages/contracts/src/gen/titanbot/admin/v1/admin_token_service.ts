@@ -195,7 +195,11 @@ export const RotateAdminTokenResponse: MessageFns<RotateAdminTokenResponse> = {
   },
 };
 
-/** The admin token itself. Requires the current admin token in `x-api-key`. */
+/**
+ * The admin token itself. Requires the current admin token in `x-api-key`.
+ * Errors carry a google.rpc.ErrorInfo reason (domain `titanbot.dev`) from the error catalogue:
+ * packages/service-kit/src/errors.ts, listed with what a client should do in docs/architecture.md.
+ */
 export type AdminTokenServiceService = typeof AdminTokenServiceService;
 export const AdminTokenServiceService = {
   /**

@@ -836,6 +836,8 @@ export const RevokeDaemonTokenRequest: MessageFns<RevokeDaemonTokenRequest> = {
 /**
  * Daemon tokens: issued for one device, shown once, stored as a SHA-256 hash. Requires the
  * admin token in `x-api-key`.
+ * Errors carry a google.rpc.ErrorInfo reason (domain `titanbot.dev`) from the error catalogue:
+ * packages/service-kit/src/errors.ts, listed with what a client should do in docs/architecture.md.
  */
 export type DaemonTokenServiceService = typeof DaemonTokenServiceService;
 export const DaemonTokenServiceService = {

@@ -182,8 +182,10 @@ export const RotateDataKeyResponse: MessageFns<RotateDataKeyResponse> = {
 
 /**
  * The data keys that seal secrets at rest (account Google passwords, device SSH private keys:
- * AES-256-GCM, stored sealed in PostgreSQL, on the change feed and in every read replica).
+ * AES-256-GCM-SIV, stored sealed in PostgreSQL, on the change feed and in every read replica).
  * Requires the admin token in `x-api-key`.
+ * Errors carry a google.rpc.ErrorInfo reason (domain `titanbot.dev`) from the error catalogue:
+ * packages/service-kit/src/errors.ts, listed with what a client should do in docs/architecture.md.
  */
 export type DataKeyServiceService = typeof DataKeyServiceService;
 export const DataKeyServiceService = {

@@ -1509,7 +1509,11 @@ export const RotateDeviceSshRequest: MessageFns<RotateDeviceSshRequest> = {
   },
 };
 
-/** Devices, their bound accounts and their SSH key pair. Requires the admin token in `x-api-key`. */
+/**
+ * Devices, their bound accounts and their SSH key pair. Requires the admin token in `x-api-key`.
+ * Errors carry a google.rpc.ErrorInfo reason (domain `titanbot.dev`) from the error catalogue:
+ * packages/service-kit/src/errors.ts, listed with what a client should do in docs/architecture.md.
+ */
 export type DeviceServiceService = typeof DeviceServiceService;
 export const DeviceServiceService = {
   /**

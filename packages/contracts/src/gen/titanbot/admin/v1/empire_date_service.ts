@@ -832,7 +832,11 @@ export const GetNextEmpireDateResponse: MessageFns<GetNextEmpireDateResponse> = 
   },
 };
 
-/** Empire dates. Requires the admin token in `x-api-key`. */
+/**
+ * Empire dates. Requires the admin token in `x-api-key`.
+ * Errors carry a google.rpc.ErrorInfo reason (domain `titanbot.dev`) from the error catalogue:
+ * packages/service-kit/src/errors.ts, listed with what a client should do in docs/architecture.md.
+ */
 export type EmpireDateServiceService = typeof EmpireDateServiceService;
 export const EmpireDateServiceService = {
   /** Errors: INVALID_ARGUMENT, ALREADY_EXISTS (date). */

@@ -1409,7 +1409,11 @@ export const DeleteHabitRequest: MessageFns<DeleteHabitRequest> = {
   },
 };
 
-/** Habits: what daemons do, exported into daemon databases. Requires the admin token. */
+/**
+ * Habits: what daemons do, exported into daemon databases. Requires the admin token.
+ * Errors carry a google.rpc.ErrorInfo reason (domain `titanbot.dev`) from the error catalogue:
+ * packages/service-kit/src/errors.ts, listed with what a client should do in docs/architecture.md.
+ */
 export type HabitServiceService = typeof HabitServiceService;
 export const HabitServiceService = {
   /**

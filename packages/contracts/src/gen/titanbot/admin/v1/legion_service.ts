@@ -730,7 +730,11 @@ export const DeleteLegionRequest: MessageFns<DeleteLegionRequest> = {
   },
 };
 
-/** Legions accounts belong to. Requires the admin token in `x-api-key`. */
+/**
+ * Legions accounts belong to. Requires the admin token in `x-api-key`.
+ * Errors carry a google.rpc.ErrorInfo reason (domain `titanbot.dev`) from the error catalogue:
+ * packages/service-kit/src/errors.ts, listed with what a client should do in docs/architecture.md.
+ */
 export type LegionServiceService = typeof LegionServiceService;
 export const LegionServiceService = {
   /** Errors: INVALID_ARGUMENT. */

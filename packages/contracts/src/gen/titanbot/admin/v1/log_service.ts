@@ -657,7 +657,11 @@ export const ClearLogsResponse: MessageFns<ClearLogsResponse> = {
   },
 };
 
-/** Daemon log lines kept in PostgreSQL. Requires the admin token in `x-api-key`. */
+/**
+ * Daemon log lines kept in PostgreSQL. Requires the admin token in `x-api-key`.
+ * Errors carry a google.rpc.ErrorInfo reason (domain `titanbot.dev`) from the error catalogue:
+ * packages/service-kit/src/errors.ts, listed with what a client should do in docs/architecture.md.
+ */
 export type LogServiceService = typeof LogServiceService;
 export const LogServiceService = {
   /** Lists log entries oldest first. Errors: INVALID_ARGUMENT (page_token, time range). */

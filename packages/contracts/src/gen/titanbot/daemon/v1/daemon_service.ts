@@ -3135,6 +3135,8 @@ export const RotateTokenResponse: MessageFns<RotateTokenResponse> = {
  * (`tbd_...`) in `x-api-key` and is limited to that token's device (DOMAIN.md "Who may call
  * what"). No, malformed, unknown, expired or revoked token: UNAUTHENTICATED before anything
  * else is looked at. Any call may also fail with UNAVAILABLE while the replica catches up.
+ * Errors carry a google.rpc.ErrorInfo reason (domain `titanbot.dev`) from the error catalogue:
+ * packages/service-kit/src/errors.ts, listed with what a client should do in docs/architecture.md.
  */
 export type DaemonServiceService = typeof DaemonServiceService;
 export const DaemonServiceService = {

@@ -1543,6 +1543,8 @@ export const IngestLogsResponse: MessageFns<IngestLogsResponse> = {
 /**
  * The write service's change feed and the two calls a read replica makes on a daemon's behalf.
  * Requires the reader credential in `x-api-key`.
+ * Errors carry a google.rpc.ErrorInfo reason (domain `titanbot.dev`) from the error catalogue:
+ * packages/service-kit/src/errors.ts, listed with what a client should do in docs/architecture.md.
  */
 export type ChangeFeedServiceService = typeof ChangeFeedServiceService;
 export const ChangeFeedServiceService = {
