@@ -84,3 +84,17 @@ create table if not exists checkpoint (
 -- Revision of the last event that changed what a scope exports; scope 0 = global habits.
 create table if not exists scope_versions (scope integer primary key, revision integer not null);
 `;
+
+/** A value as SQLite stores it. */
+export type SqlValue = string | number | bigint | Buffer | null;
+
+/** JSON booleans become 0/1 (SQLite has no boolean); absent columns NULL. */
+export function sqlValue(v: unknown): SqlValue {
+  if (v === undefined || v === null) return null;
+  if (typeof v === 'boolean') return v ? 1 : 0;
+  if (typeof v === 'number' || typeof v === 'string') return v;
+  return JSON.stringify(v);
+}
+
+/** A fed row's values in the mirror's column order. */
+export const mirroredValues = (table: string, row: Record<string, unknown>): SqlValue[] => MIRRORED_TABLES[table]!.columns.map((c) => sqlValue(row[c]));
