@@ -202,8 +202,8 @@ describe('the read model follows the change feed', () => {
       const epoch = randomUUID();
       model.beginSnapshot(epoch, 5).commit();
       expect(model.checkpoint).toEqual({ epoch, revision: 5 });
-      const legion = (revision: number, title: string) => ({ revision, table: 'legions', operation: 'upsert' as const, row: { uuid: randomUUID(), title } });
-      const habit = (revision: number) => ({ revision, table: 'habits', operation: 'upsert' as const, row: { uuid: randomUUID(), is_active: true, is_interruption: true, updated_at: '2024-01-01T00:00:00+00:00' } });
+      const legion = (revision: number, title: string) => ({ revision, table: 'legions', operation: 'upsert' as const, row: { uuid: randomUUID(), title }, transactionContinues: false });
+      const habit = (revision: number) => ({ revision, table: 'habits', operation: 'upsert' as const, row: { uuid: randomUUID(), is_active: true, is_interruption: true, updated_at: '2024-01-01T00:00:00+00:00' }, transactionContinues: false });
       const versionBefore = model.versions.version(0);
       const count = () => model.reader.prepare('select (select count(*) from legions) + (select count(*) from habits)').pluck().get();
 
@@ -226,6 +226,48 @@ describe('the read model follows the change feed', () => {
       expect(model.versions.version(0)).toBe(`${epoch}.6`);
       expect(() => model.applyBatch(randomUUID(), [legion(8, 'other epoch')])).toThrow();
       expect(model.checkpoint).toEqual({ epoch, revision: 7 });
+    } finally {
+      model.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('applies a feed transaction that spans batches in one SQLite transaction, visible and announced only when whole', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'titanbot-read-txn-'));
+    const model = new ReadModel(dir);
+    try {
+      const epoch = randomUUID();
+      model.beginSnapshot(epoch, 5).commit();
+      const legion = (revision: number, transactionContinues: boolean) => ({ revision, table: 'legions', operation: 'upsert' as const, row: { uuid: randomUUID(), title: `r${revision}` }, transactionContinues });
+      const habit = (revision: number, transactionContinues: boolean) => ({
+        revision,
+        table: 'habits',
+        operation: 'upsert' as const,
+        row: { uuid: randomUUID(), is_active: true, is_interruption: true, updated_at: '2024-01-01T00:00:00+00:00' },
+        transactionContinues,
+      });
+      const titles = () => model.reader.prepare('select title from legions order by title').pluck().all();
+      const announced: string[] = [];
+      const stop = model.versions.listen(0, (v) => announced.push(v));
+
+      // Transaction 6..7 ends inside the batch; 8..10 begins in it and continues in the next.
+      model.applyBatch(epoch, [legion(6, true), legion(7, false), habit(8, true)]);
+      expect(model.checkpoint).toEqual({ epoch, revision: 7 });
+      expect(titles()).toEqual(['r6', 'r7']);
+      expect(model.reader.prepare('select count(*) from habits').pluck().get()).toBe(0);
+      expect(announced).toEqual([]);
+      model.applyBatch(epoch, [legion(9, true)]);
+      expect(model.checkpoint).toEqual({ epoch, revision: 7 });
+      expect(titles()).toEqual(['r6', 'r7']);
+
+      // The stream breaks: the open part is rolled back, and the transaction comes again whole.
+      model.abortPending();
+      model.applyBatch(epoch, [habit(8, true), legion(9, true), legion(10, false)]);
+      expect(model.checkpoint).toEqual({ epoch, revision: 10 });
+      expect(titles()).toEqual(['r10', 'r6', 'r7', 'r9']);
+      expect(model.reader.prepare('select count(*) from habits').pluck().get()).toBe(1);
+      expect(announced).toHaveLength(1);
+      stop();
     } finally {
       model.close();
       await rm(dir, { recursive: true, force: true });

@@ -85,6 +85,8 @@ export class FeedConsumer {
 
   /** Subscribes after the checkpoint and applies batches until the stream ends or fails. */
   private follow(): Promise<void> {
+    // A transaction left half-applied by the previous stream is received again, whole.
+    this.model.abortPending();
     const checkpoint = this.model.checkpoint!;
     const call = this.client.subscribe({ afterRevision: checkpoint.revision, epoch: checkpoint.epoch }, this.metadata());
     this.call = call;
@@ -108,6 +110,7 @@ export class FeedConsumer {
                 table: e.table,
                 operation: e.operation === Operation.OPERATION_DELETE ? 'delete' : 'upsert',
                 row: e.row ?? {},
+                transactionContinues: e.transactionContinues,
               })),
             );
             this.backoff.reset();

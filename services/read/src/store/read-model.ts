@@ -18,6 +18,8 @@ export interface FeedEvent {
   table: string;
   operation: 'upsert' | 'delete';
   row: Record<string, unknown>;
+  /** Whether the next revision belongs to the same write transaction (false from older write services). */
+  transactionContinues: boolean;
 }
 
 /** A daemon token as the read side knows it: never the secret, only its hash (the map key). */
@@ -56,6 +58,8 @@ export class ReadModel {
   readonly reader: Database.Database;
   private readonly writer: Database.Database;
   private checkpointValue: Checkpoint | null = null;
+  /** A feed transaction applied to the open SQLite transaction, continuing in the next batch. */
+  private pending: { revision: number; bumps: Map<number, number>; effects: (() => void)[]; events: number } | undefined;
   /** Daemon tokens and each device's accounts, in memory for authentication and scope checks. */
   private readonly index = new DeviceIndex();
   private readonly upserts = new Map<string, Database.Statement>();
@@ -86,35 +90,73 @@ export class ReadModel {
   }
 
   /**
-   * Applies `events` (consecutive revisions right after the checkpoint; ones at or below it are
-   * skipped as already applied) and the new checkpoint in one SQLite transaction, then updates
-   * memory and wakes WatchVersion listeners. Throws FeedGapError when a revision is missing.
+   * Applies `events` (consecutive revisions right after the last one applied; ones at or below it
+   * are skipped as already applied). A feed transaction is applied in one SQLite transaction even
+   * when it spans several batches: everything up to the last event that ends a transaction is
+   * committed together with the new checkpoint, then memory is updated and WatchVersion listeners
+   * are told; events of a transaction that continues in the next batch stay in an open SQLite
+   * transaction (readers never see them). Throws FeedGapError when a revision is missing; any
+   * throw rolls back what is not committed.
    */
   applyBatch(epoch: string, events: readonly FeedEvent[]): void {
     const current = this.checkpointValue;
     if (!current || current.epoch !== epoch) throw new Error('applyBatch on another epoch: rebuild from a snapshot first');
-    const fresh = events.filter((e) => e.revision > current.revision);
+    const after = this.pending?.revision ?? current.revision;
+    const fresh = events.filter((e) => e.revision > after);
     if (fresh.length === 0) return;
-    const bumps = new Map<number, number>();
-    const memoryEffects: (() => void)[] = [];
-    this.writer.transaction(() => {
-      let expected = current.revision + 1;
-      for (const event of fresh) {
-        if (event.revision !== expected) throw new FeedGapError(expected, event.revision);
-        expected++;
-        for (const scope of scopesChangedBy(this.sql.bind(this), event)) bumps.set(scope, event.revision);
-        this.write(event);
-        const effect = this.index.effectOf(event);
-        if (effect) memoryEffects.push(effect);
+    let lastEnd = -1;
+    fresh.forEach((e, i) => {
+      if (!e.transactionContinues) lastEnd = i;
+    });
+    try {
+      if (lastEnd >= 0) {
+        this.applyPending(fresh.slice(0, lastEnd + 1));
+        this.commitPending(epoch);
       }
-      const upsertScope = this.sql('insert or replace into scope_versions (scope, revision) values (?, ?)');
-      for (const [scope, revision] of bumps) upsertScope.run(scope, revision);
-      this.sql('update checkpoint set revision = ?').run(expected - 1);
-    })();
-    this.checkpointValue = { epoch, revision: fresh.at(-1)!.revision };
-    this.eventsApplied += fresh.length;
-    for (const effect of memoryEffects) effect();
-    this.versions.bump(bumps);
+      if (lastEnd < fresh.length - 1) this.applyPending(fresh.slice(lastEnd + 1));
+    } catch (err) {
+      this.abortPending();
+      throw err;
+    }
+  }
+
+  /** Rolls back a feed transaction applied only in part (its stream broke); the checkpoint stays. */
+  abortPending(): void {
+    if (!this.pending) return;
+    this.pending = undefined;
+    this.writer.exec('rollback');
+  }
+
+  /** Writes `events` into the open SQLite transaction (opening it first), collecting their effects. */
+  private applyPending(events: readonly FeedEvent[]): void {
+    if (!this.pending) {
+      this.writer.exec('begin immediate');
+      this.pending = { revision: this.checkpointValue!.revision, bumps: new Map(), effects: [], events: 0 };
+    }
+    const p = this.pending;
+    for (const event of events) {
+      if (event.revision !== p.revision + 1) throw new FeedGapError(p.revision + 1, event.revision);
+      for (const scope of scopesChangedBy(this.sql.bind(this), event)) p.bumps.set(scope, event.revision);
+      this.write(event);
+      const effect = this.index.effectOf(event);
+      if (effect) p.effects.push(effect);
+      p.revision = event.revision;
+      p.events++;
+    }
+  }
+
+  /** Commits the open SQLite transaction with its scope versions and checkpoint, then memory and listeners. */
+  private commitPending(epoch: string): void {
+    const p = this.pending!;
+    const upsertScope = this.sql('insert or replace into scope_versions (scope, revision) values (?, ?)');
+    for (const [scope, revision] of p.bumps) upsertScope.run(scope, revision);
+    this.sql('update checkpoint set revision = ?').run(p.revision);
+    this.writer.exec('commit');
+    this.pending = undefined;
+    this.checkpointValue = { epoch, revision: p.revision };
+    this.eventsApplied += p.events;
+    for (const effect of p.effects) effect();
+    this.versions.bump(p.bumps);
   }
 
   /**
@@ -123,6 +165,7 @@ export class ReadModel {
    * every version to the snapshot's revision; `abort` leaves the mirror as it was.
    */
   beginSnapshot(epoch: string, revision: number): SnapshotLoad {
+    this.abortPending();
     this.writer.exec('begin immediate');
     for (const table of Object.keys(MIRRORED_TABLES)) this.writer.exec(`delete from ${table}`);
     this.writer.exec('delete from checkpoint; delete from scope_versions');
@@ -176,6 +219,7 @@ export class ReadModel {
   }
 
   close(): void {
+    this.abortPending();
     this.reader.close();
     this.writer.close();
   }

@@ -42,6 +42,8 @@ export interface StoredEvent {
   operation: 'upsert' | 'delete';
   row: Record<string, unknown>;
   commitTime: Date;
+  /** Whether the next revision belongs to the same write transaction. */
+  transactionContinues: boolean;
 }
 
 export async function readFeedState(em: Em): Promise<FeedState> {
@@ -52,21 +54,30 @@ export async function readFeedState(em: Em): Promise<FeedState> {
   return { epoch: row.epoch, headRevision: Number(row.head_revision), retainedFrom: Number(row.retained_from) };
 }
 
-/** Up to `limit` events with revision > `after`, in revision order. */
+/**
+ * Up to `limit` events with revision > `after`, in revision order, each knowing whether its
+ * transaction continues with the next revision. One more row is read to tell for the last one; when
+ * there is none, the last event ends its transaction (a transaction's events become visible
+ * together, at its commit).
+ */
 export async function readEvents(em: Em, after: number, limit: number): Promise<StoredEvent[]> {
-  const rows: { revision: string; table_name: string; operation: 'upsert' | 'delete'; row: Record<string, unknown>; commit_time: string }[] =
+  const rows: { revision: string; table_name: string; operation: 'upsert' | 'delete'; row: Record<string, unknown>; commit_time: string; txid: string | null }[] =
     await em.execute(
-      `select revision, table_name, operation, row, ${isoTimestamp('commit_time')}
+      `select revision, table_name, operation, row, ${isoTimestamp('commit_time')}, txid::text as txid
         from feed_events where revision > ? order by revision limit ?`,
-      [after, limit],
+      [after, limit + 1],
     );
-  return rows.map((r) => ({
-    revision: Number(r.revision),
-    table: r.table_name,
-    operation: r.operation,
-    row: r.row,
-    commitTime: new Date(r.commit_time),
-  }));
+  return rows.slice(0, limit).map((r, i) => {
+    const next = rows[i + 1];
+    return {
+      revision: Number(r.revision),
+      table: r.table_name,
+      operation: r.operation,
+      row: r.row,
+      commitTime: new Date(r.commit_time),
+      transactionContinues: r.txid !== null && next?.txid === r.txid,
+    };
+  });
 }
 
 /**

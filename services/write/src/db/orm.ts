@@ -4,6 +4,7 @@ import type { DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
 import { entities } from './entities.js';
 import { MigrationInitial } from './migrations/migration-0001-initial.js';
 import { MigrationTokenLifetimeOnFeed } from './migrations/migration-0002-token-lifetime-on-feed.js';
+import { MigrationFeedTransactions } from './migrations/migration-0003-feed-transactions.js';
 
 export type Em = EntityManager;
 
@@ -11,6 +12,7 @@ export type Em = EntityManager;
 const MIGRATIONS = [
   { name: 'Migration0001Initial', class: MigrationInitial },
   { name: 'Migration0002TokenLifetimeOnFeed', class: MigrationTokenLifetimeOnFeed },
+  { name: 'Migration0003FeedTransactions', class: MigrationFeedTransactions },
 ];
 
 /**

@@ -33,6 +33,7 @@ const eventToProto = (e: StoredEvent): ChangeEvent => ({
   operation: e.operation === 'delete' ? Operation.OPERATION_DELETE : Operation.OPERATION_UPSERT,
   row: e.row,
   commitTime: e.commitTime,
+  transactionContinues: e.transactionContinues,
 });
 
 /** titanbot.feed.v1.ChangeFeedService handlers (reader credential only). */

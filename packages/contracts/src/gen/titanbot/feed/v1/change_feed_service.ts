@@ -83,7 +83,15 @@ export interface ChangeEvent {
     | { [key: string]: any }
     | undefined;
   /** When the transaction that made the change committed (its clock_timestamp at revision time). */
-  commitTime?: Date | undefined;
+  commitTime?:
+    | Date
+    | undefined;
+  /**
+   * True when the next revision belongs to the same write transaction as this one. A transaction's
+   * events have consecutive revisions and may span several messages; a reader makes its effects
+   * visible only at an event where this is false, so no state PostgreSQL never had is ever shown.
+   */
+  transactionContinues: boolean;
 }
 
 /** Request for Subscribe. */
@@ -207,7 +215,7 @@ export interface IngestLogsResponse {
 }
 
 function createBaseChangeEvent(): ChangeEvent {
-  return { revision: 0, table: "", operation: 0, row: undefined, commitTime: undefined };
+  return { revision: 0, table: "", operation: 0, row: undefined, commitTime: undefined, transactionContinues: false };
 }
 
 export const ChangeEvent: MessageFns<ChangeEvent> = {
@@ -226,6 +234,9 @@ export const ChangeEvent: MessageFns<ChangeEvent> = {
     }
     if (message.commitTime !== undefined) {
       Timestamp.encode(toTimestamp(message.commitTime), writer.uint32(42).fork()).join();
+    }
+    if (message.transactionContinues !== false) {
+      writer.uint32(48).bool(message.transactionContinues);
     }
     return writer;
   },
@@ -283,6 +294,14 @@ export const ChangeEvent: MessageFns<ChangeEvent> = {
             message.commitTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.transactionContinues = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -306,6 +325,11 @@ export const ChangeEvent: MessageFns<ChangeEvent> = {
         : isSet(object.commit_time)
         ? fromJsonTimestamp(object.commit_time)
         : undefined,
+      transactionContinues: isSet(object.transactionContinues)
+        ? globalThis.Boolean(object.transactionContinues)
+        : isSet(object.transaction_continues)
+        ? globalThis.Boolean(object.transaction_continues)
+        : false,
     };
   },
 
@@ -326,6 +350,9 @@ export const ChangeEvent: MessageFns<ChangeEvent> = {
     if (message.commitTime !== undefined) {
       obj.commitTime = message.commitTime.toISOString();
     }
+    if (message.transactionContinues !== false) {
+      obj.transactionContinues = message.transactionContinues;
+    }
     return obj;
   },
 
@@ -339,6 +366,7 @@ export const ChangeEvent: MessageFns<ChangeEvent> = {
     message.operation = object.operation ?? 0;
     message.row = object.row ?? undefined;
     message.commitTime = object.commitTime ?? undefined;
+    message.transactionContinues = object.transactionContinues ?? false;
     return message;
   },
 };
