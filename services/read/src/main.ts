@@ -8,6 +8,7 @@ import { DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
 import { openSecretStore } from '@titanbot/service-kit/secrets/open';
 import { pino, type Logger } from 'pino';
 import { loadReadConfig, type ReadConfig } from './config.js';
+import { exportFormat } from './export/build.js';
 import { ExportCache } from './export/cache.js';
 import { HotExports } from './export/hot-exports.js';
 import { FeedConsumer } from './feed/consumer.js';
@@ -50,7 +51,7 @@ const systemClocks: ReadClocks = { now: Date.now, monotonic: () => performance.n
 
 export async function startReadService(config: ReadConfig, logger: Logger, clocks: ReadClocks = systemClocks): Promise<ReadService> {
   const dir = path.join(config.DATA_DIR, 'read');
-  const model = new ReadModel(path.join(dir, 'model'));
+  const model = new ReadModel(path.join(dir, 'model'), exportFormat());
   const exports = new ExportCache(path.join(dir, 'exports'), config.EXPORT_CACHE_BYTES, model, logger);
   const feed = new ChangeFeedServiceClient(config.WRITE_SERVICE_URL, credentials.createInsecure(), {
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,

@@ -1,10 +1,25 @@
-import type Database from 'better-sqlite3';
+import Database from 'better-sqlite3';
 import { GLOBAL_SCOPE } from '../store/versions.js';
 
 /** Version of the daemon database schema below; changes only with a new contract. */
 export const EXPORT_SCHEMA_VERSION = 1;
 export const EXPORT_FILE_NAME = 'titanbotd.sqlite';
 export const EXPORT_MEDIA_TYPE = 'application/vnd.sqlite3';
+
+/**
+ * Everything besides the rows that decides an export's bytes: the schema version and the SQLite
+ * library that writes the file (another SQLite may lay out the same rows differently). Part of
+ * every version, so a replica that writes another format reports other versions and daemons fetch
+ * the new bytes.
+ */
+export function exportFormat(): string {
+  const db = new Database(':memory:');
+  try {
+    return `schema ${EXPORT_SCHEMA_VERSION}; sqlite ${String(db.prepare('select sqlite_version()').pluck().get())}`;
+  } finally {
+    db.close();
+  }
+}
 
 /** The daemon database schema, exactly as DOMAIN.md gives it (existing daemons read it). */
 const EXPORT_DDL = [

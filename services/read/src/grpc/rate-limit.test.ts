@@ -23,6 +23,13 @@ describe('RateLimiter', () => {
     expect(limiter.take('a')).toBe(200);
   });
 
+  it('grants the whole burst at a fractional clock reading (float sums are not exact)', () => {
+    const clock = manualClock(1006.579_000_9);
+    const limiter = new RateLimiter({ ratePerSecond: 5, burst: 10, clock: clock.now });
+    for (let i = 0; i < 10; i++) expect(limiter.take('a'), `call ${i + 1}`).toBe(0);
+    expect(limiter.take('a')).toBe(200);
+  });
+
   it('refills at the rate but never above the burst', () => {
     const clock = manualClock();
     const limiter = new RateLimiter({ ratePerSecond: 5, burst: 10, clock: clock.now });

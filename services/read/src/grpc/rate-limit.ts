@@ -25,6 +25,9 @@ export interface RateLimiterOptions {
  * dropped by a sweep that runs at most every `sweepEveryMs`, during a call: memory stays bounded
  * by the keys active within `burst` intervals plus one sweep period.
  */
+/** Float error in a clock-time sum (ms); a clock that reads 1e6 ms with a fraction has about 1e-10. */
+const ROUNDING_MS = 1e-6;
+
 export class RateLimiter {
   private readonly buckets = new Map<string, Bucket>();
   private readonly intervalMs: number;
@@ -57,7 +60,8 @@ export class RateLimiter {
     }
     const fullAtMs = Math.max(bucket.fullAtMs, now) + this.intervalMs;
     const waitMs = fullAtMs - now - this.windowMs;
-    if (waitMs <= 0) {
+    // Sums of fractional clock readings are not exact: a wait below a nanosecond is rounding, not a refusal.
+    if (waitMs <= ROUNDING_MS) {
       bucket.fullAtMs = fullAtMs;
       return 0;
     }

@@ -1,10 +1,12 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { GLOBAL_SCOPE, ScopeVersions } from './versions.js';
+import { HabitElements } from './habit-elements.js';
+import { habitsTouchedBy } from './habits-touched.js';
+import { LtHash } from './lt-hash.js';
+import { ScopeVersions } from './versions.js';
 import { DeviceIndex } from './device-index.js';
 import { mirroredValues, MIRRORED_TABLES, READ_MODEL_DDL, sqlValue } from './schema.js';
-import { scopesChangedBy } from './scope-changes.js';
 
 /** Where the mirror stands on the feed. */
 export interface Checkpoint {
@@ -51,7 +53,7 @@ type Row = Record<string, unknown>;
  * SQLite transaction that caused it commits, so both always describe the same revision.
  */
 export class ReadModel {
-  readonly versions = new ScopeVersions();
+  readonly versions: ScopeVersions;
   /** Feed events applied by `applyBatch` since this process started (snapshots not included), for metrics. */
   eventsApplied = 0;
   /** Connection for queries and export builds; sees committed state only. */
@@ -59,15 +61,22 @@ export class ReadModel {
   private readonly writer: Database.Database;
   private checkpointValue: Checkpoint | null = null;
   /** A feed transaction applied to the open SQLite transaction, continuing in the next batch. */
-  private pending: { revision: number; bumps: Map<number, number>; effects: (() => void)[]; events: number } | undefined;
+  private pending: PendingTransaction | undefined;
+  /** Export elements of habits, read on the writer (inside an open feed transaction). */
+  private readonly elements: HabitElements;
   /** Daemon tokens and each device's accounts, in memory for authentication and scope checks. */
   private readonly index = new DeviceIndex();
   private readonly upserts = new Map<string, Database.Statement>();
   private readonly deletes = new Map<string, Database.Statement>();
   private readonly statements = new Map<string, Database.Statement>();
 
-  /** Opens (creating if needed) `dir/read-model.sqlite` and loads the in-memory indexes. */
-  constructor(dir: string) {
+  /**
+   * Opens (creating if needed) `dir/read-model.sqlite` and loads the in-memory indexes and scope
+   * versions. `exportFormat` names everything besides the rows that changes an export's bytes
+   * (export/build.ts `exportFormat`): it is part of every version.
+   */
+  constructor(dir: string, exportFormat: string) {
+    this.versions = new ScopeVersions(exportFormat);
     mkdirSync(dir, { recursive: true });
     const file = path.join(dir, 'read-model.sqlite');
     this.writer = new Database(file);
@@ -76,6 +85,7 @@ export class ReadModel {
     this.writer.pragma('synchronous = NORMAL');
     this.writer.exec(READ_MODEL_DDL);
     this.reader = new Database(file);
+    this.elements = new HabitElements(this.writer);
     for (const [table, t] of Object.entries(MIRRORED_TABLES)) {
       const where = t.primaryKey.map((c) => `${c} = ?`).join(' and ');
       this.upserts.set(table, this.writer.prepare(`insert or replace into ${table} (${t.columns.join(', ')}) values (${t.columns.map(() => '?').join(', ')})`));
@@ -131,12 +141,18 @@ export class ReadModel {
   private applyPending(events: readonly FeedEvent[]): void {
     if (!this.pending) {
       this.writer.exec('begin immediate');
-      this.pending = { revision: this.checkpointValue!.revision, bumps: new Map(), effects: [], events: 0 };
+      this.pending = { revision: this.checkpointValue!.revision, touched: new Set(), deltas: new Map(), effects: [], events: 0 };
     }
     const p = this.pending;
     for (const event of events) {
       if (event.revision !== p.revision + 1) throw new FeedGapError(p.revision + 1, event.revision);
-      for (const scope of scopesChangedBy(this.sql.bind(this), event)) p.bumps.set(scope, event.revision);
+      // Before the write: a habit's old element leaves its part once per transaction.
+      for (const habit of habitsTouchedBy(this.sql.bind(this), event)) {
+        if (p.touched.has(habit)) continue;
+        p.touched.add(habit);
+        const old = this.elements.of(habit);
+        if (old) delta(p.deltas, old.part).add(old.lanes, -1);
+      }
       this.write(event);
       const effect = this.index.effectOf(event);
       if (effect) p.effects.push(effect);
@@ -145,18 +161,23 @@ export class ReadModel {
     }
   }
 
-  /** Commits the open SQLite transaction with its scope versions and checkpoint, then memory and listeners. */
+  /**
+   * Commits the open SQLite transaction with the checkpoint, then updates memory: the touched
+   * habits' new elements join their parts, and listeners of every scope whose content changed are told.
+   */
   private commitPending(epoch: string): void {
     const p = this.pending!;
-    const upsertScope = this.sql('insert or replace into scope_versions (scope, revision) values (?, ?)');
-    for (const [scope, revision] of p.bumps) upsertScope.run(scope, revision);
+    for (const habit of p.touched) {
+      const now = this.elements.of(habit);
+      if (now) delta(p.deltas, now.part).add(now.lanes);
+    }
     this.sql('update checkpoint set revision = ?').run(p.revision);
     this.writer.exec('commit');
     this.pending = undefined;
     this.checkpointValue = { epoch, revision: p.revision };
     this.eventsApplied += p.events;
     for (const effect of p.effects) effect();
-    this.versions.bump(p.bumps);
+    this.versions.apply(p.deltas);
   }
 
   /**
@@ -168,7 +189,7 @@ export class ReadModel {
     this.abortPending();
     this.writer.exec('begin immediate');
     for (const table of Object.keys(MIRRORED_TABLES)) this.writer.exec(`delete from ${table}`);
-    this.writer.exec('delete from checkpoint; delete from scope_versions');
+    this.writer.exec('delete from checkpoint');
     let open = true;
     return {
       rows: (table, rows) => {
@@ -178,8 +199,6 @@ export class ReadModel {
       },
       commit: () => {
         this.writer.prepare('insert into checkpoint (singleton, epoch, revision) values (1, ?, ?)').run(epoch, revision);
-        // Every scope may differ from before the rebuild: all take the snapshot's revision.
-        this.writer.prepare('insert into scope_versions (scope, revision) values (?, ?)').run(GLOBAL_SCOPE, revision);
         this.writer.exec('commit');
         open = false;
         this.loadMemory();
@@ -236,8 +255,8 @@ export class ReadModel {
     const checkpoint = this.writer.prepare('select epoch, revision from checkpoint').get() as Checkpoint | undefined;
     this.checkpointValue = checkpoint ?? null;
     this.index.load(this.writer);
-    const scopes = this.writer.prepare('select scope, revision from scope_versions').raw().all() as [number, number][];
-    this.versions.reset(checkpoint?.epoch ?? '', scopes);
+    const { global, parts } = this.elements.sums();
+    this.versions.reset(global, parts);
   }
 }
 
@@ -246,4 +265,22 @@ export interface SnapshotLoad {
   rows(table: string, rows: readonly Row[]): void;
   commit(): void;
   abort(): void;
+}
+
+/** A feed transaction applied to the open SQLite transaction and not yet committed. */
+interface PendingTransaction {
+  /** The last revision applied. */
+  revision: number;
+  /** Habits whose old element has been taken out. */
+  touched: Set<string>;
+  /** Per part (GLOBAL_SCOPE or a logical id): new elements minus old ones. */
+  deltas: Map<number, LtHash>;
+  effects: (() => void)[];
+  events: number;
+}
+
+function delta(deltas: Map<number, LtHash>, part: number): LtHash {
+  let sum = deltas.get(part);
+  if (!sum) deltas.set(part, (sum = new LtHash()));
+  return sum;
 }

@@ -81,8 +81,8 @@ create table if not exists checkpoint (
   epoch text not null,
   revision integer not null
 );
--- Revision of the last event that changed what a scope exports; scope 0 = global habits.
-create table if not exists scope_versions (scope integer primary key, revision integer not null);
+-- Earlier replicas kept revision-based versions here; versions now follow content, computed at start-up.
+drop table if exists scope_versions;
 `;
 
 /** A value as SQLite stores it. */

@@ -1,5 +1,11 @@
-/** Scope key of the global scope (global habits only); account scopes use their logical_id (>= 1). */
-export const GLOBAL_SCOPE = 0;
+import { createHash } from 'node:crypto';
+import { LtHash } from './lt-hash.js';
+
+/**
+ * Scope key of the global scope (global habits only). Account scopes use their logical id, an
+ * int32; this key is outside that range, so a habit of logical id 0 is an account habit like any.
+ */
+export const GLOBAL_SCOPE = 2 ** 32;
 
 /** A WatchVersion subscriber: told the scope's new version after each change. */
 export type VersionListener = (version: string) => void;
@@ -13,26 +19,31 @@ export type VersionListener = (version: string) => void;
 export const NOTIFY_SLICE = 1024;
 
 /**
- * Per-scope versions, in memory (DESIGN.md "Versions and exports"). The version of a scope is
- * `<epoch>.<revision>` of the last applied feed event that changed what it exports; global habits
- * are in every scope, so an account scope's version is the later of its own and the global one.
- * No clock is involved: deletes and scope exits change versions like any other change.
+ * Per-scope versions, in memory: a version names a scope's content. The read model keeps an LtHash
+ * sum of the exported habits' elements per part (the global habits, and each logical id's own);
+ * an account scope's content is the global part plus its own. Its version is the first 128 bits
+ * of SHA-256(format, scope, sum), so it is equal on every replica holding the same content however
+ * it got there (following the feed, restarted, rebuilt from a snapshot), differs between scopes
+ * and between export formats, and stays the same across writes that change nothing exported.
+ * Computed once per change and cached: CheckVersion is a map lookup.
  */
 export class ScopeVersions {
-  private epoch = '';
-  private readonly revisions = new Map<number, number>();
+  private global = new LtHash();
+  private parts = new Map<number, LtHash>();
   private readonly listeners = new Map<number, Set<VersionListener>>();
   /** Scopes whose listeners are being told in slices; `again`: changed since the pass began. */
   private readonly passes = new Map<number, { again: boolean }>();
   /** Version strings already built, by scope: CheckVersion asks far more often than they change. */
   private readonly strings = new Map<number, string>();
 
-  /** Replaces every version (start-up and snapshot rebuild) and tells every listener. */
-  reset(epoch: string, revisions: Iterable<[scope: number, revision: number]>): void {
-    this.epoch = epoch;
-    this.revisions.clear();
+  /** @param format names the export format: everything besides the rows that changes a file's bytes. */
+  constructor(private readonly format: string) {}
+
+  /** Replaces every sum (start-up and snapshot rebuild) and tells every listener. */
+  reset(global: LtHash, parts: Map<number, LtHash>): void {
+    this.global = global;
+    this.parts = parts;
     this.strings.clear();
-    for (const [scope, revision] of revisions) this.revisions.set(scope, revision);
     for (const scope of this.listeners.keys()) this.notify(scope);
   }
 
@@ -40,26 +51,44 @@ export class ScopeVersions {
   version(scope: number): string {
     let version = this.strings.get(scope);
     if (version === undefined) {
-      const global = this.revisions.get(GLOBAL_SCOPE) ?? 0;
-      const own = scope === GLOBAL_SCOPE ? global : Math.max(global, this.revisions.get(scope) ?? 0);
-      version = `${this.epoch}.${own}`;
+      const sum = scope === GLOBAL_SCOPE ? this.global : this.global.clone().add((this.parts.get(scope) ?? EMPTY).lanes);
+      const name = scope === GLOBAL_SCOPE ? 'global' : `account:${scope}`;
+      version = createHash('sha256').update(`${this.format}\0${name}\0`).update(sum.bytes()).digest('hex').slice(0, 32);
       // Bounded by the scopes asked about (accounts + global); cleared by every change below.
       this.strings.set(scope, version);
     }
     return version;
   }
 
-  /** Records that the events up to `revision` changed `scopes`, then tells their listeners. */
-  bump(scopes: ReadonlyMap<number, number>): void {
-    for (const [scope, revision] of scopes) this.revisions.set(scope, revision);
-    // A global change moves every scope's version; otherwise only the bumped scopes' do.
-    if (scopes.has(GLOBAL_SCOPE)) this.strings.clear();
-    else for (const scope of scopes.keys()) this.strings.delete(scope);
-    if (scopes.has(GLOBAL_SCOPE)) {
+  /**
+   * Adds the committed changes of one feed transaction, by part (GLOBAL_SCOPE or a logical id: new
+   * elements minus old), then tells the listeners of every scope whose content changed. A part
+   * whose change sums to zero (a write that changed nothing exported) changes no version.
+   */
+  apply(deltas: ReadonlyMap<number, LtHash>): void {
+    const changed: number[] = [];
+    for (const [part, delta] of deltas) {
+      if (delta.isZero()) continue;
+      changed.push(part);
+      if (part === GLOBAL_SCOPE) this.global.add(delta.lanes);
+      else {
+        let sum = this.parts.get(part);
+        if (!sum) this.parts.set(part, (sum = new LtHash()));
+        sum.add(delta.lanes);
+        if (sum.isZero()) this.parts.delete(part);
+      }
+    }
+    if (changed.length === 0) return;
+    // A global change moves every scope's version; otherwise only the changed scopes' do.
+    if (changed.includes(GLOBAL_SCOPE)) {
+      this.strings.clear();
       for (const scope of this.listeners.keys()) this.notify(scope);
       return;
     }
-    for (const scope of scopes.keys()) this.notify(scope);
+    for (const scope of changed) {
+      this.strings.delete(scope);
+      this.notify(scope);
+    }
   }
 
   /** Registers `listener` for `scope`; returns the function that removes it. */
@@ -129,3 +158,5 @@ export class ScopeVersions {
     slice();
   }
 }
+
+const EMPTY = new LtHash();

@@ -42,7 +42,8 @@ export async function listHabits(
 
 /**
  * UpdateHabit: scalar fields, and whole pixel or shape lists when given (pixels and shapes no
- * other habit uses are removed). `updated_at` moves forward. Errors: invalid, not_found, conflict.
+ * other habit uses are removed). `updated_at` moves forward when something changed; an update
+ * that changes nothing writes nothing. Errors: invalid, not_found, conflict.
  */
 export async function updateHabit(
   ctx: UseCaseContext,
@@ -53,7 +54,8 @@ export async function updateHabit(
 ): Promise<Habit> {
   const habit = await getHabit(ctx, uuid);
   checkEtag('habit', habit.version, etag);
-  habit.update(patch, lists, ctx.now);
+  // An update that changes nothing writes nothing: no updated_at, no etag, no feed event.
+  if (!habit.update(patch, lists, ctx.now)) return habit;
   await ctx.em.flush();
   if (lists.pixels) await storePixels(ctx.em, habit);
   if (lists.shapes) await storeShapes(ctx.em, habit);

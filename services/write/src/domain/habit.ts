@@ -54,7 +54,8 @@ export const HABIT_DEFAULTS: HabitFields = {
 
 /**
  * The habit aggregate root: scalar fields plus ordered pixel and shape lists (value objects).
- * Invariant: `updatedAt` strictly increases on every change, even within one millisecond.
+ * Invariant: `updatedAt` strictly increases on every change, even within one millisecond, and only
+ * on a change (the original's ORM wrote nothing for an update that changed nothing).
  */
 export class Habit {
   readonly uuid!: string;
@@ -85,15 +86,25 @@ export class Habit {
     return Object.assign(new Habit(), { uuid, ...all, ...normalized, updatedAt: now, version: 1 });
   }
 
-  /** Applies the given fields and, when given, replaces a whole list; moves `updatedAt` forward. */
-  update(patch: Partial<HabitFields>, lists: { pixels?: Pixel[]; shapes?: Shape[] }, now: Date): void {
-    const next: HabitFields = { ...this.fields(), ...patch };
+  /**
+   * Applies the given fields and, when given, replaces a whole list; moves `updatedAt` forward.
+   * Returns false, changing nothing, when every field and list is already as given.
+   */
+  update(patch: Partial<HabitFields>, lists: { pixels?: Pixel[]; shapes?: Shape[] }, now: Date): boolean {
+    const current = this.fields();
+    const next: HabitFields = { ...current, ...patch };
     const v = new Violations();
     validateFields(next, v);
     const normalized = validateLists(lists.pixels ?? [...this.pixels], lists.shapes ?? [...this.shapes], v);
     v.throwIfAny();
+    const same =
+      (Object.keys(current) as (keyof HabitFields)[]).every((key) => current[key] === next[key]) &&
+      sameList(normalized.pixels, this.pixels) &&
+      sameList(normalized.shapes, this.shapes);
+    if (same) return false;
     const updatedAt = new Date(Math.max(now.getTime(), this.updatedAt.getTime() + 1));
     Object.assign(this, next, normalized, { updatedAt });
+    return true;
   }
 
   private fields(): HabitFields {
@@ -147,5 +158,12 @@ function validateLists(pixels: Pixel[], shapes: Shape[], v: Violations): { pixel
   });
   return { pixels: outPixels, shapes: outShapes };
 }
+
+/** Equal lists of value objects, in the same order (the order is stored). */
+const sameList = <T extends object>(a: readonly T[], b: readonly T[]): boolean =>
+  a.length === b.length && a.every((item, i) => canonical(item) === canonical(b[i]!));
+
+/** A value object's fields in name order, whatever order they were built in. */
+const canonical = (value: object): string => JSON.stringify(value, Object.keys(value).sort());
 
 const snake = (s: string): string => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);

@@ -165,7 +165,7 @@ export interface Habit {
   pixels: Pixel[];
   /** Shapes, in the order given. */
   shapes: Shape[];
-  /** Output only. Moves forward on every update. */
+  /** Output only. Moves forward on every update that changes something. */
   updatedAt?:
     | Date
     | undefined;
@@ -1451,7 +1451,9 @@ export const HabitServiceService = {
   },
   /**
    * `pixels` or `shapes` in update_mask replaces that whole list; pixels and shapes no other
-   * habit uses are removed in the same transaction. updated_at always moves forward.
+   * habit uses are removed in the same transaction. updated_at moves forward when anything
+   * changes; an update that changes nothing (every field and list equal to what is stored) writes
+   * nothing: not updated_at, not the etag, nothing on the change feed.
    * Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (etag).
    */
   updateHabit: {
@@ -1487,7 +1489,9 @@ export interface HabitServiceServer extends UntypedServiceImplementation {
   listHabits: handleUnaryCall<ListHabitsRequest, ListHabitsResponse>;
   /**
    * `pixels` or `shapes` in update_mask replaces that whole list; pixels and shapes no other
-   * habit uses are removed in the same transaction. updated_at always moves forward.
+   * habit uses are removed in the same transaction. updated_at moves forward when anything
+   * changes; an update that changes nothing (every field and list equal to what is stored) writes
+   * nothing: not updated_at, not the etag, nothing on the change feed.
    * Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (etag).
    */
   updateHabit: handleUnaryCall<UpdateHabitRequest, Habit>;
@@ -1546,7 +1550,9 @@ export interface HabitServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * `pixels` or `shapes` in update_mask replaces that whole list; pixels and shapes no other
-   * habit uses are removed in the same transaction. updated_at always moves forward.
+   * habit uses are removed in the same transaction. updated_at moves forward when anything
+   * changes; an update that changes nothing (every field and list equal to what is stored) writes
+   * nothing: not updated_at, not the etag, nothing on the change feed.
    * Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (etag).
    */
   updateHabit(
