@@ -188,7 +188,8 @@ describe('the whole lifecycle, services as child processes', () => {
     const readClient = new DaemonServiceClient(readEnv['READ_GRPC_ADDR']!, credentials.createInsecure());
     clients.push(readClient);
     const latest = async (): Promise<string> => (await checkVersion(readClient, shortLived, fleet.logicalId)).version;
-    await until('the daemon to hold the latest version', async () => (await readFile(`${dbPath}.version`, 'utf8')).trim() === (await latest()));
+    const held = async (): Promise<string> => (JSON.parse(await readFile(`${dbPath}.version`, 'utf8')) as { version: string }).version;
+    await until('the daemon to hold the latest version', async () => (await held()) === (await latest()));
     await expectFileCurrent();
     expect(daemon.events.some((e) => e['event'] === 'watch-disconnected')).toBe(true);
 

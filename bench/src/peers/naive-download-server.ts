@@ -110,6 +110,7 @@ async function main(): Promise<void> {
         schemaVersion: 1,
         fileName: 'titanbotd.sqlite',
         mediaType: 'application/vnd.sqlite3',
+        revision: 0,
       };
       if (!(await send(call, { kind: { $case: 'header', value: header } }))) return;
       for (let offset = 0; offset < data.length; offset += chunkBytes) {

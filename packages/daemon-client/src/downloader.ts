@@ -13,6 +13,15 @@ const DOWNLOAD_ATTEMPTS = 5;
 /** Restarts from zero (version gone from the server's cache) before a download gives up. */
 const DOWNLOAD_RESTARTS = 3;
 
+/** What `dbPath` holds, as kept in `${dbPath}.version` (JSON; an older client wrote the version alone). */
+interface Held {
+  version: string;
+  /** Lower-case hex SHA-256 of the file; absent in an older client's sidecar. */
+  sha256?: string;
+  /** The scope it was downloaded for (null = global); absent in an older client's sidecar. */
+  logicalId?: number | null;
+}
+
 /** What a partial download is a prefix of, as kept in `${dbPath}.download.json`. */
 interface Pin {
   version: string;
@@ -31,11 +40,11 @@ interface DownloadState {
  * from the bytes written (across process restarts too), a version gone from the server restarts
  * from zero with the latest. The finished file is verified against the header's size and SHA-256,
  * fsynced and renamed over `dbPath`, so readers never see a torn file; `${dbPath}.version` records
- * what is held.
+ * what is held (version, SHA-256 and scope). Content whose SHA-256 is already held is never
+ * downloaded again: only its new version is recorded.
  */
 export class Downloader {
-  /** The version `dbPath` holds; '' when none. */
-  held = '';
+  private held: Held = { version: '' };
   private readonly partPath: string;
   private readonly pinPath: string;
   private readonly versionPath: string;
@@ -52,14 +61,24 @@ export class Downloader {
     this.versionPath = `${dbPath}.version`;
   }
 
-  /** Reads which version `dbPath` was built from ('' when there is no file or no sidecar). */
+  /**
+   * The version `dbPath` holds for this scope; '' when there is no file, no sidecar, or the file
+   * was downloaded for another scope (switching logical id downloads).
+   */
+  get heldVersion(): string {
+    const scope = this.logicalId ?? null;
+    return this.held.logicalId === undefined || this.held.logicalId === scope ? this.held.version : '';
+  }
+
+  /** Reads what `dbPath` holds from its sidecar. */
   async loadHeld(): Promise<void> {
     try {
       await stat(this.dbPath);
-      this.held = (await readFile(this.versionPath, 'utf8')).trim();
+      const text = (await readFile(this.versionPath, 'utf8')).trim();
+      this.held = parseHeld(text);
     } catch (err) {
       if (!isNotFound(err)) throw err;
-      this.held = '';
+      this.held = { version: '' };
     }
   }
 
@@ -81,7 +100,14 @@ export class Downloader {
     for (;;) {
       const before = state.written;
       try {
-        await this.attempt(state, signal);
+        if (await this.attempt(state, signal)) {
+          // The server's file is the one held (same SHA-256): record its version, download nothing.
+          const pin = state.pin!;
+          await this.discardPartial();
+          await this.record({ version: pin.version, sha256: pin.sha256, logicalId: this.logicalId ?? null });
+          this.log('already-held', { version: pin.version, sha256: pin.sha256 });
+          return { version: pin.version, bytes: 0 };
+        }
         break;
       } catch (err) {
         if (signal?.aborted) throw err;
@@ -112,9 +138,10 @@ export class Downloader {
 
   /**
    * One DownloadExport call from `state` (pinned version and offset, or latest from 0), appending to
-   * the partial file; updates `state` as bytes land so a retry knows where to resume.
+   * the partial file; updates `state` as bytes land so a retry knows where to resume. Resolves true,
+   * having read only the header, when a fresh download announces the file already held.
    */
-  private async attempt(state: DownloadState, signal: AbortSignal | undefined): Promise<void> {
+  private async attempt(state: DownloadState, signal: AbortSignal | undefined): Promise<boolean> {
     const call = this.client.downloadExport(
       DownloadExportRequest.fromPartial({ logicalId: this.logicalId, version: state.pin?.version ?? '', offset: state.written }),
       this.token.metadata(),
@@ -136,8 +163,9 @@ export class Downloader {
           } else {
             // The pin file must never describe bytes of another version: drop the old partial first.
             await this.discardPartial();
-            await writeFileAtomic(this.pinPath, JSON.stringify(pin));
             state.pin = pin;
+            if (pin.sha256 === this.held.sha256 && this.heldVersion !== '') return true;
+            await writeFileAtomic(this.pinPath, JSON.stringify(pin));
           }
           this.log('download-started', { version: pin.version, sizeBytes: pin.sizeBytes, offset: state.written });
           file = await open(this.partPath, state.written === 0 ? 'w' : 'r+');
@@ -155,6 +183,7 @@ export class Downloader {
       if (!file || !state.pin) throw new ExportProtocolError('DownloadExport ended without a header');
       if (state.written < state.pin.sizeBytes) throw new IncompleteStreamError(`DownloadExport ended at byte ${state.written} of ${state.pin.sizeBytes}`);
       await file.sync();
+      return false;
     } finally {
       call.cancel();
       signal?.removeEventListener('abort', cancel);
@@ -174,10 +203,15 @@ export class Downloader {
     await rename(this.partPath, this.dbPath);
     await fsyncDir(path.dirname(this.dbPath));
     await rm(this.pinPath, { force: true });
-    await writeFileAtomic(this.versionPath, `${pin.version}\n`);
-    this.held = pin.version;
+    await this.record({ version: pin.version, sha256, logicalId: this.logicalId ?? null });
     this.log('installed', { version: pin.version, bytes: size, sha256 });
     return size;
+  }
+
+  /** Writes what is held to the sidecar (atomically) and remembers it. */
+  private async record(held: Held): Promise<void> {
+    await writeFileAtomic(this.versionPath, `${JSON.stringify(held)}\n`);
+    this.held = held;
   }
 
   /** The pinned partial download left beside `dbPath`, if its pin file is intact and it is not oversized. */
@@ -198,6 +232,17 @@ export class Downloader {
     await rm(this.partPath, { force: true });
     await rm(this.pinPath, { force: true });
   }
+}
+
+/** The sidecar's content: JSON, or an older client's bare version string. */
+function parseHeld(text: string): Held {
+  try {
+    const held = JSON.parse(text) as Partial<Held> | null;
+    if (typeof held?.version === 'string') return { version: held.version, sha256: held.sha256, logicalId: held.logicalId };
+  } catch {
+    // An older client's sidecar: the version alone.
+  }
+  return { version: text };
 }
 
 function isPin(value: unknown): value is Pin {

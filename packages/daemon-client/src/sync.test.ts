@@ -13,7 +13,7 @@ import {
 import { generateDaemonToken } from '@titanbot/service-kit/daemon-token';
 import { DomainError } from '@titanbot/service-kit/errors';
 import { toStatusError } from '@titanbot/service-kit/status';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   DaemonServiceService,
   DownloadExportResponse,
@@ -104,7 +104,7 @@ async function startFakeServer(token: string) {
       const bytes = fake.exports.get(version);
       if (!bytes) return call.emit('error', toStatusError(new DomainError('EXPORT_VERSION_GONE', `export ${version} is gone`)));
       const send = (m: DownloadExportResponse): boolean => call.write(DownloadExportResponse.fromPartial(m));
-      send({ kind: { $case: 'header', value: { version, sizeBytes: bytes.length, sha256: fake.wrongSha.get(version) ?? sha256(bytes), schemaVersion: 1, fileName: 'titanbotd.sqlite', mediaType: 'application/vnd.sqlite3' } } });
+      send({ kind: { $case: 'header', value: { version, sizeBytes: bytes.length, sha256: fake.wrongSha.get(version) ?? sha256(bytes), schemaVersion: 1, fileName: 'titanbotd.sqlite', mediaType: 'application/vnd.sqlite3', revision: 0 } } });
       let sent = 0;
       for (let offset = call.request.offset; offset < bytes.length; offset += CHUNK) {
         if (sent++ === plan?.cutAfterChunks) return call.emit('error', { code: status.UNAVAILABLE, details: 'connection reset' });
@@ -148,15 +148,16 @@ async function setup(options: Partial<DaemonSyncOptions> = {}) {
   return { dir, token, tokenFile, dbPath, fake, sync, events };
 }
 
-async function until(condition: () => Promise<boolean> | boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5_000;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+/** vi.waitFor until `condition` holds. */
+const until = (condition: () => Promise<boolean> | boolean, what: string): Promise<void> =>
+  vi.waitFor(async () => expect(await condition(), what).toBe(true), { timeout: 5_000, interval: 20 });
 
-const readVersion = (dbPath: string): Promise<string> => readFile(`${dbPath}.version`, 'utf8').then((s) => s.trim(), () => '');
+/** The version the sidecar records ('' when there is none). */
+const readVersion = (dbPath: string): Promise<string> =>
+  readFile(`${dbPath}.version`, 'utf8').then(
+    (s) => (s.trim().startsWith('{') ? (JSON.parse(s) as { version: string }).version : s.trim()),
+    () => '',
+  );
 
 describe('DaemonSync.syncOnce', () => {
   it('downloads, verifies and installs the latest export with its version, then reports unchanged', async () => {
@@ -177,6 +178,36 @@ describe('DaemonSync.syncOnce', () => {
     ]);
     expect(fake.downloads()).toHaveLength(1);
     expect(new Set(fake.calls.map((c) => c.key))).toEqual(new Set([token]));
+  });
+
+  it('records a new version without downloading again when the server\'s file is the one held (same SHA-256)', async () => {
+    const { fake, sync, dbPath, events } = await setup();
+    const bytes = fileBytes(1);
+    fake.publish('e.1', bytes);
+    await sync.syncOnce();
+    fake.publish('e.2', Buffer.from(bytes));
+
+    expect(await sync.syncOnce()).toEqual({ version: 'e.2', changed: true, bytes: 0 });
+    expect(await readVersion(dbPath)).toBe('e.2');
+    expect(await readFile(dbPath)).toEqual(bytes);
+    expect(events.filter((e) => e.event === 'installed')).toHaveLength(1);
+    expect(events.find((e) => e.event === 'already-held')?.fields).toEqual({ version: 'e.2', sha256: sha256(bytes) });
+    expect(await sync.syncOnce()).toEqual({ version: 'e.2', changed: false, bytes: 0 });
+  });
+
+  it('keeps the scope beside the held version: another logical id on the same file downloads', async () => {
+    const { fake, sync, dbPath, tokenFile, events } = await setup();
+    fake.publish('e.1', fileBytes(1));
+    await sync.syncOnce();
+    const other = new DaemonSync({ server: fake.address, tokenFile, dbPath, logicalId: 8, client: createDaemonClient(fake.address), logger: (event, fields) => events.push({ event, fields }) });
+    try {
+      fake.publish('e.1', fileBytes(2));
+      expect(await other.syncOnce()).toEqual({ version: 'e.1', changed: true, bytes: fileBytes(2).length });
+      expect(fake.calls.filter((c) => c.method === 'checkVersion').at(-1)!.request).toEqual({ logicalId: 8, knownVersion: '' });
+      expect(await readFile(dbPath)).toEqual(fileBytes(2));
+    } finally {
+      other.close();
+    }
   });
 
   it('resumes a broken download from the bytes written, pinned to the version it started', async () => {
@@ -238,6 +269,7 @@ describe('DaemonSync.syncOnce', () => {
     const { fake, sync, dbPath, dir } = await setup();
     const old = fileBytes(0, 2_000);
     await writeFile(dbPath, old);
+    // An older client's sidecar: the version alone.
     await writeFile(`${dbPath}.version`, 'e.0\n');
     fake.publish('e.1', fileBytes(1));
     fake.wrongSha.set('e.1', sha256(Buffer.from('something else')));

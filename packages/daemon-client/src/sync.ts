@@ -68,7 +68,7 @@ export class DaemonSync {
   async syncOnce(): Promise<SyncResult> {
     await this.loadState();
     await this.token.rotateIfDue();
-    const held = this.downloader.held;
+    const held = this.downloader.heldVersion;
     const check = await this.token.call(this.client.checkVersion, CheckVersionRequest.fromPartial({ logicalId: this.options.logicalId, knownVersion: held }));
     if (!check.changed) return { version: held, changed: false, bytes: 0 };
     return { ...(await this.downloader.download(check.version)), changed: true };
@@ -94,7 +94,7 @@ export class DaemonSync {
       await watchVersions(
         this.client,
         this.token,
-        { logicalId: this.options.logicalId, held: () => this.downloader.held },
+        { logicalId: this.options.logicalId, held: () => this.downloader.heldVersion },
         (version) => {
           wanted = version;
           wake?.();
@@ -123,7 +123,7 @@ export class DaemonSync {
     let failures = 0;
     while (!signal.aborted) {
       const version = wanted();
-      if (version === undefined || version === this.downloader.held) {
+      if (version === undefined || version === this.downloader.heldVersion) {
         await new Promise<void>((resolve) => setWake(resolve));
         setWake(undefined);
         continue;

@@ -16,6 +16,8 @@ export interface ExportFile {
   sizeBytes: number;
   /** Lower-case hex SHA-256 of the whole file. */
   sha256: string;
+  /** The model's feed revision when it was built (observability only). */
+  revision: number;
 }
 
 /** What the cache has done, for logs and metrics. */
@@ -95,11 +97,12 @@ export class ExportCache {
     const started = performance.now();
     try {
       // Synchronous, in this turn of the event loop: the model is still at `version`.
+      const revision = this.model.checkpoint?.revision ?? 0;
       buildExport(this.model.reader, temp, scope);
       const { size, sha256 } = await digestFile(temp);
       const file = path.join(this.dir, `${scope}-${version}.sqlite`);
       await rename(temp, file);
-      const entry: ExportFile = { scope, version, path: file, sizeBytes: size, sha256 };
+      const entry: ExportFile = { scope, version, path: file, sizeBytes: size, sha256, revision };
       this.entries.set(cacheKey(scope, version), entry);
       this.counters.builds++;
       this.logger.info({ scope, version, bytes: size, ms: Math.round(performance.now() - started) }, 'export built');

@@ -21,7 +21,15 @@ export async function* exportMessages(file: ExportFile, offset: number, chunkByt
   const header: DownloadExportResponse = {
     kind: {
       $case: 'header',
-      value: { version: file.version, sizeBytes: file.sizeBytes, sha256: file.sha256, schemaVersion: EXPORT_SCHEMA_VERSION, fileName: EXPORT_FILE_NAME, mediaType: EXPORT_MEDIA_TYPE },
+      value: {
+        version: file.version,
+        sizeBytes: file.sizeBytes,
+        sha256: file.sha256,
+        schemaVersion: EXPORT_SCHEMA_VERSION,
+        fileName: EXPORT_FILE_NAME,
+        mediaType: EXPORT_MEDIA_TYPE,
+        revision: file.revision,
+      },
     },
   };
   const gone = (err: NodeJS.ErrnoException): never => {

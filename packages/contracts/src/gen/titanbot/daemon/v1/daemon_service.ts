@@ -228,7 +228,10 @@ export interface CheckVersionRequest {
 
 /** Response for CheckVersion. */
 export interface CheckVersionResponse {
-  /** `<epoch>.<revision>`: opaque, compare for equality only. */
+  /**
+   * Names the scope's content (rows, scope and export format): equal on every replica holding the
+   * same content, different for any other. Opaque: compare for equality only.
+   */
   version: string;
   /** Whether `version` differs from `known_version`. */
   changed: boolean;
@@ -275,6 +278,12 @@ export interface ExportHeader {
   fileName: string;
   /** "application/vnd.sqlite3". */
   mediaType: string;
+  /**
+   * The feed revision this replica's model stood at when it built the file: for ordering and
+   * observability only. The same content built by another replica, or later, may carry another
+   * revision; `version` names the content.
+   */
+  revision: number;
 }
 
 /** A piece of the file. */
@@ -2314,7 +2323,7 @@ export const DownloadExportRequest: MessageFns<DownloadExportRequest> = {
 };
 
 function createBaseExportHeader(): ExportHeader {
-  return { version: "", sizeBytes: 0, sha256: "", schemaVersion: 0, fileName: "", mediaType: "" };
+  return { version: "", sizeBytes: 0, sha256: "", schemaVersion: 0, fileName: "", mediaType: "", revision: 0 };
 }
 
 export const ExportHeader: MessageFns<ExportHeader> = {
@@ -2336,6 +2345,9 @@ export const ExportHeader: MessageFns<ExportHeader> = {
     }
     if (message.mediaType !== "") {
       writer.uint32(50).string(message.mediaType);
+    }
+    if (message.revision !== 0) {
+      writer.uint32(56).int64(message.revision);
     }
     return writer;
   },
@@ -2401,6 +2413,14 @@ export const ExportHeader: MessageFns<ExportHeader> = {
             message.mediaType = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.revision = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2437,6 +2457,7 @@ export const ExportHeader: MessageFns<ExportHeader> = {
         : isSet(object.media_type)
         ? globalThis.String(object.media_type)
         : "",
+      revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
     };
   },
 
@@ -2460,6 +2481,9 @@ export const ExportHeader: MessageFns<ExportHeader> = {
     if (message.mediaType !== "") {
       obj.mediaType = message.mediaType;
     }
+    if (message.revision !== 0) {
+      obj.revision = Math.round(message.revision);
+    }
     return obj;
   },
 
@@ -2474,6 +2498,7 @@ export const ExportHeader: MessageFns<ExportHeader> = {
     message.schemaVersion = object.schemaVersion ?? 0;
     message.fileName = object.fileName ?? "";
     message.mediaType = object.mediaType ?? "";
+    message.revision = object.revision ?? 0;
     return message;
   },
 };
