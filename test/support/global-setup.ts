@@ -18,11 +18,17 @@ declare module 'vitest' {
      * the one database, so, like replicas of one deployment, they share its data key too.
      */
     dataKeyDir: string;
+    /**
+     * A second migrated database that only the randomized sync test uses: it replays the whole
+     * feed history, which other suites prune.
+     */
+    isolatedDatabaseUrl: string;
   }
 }
 
 // One database per run, so runs on one server (a developer's and CI's, or parallel helpers) never collide.
 const TEST_DATABASE = `titanbot_test_${process.pid}`;
+const ISOLATED_DATABASE = `titanbot_test_${process.pid}_isolated`;
 
 /**
  * Uses the PostgreSQL server of DATABASE_URL when set (creating a fresh database for this run and
@@ -41,19 +47,24 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
   const admin = new pg.Client({ connectionString: serverUrl });
   await admin.connect();
-  await admin.query(`drop database if exists ${TEST_DATABASE} with (force)`);
-  await admin.query(`create database ${TEST_DATABASE}`);
-  const url = new URL(serverUrl);
-  url.pathname = `/${TEST_DATABASE}`;
-  const orm = await initOrm(url.toString());
-  await migrate(orm);
-  await orm.close();
-  project.provide('databaseUrl', url.toString());
+  const createDatabase = async (name: string): Promise<string> => {
+    await admin.query(`drop database if exists ${name} with (force)`);
+    await admin.query(`create database ${name}`);
+    const url = new URL(serverUrl);
+    url.pathname = `/${name}`;
+    const orm = await initOrm(url.toString());
+    await migrate(orm);
+    await orm.close();
+    return url.toString();
+  };
+  project.provide('databaseUrl', await createDatabase(TEST_DATABASE));
+  project.provide('isolatedDatabaseUrl', await createDatabase(ISOLATED_DATABASE));
   const dataKeyDir = await mkdtemp(path.join(os.tmpdir(), 'titanbot-data-key-'));
   await new DataKeyring(new FileSecretStore(dataKeyDir), pino({ level: 'silent' })).init(true);
   project.provide('dataKeyDir', dataKeyDir);
   return async () => {
     await admin.query(`drop database if exists ${TEST_DATABASE} with (force)`);
+    await admin.query(`drop database if exists ${ISOLATED_DATABASE} with (force)`);
     await admin.end();
     await embedded?.stop();
     await rm(dataKeyDir, { recursive: true, force: true });

@@ -27,6 +27,8 @@ const schema = z.object({
   SSH_SERVER_COMMON_PORT: port.default(22),
   FEED_RETENTION: duration.default(7 * 86_400_000),
   FEED_PROGRESS_INTERVAL: duration.default(5_000),
+  /** Feed events per Subscribe message; a transaction larger than this spans several messages. */
+  FEED_BATCH_EVENTS: z.coerce.number().int().min(1).max(10_000).default(500),
   LOG_RETENTION: duration.default(30 * 86_400_000),
   /** host:port serving Prometheus metrics at GET /metrics (port 0 = any); unset = no metrics server. */
   METRICS_ADDR: z.string().regex(/^\S*:\d{1,5}$/, 'host:port').optional(),

@@ -142,7 +142,7 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
     {
       definition: ChangeFeedServiceService,
       implementation: changeFeedService(rt, notifier, {
-        batchSize: 500,
+        batchSize: config.FEED_BATCH_EVENTS,
         snapshotPageRows: 500,
         progressIntervalMs: config.FEED_PROGRESS_INTERVAL,
         shutdown: shutdown.signal,

@@ -33,9 +33,10 @@ export interface System {
   stop(): Promise<void>;
 }
 
+/** The write service (on `writeEnv.DATABASE_URL`, default the run's test database) and a PostgreSQL client of the same database. */
 export async function startSystem(writeEnv: Record<string, string> = {}): Promise<System> {
   const write = await startHarness(writeEnv);
-  const db = new pg.Client({ connectionString: inject('databaseUrl') });
+  const db = new pg.Client({ connectionString: writeEnv.DATABASE_URL ?? inject('databaseUrl') });
   await db.connect();
   const replicas = new Set<Replica>();
   const headRevision = async (): Promise<number> => Number((await db.query('select head_revision from feed_state')).rows[0].head_revision);
