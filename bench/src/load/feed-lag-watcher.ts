@@ -28,7 +28,6 @@ const send = (message: unknown): void => {
   process.send!(message);
 };
 const epochMs = (): number => performance.timeOrigin + performance.now();
-const revisionOf = (version: string): number => Number(version.slice(version.lastIndexOf('.') + 1));
 const md = new Metadata();
 md.set('x-api-key', token);
 
@@ -53,7 +52,7 @@ async function poll(): Promise<void> {
     const res = await checkVersion();
     const at = epochMs();
     polls++;
-    const revision = revisionOf(res.version);
+    const revision = res.revision;
     if (revision > lastPolled) {
       lastPolled = revision;
       polled.push([revision, at]);
@@ -63,12 +62,12 @@ async function poll(): Promise<void> {
 }
 
 async function start(): Promise<void> {
-  const { version } = await checkVersion();
-  lastWatched = lastPolled = revisionOf(version);
+  const { version, revision: current } = await checkVersion();
+  lastWatched = lastPolled = current;
   const call = watchClient.watchVersion({ logicalId, knownVersion: version }, md);
   call.on('data', (m: WatchVersionResponse) => {
     const at = epochMs();
-    const revision = revisionOf(m.version);
+    const revision = m.revision;
     if (revision > lastWatched) {
       lastWatched = revision;
       watched.push([revision, at]);

@@ -9,7 +9,8 @@ import type { handleUnaryCall } from '@grpc/grpc-js';
 import { startGrpcServer } from '@titanbot/service-kit/grpc-server';
 
 const address = process.env['PEER_ADDR'] ?? '127.0.0.1:0';
-const RESPONSE: CheckVersionResponse = { version: '00000000000000000000000000000000.1', changed: false };
+// The shape of a real answer: a 128-bit version in hex and a feed revision.
+const RESPONSE: CheckVersionResponse = { version: '0'.repeat(32), changed: false, revision: 100_000 };
 const checkVersion: handleUnaryCall<CheckVersionRequest, CheckVersionResponse> = (_call, callback) => callback(null, RESPONSE);
 
 const grpc = await startGrpcServer(address, ['titanbot/daemon/v1/daemon_service.proto'], [

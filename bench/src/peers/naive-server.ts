@@ -22,7 +22,7 @@ const checkVersion: handleUnaryCall<CheckVersionRequest, CheckVersionResponse> =
     (result) => {
       const v = result.rows[0]?.v;
       const version = v ? v.toISOString() : '';
-      callback(null, { version, changed: version !== knownVersion });
+      callback(null, { version, changed: version !== knownVersion, revision: 0 });
     },
     (err: unknown) => callback({ code: status.INTERNAL, details: String(err) } as ServiceError),
   );

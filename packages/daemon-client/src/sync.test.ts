@@ -47,12 +47,12 @@ async function startFakeServer(token: string) {
     /** What the n-th (0-based) DownloadExport does. */
     downloadPlans: [] as DownloadPlan[],
     issued: [] as string[],
-    watchers: new Set<ServerWritableStream<unknown, { version: string }>>(),
+    watchers: new Set<ServerWritableStream<unknown, { version: string; revision: number }>>(),
     cancelledWatches: 0,
     publish(version: string, bytes: Buffer): void {
       fake.exports.set(version, bytes);
       fake.latest = version;
-      for (const w of fake.watchers) w.write({ version });
+      for (const w of fake.watchers) w.write({ version, revision: 0 });
     },
     downloads(): DownloadExportRequest[] {
       return fake.calls.filter((c) => c.method === 'downloadExport').map((c) => c.request as DownloadExportRequest);
@@ -84,7 +84,7 @@ async function startFakeServer(token: string) {
     },
     checkVersion(call, cb) {
       if (!authorize('checkVersion', call)) return cb(denied);
-      cb(null, { version: fake.latest, changed: fake.latest !== call.request.knownVersion });
+      cb(null, { version: fake.latest, changed: fake.latest !== call.request.knownVersion, revision: 0 });
     },
     watchVersion(call) {
       if (!authorize('watchVersion', call)) return call.emit('error', denied);
@@ -93,7 +93,7 @@ async function startFakeServer(token: string) {
         fake.watchers.delete(call);
         fake.cancelledWatches++;
       });
-      if (call.request.knownVersion !== fake.latest) call.write({ version: fake.latest });
+      if (call.request.knownVersion !== fake.latest) call.write({ version: fake.latest, revision: 0 });
     },
     downloadExport(call) {
       const attempt = fake.downloads().length;

@@ -3,12 +3,14 @@ import { describe, expect, it } from 'vitest';
 import { watchVersionEncoder } from './versions.js';
 
 describe('watchVersionEncoder', () => {
-  it('encodes each version as the generated encoder does, once for repeated messages', () => {
+  it('encodes each message as the generated encoder does, once for repeated messages', () => {
     const encode = watchVersionEncoder();
-    const a = encode({ version: 'e.1' });
-    expect(a.equals(Buffer.from(WatchVersionResponse.encode({ version: 'e.1' }).finish()))).toBe(true);
-    expect(encode({ version: 'e.1' })).toBe(a);
-    const b = encode({ version: 'e.2' });
-    expect(WatchVersionResponse.decode(b).version).toBe('e.2');
+    const a = encode({ version: 'v1', revision: 7 });
+    expect(a.equals(Buffer.from(WatchVersionResponse.encode({ version: 'v1', revision: 7 }).finish()))).toBe(true);
+    expect(encode({ version: 'v1', revision: 7 })).toBe(a);
+    const b = encode({ version: 'v2', revision: 7 });
+    expect(WatchVersionResponse.decode(b)).toEqual({ version: 'v2', revision: 7 });
+    // The same version reported at another revision is another message.
+    expect(WatchVersionResponse.decode(encode({ version: 'v2', revision: 9 }))).toEqual({ version: 'v2', revision: 9 });
   });
 });

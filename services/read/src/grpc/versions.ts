@@ -28,8 +28,9 @@ export function versionHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'che
       rt,
       m.checkVersion,
       (req, ctx) => {
-        const version = rt.model.versions.version(scopeFor(rt, req.logicalId, ctx.principal));
-        return { version, changed: version !== req.knownVersion };
+        const scope = scopeFor(rt, req.logicalId, ctx.principal);
+        const version = rt.model.versions.version(scope);
+        return { version, changed: version !== req.knownVersion, revision: rt.model.versions.revision(scope) };
       },
       { level: 'debug' },
     ),
@@ -38,22 +39,22 @@ export function versionHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'che
       const scope = scopeFor(rt, call.request.logicalId, ctx.principal);
       // Only the latest version matters: while the transport is full, newer ones replace older.
       let sent = call.request.knownVersion;
-      let pending: string | undefined;
+      let pending: WatchVersionResponse | undefined;
       let blocked = false;
-      const push = (version: string): void => {
+      const push = (version: string, revision: number): void => {
         if (blocked) {
-          pending = version;
+          pending = { version, revision };
           return;
         }
         if (version === sent) return;
         sent = version;
-        if (!call.write({ version })) {
+        if (!call.write({ version, revision })) {
           blocked = true;
           call.once('drain', () => {
             blocked = false;
             const next = pending;
             pending = undefined;
-            if (next !== undefined) push(next);
+            if (next !== undefined) push(next.version, next.revision);
           });
         }
       };
@@ -67,7 +68,7 @@ export function versionHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'che
       call.once('cancelled', stopWaiting);
       stops.add(stopWaiting);
       try {
-        push(rt.model.versions.version(scope));
+        push(rt.model.versions.version(scope), rt.model.versions.revision(scope));
         // Headers now rather than with the first change, so a change costs each stream one message.
         if (sent === call.request.knownVersion && !call.cancelled) call.sendMetadata(new Metadata());
         if (!call.cancelled && !rt.shutdown.aborted) await Promise.race([stopped, tokenEnded.promise]);
@@ -116,15 +117,15 @@ function tokenEnd(rt: ReadRuntime, { token, hash }: DaemonPrincipal): { promise:
 /**
  * Encoder of WatchVersionResponse for the server that remembers the last message it encoded: one
  * change is sent to every watcher of a scope (10,000 in the fan-out benchmark) with the same
- * version, so it is encoded once, not once per stream. Returns a new function per server.
+ * version and revision, so it is encoded once, not once per stream. Returns a new function per server.
  */
 export function watchVersionEncoder(): (message: WatchVersionResponse) => Buffer {
-  let lastVersion: string | undefined;
+  let last: WatchVersionResponse | undefined;
   let lastBytes = Buffer.alloc(0);
   return (message) => {
-    if (message.version !== lastVersion) {
+    if (message.version !== last?.version || message.revision !== last.revision) {
       lastBytes = Buffer.from(WatchVersionResponse.encode(message).finish());
-      lastVersion = message.version;
+      last = { version: message.version, revision: message.revision };
     }
     return lastBytes;
   };

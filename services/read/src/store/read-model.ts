@@ -177,7 +177,7 @@ export class ReadModel {
     this.checkpointValue = { epoch, revision: p.revision };
     this.eventsApplied += p.events;
     for (const effect of p.effects) effect();
-    this.versions.apply(p.deltas);
+    this.versions.apply(p.deltas, p.revision);
   }
 
   /**
@@ -256,7 +256,7 @@ export class ReadModel {
     this.checkpointValue = checkpoint ?? null;
     this.index.load(this.writer);
     const { global, parts } = this.elements.sums();
-    this.versions.reset(global, parts);
+    this.versions.reset(global, parts, checkpoint?.revision ?? 0);
   }
 }
 

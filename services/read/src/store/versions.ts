@@ -8,7 +8,7 @@ import { LtHash } from './lt-hash.js';
 export const GLOBAL_SCOPE = 2 ** 32;
 
 /** A WatchVersion subscriber: told the scope's new version after each change. */
-export type VersionListener = (version: string) => void;
+export type VersionListener = (version: string, revision: number) => void;
 
 /**
  * Listeners told per macrotask when a scope has more. Telling a WatchVersion listener writes a
@@ -30,6 +30,9 @@ export const NOTIFY_SLICE = 1024;
 export class ScopeVersions {
   private global = new LtHash();
   private parts = new Map<number, LtHash>();
+  /** Feed revision of the last change to the global part, and to each account part. */
+  private globalRevision = 0;
+  private readonly partRevisions = new Map<number, number>();
   private readonly listeners = new Map<number, Set<VersionListener>>();
   /** Scopes whose listeners are being told in slices; `again`: changed since the pass began. */
   private readonly passes = new Map<number, { again: boolean }>();
@@ -39,10 +42,12 @@ export class ScopeVersions {
   /** @param format names the export format: everything besides the rows that changes a file's bytes. */
   constructor(private readonly format: string) {}
 
-  /** Replaces every sum (start-up and snapshot rebuild) and tells every listener. */
-  reset(global: LtHash, parts: Map<number, LtHash>): void {
+  /** Replaces every sum (start-up and snapshot rebuild, at feed `revision`) and tells every listener. */
+  reset(global: LtHash, parts: Map<number, LtHash>, revision: number): void {
     this.global = global;
     this.parts = parts;
+    this.globalRevision = revision;
+    this.partRevisions.clear();
     this.strings.clear();
     for (const scope of this.listeners.keys()) this.notify(scope);
   }
@@ -60,18 +65,26 @@ export class ScopeVersions {
     return version;
   }
 
+  /** The feed revision at which `scope` took its current version (observability only). */
+  revision(scope: number): number {
+    return scope === GLOBAL_SCOPE ? this.globalRevision : Math.max(this.globalRevision, this.partRevisions.get(scope) ?? 0);
+  }
+
   /**
-   * Adds the committed changes of one feed transaction, by part (GLOBAL_SCOPE or a logical id: new
+   * Adds the committed changes of one feed transaction (ending at `revision`), by part (GLOBAL_SCOPE or a logical id: new
    * elements minus old), then tells the listeners of every scope whose content changed. A part
    * whose change sums to zero (a write that changed nothing exported) changes no version.
    */
-  apply(deltas: ReadonlyMap<number, LtHash>): void {
+  apply(deltas: ReadonlyMap<number, LtHash>, revision: number): void {
     const changed: number[] = [];
     for (const [part, delta] of deltas) {
       if (delta.isZero()) continue;
       changed.push(part);
-      if (part === GLOBAL_SCOPE) this.global.add(delta.lanes);
-      else {
+      if (part === GLOBAL_SCOPE) {
+        this.global.add(delta.lanes);
+        this.globalRevision = revision;
+      } else {
+        this.partRevisions.set(part, revision);
         let sum = this.parts.get(part);
         if (!sum) this.parts.set(part, (sum = new LtHash()));
         sum.add(delta.lanes);
@@ -126,7 +139,8 @@ export class ScopeVersions {
     }
     if (set.size <= NOTIFY_SLICE) {
       const version = this.version(scope);
-      for (const listener of set) listener(version);
+      const revision = this.revision(scope);
+      for (const listener of set) listener(version, revision);
       return;
     }
     const pass = { again: false };
@@ -137,6 +151,7 @@ export class ScopeVersions {
       let done = true;
       try {
         const version = this.version(scope);
+        const revision = this.revision(scope);
         for (let told = 0; told < NOTIFY_SLICE; told++) {
           const next = listeners.next();
           if (next.done) {
@@ -147,7 +162,7 @@ export class ScopeVersions {
             done = false;
             return void setImmediate(slice);
           }
-          next.value(version);
+          next.value(version, revision);
         }
         done = false;
         setImmediate(slice);

@@ -11,9 +11,10 @@ import Database from 'better-sqlite3';
 import { withKey } from '@titanbot/write/test-support/harness';
 import { unaryCall } from '@titanbot/service-kit/grpc-client';
 
-/** CheckVersion as a promise. */
+/** CheckVersion as a promise: the version and whether it changed. */
 export function checkVersion(client: DaemonServiceClient, token: string, logicalId: number | undefined, knownVersion = ''): Promise<{ version: string; changed: boolean }> {
-  return unaryCall(client, client.checkVersion, CheckVersionRequest.fromPartial({ logicalId, knownVersion }), withKey(token));
+  // The revision is observability, not part of what tests compare: replicas may report different ones.
+  return unaryCall(client, client.checkVersion, CheckVersionRequest.fromPartial({ logicalId, knownVersion }), withKey(token)).then(({ version, changed }) => ({ version, changed }));
 }
 
 export interface Download {

@@ -235,6 +235,12 @@ export interface CheckVersionResponse {
   version: string;
   /** Whether `version` differs from `known_version`. */
   changed: boolean;
+  /**
+   * The feed revision at which this replica's copy of the scope took `version`: monotonic on one
+   * replica, for ordering and observability only (another replica may report another revision
+   * for the same version).
+   */
+  revision: number;
 }
 
 /** Request for WatchVersion. */
@@ -251,6 +257,8 @@ export interface WatchVersionRequest {
 export interface WatchVersionResponse {
   /** The scope's new version. */
   version: string;
+  /** As CheckVersionResponse.revision. */
+  revision: number;
 }
 
 /** Request for DownloadExport. */
@@ -1973,7 +1981,7 @@ export const CheckVersionRequest: MessageFns<CheckVersionRequest> = {
 };
 
 function createBaseCheckVersionResponse(): CheckVersionResponse {
-  return { version: "", changed: false };
+  return { version: "", changed: false, revision: 0 };
 }
 
 export const CheckVersionResponse: MessageFns<CheckVersionResponse> = {
@@ -1983,6 +1991,9 @@ export const CheckVersionResponse: MessageFns<CheckVersionResponse> = {
     }
     if (message.changed !== false) {
       writer.uint32(16).bool(message.changed);
+    }
+    if (message.revision !== 0) {
+      writer.uint32(24).int64(message.revision);
     }
     return writer;
   },
@@ -2016,6 +2027,14 @@ export const CheckVersionResponse: MessageFns<CheckVersionResponse> = {
             message.changed = reader.bool();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.revision = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2032,6 +2051,7 @@ export const CheckVersionResponse: MessageFns<CheckVersionResponse> = {
     return {
       version: isSet(object.version) ? globalThis.String(object.version) : "",
       changed: isSet(object.changed) ? globalThis.Boolean(object.changed) : false,
+      revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
     };
   },
 
@@ -2043,6 +2063,9 @@ export const CheckVersionResponse: MessageFns<CheckVersionResponse> = {
     if (message.changed !== false) {
       obj.changed = message.changed;
     }
+    if (message.revision !== 0) {
+      obj.revision = Math.round(message.revision);
+    }
     return obj;
   },
 
@@ -2053,6 +2076,7 @@ export const CheckVersionResponse: MessageFns<CheckVersionResponse> = {
     const message = createBaseCheckVersionResponse();
     message.version = object.version ?? "";
     message.changed = object.changed ?? false;
+    message.revision = object.revision ?? 0;
     return message;
   },
 };
@@ -2151,13 +2175,16 @@ export const WatchVersionRequest: MessageFns<WatchVersionRequest> = {
 };
 
 function createBaseWatchVersionResponse(): WatchVersionResponse {
-  return { version: "" };
+  return { version: "", revision: 0 };
 }
 
 export const WatchVersionResponse: MessageFns<WatchVersionResponse> = {
   encode(message: WatchVersionResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.version !== "") {
       writer.uint32(10).string(message.version);
+    }
+    if (message.revision !== 0) {
+      writer.uint32(16).int64(message.revision);
     }
     return writer;
   },
@@ -2183,6 +2210,14 @@ export const WatchVersionResponse: MessageFns<WatchVersionResponse> = {
             message.version = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.revision = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2196,13 +2231,19 @@ export const WatchVersionResponse: MessageFns<WatchVersionResponse> = {
   },
 
   fromJSON(object: any): WatchVersionResponse {
-    return { version: isSet(object.version) ? globalThis.String(object.version) : "" };
+    return {
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+      revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+    };
   },
 
   toJSON(message: WatchVersionResponse): unknown {
     const obj: any = {};
     if (message.version !== "") {
       obj.version = message.version;
+    }
+    if (message.revision !== 0) {
+      obj.revision = Math.round(message.revision);
     }
     return obj;
   },
@@ -2213,6 +2254,7 @@ export const WatchVersionResponse: MessageFns<WatchVersionResponse> = {
   fromPartial<I extends Exact<DeepPartial<WatchVersionResponse>, I>>(object: I): WatchVersionResponse {
     const message = createBaseWatchVersionResponse();
     message.version = object.version ?? "";
+    message.revision = object.revision ?? 0;
     return message;
   },
 };
