@@ -6,9 +6,10 @@ import { feedLag } from './feed-lag.js';
 import { downloadBenchmark } from './download.js';
 import { checkVersion } from './check-version.js';
 import { scaling } from './scaling.js';
+import { feedApply } from './feed-apply.js';
 
 /** Every benchmark, in run order; `npm run bench -- <name>...` runs a subset. */
-const BENCHMARKS: Benchmark[] = [checkVersion, scaling, watchFanout, downloadBenchmark, feedLag];
+const BENCHMARKS: Benchmark[] = [checkVersion, scaling, watchFanout, downloadBenchmark, feedLag, feedApply];
 
 /**
  * `npm run bench`: starts the system (each service its own process, from the built output),

@@ -45,6 +45,26 @@ describe('whole transactions only', () => {
     expect(seen.flat().length, 'an announcement showed the habit').toBeGreaterThan(0);
     for (const counts of seen) expect(counts.every((n) => n === 300), `link counts at an announcement: ${JSON.stringify(counts)}`).toBe(true);
   });
+  it('applies a transaction of 20,001 events (one habit with 5,000 new pixels), streamed in 500-event messages, as one', async () => {
+    const model = replica.service.model;
+    const action = `huge-${randomUUID()}`;
+    const linkCounts = model.reader.prepare('select (select count(*) from habit_pixels hp where hp.habit_uuid = h.uuid) from habits h where h.action = ?').pluck();
+    const seen: number[][] = [];
+    const stop = model.versions.listen(fleet.logicalId, () => seen.push(linkCounts.all(action) as number[]));
+    const before = model.checkpoint!.revision;
+    try {
+      // New dots and new colors for each pixel: 1 habit + 5,000 × (dot, color, pixel, link) events.
+      const deviation = uniqueInt();
+      const pixels = Array.from({ length: 5_000 }, (_, i) => ({ ...uniquePixel(), rgbHex: i.toString(16).toUpperCase().padStart(6, '0'), deviation }));
+      await api.createHabit({ accountLogicalId: fleet.logicalId, action, pixels });
+      await replica.synced(30_000);
+    } finally {
+      stop();
+    }
+    expect(model.checkpoint!.revision - before).toBeGreaterThanOrEqual(20_001);
+    expect(seen).toEqual([[5_000]]);
+  }, 60_000);
+
 });
 
 describe('a version names its content', () => {
