@@ -138,6 +138,19 @@ export interface Pipeline<C extends CallContext, O> {
   context: (method: string, call: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>) => C;
 }
 
+/**
+ * `make` once per service instance (keyed by its runtime object), shared by all its handlers:
+ * handlers are built per RPC, the pipeline per service.
+ */
+export function pipelinePerRuntime<R extends object, C extends CallContext, O>(make: (rt: R) => Pipeline<C, O>): (rt: R) => Pipeline<C, O> {
+  const pipelines = new WeakMap<R, Pipeline<C, O>>();
+  return (rt) => {
+    let pipeline = pipelines.get(rt);
+    if (!pipeline) pipelines.set(rt, (pipeline = make(rt)));
+    return pipeline;
+  };
+}
+
 function compose<Req, Res, C extends CallContext, O>(
   pipeline: Pipeline<C, O>,
   definition: MethodDefinition<unknown, unknown>,

@@ -27,15 +27,23 @@ afterAll(async () => {
   await sys?.stop();
 });
 
+/**
+ * What any reader could see at each announcement of the fleet's scope: the link count of every
+ * habit with `action`. `stop` removes the listener.
+ */
+function linkCountsAtAnnouncements(action: string): { seen: number[][]; stop: () => void } {
+  const model = replica.service.model;
+  const linkCounts = model.reader.prepare('select (select count(*) from habit_pixels hp where hp.habit_uuid = h.uuid) from habits h where h.action = ?').pluck();
+  const seen: number[][] = [];
+  const stop = model.versions.listen(fleet.logicalId, () => seen.push(linkCounts.all(action) as number[]));
+  return { seen, stop };
+}
+
 describe('whole transactions only', () => {
   it('never announces a version, nor shows a state, in which a habit has only part of the pixels its one transaction gave it', async () => {
     // One CreateHabit with 300 new pixels: 1,201 feed events in one transaction, more than one Subscribe batch (500).
-    const model = replica.service.model;
     const action = `whole-${randomUUID()}`;
-    const linkCounts = model.reader.prepare('select (select count(*) from habit_pixels hp where hp.habit_uuid = h.uuid) from habits h where h.action = ?').pluck();
-    // What any reader could see at each announcement: the link count of every such habit.
-    const seen: number[][] = [];
-    const stop = model.versions.listen(fleet.logicalId, () => seen.push(linkCounts.all(action) as number[]));
+    const { seen, stop } = linkCountsAtAnnouncements(action);
     try {
       await api.createHabit({ accountLogicalId: fleet.logicalId, action, pixels: Array.from({ length: 300 }, () => uniquePixel()) });
       await replica.synced();
@@ -45,12 +53,11 @@ describe('whole transactions only', () => {
     expect(seen.flat().length, 'an announcement showed the habit').toBeGreaterThan(0);
     for (const counts of seen) expect(counts.every((n) => n === 300), `link counts at an announcement: ${JSON.stringify(counts)}`).toBe(true);
   });
+
   it('applies a transaction of 20,001 events (one habit with 5,000 new pixels), streamed in 500-event messages, as one', async () => {
     const model = replica.service.model;
     const action = `huge-${randomUUID()}`;
-    const linkCounts = model.reader.prepare('select (select count(*) from habit_pixels hp where hp.habit_uuid = h.uuid) from habits h where h.action = ?').pluck();
-    const seen: number[][] = [];
-    const stop = model.versions.listen(fleet.logicalId, () => seen.push(linkCounts.all(action) as number[]));
+    const { seen, stop } = linkCountsAtAnnouncements(action);
     const before = model.checkpoint!.revision;
     try {
       // New dots and new colors for each pixel: 1 habit + 5,000 × (dot, color, pixel, link) events.

@@ -1,5 +1,5 @@
 import { status, type handleServerStreamingCall, type handleUnaryCall, type MethodDefinition, type ServerWritableStream } from '@grpc/grpc-js';
-import { mapErrors, observe, streamHandler, unaryHandler, type Next, type ObserveOptions, type Pipeline } from '@titanbot/service-kit/pipeline';
+import { mapErrors, observe, pipelinePerRuntime, streamHandler, unaryHandler, type Next, type ObserveOptions, type Pipeline } from '@titanbot/service-kit/pipeline';
 import { authenticate, rateLimit } from './auth.js';
 import type { DaemonCall, DaemonPrincipal, ReadRuntime } from './runtime.js';
 
@@ -17,14 +17,7 @@ function readPipeline(rt: ReadRuntime): Pipeline<DaemonCall, ObserveOptions> {
   };
 }
 
-/** One pipeline per runtime (service instance), shared by all its handlers. */
-const pipelines = new WeakMap<ReadRuntime, Pipeline<DaemonCall, ObserveOptions>>();
-
-function pipelineOf(rt: ReadRuntime): Pipeline<DaemonCall, ObserveOptions> {
-  let pipeline = pipelines.get(rt);
-  if (!pipeline) pipelines.set(rt, (pipeline = readPipeline(rt)));
-  return pipeline;
-}
+const pipelineOf = pipelinePerRuntime(readPipeline);
 
 /** A unary daemon RPC: `run` behind the read pipeline. `options.level`: debug for hot calls. */
 export function unary<Req, Res>(rt: ReadRuntime, method: MethodDefinition<Req, Res>, run: Next<Req, Res, DaemonCall>, options: ObserveOptions = {}): handleUnaryCall<Req, Res> {

@@ -69,6 +69,8 @@ export class ReadModel {
   private readonly upserts = new Map<string, Database.Statement>();
   private readonly deletes = new Map<string, Database.Statement>();
   private readonly statements = new Map<string, Database.Statement>();
+  /** `sql`, bound once for the per-event helpers. */
+  private readonly sqlOf = (text: string): Database.Statement => this.sql(text);
 
   /**
    * Opens (creating if needed) `dir/read-model.sqlite` and loads the in-memory indexes and scope
@@ -147,7 +149,7 @@ export class ReadModel {
     for (const event of events) {
       if (event.revision !== p.revision + 1) throw new FeedGapError(p.revision + 1, event.revision);
       // Before the write: a habit's old element leaves its part once per transaction.
-      for (const habit of habitsTouchedBy(this.sql.bind(this), event)) {
+      for (const habit of habitsTouchedBy(this.sqlOf, event)) {
         if (p.touched.has(habit)) continue;
         p.touched.add(habit);
         const old = this.elements.of(habit);

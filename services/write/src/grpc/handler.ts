@@ -1,7 +1,7 @@
 import type { handleServerStreamingCall, handleUnaryCall, MethodDefinition, ServerWritableStream } from '@grpc/grpc-js';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { ServiceMetrics } from '@titanbot/service-kit/metrics';
-import { mapErrors, observe, streamHandler, unaryHandler, type CallContext, type ObserveOptions, type Pipeline, type Step } from '@titanbot/service-kit/pipeline';
+import { mapErrors, observe, pipelinePerRuntime, streamHandler, unaryHandler, type CallContext, type ObserveOptions, type Pipeline, type Step } from '@titanbot/service-kit/pipeline';
 import { UnknownDataKeyError, type DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
 import type { Logger } from 'pino';
 import type { DomainSettings, UseCaseContext } from '../app/context.js';
@@ -94,14 +94,7 @@ export function writePipeline(rt: Runtime): Pipeline<WriteCall, UnaryOptions<unk
   };
 }
 
-/** Pipelines by runtime: one per service instance, shared by all its handlers. */
-const pipelines = new WeakMap<Runtime, Pipeline<WriteCall, UnaryOptions<unknown>>>();
-
-function pipelineOf(rt: Runtime): Pipeline<WriteCall, UnaryOptions<unknown>> {
-  let pipeline = pipelines.get(rt);
-  if (!pipeline) pipelines.set(rt, (pipeline = writePipeline(rt)));
-  return pipeline;
-}
+const pipelineOf = pipelinePerRuntime(writePipeline);
 
 /** A unary write-service handler: `run` (a use case call) behind the write pipeline. */
 export function unary<Req, Res>(
