@@ -23,12 +23,18 @@ declare module 'vitest' {
      * feed history, which other suites prune.
      */
     isolatedDatabaseUrl: string;
+    /**
+     * A third one for the fuzz test: its random calls rotate the data key and re-seal rows under
+     * it, which the write services of other suites (each with its own secret store) could not open.
+     */
+    fuzzDatabaseUrl: string;
   }
 }
 
 // One database per run, so runs on one server (a developer's and CI's, or parallel helpers) never collide.
 const TEST_DATABASE = `titanbot_test_${process.pid}`;
 const ISOLATED_DATABASE = `titanbot_test_${process.pid}_isolated`;
+const FUZZ_DATABASE = `titanbot_test_${process.pid}_fuzz`;
 
 /**
  * Uses the PostgreSQL server of DATABASE_URL when set (creating a fresh database for this run and
@@ -59,12 +65,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
   };
   project.provide('databaseUrl', await createDatabase(TEST_DATABASE));
   project.provide('isolatedDatabaseUrl', await createDatabase(ISOLATED_DATABASE));
+  project.provide('fuzzDatabaseUrl', await createDatabase(FUZZ_DATABASE));
   const dataKeyDir = await mkdtemp(path.join(os.tmpdir(), 'titanbot-data-key-'));
   await new DataKeyring(new FileSecretStore(dataKeyDir), pino({ level: 'silent' })).init(true);
   project.provide('dataKeyDir', dataKeyDir);
   return async () => {
     await admin.query(`drop database if exists ${TEST_DATABASE} with (force)`);
     await admin.query(`drop database if exists ${ISOLATED_DATABASE} with (force)`);
+    await admin.query(`drop database if exists ${FUZZ_DATABASE} with (force)`);
     await admin.end();
     await embedded?.stop();
     await rm(dataKeyDir, { recursive: true, force: true });

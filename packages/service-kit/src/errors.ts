@@ -34,6 +34,11 @@ export const ERROR_CATALOGUE = {
     meaning: 'A request field is malformed or out of its allowed range; BadRequest lists every bad field by its proto path.',
     action: 'Fix the named fields; retrying the same request fails again.',
   },
+  MALFORMED_MESSAGE: {
+    kind: 'invalid',
+    meaning: 'The request bytes are not a valid message of the method\'s request type (truncated, wrong wire types, or an int64 beyond ±(2^53 - 1), named in BadRequest).',
+    action: 'Fix the client\'s encoding or the named field; retrying the same bytes fails again.',
+  },
   NOT_FOUND: {
     kind: 'not_found',
     meaning: 'The named resource (uuid, logical id, date) does not exist.',
@@ -128,6 +133,11 @@ export const ERROR_CATALOGUE = {
     kind: 'unavailable',
     meaning: 'The secret store (Vault or the file store) did not answer.',
     action: 'Retry with backoff.',
+  },
+  DATABASE_UNAVAILABLE: {
+    kind: 'unavailable',
+    meaning: 'The write service\'s PostgreSQL did not answer (down, restarting, or out of connections); its health is NOT_SERVING meanwhile. The call changed nothing unless it was answered.',
+    action: 'Retry after the RetryInfo delay, with backoff; creates with the same request_id.',
   },
   WRITE_SERVICE_UNAVAILABLE: {
     kind: 'unavailable',

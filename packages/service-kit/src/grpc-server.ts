@@ -3,6 +3,7 @@ import { Server, ServerCredentials, type UntypedServiceImplementation } from '@g
 import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
+import { decodeLeniently } from './request-checks.js';
 
 /** Largest message either side may send: 4 MiB (a snapshot page or log batch stays far below). */
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
@@ -20,7 +21,9 @@ export interface GrpcServer {
 /**
  * Builds a grpc-js server with the given services, grpc.health.v1 (NOT_SERVING until told
  * otherwise) and server reflection over `protoFiles` (paths under proto/, for grpcurl), and
- * binds it to `address` (host:port, port 0 = any). Rejects when the address cannot be bound.
+ * binds it to `address` (host:port, port 0 = any). Requests that do not decode reach the handlers
+ * as `UndecodableRequest`s (request-checks.ts), not as grpc-js's INTERNAL. Rejects when the
+ * address cannot be bound.
  */
 export async function startGrpcServer(
   address: string,
@@ -33,7 +36,7 @@ export async function startGrpcServer(
     'grpc.keepalive_time_ms': 30_000,
     'grpc.keepalive_timeout_ms': 10_000,
   });
-  for (const s of services) server.addService(s.definition, s.implementation);
+  for (const s of services) server.addService(decodeLeniently(s.definition, protoFiles), s.implementation);
   const health = new HealthImplementation({ '': 'NOT_SERVING' });
   health.addToServer(server);
   const descriptors = loadSync(protoFiles, { includeDirs: [PROTO_ROOT], keepCase: true });

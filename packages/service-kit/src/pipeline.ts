@@ -11,6 +11,7 @@
 import { status, type handleServerStreamingCall, type handleUnaryCall, type MethodDefinition, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { DomainError } from './errors.js';
+import { checkRequest } from './request-checks.js';
 import type { MethodRecorder, ServiceMetrics } from './metrics.js';
 import { statusError, toStatusError, type StatusError } from './status.js';
 
@@ -82,6 +83,18 @@ export function mapErrors<C extends CallContext>(mappers: readonly ErrorMapper[]
       throw toFailure(err);
     }
     return isPromise(result) ? result.catch(rethrow) : result;
+  };
+}
+
+/**
+ * Rejects a request that did not decode or breaks an input limit (request-checks.ts) with
+ * INVALID_ARGUMENT before the steps below it, and so before any database or timer, see it.
+ * Synchronous; on a small request it costs a walk of a few fields.
+ */
+export function checkInput<C extends CallContext>(): Step<C, unknown> {
+  return (next) => (req, ctx) => {
+    checkRequest(ctx.call.request);
+    return next(req, ctx);
   };
 }
 

@@ -9,7 +9,8 @@ import { FeedGapError, ReadModel } from '../src/store/read-model.js';
 import { GLOBAL_SCOPE } from '../src/store/versions.js';
 import { adminApi, provisionDevice, uniquePixel, uniqueShape } from './support/admin.js';
 import { checkVersion } from './support/daemon.js';
-import { healthStatus, logLines, mirrorRows, moreAdminApi, postgresRows } from './support/more.js';
+import { healthStatus } from '@titanbot/write/test-support/health';
+import { logLines, mirrorRows, moreAdminApi, postgresRows } from './support/more.js';
 import { startSystem, type Replica, type System } from './support/system.js';
 
 let sys: System;
@@ -69,7 +70,8 @@ async function scenario(inScope = false): Promise<void> {
   const h3 = await api.createHabit({ accountLogicalId: a1.logicalId, pixels: [uniquePixel()] });
   await api.deleteHabit(h3.uuid);
   if (inScope) await api.createHabit({ accountLogicalId: fleet.logicalId, action: 'in scope', pixels: [uniquePixel()] });
-  const year = 2100 + (uniqueInt() % 800);
+  // Years 2100..9899: scenarios in one run must not pick the same dates (empire dates are unique).
+  const year = 2100 + (uniqueInt() % 7800);
   const e1 = await more.createEmpireDate(`${year}-03-04`);
   const e2 = await more.createEmpireDate(`${year}-05-06`);
   await more.updateEmpireDate(e1.uuid, `${year}-03-11`);

@@ -1,5 +1,5 @@
 import { status, type handleServerStreamingCall, type handleUnaryCall, type MethodDefinition, type ServerWritableStream } from '@grpc/grpc-js';
-import { mapErrors, observe, pipelinePerRuntime, streamHandler, unaryHandler, type Next, type ObserveOptions, type Pipeline } from '@titanbot/service-kit/pipeline';
+import { checkInput, mapErrors, observe, pipelinePerRuntime, streamHandler, unaryHandler, type Next, type ObserveOptions, type Pipeline } from '@titanbot/service-kit/pipeline';
 import { authenticate, rateLimit } from './auth.js';
 import type { DaemonCall, DaemonPrincipal, ReadRuntime } from './runtime.js';
 
@@ -11,7 +11,7 @@ import type { DaemonCall, DaemonPrincipal, ReadRuntime } from './runtime.js';
 function readPipeline(rt: ReadRuntime): Pipeline<DaemonCall, ObserveOptions> {
   const quiet = (code: status): boolean => code === status.UNAUTHENTICATED || code === status.RESOURCE_EXHAUSTED;
   return {
-    steps: [observe(rt.logger, rt.metrics, quiet), mapErrors(), authenticate(rt), rateLimit(rt)],
+    steps: [observe(rt.logger, rt.metrics, quiet), mapErrors(), authenticate(rt), rateLimit(rt), checkInput()],
     // `authenticate` sets the principal before any handler runs.
     context: (method, call) => ({ method, call, principal: undefined as unknown as DaemonPrincipal }),
   };

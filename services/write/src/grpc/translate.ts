@@ -9,6 +9,21 @@ export function timestampToDate(value: Date | undefined, field: string): string 
   return value.toISOString().slice(0, 10);
 }
 
+/** google.protobuf.Duration's range: ±10,000 years, in seconds. */
+const MAX_DURATION_SECONDS = 315_576_000_000;
+
+/**
+ * A positive google.protobuf.Duration -> milliseconds (sub-millisecond nanos dropped); undefined
+ * when unset. INVALID_ARGUMENT naming `field` when negative or outside Duration's range
+ * (seconds at most 315,576,000,000, nanos 0..999,999,999).
+ */
+export function durationToMs(d: { seconds: number; nanos: number } | undefined, field: string): number | undefined {
+  if (!d) return undefined;
+  if (d.seconds < 0 || d.nanos < 0) throw invalid(field, 'must be positive');
+  if (d.seconds > MAX_DURATION_SECONDS || d.nanos > 999_999_999) throw invalid(field, `must be at most ${MAX_DURATION_SECONDS} seconds with nanos below 10^9`);
+  return d.seconds * 1000 + Math.floor(d.nanos / 1e6);
+}
+
 /** Proto enum value <-> domain string, from one list of pairs. */
 export function enumMap<P extends number, D extends string>(pairs: readonly (readonly [P, D])[], field: string) {
   const toDomain = new Map<number, D>(pairs);

@@ -5,9 +5,8 @@ import {
 } from '@titanbot/contracts/titanbot/admin/v1/daemon_token_service';
 import * as tokens from '../../app/daemon-tokens.js';
 import type { DaemonToken } from '../../domain/daemon-token.js';
-import { invalid } from '../../domain/errors.js';
 import { unary, type Runtime } from '../handler.js';
-import { orUndefined } from '../translate.js';
+import { durationToMs, orUndefined } from '../translate.js';
 
 export const daemonTokenToProto = (t: DaemonToken): DaemonTokenMessage => ({
   uuid: t.uuid,
@@ -20,19 +19,12 @@ export const daemonTokenToProto = (t: DaemonToken): DaemonTokenMessage => ({
   rotatedFromUuid: t.rotatedFromUuid ?? '',
 });
 
-/** google.protobuf.Duration -> milliseconds; undefined when unset. */
-function durationMs(d: { seconds: number; nanos: number } | undefined): number | undefined {
-  if (!d) return undefined;
-  if (d.seconds < 0 || d.nanos < 0) throw invalid('ttl', 'must be positive');
-  return d.seconds * 1000 + Math.floor(d.nanos / 1e6);
-}
-
 /** titanbot.admin.v1.DaemonTokenService handlers. */
 export function daemonTokenService(rt: Runtime): DaemonTokenServiceServer {
   const m = DaemonTokenServiceService;
   return {
     issueDaemonToken: unary(rt, m.issueDaemonToken, { write: true }, async (ctx, req) => {
-      const issued = await tokens.issueDaemonToken(ctx, req.deviceUuid, durationMs(req.ttl));
+      const issued = await tokens.issueDaemonToken(ctx, req.deviceUuid, durationToMs(req.ttl, 'ttl'));
       return { token: issued.plaintext, daemonToken: daemonTokenToProto(issued.token) };
     }),
     getDaemonToken: unary(rt, m.getDaemonToken, { write: false }, async (ctx, req) =>
