@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { adminApi, provisionDevice, uniquePixel } from '@titanbot/read/test-support/admin';
 import { checkVersion } from '@titanbot/read/test-support/daemon';
 import { expectedExport, exportRows } from '@titanbot/read/test-support/expected';
-import { healthStatus } from '@titanbot/read/test-support/more';
+import { healthStatus } from '@titanbot/write/test-support/health';
 import { call } from '@titanbot/write/test-support/harness';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { duration, logLevel, parseConfig, port } from '@titanbot/service-kit/config';
+import { StartupError } from '@titanbot/service-kit/process';
 import { z } from 'zod';
 
 const schema = z.object({
@@ -8,6 +9,8 @@ const schema = z.object({
   DATA_DIR: z.string().default('.data'),
   /** Port for the embedded PostgreSQL when DATABASE_URL is unset; 0 = any free port. */
   EMBEDDED_PG_PORT: port.default(0),
+  /** `vault` or `file`; unset = Vault when VAULT_ADDR is set, else the file store (with a warning). */
+  SECRET_STORE: z.enum(['vault', 'file']).optional(),
   VAULT_ADDR: z.string().url().optional(),
   VAULT_TOKEN: z.string().optional(),
   VAULT_MOUNT: z.string().default('secret'),
@@ -30,6 +33,10 @@ const schema = z.object({
   /** Feed events per Subscribe message; a transaction larger than this spans several messages. */
   FEED_BATCH_EVENTS: z.coerce.number().int().min(1).max(10_000).default(500),
   LOG_RETENTION: duration.default(30 * 86_400_000),
+  /** Between database probes; health follows PostgreSQL within this plus DATABASE_PROBE_TIMEOUT. */
+  DATABASE_PROBE_INTERVAL: duration.default(500),
+  /** A probe (or a call's wait for a pooled connection, x5) unanswered this long counts as the database being down. */
+  DATABASE_PROBE_TIMEOUT: duration.default(1_000),
   /** host:port serving Prometheus metrics at GET /metrics (port 0 = any); unset = no metrics server. */
   METRICS_ADDR: z.string().regex(/^\S*:\d{1,5}$/, 'host:port').optional(),
   LOG_LEVEL: logLevel,
@@ -43,6 +50,7 @@ export type WriteConfig = z.infer<typeof schema>;
  */
 export function loadWriteConfig(env: NodeJS.ProcessEnv = process.env): WriteConfig {
   const config = parseConfig(schema, env);
-  if (config.VAULT_ADDR && !config.VAULT_TOKEN) throw new Error('invalid configuration: VAULT_TOKEN is required with VAULT_ADDR');
+  if (config.VAULT_ADDR && !config.VAULT_TOKEN) throw new StartupError('invalid configuration: VAULT_TOKEN is required with VAULT_ADDR');
+  if (config.SECRET_STORE === 'vault' && !config.VAULT_ADDR) throw new StartupError('invalid configuration: VAULT_ADDR is required with SECRET_STORE=vault');
   return { ...config, DATA_DIR: path.resolve(config.DATA_DIR) };
 }

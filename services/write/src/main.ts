@@ -12,16 +12,17 @@ import { LogServiceService } from '@titanbot/contracts/titanbot/admin/v1/log_ser
 import { ChangeFeedServiceService } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
 import { startGrpcServer, stopGrpcServer } from '@titanbot/service-kit/grpc-server';
 import { ServiceMetrics, startMetricsServer, type MetricsServer } from '@titanbot/service-kit/metrics';
-import { runIfEntryPoint, stopOnSignals } from '@titanbot/service-kit/process';
+import { exitOnFatalErrors, runIfEntryPoint, serviceLogger, stopOnSignals } from '@titanbot/service-kit/process';
 import { DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
 import { openSecretStore, type SecretStore } from '@titanbot/service-kit/secrets/open';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import type { DomainSettings } from './app/context.js';
+import { watchDatabaseHealth } from './app/database-health.js';
 import { startHousekeeping } from './app/housekeeping.js';
 import { loadWriteConfig, type WriteConfig } from './config.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded-postgres.js';
 import { FeedNotifier, readFeedState } from './db/feed-store.js';
-import { initOrm, pendingMigrations } from './db/orm.js';
+import { initOrm } from './db/orm.js';
 import { accountService } from './grpc/admin/account-service.js';
 import { adminTokenService } from './grpc/admin/admin-token-service.js';
 import { daemonTokenService } from './grpc/admin/daemon-token-service.js';
@@ -41,6 +42,8 @@ export interface WriteService {
   address: string;
   /** host:port serving GET /metrics; undefined when METRICS_ADDR is unset. */
   metricsAddress: string | undefined;
+  /** The reader credential's current value, for a launcher that starts a read replica beside it (`npm start`). */
+  readerCredential(): string;
   /** Graceful stop: NOT_SERVING, end feed streams, drain calls (5 s at most), close the pool. */
   stop(): Promise<void>;
 }
@@ -62,14 +65,20 @@ const WRITE_PROTOS = [
 /** Where DATABASE_URL-less runs keep the embedded cluster. */
 export const embeddedPostgresDir = (config: WriteConfig): string => path.join(config.DATA_DIR, 'postgres');
 
+/** `host:port/database` of a postgres:// URL (never its credentials), and whether it is the embedded one. */
+const describeDatabase = (url: string, embedded: boolean): string => {
+  const { host, pathname } = new URL(url);
+  return `${host}${pathname}${embedded ? ' (embedded)' : ''}`;
+};
+
 /** The secret store: Vault KV v2 when VAULT_ADDR is set, else files under DATA_DIR/secrets. */
-export const openWriteSecretStore = (config: WriteConfig, logger: Logger): SecretStore =>
+const openWriteSecretStore = (config: WriteConfig, logger: Logger): SecretStore =>
   openSecretStore({ ...config, SECRETS_DIR: path.join(config.DATA_DIR, 'secrets') }, logger);
 
 /**
  * Composition root: config -> database (embedded unless DATABASE_URL) -> ORM -> credentials ->
- * use cases -> gRPC server. Health turns SERVING once the database answers and no migration is
- * pending. Does not migrate: run `npm run migrate` (npm start does).
+ * use cases -> gRPC server. Health is SERVING while the database answers and no migration is
+ * pending (probed every DATABASE_PROBE_INTERVAL). Does not migrate: run `npm run migrate` (npm start does).
  */
 export async function startWriteService(config: WriteConfig, logger: Logger, clock: () => Date = () => new Date()): Promise<WriteService> {
   let embedded: EmbeddedDatabase | undefined;
@@ -84,7 +93,7 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
   await keyring.init(true);
   const keyRefresh = setInterval(() => void keyring.refresh().catch((err) => logger.warn({ err }, 'data keys: refresh failed')), config.SECRET_REFRESH_INTERVAL);
   keyRefresh.unref();
-  const orm = await initOrm(databaseUrl, 10, keyring);
+  const orm = await initOrm(databaseUrl, { keyring, connectTimeoutMs: 5 * config.DATABASE_PROBE_TIMEOUT, logger });
   const generate = (): string => randomBytes(32).toString('base64url');
   const credential = (name: string, bootstrapValue: string | undefined): RotatingCredential =>
     new RotatingCredential({
@@ -151,29 +160,12 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
   ]);
   const address = `${config.WRITE_GRPC_ADDR.replace(/:\d+$/, '')}:${grpc.port}`;
 
-  // SERVING only once the database answers with the schema this code expects.
-  const checkReady = async (): Promise<boolean> => {
-    try {
-      const pending = await pendingMigrations(orm);
-      if (pending.length === 0) return true;
-      logger.warn({ pending }, 'migrations pending: run `npm run migrate`; health stays NOT_SERVING');
-    } catch (err) {
-      logger.warn({ err }, 'database not answering; health stays NOT_SERVING');
-    }
-    return false;
-  };
-  const readiness = setInterval(() => {
-    void checkReady().then((ready) => {
-      if (ready) {
-        grpc.health.setStatus('', 'SERVING');
-        clearInterval(readiness);
-      }
-    });
-  }, 1000);
-  if (await checkReady()) {
-    grpc.health.setStatus('', 'SERVING');
-    clearInterval(readiness);
-  }
+  // SERVING only while the database answers with the schema this code expects.
+  const stopHealth = watchDatabaseHealth(orm, logger, {
+    everyMs: config.DATABASE_PROBE_INTERVAL,
+    timeoutMs: config.DATABASE_PROBE_TIMEOUT,
+    onChange: (serving) => grpc.health.setStatus('', serving ? 'SERVING' : 'NOT_SERVING'),
+  });
 
   const stopHousekeeping = startHousekeeping(orm, logger, {
     feedRetentionMs: config.FEED_RETENTION,
@@ -188,13 +180,14 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
     logger.info({ address: metricsServer.address }, 'metrics listening at /metrics');
   }
 
-  logger.info({ address, database: embedded ? 'embedded' : 'DATABASE_URL' }, 'write service listening');
+  logger.info({ address, database: describeDatabase(databaseUrl, embedded !== undefined) }, 'write service listening');
   return {
     address,
     metricsAddress: metricsServer?.address,
+    readerCredential: () => reader.currentValue(),
     async stop() {
+      stopHealth();
       grpc.health.setStatus('', 'NOT_SERVING');
-      clearInterval(readiness);
       stopHousekeeping();
       clearInterval(keyRefresh);
       shutdown.abort();
@@ -214,7 +207,8 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
 /** Entry point: `node services/write/dist/main.js` (npm run start:write). */
 runIfEntryPoint(import.meta.url, async () => {
   const config = loadWriteConfig();
-  const logger = pino({ level: config.LOG_LEVEL, base: { service: 'write' } });
+  const logger = serviceLogger(config.LOG_LEVEL, { service: 'write' });
+  exitOnFatalErrors(logger);
   const service = await startWriteService(config, logger);
   stopOnSignals(logger, () => service.stop());
 });

@@ -1,4 +1,5 @@
-import { pino } from 'pino';
+import { exitOnFatalErrors, exitOnStartupFailure, serviceLogger } from '@titanbot/service-kit/process';
+import type { Logger } from 'pino';
 import { loadWriteConfig } from './config.js';
 import { startEmbeddedPostgres } from './db/embedded-postgres.js';
 import { initOrm, migrate } from './db/orm.js';
@@ -9,12 +10,12 @@ import { embeddedPostgresDir } from './main.js';
  * under DATA_DIR when DATABASE_URL is unset. Exits non-zero on failure (migrations are
  * all-or-nothing).
  */
-async function main(): Promise<void> {
+async function main(logger: Logger): Promise<void> {
   const config = loadWriteConfig();
-  const logger = pino({ level: config.LOG_LEVEL, base: { service: 'migrate' } });
+  logger.level = config.LOG_LEVEL;
   const embedded = config.DATABASE_URL ? undefined : await startEmbeddedPostgres(embeddedPostgresDir(config), config.EMBEDDED_PG_PORT, logger);
   try {
-    const orm = await initOrm(config.DATABASE_URL ?? embedded!.url, 2);
+    const orm = await initOrm(config.DATABASE_URL ?? embedded!.url, { poolMax: 2, logger });
     try {
       const applied = await migrate(orm);
       logger.info({ applied }, applied.length ? 'migrations applied' : 'schema up to date');
@@ -26,7 +27,6 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+const logger = serviceLogger('info', { service: 'migrate' });
+exitOnFatalErrors(logger);
+main(logger).catch((err: unknown) => exitOnStartupFailure(logger, err));

@@ -463,7 +463,7 @@ describe('change feed', () => {
   it('fails with FAILED_PRECONDITION RESYNC_REQUIRED behind the retention floor, ahead of the head, or on a foreign epoch', async () => {
     // Some history to prune.
     await createLegion('feed-before-prune');
-    const orm = await initOrm(inject('databaseUrl'), 2);
+    const orm = await initOrm(inject('databaseUrl'), { poolMax: 2 });
     let pruned: number;
     try {
       pruned = await pruneFeed(orm.em.fork(), new Date(Date.now() + 1_000));

@@ -3,8 +3,12 @@ import { DaemonServiceService as m, type DaemonServiceServer } from '@titanbot/c
 import { SHOWN_PREFIX_CHARS } from '@titanbot/service-kit/daemon-token';
 import { DomainError } from '@titanbot/service-kit/errors';
 import { CallFailure } from '@titanbot/service-kit/pipeline';
+import { errorReason } from '@titanbot/service-kit/status';
 import { unary } from './pipeline.js';
 import type { ReadRuntime } from './runtime.js';
+
+/** The RetryInfo delay sent with WRITE_SERVICE_UNAVAILABLE (ms): about one write-service restart's worth. */
+const WRITE_SERVICE_RETRY_DELAY_MS = 1_000;
 
 /** How long RotateToken waits for the new token to arrive on this replica's feed (ms). */
 const TOKEN_ARRIVAL_WAIT_MS = 2_000;
@@ -14,8 +18,8 @@ const TOKEN_ARRIVAL_WAIT_MS = 2_000;
  * WriteLogs (answered once the write service stored the lines, so an acknowledged line is never
  * lost; `request_id` makes a retry safe) and RotateToken (answered once the new token reached this
  * replica, at most 2 s, so the daemon can use it at once). Errors: UNAVAILABLE
- * WRITE_SERVICE_UNAVAILABLE when the write service is unreachable or too slow; otherwise the write
- * service's own status, passed on as it is.
+ * WRITE_SERVICE_UNAVAILABLE (RetryInfo 1 s) when the write service is unreachable or too slow;
+ * otherwise the write service's own status (DATABASE_UNAVAILABLE among them), passed on as it is.
  */
 export function forwardedHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'writeLogs' | 'rotateToken'> {
   /**
@@ -26,8 +30,9 @@ export function forwardedHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'w
     new Promise((resolve, reject) =>
       call(new Date(Math.min(Date.now() + rt.settings.forwardTimeoutMs, deadlineMs(daemonDeadline))), (err, res) => {
         if (!err) return resolve(res);
-        if (err.code === status.UNAVAILABLE || err.code === status.DEADLINE_EXCEEDED) {
-          return reject(new DomainError('WRITE_SERVICE_UNAVAILABLE', 'the write service is unreachable; retry'));
+        // An UNAVAILABLE with a reason is the write service's own answer (DATABASE_UNAVAILABLE): passed on.
+        if ((err.code === status.UNAVAILABLE && !errorReason(err)) || err.code === status.DEADLINE_EXCEEDED) {
+          return reject(new DomainError('WRITE_SERVICE_UNAVAILABLE', 'the write service is unreachable; retry', [], WRITE_SERVICE_RETRY_DELAY_MS));
         }
         reject(new CallFailure({ code: err.code, details: err.details, metadata: err.metadata }));
       }),

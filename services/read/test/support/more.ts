@@ -1,6 +1,4 @@
-import { createRequire } from 'node:module';
-import { credentials, loadPackageDefinition, type ClientReadableStream, type GrpcObject, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
+import type { ClientReadableStream, ServiceError } from '@grpc/grpc-js';
 import { AccountServiceClient, DeleteAccountRequest, GetAccountRequest, UpdateAccountRequest, type Account } from '@titanbot/contracts/titanbot/admin/v1/account_service';
 import { DaemonTokenServiceClient, GetDaemonTokenRequest } from '@titanbot/contracts/titanbot/admin/v1/daemon_token_service';
 import {
@@ -24,23 +22,6 @@ import type pg from 'pg';
 import { call, withKey, type Harness } from '@titanbot/write/test-support/harness';
 import type { ReadModel } from '../../src/store/read-model.js';
 import { MIRRORED_TABLES } from '../../src/store/schema.js';
-
-const require = createRequire(import.meta.url);
-
-/** grpc.health.v1 Check for service '' on `address`: 'SERVING', 'NOT_SERVING', ... */
-export async function healthStatus(address: string): Promise<string> {
-  const pkg = loadPackageDefinition(loadSync(require.resolve('grpc-health-check/proto/health/v1/health.proto'), { keepCase: true, enums: String })) as GrpcObject;
-  const Ctor = ((pkg['grpc'] as GrpcObject)['health'] as GrpcObject)['v1'] as GrpcObject;
-  const Health = Ctor['Health'] as ServiceClientConstructor;
-  const client = new Health(address, credentials.createInsecure());
-  try {
-    return await new Promise<string>((resolve, reject) =>
-      client['Check']!({ service: '' }, (err: Error | null, r: { status: string }) => (err ? reject(err) : resolve(r.status))),
-    );
-  } finally {
-    client.close();
-  }
-}
 
 /** Admin calls the read tests need beyond support/admin.ts. */
 export function moreAdminApi(write: Pick<Harness, 'client' | 'adminToken'>) {

@@ -1,5 +1,6 @@
 import { Migrator } from '@mikro-orm/migrations';
-import { MikroORM, type EntityManager } from '@mikro-orm/postgresql';
+import { MikroORM, type EntityManager, type Logger as OrmLogger } from '@mikro-orm/postgresql';
+import { pino, type Logger } from 'pino';
 import type { DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
 import { entities } from './entities.js';
 import { MigrationInitial } from './migrations/migration-0001-initial.js';
@@ -15,12 +16,23 @@ const MIGRATIONS = [
   { name: 'Migration0003FeedTransactions', class: MigrationFeedTransactions },
 ];
 
-/**
- * Opens the ORM on `databaseUrl` (a postgres:// URL). Does not migrate: see `migrate()`.
- * `poolMax` bounds PostgreSQL connections (one more is used by the feed listener). `keyring`
- * seals and opens secret columns; without it, loading or saving an account or Ssh throws.
- */
-export async function initOrm(databaseUrl: string, poolMax = 10, keyring?: DataKeyring): Promise<MikroORM> {
+export interface OrmOptions {
+  /** PostgreSQL connections at most (one more is used by the feed listener). Default 10. */
+  poolMax?: number;
+  /** Seals and opens secret columns; without it, loading or saving an account or Ssh throws. */
+  keyring?: DataKeyring;
+  /**
+   * Bounds both a new connection and a call's wait for a pooled one (ms), so a database that is
+   * down fails calls (DATABASE_UNAVAILABLE) instead of holding them. Default 5000.
+   */
+  connectTimeoutMs?: number;
+  /** Where the migrator's and the driver's messages go, as JSON lines. Default: nowhere. */
+  logger?: Logger;
+}
+
+/** Opens the ORM on `databaseUrl` (a postgres:// URL). Does not migrate: see `migrate()`. */
+export async function initOrm(databaseUrl: string, options: OrmOptions = {}): Promise<MikroORM> {
+  const { poolMax = 10, keyring, connectTimeoutMs = 5_000, logger = pino({ level: 'silent' }) } = options;
   return MikroORM.init({
     clientUrl: databaseUrl,
     entities: entities(keyring),
@@ -28,11 +40,36 @@ export async function initOrm(databaseUrl: string, poolMax = 10, keyring?: DataK
     migrations: { migrationsList: MIGRATIONS, transactional: true, allOrNothing: true },
     discovery: { disableDynamicFileAccess: true, requireEntitiesArray: true },
     pool: { min: 0, max: poolMax },
+    driverOptions: {
+      acquireConnectionTimeout: connectTimeoutMs,
+      connection: { connectionTimeoutMillis: connectTimeoutMs },
+      // knex would write these to the console, outside the JSON log.
+      log: {
+        warn: (message: unknown) => logger.warn({ component: 'knex' }, String(message)),
+        error: (message: unknown) => logger.error({ component: 'knex' }, String(message)),
+        deprecate: (message: unknown) => logger.warn({ component: 'knex' }, String(message)),
+        debug: (message: unknown) => logger.debug({ component: 'knex' }, String(message)),
+      },
+    },
+    loggerFactory: () => ormLogger(logger),
     // Timestamps are UTC everywhere; `date` columns stay YYYY-MM-DD strings.
     forceUtcTimezone: true,
     allowGlobalContext: false,
     debug: false,
   });
+}
+
+/** MikroORM's messages (the migrator's "Applied ..." among them) as pino lines instead of coloured console text. */
+function ormLogger(logger: Logger): OrmLogger {
+  return {
+    log: (namespace, message) => logger.info({ component: namespace }, message),
+    warn: (namespace, message) => logger.warn({ component: namespace }, message),
+    error: (namespace, message) => logger.error({ component: namespace }, message),
+    // Query logging stays off (debug: false); nothing to write.
+    logQuery: () => undefined,
+    setDebugMode: () => undefined,
+    isEnabled: () => false,
+  };
 }
 
 /** Applies pending migrations; returns their names. */

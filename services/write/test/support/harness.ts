@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { credentials, type Client, type ServiceError } from '@grpc/grpc-js';
 import { Status } from '@titanbot/contracts/google/rpc/status';
-import { BadRequest, ErrorInfo } from '@titanbot/contracts/google/rpc/error_details';
+import { BadRequest, ErrorInfo, RetryInfo } from '@titanbot/contracts/google/rpc/error_details';
 import { pino } from 'pino';
 import { inject } from 'vitest';
 import { loadWriteConfig } from '../../src/config.js';
@@ -95,22 +95,27 @@ export function call<Req, Res>(client: Client, method: UnaryMethod<Req, Res>, re
   return unaryCall(client, method, req, withKey(key));
 }
 
-/** The google.rpc details of a failed call: ErrorInfo reason and BadRequest field names. */
-export function errorDetails(err: ServiceError): { reason: string; fields: string[] } {
+/** The google.rpc details of a failed call: ErrorInfo reason, BadRequest field names, RetryInfo delay (ms). */
+export function errorDetails(err: ServiceError): { reason: string; fields: string[]; retryDelayMs: number | undefined } {
   const bin = err.metadata.get('grpc-status-details-bin')[0];
-  if (!(bin instanceof Buffer)) return { reason: '', fields: [] };
+  if (!(bin instanceof Buffer)) return { reason: '', fields: [], retryDelayMs: undefined };
   const status = Status.decode(bin);
   let reason = '';
+  let retryDelayMs: number | undefined;
   const fields: string[] = [];
   for (const any of status.details) {
     if (any.typeUrl.endsWith('google.rpc.ErrorInfo')) reason = ErrorInfo.decode(any.value).reason;
     if (any.typeUrl.endsWith('google.rpc.BadRequest')) fields.push(...BadRequest.decode(any.value).fieldViolations.map((v) => v.field));
+    if (any.typeUrl.endsWith('google.rpc.RetryInfo')) {
+      const delay = RetryInfo.decode(any.value).retryDelay;
+      retryDelayMs = delay ? delay.seconds * 1000 + delay.nanos / 1e6 : 0;
+    }
   }
-  return { reason, fields };
+  return { reason, fields, retryDelayMs };
 }
 
 /** Resolves with the error of a call expected to fail (rejects if it succeeds). */
-export async function failure(promise: Promise<unknown>): Promise<ServiceError & { reason: string; fields: string[] }> {
+export async function failure(promise: Promise<unknown>): Promise<ServiceError & ReturnType<typeof errorDetails>> {
   try {
     await promise;
   } catch (err) {
