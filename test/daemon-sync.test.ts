@@ -88,3 +88,68 @@ describe('a daemon kept current by DaemonSync against both services', () => {
     expect(await readFile(`${dbPath}.version`, 'utf8')).toContain(replica.service.model.versions.version(fleet.logicalId));
   });
 });
+
+describe('a daemon whose replica is killed and restarted', () => {
+  type Event = { event: string; fields: Record<string, unknown> };
+  const syncWith = (dbPath: string, events: Event[], timeoutMs?: number): DaemonSync =>
+    new DaemonSync({
+      server: replica.service.address,
+      tokenFile,
+      dbPath,
+      logicalId: fleet.logicalId,
+      logger: (event, fields) => events.push({ event, fields }),
+      ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    });
+  const count = (events: Event[], name: string): number => events.filter((e) => e.event === name).length;
+  /** Stops the replica (keeping its files) and returns how to start it again on the same address. */
+  const kill = async (): Promise<() => Promise<void>> => {
+    const { address } = replica.service;
+    const { dataDir } = replica;
+    await replica.stop({ keepData: true });
+    return async () => {
+      replica = await sys.startReplica({ READ_GRPC_ADDR: address }, dataDir);
+    };
+  };
+
+  it('sync --once keeps trying while the replica is down and installs once it is back', async () => {
+    const dbPath = path.join(dir, 'patient-once.sqlite');
+    const events: Event[] = [];
+    const restart = await kill();
+    const sync = syncWith(dbPath, events, 120_000);
+    try {
+      const synced = sync.syncOnce();
+      await vi.waitFor(() => expect(count(events, 'sync-retry')).toBeGreaterThanOrEqual(3), { timeout: 10_000, interval: 5 });
+      await restart();
+      expect(await synced).toMatchObject({ changed: true });
+      await expectCurrent(dbPath);
+      const retries = events.filter((e) => e.event === 'sync-retry');
+      expect(retries.every((e) => e.fields.code === 'UNAVAILABLE' && Number(e.fields.retryInMs) <= 1000), JSON.stringify(retries)).toBe(true);
+    } finally {
+      sync.close();
+    }
+  });
+
+  it('sync --watch never gives up: reconnects at most 1 s apart and installs what changed meanwhile', async () => {
+    const dbPath = path.join(dir, 'patient-watch.sqlite');
+    const events: Event[] = [];
+    const sync = syncWith(dbPath, events);
+    const stop = new AbortController();
+    const watching = sync.watch(stop.signal);
+    try {
+      await vi.waitFor(() => expect(count(events, 'installed')).toBe(1), { timeout: 10_000, interval: 5 });
+      const restart = await kill();
+      // Six failed reconnects: enough for a backoff that kept doubling to pass 1 s.
+      await vi.waitFor(() => expect(count(events, 'watch-disconnected')).toBeGreaterThanOrEqual(6), { timeout: 20_000, interval: 5 });
+      await api.createHabit({ accountLogicalId: fleet.logicalId, comment: 'while the replica was down', pixels: [uniquePixel()] });
+      await restart();
+      await vi.waitFor(() => expect(count(events, 'installed')).toBe(2), { timeout: 10_000, interval: 5 });
+      await expectCurrent(dbPath);
+      const waits = events.filter((e) => e.event === 'watch-disconnected').map((e) => Number(e.fields.retryInMs));
+      expect(Math.max(...waits)).toBeLessThanOrEqual(1000);
+    } finally {
+      stop.abort();
+      await watching;
+      sync.close();
+    }
+  });
+});

@@ -32,14 +32,16 @@ async function closedPort(): Promise<number> {
 }
 
 describe('parseCliArgs', () => {
-  it('parses sync --once with the default server', () => {
+  it('parses sync --once with the default server and a patience of 5 minutes', () => {
     expect(parseCliArgs(['sync', '--once', '--token-file', '/t', '--db', '/d.sqlite'])).toEqual({
       command: 'sync',
       mode: 'once',
       server: '127.0.0.1:50052',
       tokenFile: '/t',
       dbPath: '/d.sqlite',
+      timeoutMs: 300_000,
     });
+    expect(parseCliArgs(['sync', '--once', '--token-file', '/t', '--db', 'd', '--timeout', '30s'])).toMatchObject({ timeoutMs: 30_000 });
   });
 
   it('parses sync --watch with a server and logical id', () => {
@@ -50,6 +52,7 @@ describe('parseCliArgs', () => {
       tokenFile: '/t',
       dbPath: 'd',
       logicalId: 42,
+      timeoutMs: 300_000,
     });
     expect(parseCliArgs(['--help'])).toEqual({ command: 'help' });
   });
@@ -58,6 +61,7 @@ describe('parseCliArgs', () => {
     [['--once', '--token-file', 't', '--db', 'd'], /missing command/],
     [['pull', '--once', '--token-file', 't', '--db', 'd'], /unknown command: pull/],
     [['sync', '--token-file', 't', '--db', 'd'], /exactly one of --once and --watch/],
+    [['sync', '--once', '--token-file', 't', '--db', 'd', '--timeout', 'soon'], /--timeout must be a duration/],
     [['sync', '--once', '--watch', '--token-file', 't', '--db', 'd'], /exactly one of --once and --watch/],
     [['sync', '--once', '--db', 'd'], /--token-file is required/],
     [['sync', '--once', '--token-file', 't'], /--db is required/],
@@ -90,7 +94,8 @@ describe('main', () => {
       expect(malformed).toEqual({ code: 1, stdout: '', stderr: `titanbot-daemon: token file ${tokenFile} does not hold a well-formed daemon token (one line, tbd_..., valid checksum)\n` });
 
       await writeFile(tokenFile, `${generateDaemonToken()}\n`);
-      const unreachable = await run(['sync', '--once', '--server', `127.0.0.1:${await closedPort()}`, '--token-file', tokenFile, '--db', db]);
+      // --timeout 0: one try, no waiting for a replica that will not come.
+      const unreachable = await run(['sync', '--once', '--timeout', '0', '--server', `127.0.0.1:${await closedPort()}`, '--token-file', tokenFile, '--db', db]);
       expect(unreachable.code).toBe(1);
       expect(unreachable.stdout).toBe('');
       expect(unreachable.stderr).toMatch(/^titanbot-daemon: UNAVAILABLE: [^\n]+\n$/);

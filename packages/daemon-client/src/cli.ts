@@ -1,12 +1,15 @@
 import { parseArgs } from 'node:util';
+import { parseDurationMs } from '@titanbot/service-kit/config';
 import { DaemonSync, describeError } from './sync.js';
 
 /** Shown for `--help` and after a usage error. */
-export const USAGE = `Usage: titanbot-daemon sync (--once | --watch) --token-file PATH --db PATH [--server HOST:PORT] [--logical-id N]
+export const USAGE = `Usage: titanbot-daemon sync (--once | --watch) --token-file PATH --db PATH [--server HOST:PORT] [--logical-id N] [--timeout DURATION]
 
 Keeps a local daemon database current with the read service.
-  --once            check once, download if the version changed, exit
-  --watch           follow version changes until SIGINT/SIGTERM
+  --once            check once, download if the version changed, exit; a replica that is down
+                    or busy is retried (at most 1 s apart) until --timeout
+  --watch           follow version changes until SIGINT/SIGTERM; never gives up on a replica
+  --timeout         how long --once keeps retrying: 30s, 5m, 1h (default 5m; 0 = one try)
   --server          read service address (default 127.0.0.1:50052)
   --token-file      file holding the daemon token (tbd_...); rewritten when the token rotates
   --db              the daemon database file to keep current
@@ -17,15 +20,20 @@ Prints one JSON line per event on stdout; errors go to stderr with exit code 1 (
 /** A command line that cannot be run; `main` prints it with the usage text and exits 2. */
 export class UsageError extends Error {}
 
+const usageError = (message: string): never => {
+  throw new UsageError(message);
+};
+
 /** What `titanbot-daemon` was asked to do. */
 export type CliCommand =
   | { command: 'help' }
-  | { command: 'sync'; mode: 'once' | 'watch'; server: string; tokenFile: string; dbPath: string; logicalId?: number };
+  | { command: 'sync'; mode: 'once' | 'watch'; server: string; tokenFile: string; dbPath: string; logicalId?: number; timeoutMs: number };
 
 /**
  * Parses `argv` (without node and script, e.g. `process.argv.slice(2)`).
  * Throws UsageError for an unknown command or option, both or neither of --once/--watch, a missing
- * --token-file or --db, or a --logical-id that is not an integer in 0..2147483647.
+ * --token-file or --db, a --logical-id that is not an integer in 0..2147483647, or a --timeout
+ * that is not a duration.
  */
 export function parseCliArgs(argv: string[]): CliCommand {
   let parsed;
@@ -40,6 +48,7 @@ export function parseCliArgs(argv: string[]): CliCommand {
         'token-file': { type: 'string' },
         db: { type: 'string' },
         'logical-id': { type: 'string' },
+        timeout: { type: 'string', default: '5m' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -62,6 +71,7 @@ export function parseCliArgs(argv: string[]): CliCommand {
     server: values.server,
     tokenFile: values['token-file'],
     dbPath: values.db,
+    timeoutMs: parseDurationMs(values.timeout) ?? usageError(`--timeout must be a duration such as 30s, 5m or 1h, got ${JSON.stringify(values.timeout)}`),
   };
   const logicalId = values['logical-id'];
   if (logicalId !== undefined) {

@@ -15,7 +15,9 @@ export const DaemonClient = makeGenericClientConstructor(
  * A DaemonService stub for `server` (`host:port`) over plaintext HTTP/2 (insecure credentials).
  * The flow-control window is 16 MiB because the 64 KiB default caps one download near 330 MB/s;
  * messages up to 4 MiB are accepted (export chunks stay far below); keepalive pings every 30 s let
- * a long WatchVersion notice a dead connection. Connects lazily: nothing fails until the first call.
+ * a long WatchVersion notice a dead connection. Reconnection attempts are at most 1 s apart
+ * (grpc-js's default grows to 120 s), so a client is back soon after its replica. Connects
+ * lazily: nothing fails until the first call.
  */
 export function createDaemonClient(server: string): DaemonServiceClient {
   return new DaemonClient(server, credentials.createInsecure(), {
@@ -23,5 +25,7 @@ export function createDaemonClient(server: string): DaemonServiceClient {
     'grpc.max_receive_message_length': 4 * 1024 * 1024,
     'grpc.keepalive_time_ms': 30_000,
     'grpc.keepalive_timeout_ms': 10_000,
+    'grpc.initial_reconnect_backoff_ms': 200,
+    'grpc.max_reconnect_backoff_ms': 1_000,
   });
 }

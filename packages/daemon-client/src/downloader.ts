@@ -1,15 +1,13 @@
 import { open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { DownloadExportRequest, type DaemonServiceClient, type DownloadExportResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
-import { fullJitter, sleep } from '@titanbot/service-kit/backoff';
+import { sleep } from '@titanbot/service-kit/backoff';
 import { digestFile } from '@titanbot/service-kit/file-digest';
-import { describeError, ExportProtocolError, IncompleteStreamError, isRestart, isTransient, PinMismatchError } from './errors.js';
+import { describeError, ExportProtocolError, IncompleteStreamError, isRestart, isRetryable, PinMismatchError, retryDelayMs } from './errors.js';
 import { fsyncDir, isNotFound, writeFileAtomic } from './files.js';
 import type { SyncLogger } from './sync.js';
 import type { TokenKeeper } from './token-keeper.js';
 
-/** Attempts in a row without new bytes before a download gives up. */
-const DOWNLOAD_ATTEMPTS = 5;
 /** Restarts from zero (version gone from the server's cache) before a download gives up. */
 const DOWNLOAD_RESTARTS = 3;
 
@@ -85,11 +83,13 @@ export class Downloader {
   /**
    * Downloads the latest export and installs it over `dbPath`; resolves with the installed version
    * and its size (bytes). A partial file left for `wanted` (by an earlier attempt or process) is
-   * resumed. Rejects with the last error once DOWNLOAD_ATTEMPTS attempts in a row made no progress,
-   * after DOWNLOAD_RESTARTS restarts, at once for a refused token or a protocol violation, and with
-   * an Error when the file fails verification (the partial file is then deleted).
+   * resumed. A broken stream or a "not now" answer (isRetryable) is retried from the bytes written,
+   * after retryDelayMs, until `deadlineMs` (epoch ms; default never). Rejects with the last error
+   * when the next try would start after `deadlineMs`, after DOWNLOAD_RESTARTS restarts, at once for
+   * any other answer (a refused token) or a protocol violation, and with an Error when the file
+   * fails verification (the partial file is then deleted).
    */
-  async download(wanted: string, signal?: AbortSignal): Promise<{ version: string; bytes: number }> {
+  async download(wanted: string, signal?: AbortSignal, deadlineMs = Number.POSITIVE_INFINITY): Promise<{ version: string; bytes: number }> {
     let state = await this.readPartial();
     if (state?.pin?.version !== wanted) {
       await this.discardPartial();
@@ -122,10 +122,10 @@ export class Downloader {
           state = { pin: undefined, written: 0 };
           continue;
         }
-        if (!isTransient(err)) throw err;
+        if (!isRetryable(err)) throw err;
         stalls = state.written > before ? 1 : stalls + 1;
-        if (stalls > DOWNLOAD_ATTEMPTS) throw err;
-        const retryInMs = fullJitter(stalls - 1, 200, 5_000);
+        const retryInMs = retryDelayMs(stalls - 1, err);
+        if (Date.now() + retryInMs > deadlineMs) throw err;
         this.log('download-interrupted', { version: state.pin?.version, offset: state.written, ...describeError(err), retryInMs: Math.round(retryInMs) });
         await sleep(retryInMs, signal);
         if (signal?.aborted) throw new Error('download aborted');

@@ -1,5 +1,6 @@
 import { status, type ServiceError } from '@grpc/grpc-js';
-import { errorReason } from '@titanbot/service-kit/status';
+import { fullJitter } from '@titanbot/service-kit/backoff';
+import { errorReason, retryInfoDelayMs } from '@titanbot/service-kit/status';
 
 /** The server sent something the protocol does not allow; retrying would not help. */
 export class ExportProtocolError extends Error {}
@@ -28,9 +29,25 @@ export function isRestart(err: unknown): boolean {
   return reason === 'EXPORT_VERSION_GONE' || reason === 'OFFSET_OUT_OF_RANGE';
 }
 
-/** Worth retrying the same download: a broken stream, or any server answer but a refused token. */
-export function isTransient(err: unknown): boolean {
-  return err instanceof IncompleteStreamError || (isServiceError(err) && !isAuthError(err));
+/** Codes that say "not now" rather than "not this": the server, the network or a dependency may recover. */
+const RETRYABLE_CODES = new Set<status>([status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.RESOURCE_EXHAUSTED, status.ABORTED, status.INTERNAL, status.UNKNOWN]);
+
+/** Worth trying again unchanged: a broken stream, or a server answer that says "not now" (RETRYABLE_CODES). */
+export function isRetryable(err: unknown): boolean {
+  return err instanceof IncompleteStreamError || (isServiceError(err) && RETRYABLE_CODES.has(err.code));
+}
+
+/** Ceiling of the wait between tries (ms): a client is back within about this long of its replica serving again. */
+export const RETRY_CAP_MS = 1_000;
+
+/**
+ * How long to wait before try `attempt + 1` (ms): full jitter from 200 ms up to RETRY_CAP_MS, or
+ * the server's RetryInfo delay when it asks for longer (a rate limit, a database outage).
+ */
+export function retryDelayMs(attempt: number, err: unknown): number {
+  const jitter = fullJitter(attempt, 200, RETRY_CAP_MS);
+  const asked = isServiceError(err) ? retryInfoDelayMs(err) : undefined;
+  return asked === undefined ? jitter : Math.max(jitter, asked);
 }
 
 /**

@@ -2,7 +2,7 @@ import { CheckVersionRequest, type DaemonServiceClient } from '@titanbot/contrac
 import { fullJitter, sleep } from '@titanbot/service-kit/backoff';
 import { createDaemonClient } from './client.js';
 import { Downloader } from './downloader.js';
-import { describeError, isAuthError } from './errors.js';
+import { describeError, isAuthError, isRetryable, retryDelayMs } from './errors.js';
 import { TokenKeeper } from './token-keeper.js';
 import { watchVersions } from './version-watcher.js';
 
@@ -24,7 +24,12 @@ export interface DaemonSyncOptions {
   logger?: SyncLogger;
   /** A stub to use instead of creating one for `server` (it is then not closed by `close()`). */
   client?: DaemonServiceClient;
+  /** How long `syncOnce` keeps retrying a replica that is down or busy (ms). Default 5 minutes; 0 = one try. */
+  timeoutMs?: number;
 }
+
+/** `syncOnce`'s patience when `timeoutMs` is not given (ms). */
+export const DEFAULT_SYNC_TIMEOUT_MS = 5 * 60_000;
 
 /** Outcome of `syncOnce`. */
 export interface SyncResult {
@@ -61,17 +66,26 @@ export class DaemonSync {
   /**
    * One check, and a download when the server's version differs from the one held. Rotates the
    * token first if it is past 80 % of its lifetime (a failed rotation is logged, not raised).
+   * A replica that is down, restarting or busy (isRetryable: UNAVAILABLE, DEADLINE_EXCEEDED,
+   * RESOURCE_EXHAUSTED, ...) is retried with jittered waits of at most 1 s (or the server's
+   * RetryInfo delay) until `timeoutMs` has passed; a download resumes from the bytes it has.
    * Rejects with an Error for an unreadable or malformed token file (before any call), with the
-   * gRPC ServiceError of a failed call (UNAUTHENTICATED, PERMISSION_DENIED, or UNAVAILABLE etc.
-   * once retries are exhausted), or with an Error when the file fails verification (then deleted).
+   * gRPC ServiceError of a call that is refused (UNAUTHENTICATED, PERMISSION_DENIED, ...) or still
+   * failing at the deadline, or with an Error when the file fails verification (then deleted).
    */
   async syncOnce(): Promise<SyncResult> {
     await this.loadState();
-    await this.token.rotateIfDue();
-    const held = this.downloader.heldVersion;
-    const check = await this.token.call(this.client.checkVersion, CheckVersionRequest.fromPartial({ logicalId: this.options.logicalId, knownVersion: held }));
-    if (!check.changed) return { version: held, changed: false, bytes: 0 };
-    return { ...(await this.downloader.download(check.version)), changed: true };
+    const deadlineMs = Date.now() + (this.options.timeoutMs ?? DEFAULT_SYNC_TIMEOUT_MS);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.checkAndDownload(deadlineMs);
+      } catch (err) {
+        const retryInMs = retryDelayMs(attempt, err);
+        if (!isRetryable(err) || Date.now() + retryInMs > deadlineMs) throw err;
+        this.log('sync-retry', { ...describeError(err), attempt: attempt + 1, retryInMs: Math.round(retryInMs) });
+        await sleep(retryInMs);
+      }
+    }
   }
 
   /**
@@ -111,6 +125,15 @@ export class DaemonSync {
   /** Closes the stub if this instance created it; in-flight calls fail with CANCELLED. */
   close(): void {
     if (this.ownsClient) this.client.close();
+  }
+
+  /** One try of `syncOnce`: token lifetime, CheckVersion, and a download (retrying its own stalls until `deadlineMs`). */
+  private async checkAndDownload(deadlineMs: number): Promise<SyncResult> {
+    await this.token.rotateIfDue();
+    const held = this.downloader.heldVersion;
+    const check = await this.token.call(this.client.checkVersion, CheckVersionRequest.fromPartial({ logicalId: this.options.logicalId, knownVersion: held }));
+    if (!check.changed) return { version: held, changed: false, bytes: 0 };
+    return { ...(await this.downloader.download(check.version, undefined, deadlineMs)), changed: true };
   }
 
   private async loadState(): Promise<void> {

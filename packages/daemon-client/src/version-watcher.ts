@@ -1,14 +1,15 @@
 import { WatchVersionRequest, type DaemonServiceClient, type WatchVersionResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
-import { fullJitter, sleep } from '@titanbot/service-kit/backoff';
-import { describeError, isAuthError } from './errors.js';
+import { sleep } from '@titanbot/service-kit/backoff';
+import { describeError, isAuthError, retryDelayMs } from './errors.js';
 import type { SyncLogger } from './sync.js';
 import type { TokenKeeper } from './token-keeper.js';
 
 /**
  * Follows WatchVersion for one scope until `signal` aborts, calling `onVersion` for every
- * announced version. A stream that ends or fails is reopened with capped, jittered backoff
- * (200 ms to 10 s), from the version held at that moment (`held()`); a refused token makes the
- * keeper re-read its file first.
+ * announced version. A stream that ends or fails is reopened, never giving up, after a jittered
+ * wait of at most RETRY_CAP_MS (1 s, or longer when the server's RetryInfo asks), so a watch is
+ * back within about 1 s of its replica serving again; it resumes from the version held at that
+ * moment (`held()`). A refused token makes the keeper re-read its file first.
  */
 export async function watchVersions(
   client: DaemonServiceClient,
@@ -25,7 +26,7 @@ export async function watchVersions(
       onVersion(version);
     });
     if (signal.aborted) return;
-    const retryInMs = fullJitter(failures++, 200, 10_000);
+    const retryInMs = retryDelayMs(failures++, error);
     log('watch-disconnected', { ...describeError(error), retryInMs: Math.round(retryInMs) });
     if (isAuthError(error)) await token.reload();
     await sleep(retryInMs, signal, true);

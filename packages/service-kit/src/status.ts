@@ -69,3 +69,16 @@ export function errorReason(err: Partial<ServiceError>): string {
   }
   return '';
 }
+
+/** The google.rpc.RetryInfo delay a failed call carries (ms), or undefined when it carries none. */
+export function retryInfoDelayMs(err: Partial<ServiceError>): number | undefined {
+  const bin = err.metadata?.get('grpc-status-details-bin')[0];
+  if (!(bin instanceof Buffer)) return undefined;
+  for (const any of Status.decode(bin).details) {
+    if (any.typeUrl.endsWith('google.rpc.RetryInfo')) {
+      const delay = RetryInfo.decode(any.value).retryDelay;
+      return delay ? delay.seconds * 1000 + delay.nanos / 1e6 : 0;
+    }
+  }
+  return undefined;
+}
