@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { StartupError } from './process.js';
 
 const DURATION = /^(\d+)(ms|s|m|h|d)?$/;
 const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
@@ -32,14 +33,14 @@ export const port = z.coerce.number().int().min(0).max(65535);
 export const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info');
 
 /**
- * Parses `env` with `schema` once, at start-up. Throws an Error listing every invalid variable
- * (names and problems, never values: some are secrets).
+ * Parses `env` with `schema` once, at start-up. Throws a StartupError listing every invalid
+ * variable (names and problems, never values: some are secrets).
  */
 export function parseConfig<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv): z.infer<S> {
   const parsed = schema.safeParse(env);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-    throw new Error(`invalid configuration: ${problems}`);
+    throw new StartupError(`invalid configuration: ${problems}`);
   }
   return parsed.data;
 }

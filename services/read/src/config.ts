@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { byteSize, duration, logLevel, parseConfig, port } from '@titanbot/service-kit/config';
+import { StartupError } from '@titanbot/service-kit/process';
 import { z } from 'zod';
 
 const schema = z.object({
@@ -15,6 +16,8 @@ const schema = z.object({
   EXPORT_CHUNK_BYTES: byteSize.pipe(z.number().int().min(1024).max(1024 * 1024)).default(128 * 1024),
   BACKEND_PUBLIC_KEY: z.string().default(''),
   /** Where the data keys that decrypt account passwords and SSH private keys are read from. */
+  /** `vault` or `file`; unset = Vault when VAULT_ADDR is set, else the file store (with a warning). */
+  SECRET_STORE: z.enum(['vault', 'file']).optional(),
   VAULT_ADDR: z.string().url().optional(),
   VAULT_TOKEN: z.string().optional(),
   VAULT_MOUNT: z.string().default('secret'),
@@ -42,7 +45,8 @@ export type ReadConfig = z.infer<typeof schema> & { SECRETS_DIR: string };
 /** Parses the read service's settings from `env` once; throws an Error naming every bad variable. */
 export function loadReadConfig(env: NodeJS.ProcessEnv = process.env): ReadConfig {
   const config = parseConfig(schema, env);
-  if (config.VAULT_ADDR && !config.VAULT_TOKEN) throw new Error('invalid configuration: VAULT_TOKEN is required with VAULT_ADDR');
+  if (config.VAULT_ADDR && !config.VAULT_TOKEN) throw new StartupError('invalid configuration: VAULT_TOKEN is required with VAULT_ADDR');
+  if (config.SECRET_STORE === 'vault' && !config.VAULT_ADDR) throw new StartupError('invalid configuration: VAULT_ADDR is required with SECRET_STORE=vault');
   const dataDir = path.resolve(config.DATA_DIR);
   return { ...config, DATA_DIR: dataDir, SECRETS_DIR: path.resolve(config.SECRETS_DIR ?? path.join(dataDir, 'secrets')) };
 }

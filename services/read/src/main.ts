@@ -3,10 +3,10 @@ import { credentials, Metadata } from '@grpc/grpc-js';
 import { ChangeFeedServiceClient } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
 import { MAX_MESSAGE_BYTES, startGrpcServer, stopGrpcServer } from '@titanbot/service-kit/grpc-server';
 import { ServiceMetrics, startMetricsServer, type MetricsServer } from '@titanbot/service-kit/metrics';
-import { runIfEntryPoint, stopOnSignals } from '@titanbot/service-kit/process';
+import { exitOnFatalErrors, runIfEntryPoint, serviceLogger, stopOnSignals } from '@titanbot/service-kit/process';
 import { DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
 import { openSecretStore } from '@titanbot/service-kit/secrets/open';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { loadReadConfig, type ReadConfig } from './config.js';
 import { exportFormat } from './export/build.js';
 import { ExportCache } from './export/cache.js';
@@ -156,7 +156,8 @@ function registerReadMetrics(metrics: ServiceMetrics, rt: ReadRuntime, consumer:
 /** Entry point: `node services/read/dist/main.js` (npm run start:read). */
 runIfEntryPoint(import.meta.url, async () => {
   const config = loadReadConfig();
-  const logger = pino({ level: config.LOG_LEVEL, base: { service: 'read' } });
+  const logger = serviceLogger(config.LOG_LEVEL, { service: 'read' });
+  exitOnFatalErrors(logger);
   const service = await startReadService(config, logger);
   stopOnSignals(logger, () => service.stop());
 });

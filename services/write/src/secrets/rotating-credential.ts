@@ -86,6 +86,12 @@ export class RotatingCredential {
     }
   }
 
+  /** The current value (after init()), for a launcher that hands it to a process it starts. */
+  currentValue(): string {
+    if (!this.snapshot) throw new Error(`${this.options.name}: not loaded; call init() first`);
+    return this.snapshot.current;
+  }
+
   /** True when `presented` is the current value, or the previous one within its grace. Constant time; never touches the store. */
   matches(presented: string): boolean {
     const s = this.cached();
