@@ -7,9 +7,10 @@ import { downloadBenchmark } from './download.js';
 import { checkVersion } from './check-version.js';
 import { scaling } from './scaling.js';
 import { feedApply } from './feed-apply.js';
+import { hostileSoak } from './hostile-soak.js';
 
 /** Every benchmark, in run order; `npm run bench -- <name>...` runs a subset. */
-const BENCHMARKS: Benchmark[] = [checkVersion, scaling, watchFanout, downloadBenchmark, feedLag, feedApply];
+const BENCHMARKS: Benchmark[] = [checkVersion, scaling, watchFanout, downloadBenchmark, feedLag, feedApply, hostileSoak];
 
 /**
  * `npm run bench`: starts the system (each service its own process, from the built output),

@@ -29,6 +29,12 @@ const schema = z.object({
   SSH_SERVER_COMMON_PORT: port.default(22),
   FEED_RETRY_BASE: duration.default(250),
   FEED_RETRY_MAX: duration.default(10_000),
+  /**
+   * A replica that has heard nothing from the feed for this long reports NOT_SERVING (its data may
+   * be that old), until the feed answers again. `0` (default) = keep serving the last applied
+   * state however long the write service is away: daemons keep a stale file rather than none.
+   */
+  FEED_LOST_AFTER: duration.default(0),
   /** Deadline of WriteLogs and RotateToken calls forwarded to the write service. */
   FORWARD_TIMEOUT: duration.default(5_000),
   /** Per daemon token: calls per second refilled into its bucket (streams cost one call when opened). */

@@ -37,7 +37,8 @@ export interface ReadService {
  * Composition root of a read replica: config -> SQLite read model under DATA_DIR/read/model ->
  * feed consumer (reader credential, WRITE_SERVICE_URL) -> export cache under
  * DATA_DIR/read/exports -> DaemonService on READ_GRPC_ADDR. Health is NOT_SERVING until the
- * model has caught up with the head revision the feed reported after connecting.
+ * model has caught up with the head revision the feed reported after connecting, and, with
+ * FEED_LOST_AFTER, while the feed has been silent that long.
  */
 /** The clocks a replica reads, injectable so tests move time instead of sleeping. */
 export interface ReadClocks {
@@ -63,6 +64,7 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
     readerToken: config.READER_TOKEN,
     retryBaseMs: config.FEED_RETRY_BASE,
     retryMaxMs: config.FEED_RETRY_MAX,
+    monotonic: clocks.monotonic,
   });
   // Data keys open account passwords and SSH private keys for their own daemon; a store that is
   // down at start-up is retried when a sealed value is first opened.
@@ -95,7 +97,7 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
     counters: newReadCounters(),
     metrics,
   };
-  registerReadMetrics(metrics, rt, consumer);
+  registerReadMetrics(metrics, rt, consumer, clocks.monotonic);
   const grpc = await startGrpcServer(config.READ_GRPC_ADDR, ['titanbot/daemon/v1/daemon_service.proto'], [
     { definition: daemonServiceDefinition(), implementation: daemonService(rt) },
   ]);
@@ -106,8 +108,9 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
     logger.info({ address: metricsServer.address }, 'metrics listening at /metrics');
   }
   consumer.start();
-  void consumer.caughtUp.then(() => {
-    if (!shutdown.signal.aborted) grpc.health.setStatus('', 'SERVING');
+  const stopHealth = followFeedHealth(consumer, config.FEED_LOST_AFTER, clocks.monotonic, shutdown.signal, (serving) => {
+    grpc.health.setStatus('', serving ? 'SERVING' : 'NOT_SERVING');
+    logger[serving ? 'info' : 'warn']({ feedLostAfterMs: config.FEED_LOST_AFTER }, serving ? 'health SERVING' : 'feed lost; health NOT_SERVING');
   });
   logger.info({ address, writeService: config.WRITE_SERVICE_URL, dataDir: dir }, 'read service listening');
   return {
@@ -118,6 +121,7 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
     consumer,
     counters: rt.counters,
     async stop() {
+      stopHealth();
       grpc.health.setStatus('', 'NOT_SERVING');
       shutdown.abort();
       await consumer.stop();
@@ -131,15 +135,38 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
 }
 
 /**
+ * Health of a replica: SERVING once the model has caught up with the feed; with `lostAfterMs` > 0,
+ * NOT_SERVING while nothing has come from the feed for that long (checked every
+ * min(1 s, lostAfterMs / 4)), SERVING again at its next message. Returns a function that stops it.
+ */
+function followFeedHealth(consumer: FeedConsumer, lostAfterMs: number, monotonic: () => number, shutdown: AbortSignal, set: (serving: boolean) => void): () => void {
+  let serving = false;
+  let timer: NodeJS.Timeout | undefined;
+  const update = (): void => {
+    const next = lostAfterMs === 0 || monotonic() - consumer.lastContactMs <= lostAfterMs;
+    if (next !== serving && !shutdown.aborted) set((serving = next));
+  };
+  void consumer.caughtUp.then(() => {
+    if (shutdown.aborted) return;
+    update();
+    if (lostAfterMs > 0) timer = setInterval(update, Math.min(1000, lostAfterMs / 4));
+  });
+  return () => clearInterval(timer);
+}
+
+/**
  * The read replica's own series, each read from state the replica keeps anyway when scraped: feed
  * progress (revisions), export cache figures, open streams, and calls refused before a handler.
  */
-function registerReadMetrics(metrics: ServiceMetrics, rt: ReadRuntime, consumer: FeedConsumer): void {
+function registerReadMetrics(metrics: ServiceMetrics, rt: ReadRuntime, consumer: FeedConsumer, monotonic: () => number): void {
   const applied = (): number => rt.model.checkpoint?.revision ?? 0;
   // The head is only reported by progress messages, so a batch applied since can be ahead of it.
   const head = (): number => Math.max(consumer.headRevision, applied());
   metrics.gauge('feed_head_revision', 'The feed\'s head revision as last reported to this replica.', head);
   metrics.gauge('feed_applied_revision', 'The last feed revision applied to the read model (its checkpoint).', applied);
+  metrics.gauge('feed_silence_seconds', 'Seconds since the last message from the feed (progress comes every FEED_PROGRESS_INTERVAL).', () =>
+    Number.isFinite(consumer.lastContactMs) ? (monotonic() - consumer.lastContactMs) / 1000 : undefined,
+  );
   metrics.gauge('feed_lag_revisions', 'Revisions committed on the write side but not yet applied here (head - applied).', () => head() - applied());
   metrics.counter('feed_events_applied_total', 'Feed events applied to the read model since start (snapshot rebuilds not included).', () => rt.model.eventsApplied);
   metrics.counter('export_builds_total', 'Daemon databases built since start.', () => rt.exports.stats().builds);

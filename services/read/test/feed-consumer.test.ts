@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { DaemonServiceClient } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { uniqueInt } from '@titanbot/write/test-support/harness';
+import { startHarness, uniqueInt, type Harness } from '@titanbot/write/test-support/harness';
+import { TestClock } from '@titanbot/write/test-support/test-clock';
 import { FeedGapError, ReadModel } from '../src/store/read-model.js';
 import { GLOBAL_SCOPE } from '../src/store/versions.js';
 import { adminApi, provisionDevice, uniquePixel, uniqueShape } from './support/admin.js';
@@ -299,5 +300,36 @@ describe('the read model follows the change feed', () => {
     expect(scoped).toEqual({ version: before, changed: false });
     expect(global.version).toBe(globalBefore);
     expect(await healthStatus(replica.service.address)).toBe('SERVING');
+  });
+});
+
+describe('a replica that has lost its feed', () => {
+  it('with FEED_LOST_AFTER, reports NOT_SERVING once the feed has been silent that long, and SERVING when it answers again', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'titanbot-write-lost-'));
+    const own = await startSystem({ DATA_DIR: dataDir });
+    const clock = new TestClock();
+    const replica = await own.startReplica({ FEED_LOST_AFTER: '10s' }, undefined, clock);
+    const { address, adminToken, readerToken } = own.write;
+    let restarted: Harness | undefined;
+    try {
+      await vi.waitFor(async () => expect(await healthStatus(replica.service.address)).toBe('SERVING'), { timeout: 10_000 });
+      await own.write.stop();
+      // Each look moves the clock past FEED_LOST_AFTER again: a message still in flight when the
+      // write service stopped may count as contact once, but nothing comes after it.
+      await vi.waitFor(
+        async () => {
+          clock.advance(10_001);
+          expect(await healthStatus(replica.service.address)).toBe('NOT_SERVING');
+        },
+        { timeout: 10_000, interval: 200 },
+      );
+      restarted = await startHarness({ WRITE_GRPC_ADDR: address, DATA_DIR: dataDir, ADMIN_TOKEN: adminToken, READER_TOKEN: readerToken });
+      await vi.waitFor(async () => expect(await healthStatus(replica.service.address)).toBe('SERVING'), { timeout: 10_000 });
+    } finally {
+      await replica.stop();
+      await own.db.end();
+      await restarted?.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });

@@ -12,6 +12,8 @@ export interface FeedConsumerOptions {
   readerToken: string;
   /** First reconnect delay ceiling, ms; doubles per failure up to `retryMaxMs`. */
   retryBaseMs: number;
+  /** Milliseconds that never step back: when the feed was last heard from. */
+  monotonic: () => number;
   retryMaxMs: number;
 }
 
@@ -36,6 +38,8 @@ export class FeedConsumer {
   readonly caughtUp = new Promise<void>((resolve) => (this.resolveCaughtUp = resolve));
   /** The head revision the feed last reported (progress messages), for lag figures. */
   headRevision = 0;
+  /** `monotonic()` at the last message from the feed (batch or progress); -Infinity before the first. */
+  lastContactMs = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly client: ChangeFeedServiceClient,
@@ -99,6 +103,7 @@ export class FeedConsumer {
       };
       call.on('data', (message: SubscribeResponse) => {
         if (failed) return;
+        this.lastContactMs = this.options.monotonic();
         try {
           if (message.epoch !== this.model.checkpoint!.epoch) throw new ResyncNeeded(`the feed's epoch is now ${message.epoch}`);
           const kind = message.kind;

@@ -15,9 +15,12 @@ const UNAVAILABLE_SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDO
 
 /**
  * Messages of pg and knex that carry no code: a connection ended under a query, a connect timeout,
- * no pooled connection within `acquireConnectionTimeout`.
+ * no pooled connection within `acquireConnectionTimeout`, and knex's "Transaction query already
+ * complete", which is what the next statement of a transaction gets after its connection died
+ * (every transaction here is awaited to its end, so it has no other cause; the outage test meets it).
  */
-const UNAVAILABLE_MESSAGES = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Timeout acquiring a connection|Client has encountered a connection error/i;
+const UNAVAILABLE_MESSAGES =
+  /Connection terminated|connection timeout|timeout exceeded when trying to connect|Timeout acquiring a connection|Client has encountered a connection error|Transaction query already complete/i;
 
 /**
  * Whether `err` (or any error in its `cause` chain; MikroORM wraps driver errors) means the
