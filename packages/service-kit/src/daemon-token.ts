@@ -1,4 +1,4 @@
-/** The daemon-token format (DESIGN.md "Credentials"), shared by issuer, read replicas and clients. */
+/** The daemon-token format (docs/domain.md, "Daemon token"), shared by issuer, read replicas and clients. */
 import { createHash, randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 

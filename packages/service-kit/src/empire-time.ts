@@ -1,4 +1,4 @@
-/** The empire calendar rule both services answer GetNextEmpireDate with (DOMAIN.md). */
+/** The empire calendar rule both services answer GetNextEmpireDate with (docs/domain.md). */
 
 const DAY_MS = 86_400_000;
 
@@ -6,7 +6,7 @@ const DAY_MS = 86_400_000;
 export const utcDay = (t: Date): string => t.toISOString().slice(0, 10);
 
 /**
- * GetNextEmpireDate (DOMAIN.md): the first date strictly after today (UTC); the answer is
+ * GetNextEmpireDate (docs/domain.md): the first date strictly after today (UTC); the answer is
  * 03:00 UTC on that date if it is a Monday, else 03:00 UTC on the following Monday; null when
  * no date lies after today.
  */

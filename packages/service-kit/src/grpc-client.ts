@@ -1,6 +1,6 @@
 import { Metadata, type CallOptions, type ServiceError } from '@grpc/grpc-js';
 
-/** The metadata key every credential travels in (DOMAIN.md "Who may call what"). */
+/** The metadata key every credential travels in (docs/domain.md "Who may call what"). */
 export const API_KEY_HEADER = 'x-api-key';
 
 /** Metadata carrying `key` as `x-api-key`; empty when `key` is undefined. */

@@ -15,7 +15,7 @@ import { ChangeFeedServiceService } from '@titanbot/contracts/titanbot/feed/v1/c
 export type PrincipalKind = 'admin' | 'reader' | 'daemon';
 
 /**
- * The one table of who may call what (DOMAIN.md "Who may call what"; issue "Credentials"): the
+ * The one table of who may call what (docs/domain.md "Who may call what"; issue "Credentials"): the
  * admin token the admin API, the reader credential the feed API (read replicas), a daemon token
  * the daemon API, for its own device only. Every other pairing is refused: UNAUTHENTICATED for
  * a credential the serving process does not recognise (the read service knows only daemon

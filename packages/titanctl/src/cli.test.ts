@@ -220,6 +220,8 @@ describe('titanctl errors', () => {
     const res = await run('habits', '--help');
     expect(res.code).toBe(0);
     expect(res.out).toContain('--pixel x,y,RRGGBB[,dev]');
+    const create = await run('habits', 'create', '--help');
+    expect(create.out).toContain('type is rectangle, circle, triangle or irregular');
   });
 });
 

@@ -31,7 +31,7 @@ import { ETAG, list, unary, update, type Resource } from './command.js';
 // repeats the resource: --legion, --account, --pay-day). `path` is the update_mask path.
 
 const ID = required(flag('uuid', uuid, 'the resource id (or give it as the argument)'));
-const REQUEST_ID = flag('request-id', text, 'idempotency key: a retry with the same id returns the first result');
+const REQUEST_ID = flag('request-id', text, 'idempotency key, a UUID (AIP-155): a retry with the same id returns the first result');
 const DEVICE = required(flag('device', uuid, 'device id'));
 const DEVICE_FILTER = flag('device', uuid, 'only this device');
 
@@ -114,7 +114,7 @@ const HABIT_FLAGS = [
     repeat: true,
     clearable: true,
   }),
-  flag('shape', shape, 'a screen area and its color (repeatable; on update replaces the list)', {
+  flag('shape', shape, 'a screen area and its color; type is rectangle, circle, triangle or irregular (repeatable; on update replaces the list)', {
     path: 'shapes',
     repeat: true,
     clearable: true,

@@ -102,7 +102,7 @@ describe('versions and exports of one scope', () => {
     expect((await check(previous)).changed).toBe(true);
   });
 
-  it('writes exactly the DOMAIN.md schema; an empty scope gives the schema alone', async () => {
+  it('writes exactly the docs/domain.md schema; an empty scope gives the schema alone', async () => {
     const got = await download(daemon, fleet.token, { logicalId: fleet.logicalId });
     expect(got.header).toMatchObject({ fileName: 'titanbotd.sqlite', mediaType: 'application/vnd.sqlite3', schemaVersion: 1 });
     const file = openExport(got.bytes);

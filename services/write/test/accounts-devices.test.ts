@@ -231,7 +231,7 @@ describe('accounts', () => {
 });
 
 describe('devices', () => {
-  it('creates a device with only physical_id with the DOMAIN.md defaults and its Ssh already present', async () => {
+  it('creates a device with only physical_id with the docs/domain.md defaults and its Ssh already present', async () => {
     const physicalId = uniqueInt();
     const created = await createDevice(physicalId);
     const got = await getDevice(created.uuid);

@@ -26,11 +26,13 @@ describe('PostgreSQL stopped and restarted during writes', () => {
   let database: EmbeddedDatabase;
   let h: Harness;
   const silent = pino({ level: 'silent' });
+  /** What the migrator wrote to its logger. */
+  const migrationLog: string[] = [];
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'titanbot-outage-pg-'));
     database = await startEmbeddedPostgres(dir, 0, silent);
-    const orm = await initOrm(database.url, { poolMax: 2 });
+    const orm = await initOrm(database.url, { poolMax: 2, logger: pino({ level: 'info' }, { write: (line: string) => migrationLog.push(line) }) });
     await migrate(orm);
     await orm.close();
     h = await startHarness({ DATABASE_URL: database.url, DATABASE_PROBE_INTERVAL: '100ms', DATABASE_PROBE_TIMEOUT: '500ms' });
@@ -39,6 +41,13 @@ describe('PostgreSQL stopped and restarted during writes', () => {
     await h?.stop();
     await database?.stop();
     await rm(dir, { recursive: true, force: true });
+  });
+
+  it('logs the migrator\'s progress as JSON lines of the service\'s logger, not coloured console text', () => {
+    expect(migrationLog.length).toBeGreaterThan(0);
+    const lines = migrationLog.map((l) => JSON.parse(l) as { component?: string; msg: string });
+    expect(lines.filter((l) => l.component === 'migrator').map((l) => l.msg)).toContain("Applied 'Migration0001Initial'");
+    expect(migrationLog.join('')).not.toMatch(/\u001b\[/);
   });
 
   it('answers UNAVAILABLE DATABASE_UNAVAILABLE with a retry delay, health follows, retries with the request_id complete, the feed stays gapless', async () => {

@@ -239,7 +239,7 @@ describe('habits', () => {
 describe('empire dates', () => {
   const DAY = 86_400_000;
   const dayString = (offsetDays: number): string => new Date(Date.now() + offsetDays * DAY).toISOString().slice(0, 10);
-  /** DOMAIN.md: 03:00 UTC on the date if it is a Monday, else on the following Monday. */
+  /** docs/domain.md: 03:00 UTC on the date if it is a Monday, else on the following Monday. */
   const mondayAt3 = (date: string): Date => {
     const d = new Date(`${date}T03:00:00Z`);
     while (d.getUTCDay() !== 1) d.setUTCDate(d.getUTCDate() + 1);

@@ -9,6 +9,7 @@ import { FileSecretStore } from '@titanbot/service-kit/secrets/file-secret-store
 import { RotatingCredential, type RotatingCredentialOptions } from '../src/secrets/rotating-credential.js';
 import { CasConflictError, type SecretStore, SecretStoreUnavailableError } from '@titanbot/service-kit/secrets/secret-store';
 import { VaultSecretStore } from '@titanbot/service-kit/secrets/vault-secret-store';
+import { openSecretStore } from '@titanbot/service-kit/secrets/open';
 import { startVaultKv2Server } from './support/vault-kv2-server.js';
 
 /** One storage backend, reachable through any number of store instances (one per "replica"). */
@@ -318,6 +319,25 @@ describe('FileSecretStore', () => {
     await utimes(lock, aMinuteAgo, aMinuteAgo);
 
     await expect(store.write('admin-token', { current: 'y' }, 1)).resolves.toBe(2);
+  });
+});
+
+describe('openSecretStore', () => {
+  const open = (settings: Partial<Parameters<typeof openSecretStore>[0]>) => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
+    const store = openSecretStore({ VAULT_MOUNT: 'secret', VAULT_PATH_PREFIX: 'titanbot', SECRETS_DIR: join(tmpdir(), 'unused'), ...settings }, logger);
+    return { store, warnings: lines.filter((l) => l.includes('file secret store')) };
+  };
+
+  it('warns when the file store stands in for Vault unasked, and not when SECRET_STORE=file says so (npm start says it once)', () => {
+    const unasked = open({});
+    expect(unasked.store).toBeInstanceOf(FileSecretStore);
+    expect(unasked.warnings).toHaveLength(1);
+    const asked = open({ SECRET_STORE: 'file', VAULT_ADDR: 'http://127.0.0.1:1' });
+    expect(asked.store).toBeInstanceOf(FileSecretStore);
+    expect(asked.warnings).toHaveLength(0);
+    expect(open({ VAULT_ADDR: 'http://127.0.0.1:1', VAULT_TOKEN: 't' }).store).toBeInstanceOf(VaultSecretStore);
   });
 });
 

@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import { credentials, loadPackageDefinition, status, type ClientDuplexStream, type GrpcObject, type ServiceClientConstructor } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { CreateDeviceRequest, DeviceServiceClient } from '@titanbot/contracts/titanbot/admin/v1/device_service';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { call, failure, startHarness, uniqueInt, type Harness } from './support/harness.js';
 
 const require = createRequire(import.meta.url);
@@ -42,6 +42,12 @@ describe('write service operations', () => {
     );
     expect(res.status).toBe('SERVING');
     health.close();
+  });
+
+  it('says where its database is, by host and name, never with its credentials', () => {
+    const line = h.logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'write service listening');
+    const url = new URL(inject('databaseUrl'));
+    expect(line?.database).toBe(`${url.host}${url.pathname}`);
   });
 
   it('lists every admin and feed service through server reflection', async () => {

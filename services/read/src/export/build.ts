@@ -21,7 +21,7 @@ export function exportFormat(): string {
   }
 }
 
-/** The daemon database schema, exactly as DOMAIN.md gives it (existing daemons read it). */
+/** The daemon database schema, exactly as docs/domain.md gives it (existing daemons read it). */
 const EXPORT_DDL = [
   `create table export.habits(uuid BLOB NOT NULL PRIMARY KEY, is_active INTEGER NOT NULL CHECK (is_active IN (0,1)),
        account_logical_id INTEGER, priority INTEGER, trigger_shell TEXT, log_template TEXT,
@@ -43,7 +43,7 @@ const blob = (column: string): string => `unhex(replace(${column}, '-', ''))`;
  * Writes the daemon database of `scope` (GLOBAL_SCOPE or an account logical id) to `file`, which
  * must not exist, from the read model behind `db`, in one read transaction: active habits of the
  * scope and the global ones, their pixels (dot + color) and shapes. Deterministic: rows go in in
- * a fixed order (habits by priority descending, NULLs last, then uuid, as DOMAIN.md requires;
+ * a fixed order (habits by priority descending, NULLs last, then uuid, as docs/domain.md requires;
  * everything else by key), so the same content gives the same bytes with the same SQLite.
  * Synchronous: it runs between feed batches, so it always sees one revision.
  */

@@ -21,7 +21,7 @@ export interface FeedConsumerOptions {
 class ResyncNeeded extends Error {}
 
 /**
- * Keeps the read model current (DESIGN.md "Change feed"): Subscribe after the checkpoint, apply
+ * Keeps the read model current (docs/decisions.md "Change feed"): Subscribe after the checkpoint, apply
  * each batch with its checkpoint in one SQLite transaction, and rebuild from Snapshot when there
  * is no checkpoint yet, when the write service answers RESYNC_REQUIRED, when the feed's epoch is
  * not the checkpoint's, or when a revision is missing. Any other failure (write service down,

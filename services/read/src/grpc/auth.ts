@@ -19,7 +19,7 @@ const knownTokenHashes = new LRUCache<string, string>({ max: 4096 });
  * The step that identifies the daemon behind `x-api-key`, from memory (one lookup), and sets
  * `ctx.principal`. Errors: UNAUTHENTICATED for no key, a malformed one (rejected by its checksum
  * before any lookup), an unknown, expired or revoked token; an admin or reader credential is never
- * accepted here (DOMAIN.md "Who may call what"). Each failure is counted in
+ * accepted here (docs/domain.md "Who may call what"). Each failure is counted in
  * `rt.counters.authFailures` and logged (throttled) with the reason and, for a well-formed token
  * only, its shown prefix: never the presented value.
  */

@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 
-/** A device as the read model holds it (DOMAIN.md Device), with its accounts' logical ids. */
+/** A device as the read model holds it (docs/domain.md Device), with its accounts' logical ids. */
 export interface DeviceRecord {
   uuid: string;
   physicalId: number;

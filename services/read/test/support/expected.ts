@@ -8,7 +8,7 @@ const hex = (column: string): string => `upper(replace(${column}::text, '-', '')
 
 /**
  * What the daemon database of a scope must hold, computed independently from the write side's
- * PostgreSQL (DOMAIN.md): active habits of the account and the global ones, in priority order,
+ * PostgreSQL (docs/domain.md): active habits of the account and the global ones, in priority order,
  * their pixel/shape links and the pixels, dots, colors and shapes they use.
  */
 export async function expectedExport(db: pg.Client, logicalId: number | undefined): Promise<ExportRows> {

@@ -57,7 +57,7 @@ export async function updateAccount(
 
 /**
  * DeleteAccount: unbinds it from every device and clears it where it is current (bumping those
- * devices' versions), then deletes it. Habits keep their soft reference (DOMAIN.md).
+ * devices' versions), then deletes it. Habits keep their soft reference (docs/domain.md).
  */
 export async function deleteAccount(ctx: UseCaseContext, uuid: string): Promise<void> {
   const account = await getAccount(ctx, uuid);

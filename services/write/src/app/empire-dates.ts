@@ -45,7 +45,7 @@ export async function deleteEmpireDate(ctx: UseCaseContext, uuid: string): Promi
   await ctx.em.flush();
 }
 
-/** GetNextEmpireDate: see nextEmpireTime (DOMAIN.md rule); null when none lies after today. */
+/** GetNextEmpireDate: see nextEmpireTime (docs/domain.md rule); null when none lies after today. */
 export async function getNextEmpireDate(ctx: UseCaseContext): Promise<Date | null> {
   const tomorrowOrLater = await ctx.em.find(
     EmpireDate,

@@ -35,7 +35,7 @@ export async function updateLegion(ctx: UseCaseContext, uuid: string, etag: stri
   return legion;
 }
 
-/** DeleteLegion: clears it on its accounts first (DOMAIN.md). Errors: invalid, not_found. */
+/** DeleteLegion: clears it on its accounts first (docs/domain.md). Errors: invalid, not_found. */
 export async function deleteLegion(ctx: UseCaseContext, uuid: string): Promise<void> {
   const legion = await getLegion(ctx, uuid);
   for (const account of await ctx.em.find(Account, { legionUuid: legion.uuid })) account.leaveLegion();

@@ -3,7 +3,7 @@ import type { Habit, Pixel, Shape, ShapeType } from '../domain/habit.js';
 import type { Em } from './orm.js';
 import { pgArray } from './sql.js';
 
-// Pixels (dot + color) and shapes are stored once and shared between habits (DOMAIN.md): each
+// Pixels (dot + color) and shapes are stored once and shared between habits (docs/domain.md): each
 // write looks a value up, else creates it (`on conflict do nothing` then select), and removes the
 // ones no habit uses any more, all inside the caller's transaction. Rows that already exist are
 // not touched, so they put nothing on the change feed.

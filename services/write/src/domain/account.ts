@@ -43,7 +43,7 @@ export class Account {
     return Object.assign(new Account(), { uuid, logicalId, version: 1, ...fields });
   }
 
-  /** Applies the given fields. The logical id is immutable (DOMAIN.md): INVALID_ARGUMENT. */
+  /** Applies the given fields. The logical id is immutable (docs/domain.md): INVALID_ARGUMENT. */
   update(patch: Partial<AccountFields> & { logicalId?: number }): void {
     if (patch.logicalId !== undefined) throw invalid('account.logical_id', 'is immutable');
     const next: AccountFields = { ...this.fields(), ...patch };

@@ -15,7 +15,7 @@ export interface DeviceSettings {
   goTimeLimitSeconds: number;
 }
 
-/** DOMAIN.md defaults for a device created with only its physical id. */
+/** docs/domain.md defaults for a device created with only its physical id. */
 export const DEVICE_DEFAULTS: Omit<DeviceSettings, 'physicalId'> = {
   isActive: false,
   isSsh: false,

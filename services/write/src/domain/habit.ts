@@ -76,7 +76,7 @@ export class Habit {
   pixels: readonly Pixel[] = [];
   shapes: readonly Shape[] = [];
 
-  /** Creating with no fields at all is valid (DOMAIN.md). Throws DomainError('invalid'). */
+  /** Creating with no fields at all is valid (docs/domain.md). Throws DomainError('invalid'). */
   static create(uuid: string, fields: Partial<HabitFields>, pixels: Pixel[], shapes: Shape[], now: Date): Habit {
     const all = { ...HABIT_DEFAULTS, ...fields };
     const v = new Violations();

@@ -10,7 +10,7 @@ export interface SshKeyPair {
 
 export const MAX_PORT = 65535;
 
-/** The comment every device key carries (DOMAIN.md). */
+/** The comment every device key carries (docs/domain.md). */
 export const sshComment = (physicalId: number): string => `titanbot${physicalId}`;
 
 /**

@@ -9,7 +9,7 @@ import type { RotatingCredential } from '../secrets/rotating-credential.js';
 /** Who is calling, once the `x-api-key` credential is recognised. */
 export type Principal = { kind: 'admin' } | { kind: 'reader' } | { kind: 'daemon'; deviceUuid: string; tokenUuid: string };
 
-/** Checks `x-api-key` against the credentials; answers in the order DOMAIN.md requires. */
+/** Checks `x-api-key` against the credentials; answers in the order docs/domain.md requires. */
 export class Authenticator {
   constructor(
     private readonly admin: RotatingCredential,

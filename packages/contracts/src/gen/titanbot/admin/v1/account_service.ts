@@ -105,7 +105,7 @@ export interface CreateAccountRequest {
   account?:
     | Account
     | undefined;
-  /** Idempotency key (AIP-155). */
+  /** Idempotency key (AIP-155): empty, or a UUID; a retry with the same id returns the first result. */
   requestId: string;
 }
 
@@ -968,6 +968,9 @@ export const DeleteAccountRequest: MessageFns<DeleteAccountRequest> = {
  * Accounts daemons play with. Requires the admin token in `x-api-key`.
  * Errors carry a google.rpc.ErrorInfo reason (domain `titanbot.dev`) from the error catalogue:
  * packages/service-kit/src/errors.ts, listed with what a client should do in docs/architecture.md.
+ * Input limits (docs/architecture.md "Input limits"): every string at most 1,024 characters and
+ * free of NUL unless its field says otherwise; Timestamps within 0001-01-01..9999-12-31 UTC;
+ * int64 values within ±(2^53 - 1); bytes that do not decode are INVALID_ARGUMENT MALFORMED_MESSAGE.
  */
 export type AccountServiceService = typeof AccountServiceService;
 export const AccountServiceService = {

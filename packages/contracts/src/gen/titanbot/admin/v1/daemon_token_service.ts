@@ -838,6 +838,9 @@ export const RevokeDaemonTokenRequest: MessageFns<RevokeDaemonTokenRequest> = {
  * admin token in `x-api-key`.
  * Errors carry a google.rpc.ErrorInfo reason (domain `titanbot.dev`) from the error catalogue:
  * packages/service-kit/src/errors.ts, listed with what a client should do in docs/architecture.md.
+ * Input limits (docs/architecture.md "Input limits"): every string at most 1,024 characters and
+ * free of NUL unless its field says otherwise; Timestamps within 0001-01-01..9999-12-31 UTC;
+ * int64 values within ±(2^53 - 1); bytes that do not decode are INVALID_ARGUMENT MALFORMED_MESSAGE.
  */
 export type DaemonTokenServiceService = typeof DaemonTokenServiceService;
 export const DaemonTokenServiceService = {

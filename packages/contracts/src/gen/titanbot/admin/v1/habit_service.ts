@@ -125,11 +125,11 @@ export interface Habit {
   priority?:
     | number
     | undefined;
-  /** Optional. */
+  /** Optional; at most 4,096 characters. */
   triggerShell?:
     | string
     | undefined;
-  /** Optional. */
+  /** Optional; at most 4,096 characters. */
   logTemplate?:
     | string
     | undefined;
@@ -137,7 +137,7 @@ export interface Habit {
   postTimeoutMs?:
     | number
     | undefined;
-  /** Optional. */
+  /** Optional; at most 4,096 characters. */
   comment?:
     | string
     | undefined;
@@ -145,11 +145,11 @@ export interface Habit {
   sequence?:
     | number
     | undefined;
-  /** Optional. */
+  /** Optional; at most 4,096 characters. */
   context?:
     | string
     | undefined;
-  /** Optional. */
+  /** Optional; at most 4,096 characters. */
   action?:
     | string
     | undefined;
@@ -179,7 +179,7 @@ export interface CreateHabitRequest {
   habit?:
     | Habit
     | undefined;
-  /** Idempotency key (AIP-155). */
+  /** Idempotency key (AIP-155): empty, or a UUID; a retry with the same id returns the first result. */
   requestId: string;
 }
 
@@ -1413,6 +1413,9 @@ export const DeleteHabitRequest: MessageFns<DeleteHabitRequest> = {
  * Habits: what daemons do, exported into daemon databases. Requires the admin token.
  * Errors carry a google.rpc.ErrorInfo reason (domain `titanbot.dev`) from the error catalogue:
  * packages/service-kit/src/errors.ts, listed with what a client should do in docs/architecture.md.
+ * Input limits (docs/architecture.md "Input limits"): every string at most 1,024 characters and
+ * free of NUL unless its field says otherwise; Timestamps within 0001-01-01..9999-12-31 UTC;
+ * int64 values within ±(2^53 - 1); bytes that do not decode are INVALID_ARGUMENT MALFORMED_MESSAGE.
  */
 export type HabitServiceService = typeof HabitServiceService;
 export const HabitServiceService = {

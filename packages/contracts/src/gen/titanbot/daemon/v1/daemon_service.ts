@@ -280,7 +280,7 @@ export interface ExportHeader {
   sizeBytes: number;
   /** Lower-case hex SHA-256 of the whole file. */
   sha256: string;
-  /** The daemon database schema (DOMAIN.md); changes only with a new contract. */
+  /** The daemon database schema (docs/domain.md); changes only with a new contract. */
   schemaVersion: number;
   /** "titanbotd.sqlite". */
   fileName: string;
@@ -308,6 +308,7 @@ export interface DownloadExportResponse {
 
 /** A log line and when the daemon wrote it. */
 export interface LogLine {
+  /** At most 8,192 characters. */
   line: string;
   logTime?: Date | undefined;
 }
@@ -316,7 +317,7 @@ export interface LogLine {
 export interface WriteLogsRequest {
   /** In order; 1..1000 lines, each at most 16 KiB. */
   lines: LogLine[];
-  /** Idempotency key (AIP-155): a retry with the same id stores nothing twice. */
+  /** Idempotency key (AIP-155): empty, or a UUID; a retry with the same id stores nothing twice. */
   requestId: string;
 }
 
@@ -3199,11 +3200,14 @@ export const RotateTokenResponse: MessageFns<RotateTokenResponse> = {
 
 /**
  * The API daemons call on the read service. Every call requires the daemon's own token
- * (`tbd_...`) in `x-api-key` and is limited to that token's device (DOMAIN.md "Who may call
+ * (`tbd_...`) in `x-api-key` and is limited to that token's device (docs/domain.md "Who may call
  * what"). No, malformed, unknown, expired or revoked token: UNAUTHENTICATED before anything
  * else is looked at. Any call may also fail with UNAVAILABLE while the replica catches up.
  * Errors carry a google.rpc.ErrorInfo reason (domain `titanbot.dev`) from the error catalogue:
  * packages/service-kit/src/errors.ts, listed with what a client should do in docs/architecture.md.
+ * Input limits (docs/architecture.md "Input limits"): every string at most 1,024 characters and
+ * free of NUL unless its field says otherwise; Timestamps within 0001-01-01..9999-12-31 UTC;
+ * int64 values within ±(2^53 - 1); bytes that do not decode are INVALID_ARGUMENT MALFORMED_MESSAGE.
  */
 export type DaemonServiceService = typeof DaemonServiceService;
 export const DaemonServiceService = {

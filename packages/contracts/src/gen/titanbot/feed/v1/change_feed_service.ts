@@ -192,7 +192,7 @@ export interface RotateDaemonTokenResponse {
 
 /** One line a daemon wrote. */
 export interface LogLine {
-  /** The text. */
+  /** The text; at most 8,192 characters. */
   line: string;
   /** When the daemon wrote it; unset = receive time. */
   logTime?: Date | undefined;
@@ -204,7 +204,7 @@ export interface IngestLogsRequest {
   deviceUuid: string;
   /** Lines in the order written; at most 1000 per call. */
   lines: LogLine[];
-  /** Idempotency key: a retry with the same id stores nothing twice. */
+  /** Idempotency key (AIP-155): empty, or a UUID; a retry with the same id stores nothing twice. */
   requestId: string;
 }
 
@@ -1573,6 +1573,9 @@ export const IngestLogsResponse: MessageFns<IngestLogsResponse> = {
  * Requires the reader credential in `x-api-key`.
  * Errors carry a google.rpc.ErrorInfo reason (domain `titanbot.dev`) from the error catalogue:
  * packages/service-kit/src/errors.ts, listed with what a client should do in docs/architecture.md.
+ * Input limits (docs/architecture.md "Input limits"): every string at most 1,024 characters and
+ * free of NUL unless its field says otherwise; Timestamps within 0001-01-01..9999-12-31 UTC;
+ * int64 values within ±(2^53 - 1); bytes that do not decode are INVALID_ARGUMENT MALFORMED_MESSAGE.
  */
 export type ChangeFeedServiceService = typeof ChangeFeedServiceService;
 export const ChangeFeedServiceService = {
