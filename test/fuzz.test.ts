@@ -4,7 +4,7 @@
  * outside their range, unknown enum values, NaN) and with raw bytes that are no message at all.
  * Whatever a client sends, the answer is never INTERNAL or UNKNOWN and the services keep serving.
  *
- * FUZZ_SEED (default 1) and FUZZ_CALLS (messages per method, default 40) reproduce or widen a run.
+ * FUZZ_SEED (default 1) and FUZZ_CALLS (messages per method, default 100) reproduce or widen a run.
  */
 import { Client, credentials, status } from '@grpc/grpc-js';
 import { healthStatus } from '@titanbot/write/test-support/health';
@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadProtoServices, rawCall } from './support/raw-grpc.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 1);
-const CALLS = Number(process.env.FUZZ_CALLS ?? 40);
+const CALLS = Number(process.env.FUZZ_CALLS ?? 100);
 const RAW_CALLS = 8;
 
 /** mulberry32: a small seeded PRNG, so a failing run can be replayed from its seed. */

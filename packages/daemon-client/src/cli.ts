@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { parseDurationMs } from '@titanbot/service-kit/config';
-import { DaemonSync, describeError } from './sync.js';
+import { DaemonSync, DEFAULT_SYNC_TIMEOUT_MS, describeError } from './sync.js';
 
 /** Shown for `--help` and after a usage error. */
 export const USAGE = `Usage: titanbot-daemon sync (--once | --watch) --token-file PATH --db PATH [--server HOST:PORT] [--logical-id N] [--timeout DURATION]
@@ -48,7 +48,7 @@ export function parseCliArgs(argv: string[]): CliCommand {
         'token-file': { type: 'string' },
         db: { type: 'string' },
         'logical-id': { type: 'string' },
-        timeout: { type: 'string', default: '5m' },
+        timeout: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -71,7 +71,10 @@ export function parseCliArgs(argv: string[]): CliCommand {
     server: values.server,
     tokenFile: values['token-file'],
     dbPath: values.db,
-    timeoutMs: parseDurationMs(values.timeout) ?? usageError(`--timeout must be a duration such as 30s, 5m or 1h, got ${JSON.stringify(values.timeout)}`),
+    timeoutMs:
+      values.timeout === undefined
+        ? DEFAULT_SYNC_TIMEOUT_MS
+        : (parseDurationMs(values.timeout) ?? usageError(`--timeout must be a duration such as 30s, 5m or 1h, got ${JSON.stringify(values.timeout)}`)),
   };
   const logicalId = values['logical-id'];
   if (logicalId !== undefined) {

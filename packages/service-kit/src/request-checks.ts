@@ -22,7 +22,7 @@ export const MAX_STRING_CHARS = 1024;
 
 /** Fields (by proto name, in any message) allowed longer strings, in characters. */
 export const LONG_STRING_FIELDS: Readonly<Record<string, number>> = {
-  line: 8192,
+  line: 16_384,
   public_key: 16_384,
   private_key: 16_384,
   trigger_shell: 4096,

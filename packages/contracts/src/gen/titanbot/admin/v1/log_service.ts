@@ -30,7 +30,7 @@ export interface LogEntry {
   id: number;
   /** The device that wrote it. */
   deviceUuid: string;
-  /** The text, as sent; at most 8,192 characters. */
+  /** The text, as sent; at most 16,384 characters. */
   line: string;
   /** When the daemon wrote it (its clock); receive time when the daemon sent none. */
   logTime?:

@@ -308,7 +308,7 @@ export interface DownloadExportResponse {
 
 /** A log line and when the daemon wrote it. */
 export interface LogLine {
-  /** At most 8,192 characters. */
+  /** At most 16,384 characters. */
   line: string;
   logTime?: Date | undefined;
 }

@@ -192,7 +192,7 @@ export interface RotateDaemonTokenResponse {
 
 /** One line a daemon wrote. */
 export interface LogLine {
-  /** The text; at most 8,192 characters. */
+  /** The text; at most 16,384 characters. */
   line: string;
   /** When the daemon wrote it; unset = receive time. */
   logTime?: Date | undefined;
