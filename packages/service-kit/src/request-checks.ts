@@ -10,11 +10,13 @@
  * - Every Timestamp is within google.protobuf.Timestamp's range, 0001-01-01 to 9999-12-31 UTC,
  *   which is also PostgreSQL's `timestamptz` range on the near side of year 10000.
  * - Every double or float is finite.
+ * - Every `request_id` is empty or a UUID (AIP-155): it is a key the services store.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
+import { validate as isUuid } from 'uuid';
 import { DomainError, type FieldViolation } from './errors.js';
 
 /** Default maximum length of a request string, in characters. */
@@ -144,6 +146,7 @@ function visit(value: unknown, field: string, at: string, found: FieldViolation[
       const max = LONG_STRING_FIELDS[field] ?? MAX_STRING_CHARS;
       if (value.length > max) found.push({ field: at, description: `must be at most ${max} characters, was ${value.length}` });
       else if (value.includes('\0')) found.push({ field: at, description: 'must not contain NUL (U+0000)' });
+      else if (field === 'request_id' && value !== '' && !isUuid(value)) found.push({ field: at, description: 'must be a UUID (AIP-155), or empty' });
       return;
     }
     case 'number':

@@ -4,8 +4,6 @@ import type { ServiceMetrics } from '@titanbot/service-kit/metrics';
 import { checkInput, mapErrors, observe, pipelinePerRuntime, streamHandler, unaryHandler, type CallContext, type ObserveOptions, type Pipeline, type Step } from '@titanbot/service-kit/pipeline';
 import { UnknownDataKeyError, type DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
 import type { Logger } from 'pino';
-import { validate as isUuid } from 'uuid';
-import { invalid } from '@titanbot/service-kit/errors';
 import type { DomainSettings, UseCaseContext } from '../app/context.js';
 import { inWriteTransaction, onceByRequestId, type ResponseCodec } from '../app/write-transaction.js';
 import type { Authenticator, Principal } from './auth.js';
@@ -79,15 +77,13 @@ const transaction =
       encode: (response) => Buffer.from(rt.keyring.seal(responseSerialize(response).toString('base64'), 'request_ids.response')),
       decode: (stored) => responseDeserialize(Buffer.from(rt.keyring.open(stored.toString(), 'request_ids.response'), 'base64')),
     };
-    return (req, ctx) => {
-      const requestId = requestIdOf?.(req);
-      if (requestId && !isUuid(requestId)) throw invalid('request_id', 'must be a UUID (AIP-155), or empty');
-      return inWriteTransaction(ctx.uc.em, async (tx) => {
+    return (req, ctx) =>
+      inWriteTransaction(ctx.uc.em, async (tx) => {
         const inner: WriteCall = { ...ctx, uc: { ...ctx.uc, em: tx } };
+        const requestId = requestIdOf?.(req);
         if (!requestId) return next(req, inner);
         return onceByRequestId(tx, method.path, requestId, codec as ResponseCodec<Awaited<ReturnType<typeof next>>>, async () => next(req, inner));
       });
-    };
   };
 
 /** The write service's pipeline: observe, map errors (database races and outages too), authenticate, check the input's limits, learn data keys, transaction. */
