@@ -13,22 +13,11 @@ import { startSystem, type Replica, type System } from '@titanbot/read/test-supp
 import protobuf from 'protobufjs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadProtoServices, rawCall } from './support/raw-grpc.js';
+import { prng } from '@titanbot/write/test-support/prng';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 1);
 const CALLS = Number(process.env.FUZZ_CALLS ?? 100);
 const RAW_CALLS = 8;
-
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A random value for a field, hostile often. */
 class Generator {
@@ -47,7 +36,7 @@ class Generator {
       () => '',
       () => 'a',
       () => this.pick(this.known.uuids),
-      () => crypto.randomUUID(),
+      () => this.uuid(),
       () => 'not-a-uuid',
       () => 'nul\0inside',
       () => '\u0001\u0002\u001b[31mcontrol\u007f',
@@ -59,6 +48,12 @@ class Generator {
       () => 'title with emoji \u{1F600}',
       () => 'A1B2C3',
     ])();
+  }
+
+  /** A random UUID from the seeded generator, so a run replays exactly. */
+  uuid(): string {
+    const hex = Array.from({ length: 32 }, () => Math.floor(this.random() * 16).toString(16)).join('');
+    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20)}`;
   }
 
   int32(): number {

@@ -8,9 +8,10 @@ import { checkVersion } from './check-version.js';
 import { scaling } from './scaling.js';
 import { feedApply } from './feed-apply.js';
 import { hostileSoak } from './hostile-soak.js';
+import { fleetLogs } from './fleet-logs.js';
 
 /** Every benchmark, in run order; `npm run bench -- <name>...` runs a subset. */
-const BENCHMARKS: Benchmark[] = [checkVersion, scaling, watchFanout, downloadBenchmark, feedLag, feedApply, hostileSoak];
+const BENCHMARKS: Benchmark[] = [checkVersion, scaling, watchFanout, downloadBenchmark, feedLag, feedApply, fleetLogs, hostileSoak];
 
 /**
  * `npm run bench`: starts the system (each service its own process, from the built output),

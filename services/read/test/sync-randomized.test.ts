@@ -8,6 +8,7 @@ import { adminApi, provisionDevice, uniquePixel, uniqueShape } from './support/a
 import { checkVersion, download, openExport, sha256 } from './support/daemon.js';
 import { exportRows } from './support/expected.js';
 import { startSystem, type Replica, type System } from './support/system.js';
+import { prng } from '@titanbot/write/test-support/prng';
 
 /**
  * Model-based, randomized: concurrent admin writers, a replica from the start and one that joins
@@ -30,18 +31,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await sys?.stop();
 });
-
-/** mulberry32: a small seeded PRNG, so a seed replays the same operations. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A downloaded file: which replica and scope, its version, and its rows as one canonical string. */
 interface Download {

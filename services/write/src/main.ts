@@ -19,6 +19,7 @@ import type { Logger } from 'pino';
 import type { DomainSettings } from './app/context.js';
 import { watchDatabaseHealth } from './app/database-health.js';
 import { startHousekeeping } from './app/housekeeping.js';
+import { LogWriter } from './app/log-writer.js';
 import { loadWriteConfig, type WriteConfig } from './config.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded-postgres.js';
 import { FeedNotifier, readFeedState } from './db/feed-store.js';
@@ -133,7 +134,7 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
       return undefined;
     }
   });
-  const rt: Runtime = { orm, logger, settings, clock, keyring, metrics, auth: new Authenticator(admin, reader, orm, settings) };
+  const rt: Runtime = { orm, logger, settings, clock, keyring, metrics, auth: new Authenticator(admin, reader, orm, settings), logs: new LogWriter(orm, clock) };
   const notifier = new FeedNotifier(databaseUrl, logger);
   await notifier.start();
   const shutdown = new AbortController();

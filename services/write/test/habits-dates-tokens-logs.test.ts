@@ -402,4 +402,28 @@ describe('logs', () => {
     const err = await failure(ingest(randomUUID(), ['x']));
     expect(err.code).toBe(status.NOT_FOUND);
   });
+
+  it('stores a request once when it arrives many times at once, answering every copy with its count', async () => {
+    const device = await createDevice();
+    const requestId = randomUUID();
+    const answers = await Promise.all(Array.from({ length: 12 }, () => ingest(device.uuid, ['once', 'only'], requestId)));
+    expect(answers.map((a) => a.acceptedCount)).toEqual(Array.from({ length: 12 }, () => 2));
+    expect(await list(device.uuid)).toEqual(['once', 'only']);
+  });
+
+  it('stores every line of many concurrent calls, each call\'s lines in its order, and refuses only the call for an unknown device', async () => {
+    const devices = await Promise.all(Array.from({ length: 5 }, () => createDevice()));
+    const calls = Array.from({ length: 40 }, (_, c) => ({ device: devices[c % devices.length]!.uuid, lines: Array.from({ length: 20 }, (_, i) => `call ${c} line ${i}`) }));
+    const unknown = failure(ingest(randomUUID(), ['nobody']));
+    const answers = await Promise.all(calls.map((c) => ingest(c.device, c.lines, randomUUID())));
+    expect(answers.every((a) => a.acceptedCount === 20)).toBe(true);
+    expect((await unknown).code).toBe(status.NOT_FOUND);
+    for (const d of devices) {
+      const stored = await list(d.uuid);
+      const expected = calls.filter((c) => c.device === d.uuid).flatMap((c) => c.lines);
+      expect([...stored].sort()).toEqual([...expected].sort());
+      // Lines without a log_time are ordered by arrival, which keeps each call's order.
+      for (const c of calls.filter((x) => x.device === d.uuid)) expect(stored.filter((l) => l.startsWith(`${c.lines[0]!.split(' line')[0]} line`))).toEqual(c.lines);
+    }
+  });
 });

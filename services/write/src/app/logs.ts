@@ -1,24 +1,8 @@
-import { deleteLogLines, insertLogLines, selectLogLines, type StoredLogLine } from '../db/log-store.js';
+import { deleteLogLines, selectLogLines, type StoredLogLine } from '../db/log-store.js';
 import { invalid } from '../domain/errors.js';
 import { encodePageToken, pageSize, requireUuid, type Page, type UseCaseContext } from './context.js';
-import { findDevice } from './devices.js';
 
 export type LogEntry = StoredLogLine;
-
-/** Most lines one IngestLogs call may carry. */
-export const MAX_LINES_PER_CALL = 1000;
-/**
- * IngestLogs: stores lines in the order given, in one statement. Each line's length and its
- * freedom from NUL were checked with the request (docs/architecture.md "Input limits").
- * Errors: invalid (too many lines), not_found (device).
- */
-export async function ingestLogs(ctx: UseCaseContext, deviceUuid: string, lines: { line: string; logTime?: Date }[]): Promise<number> {
-  if (lines.length > MAX_LINES_PER_CALL) throw invalid('lines', `at most ${MAX_LINES_PER_CALL} per call`);
-  const device = await findDevice(ctx, deviceUuid, 'device_uuid');
-  if (lines.length === 0) return 0;
-  await insertLogLines(ctx.em, device.uuid, lines, ctx.now);
-  return lines.length;
-}
 
 export interface LogQuery {
   pageSize: number;

@@ -24,14 +24,61 @@ export interface LogFilter {
   after?: { logTime: Date; id: number };
 }
 
-/** Appends `lines` for one device in the order given, in one statement; a line without a time takes `now`. */
-export async function insertLogLines(em: Em, deviceUuid: string, lines: readonly { line: string; logTime?: Date }[], now: Date): Promise<void> {
-  await em.execute(
-    `insert into log_entries (device_uuid, line, log_time, receive_time)
-       select ?, line, coalesce(log_time, ?), ? from unnest(?::text[], ?::timestamptz[]) with ordinality u(line, log_time, n)
-       order by n`,
-    [deviceUuid, now, now, pgArray(lines.map((l) => l.line)), pgArray(lines.map((l) => l.logTime ?? null))],
-  );
+/** One IngestLogs call in a batch. */
+export interface LogSubmission {
+  deviceUuid: string;
+  lines: readonly { line: string; logTime?: Date }[];
+  /** AIP-155 request_id (a UUID), or '' for none. */
+  requestId: string;
+}
+
+/**
+ * Stores a batch of IngestLogs calls in the caller's transaction, each at most once by request_id,
+ * received at `now`, and returns each call's answer (lines accepted): its own count when its lines
+ * are stored now, the first call's when its request_id was stored before (AIP-155). Claiming a
+ * request_id (`on conflict do nothing`) waits for a concurrent claimer to commit, so two write
+ * replicas never both store one request. Lines go in with one statement, in call then line order.
+ */
+export async function insertLogBatch(em: Em, batch: readonly LogSubmission[], now: Date): Promise<number[]> {
+  // Within the batch, the first call with a request_id claims it; later ones repeat it.
+  const firstWithId = new Map<string, number>();
+  batch.forEach((s, i) => {
+    if (s.requestId && !firstWithId.has(s.requestId)) firstWithId.set(s.requestId, i);
+  });
+  const claimants = [...firstWithId.values()];
+  const claimed = new Set<string>();
+  if (claimants.length > 0) {
+    const rows: { request_id: string }[] = await em.execute(
+      `insert into log_requests (request_id, accepted_count, receive_time)
+         select r, c, ? from unnest(?::uuid[], ?::int[]) u(r, c)
+         on conflict do nothing returning request_id`,
+      [now, pgArray(claimants.map((i) => batch[i]!.requestId)), pgArray(claimants.map((i) => batch[i]!.lines.length))],
+    );
+    for (const r of rows) claimed.add(r.request_id);
+  }
+  const earlier = [...firstWithId.keys()].filter((id) => !claimed.has(id));
+  const answered = new Map<string, number>();
+  if (earlier.length > 0) {
+    const rows: { request_id: string; accepted_count: number }[] = await em.execute('select request_id, accepted_count from log_requests where request_id = any(?::uuid[])', [pgArray(earlier)]);
+    for (const r of rows) answered.set(r.request_id, r.accepted_count);
+  }
+  const stored = batch.filter((s, i) => !s.requestId || (claimed.has(s.requestId) && firstWithId.get(s.requestId) === i));
+  const lines = stored.flatMap((s) => s.lines.map((l) => ({ deviceUuid: s.deviceUuid, ...l })));
+  if (lines.length > 0) {
+    await em.execute(
+      `insert into log_entries (device_uuid, line, log_time, receive_time)
+         select d, l, coalesce(t, ?), ? from unnest(?::uuid[], ?::text[], ?::timestamptz[]) with ordinality u(d, l, t, n)
+         order by n`,
+      [now, now, pgArray(lines.map((l) => l.deviceUuid)), pgArray(lines.map((l) => l.line)), pgArray(lines.map((l) => l.logTime ?? null))],
+    );
+  }
+  return batch.map((s) => (!s.requestId ? s.lines.length : (answered.get(s.requestId) ?? s.lines.length)));
+}
+
+/** Which of `uuids` are devices. */
+export async function existingDevices(em: Em, uuids: readonly string[]): Promise<Set<string>> {
+  const rows: { uuid: string }[] = await em.execute('select uuid from devices where uuid = any(?::uuid[])', [pgArray([...uuids])]);
+  return new Set(rows.map((r) => r.uuid));
 }
 
 /** Up to `limit` lines matching `filter`, oldest first (log_time, then arrival). */
@@ -52,9 +99,60 @@ export async function deleteLogLines(em: Em, filter: LogFilter): Promise<number>
   return deleted.length;
 }
 
-/** Deletes lines received before `before` (LOG_RETENTION). */
-export async function pruneLogLines(em: Em, before: Date): Promise<void> {
+/** `log_entries_pYYYYMMDD`: the partition of one UTC day of receive_time. */
+const partitionName = (dayStartMs: number): string => `log_entries_p${new Date(dayStartMs).toISOString().slice(0, 10).replace(/-/g, '')}`;
+const DAY_MS = 86_400_000;
+
+/**
+ * Creates the day partitions of `log_entries` from the UTC day of `from` for `days` days, where
+ * missing. A day whose lines already sit in the default partition (a clock far ahead, or a gap in
+ * housekeeping) keeps them there: PostgreSQL refuses that partition, and retention deletes those
+ * lines row by row. Returns the days it could not create.
+ */
+export async function ensureLogPartitions(em: Em, from: Date, days: number): Promise<string[]> {
+  const skipped: string[] = [];
+  const first = Math.floor(from.getTime() / DAY_MS) * DAY_MS;
+  for (let d = 0; d < days; d++) {
+    const start = first + d * DAY_MS;
+    const name = partitionName(start);
+    try {
+      await em.execute(
+        `create table if not exists ${name} partition of log_entries for values from ('${new Date(start).toISOString()}') to ('${new Date(start + DAY_MS).toISOString()}')`,
+      );
+    } catch (err) {
+      // 23514: rows for that day are in the default partition.
+      if ((err as { code?: string }).code !== '23514') throw err;
+      skipped.push(name);
+    }
+  }
+  return skipped;
+}
+
+/**
+ * LOG_RETENTION: drops the day partitions that end at or before `before`, then deletes the older
+ * lines left elsewhere (the partition `before` falls in, the default partition). Returns the
+ * partitions dropped.
+ */
+export async function pruneLogLines(em: Em, before: Date): Promise<string[]> {
+  const partitions: { name: string }[] = await em.execute(
+    `select c.relname as name from pg_inherits i join pg_class c on c.oid = i.inhrelid
+       where i.inhparent = 'log_entries'::regclass and c.relname ~ '^log_entries_p[0-9]{8}$'`,
+  );
+  const dropped = partitions
+    .map((p) => p.name)
+    .filter((name) => {
+      const day = name.slice('log_entries_p'.length);
+      const start = Date.UTC(Number(day.slice(0, 4)), Number(day.slice(4, 6)) - 1, Number(day.slice(6, 8)));
+      return start + DAY_MS <= before.getTime();
+    });
+  for (const name of dropped) await em.execute(`drop table if exists ${name}`);
   await em.execute('delete from log_entries where receive_time < ?', [before]);
+  return dropped;
+}
+
+/** Forgets IngestLogs request_ids received before `before` (a retry after that stores again). */
+export async function pruneLogRequests(em: Em, before: Date): Promise<void> {
+  await em.execute('delete from log_requests where receive_time < ?', [before]);
 }
 
 function where(query: Knex.QueryBuilder, f: LogFilter): Knex.QueryBuilder {

@@ -6,6 +6,7 @@ import { entities } from './entities.js';
 import { MigrationInitial } from './migrations/migration-0001-initial.js';
 import { MigrationTokenLifetimeOnFeed } from './migrations/migration-0002-token-lifetime-on-feed.js';
 import { MigrationFeedTransactions } from './migrations/migration-0003-feed-transactions.js';
+import { MigrationLogPartitions } from './migrations/migration-0004-log-partitions.js';
 
 export type Em = EntityManager;
 
@@ -14,6 +15,7 @@ const MIGRATIONS = [
   { name: 'Migration0001Initial', class: MigrationInitial },
   { name: 'Migration0002TokenLifetimeOnFeed', class: MigrationTokenLifetimeOnFeed },
   { name: 'Migration0003FeedTransactions', class: MigrationFeedTransactions },
+  { name: 'Migration0004LogPartitions', class: MigrationLogPartitions },
 ];
 
 export interface OrmOptions {

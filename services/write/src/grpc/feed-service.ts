@@ -5,7 +5,6 @@ import {
   type ChangeFeedServiceServer,
   type SubscribeResponse,
 } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
-import { ingestLogs } from '../app/logs.js';
 import { rotateDaemonToken } from '../app/daemon-tokens.js';
 import { FED_TABLES, openSubscription, readSnapshot, type FeedNotifier, type StoredEvent, type SubscriptionOptions } from '../app/feed-subscription.js';
 import type { ServerWritableStream } from '@grpc/grpc-js';
@@ -76,11 +75,12 @@ export function changeFeedService(rt: Runtime, notifier: FeedNotifier, options: 
       };
     }),
 
-    ingestLogs: unary(rt, m.ingestLogs, { write: true, requestId: (r) => r.requestId }, async (ctx, req) => ({
-      acceptedCount: await ingestLogs(
-        ctx,
+    // Not a write transaction: the log writer batches calls outside the global write lock.
+    ingestLogs: unary(rt, m.ingestLogs, { write: false }, async (_ctx, req) => ({
+      acceptedCount: await rt.logs.submit(
         req.deviceUuid,
         req.lines.map((l) => ({ line: l.line, ...(l.logTime ? { logTime: l.logTime } : {}) })),
+        req.requestId,
       ),
     })),
   };

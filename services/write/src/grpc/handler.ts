@@ -5,6 +5,7 @@ import { checkInput, mapErrors, observe, pipelinePerRuntime, streamHandler, unar
 import { UnknownDataKeyError, type DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
 import type { Logger } from 'pino';
 import type { DomainSettings, UseCaseContext } from '../app/context.js';
+import type { LogWriter } from '../app/log-writer.js';
 import { inWriteTransaction, onceByRequestId, type ResponseCodec } from '../app/write-transaction.js';
 import type { Authenticator, Principal } from './auth.js';
 import { mapDatabaseErrors } from './errors.js';
@@ -21,6 +22,8 @@ export interface Runtime {
   keyring: DataKeyring;
   /** Where every finished call is counted and timed (auth failures show as UNAUTHENTICATED / PERMISSION_DENIED). */
   metrics: ServiceMetrics;
+  /** Daemon log lines, written in batches outside the write lock. */
+  logs: LogWriter;
 }
 
 /** Per-method options of the write service's steps. */
