@@ -9,9 +9,10 @@ import { scaling } from './scaling.js';
 import { feedApply } from './feed-apply.js';
 import { hostileSoak } from './hostile-soak.js';
 import { fleetLogs } from './fleet-logs.js';
+import { fleetStatus } from './fleet-status.js';
 
 /** Every benchmark, in run order; `npm run bench -- <name>...` runs a subset. */
-const BENCHMARKS: Benchmark[] = [checkVersion, scaling, watchFanout, downloadBenchmark, feedLag, feedApply, fleetLogs, hostileSoak];
+const BENCHMARKS: Benchmark[] = [checkVersion, scaling, watchFanout, downloadBenchmark, feedLag, feedApply, fleetLogs, fleetStatus, hostileSoak];
 
 /**
  * `npm run bench`: starts the system (each service its own process, from the built output),

@@ -23,6 +23,8 @@ export interface BenchSystem {
   /** postgres:// URL of the benchmark's own database. */
   databaseUrl: string;
   adminToken: string;
+  /** The reader credential, for calls a replica makes (ChangeFeedService). */
+  readerToken: string;
   write: ServiceProcess;
   /** Starts one more read replica (its own DATA_DIR), waits until it serves. */
   startReplica(env?: Record<string, string>): Promise<ServiceProcess>;
@@ -131,6 +133,7 @@ export async function startBenchSystem(): Promise<BenchSystem> {
   return {
     databaseUrl,
     adminToken,
+    readerToken,
     write,
     async startReplica(env = {}) {
       const address = `127.0.0.1:${await freePort()}`;

@@ -3,10 +3,13 @@ import path from 'node:path';
 import { DownloadExportRequest, type DaemonServiceClient, type DownloadExportResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { sleep } from '@titanbot/service-kit/backoff';
 import { digestFile } from '@titanbot/service-kit/file-digest';
-import { describeError, ExportProtocolError, IncompleteStreamError, isRestart, isRetryable, PinMismatchError, retryDelayMs } from './errors.js';
+import { ChecksumMismatchError, describeError, ExportProtocolError, IncompleteStreamError, isRestart, isRetryable, PinMismatchError, retryDelayMs, SchemaTooNewError } from './errors.js';
 import { fsyncDir, isNotFound, writeFileAtomic } from './files.js';
 import type { SyncLogger } from './sync.js';
 import type { TokenKeeper } from './token-keeper.js';
+
+/** The newest daemon database schema this client installs (ExportHeader.schema_version). */
+export const SUPPORTED_SCHEMA_VERSION = 1;
 
 /** Restarts from zero (version gone from the server's cache) before a download gives up. */
 const DOWNLOAD_RESTARTS = 3;
@@ -66,6 +69,11 @@ export class Downloader {
   get heldVersion(): string {
     const scope = this.logicalId ?? null;
     return this.held.logicalId === undefined || this.held.logicalId === scope ? this.held.version : '';
+  }
+
+  /** Lower-case hex SHA-256 of the file held for this scope; '' when unknown. */
+  get heldSha256(): string {
+    return this.heldVersion === '' ? '' : (this.held.sha256 ?? '');
   }
 
   /** Reads what `dbPath` holds from its sidecar. */
@@ -155,6 +163,9 @@ export class Downloader {
         if (kind?.$case === 'header') {
           if (file) throw new ExportProtocolError('DownloadExport sent a second header');
           const header = kind.value;
+          if (header.schemaVersion > SUPPORTED_SCHEMA_VERSION) {
+            throw new SchemaTooNewError(`export ${header.version} has schema ${header.schemaVersion}; this client installs up to ${SUPPORTED_SCHEMA_VERSION}`);
+          }
           const pin: Pin = { version: header.version, sizeBytes: header.sizeBytes, sha256: header.sha256.toLowerCase() };
           if (state.pin) {
             if (pin.version !== state.pin.version || pin.sizeBytes !== state.pin.sizeBytes || pin.sha256 !== state.pin.sha256) {
@@ -196,7 +207,7 @@ export class Downloader {
     const { size, sha256 } = await digestFile(this.partPath);
     if (size !== pin.sizeBytes || sha256 !== pin.sha256) {
       await this.discardPartial();
-      throw new Error(
+      throw new ChecksumMismatchError(
         `downloaded export ${pin.version} failed verification: ${size} bytes with sha256 ${sha256}, header announced ${pin.sizeBytes} bytes with sha256 ${pin.sha256}`,
       );
     }

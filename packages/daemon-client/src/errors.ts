@@ -1,4 +1,5 @@
 import { status, type ServiceError } from '@grpc/grpc-js';
+import { InstallFailure } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { fullJitter } from '@titanbot/service-kit/backoff';
 import { errorReason, retryInfoDelayMs } from '@titanbot/service-kit/status';
 
@@ -8,6 +9,25 @@ export class ExportProtocolError extends Error {}
 export class PinMismatchError extends Error {}
 /** The stream ended cleanly before the whole file arrived. */
 export class IncompleteStreamError extends Error {}
+/** The downloaded file's size or SHA-256 is not the header's (the file is discarded). */
+export class ChecksumMismatchError extends Error {}
+/** The export's schema version is newer than this client reads (SUPPORTED_SCHEMA_VERSION). */
+export class SchemaTooNewError extends ExportProtocolError {}
+
+/**
+ * Why an install failed, for ReportStatus; undefined for what is not an install failure (the
+ * server or the network: the fleet view sees those as a daemon that is behind or offline).
+ */
+export function installFailureOf(err: unknown): { failure: InstallFailure; message: string } | undefined {
+  if (isServiceError(err) || err instanceof IncompleteStreamError) return undefined;
+  const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof ChecksumMismatchError) return { failure: InstallFailure.INSTALL_FAILURE_CHECKSUM_MISMATCH, message };
+  if (err instanceof SchemaTooNewError) return { failure: InstallFailure.INSTALL_FAILURE_SCHEMA_TOO_NEW, message };
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return { failure: InstallFailure.INSTALL_FAILURE_DISK_FULL, message };
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return { failure: InstallFailure.INSTALL_FAILURE_PERMISSION, message };
+  return { failure: InstallFailure.INSTALL_FAILURE_OTHER, message };
+}
 
 export function isServiceError(err: unknown): err is ServiceError {
   return typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'number';

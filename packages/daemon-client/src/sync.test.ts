@@ -82,6 +82,10 @@ async function startFakeServer(token: string) {
       fake.tokenInfo = tokenInfo;
       cb(null, { token: next, tokenInfo, previousExpireTime: new Date(Date.now() + 60_000) });
     },
+    reportStatus(call, cb) {
+      if (!authorize('reportStatus', call)) return cb(denied);
+      cb(null, {});
+    },
     checkVersion(call, cb) {
       if (!authorize('checkVersion', call)) return cb(denied);
       cb(null, { version: fake.latest, changed: fake.latest !== call.request.knownVersion, revision: 0 });

@@ -1,8 +1,8 @@
-import { CheckVersionRequest, type DaemonServiceClient } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
+import { CheckVersionRequest, ReportStatusRequest, type DaemonServiceClient } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { fullJitter, sleep } from '@titanbot/service-kit/backoff';
 import { createDaemonClient } from './client.js';
 import { Downloader } from './downloader.js';
-import { describeError, isAuthError, isRetryable, retryDelayMs } from './errors.js';
+import { describeError, installFailureOf, isAuthError, isRetryable, retryDelayMs } from './errors.js';
 import { TokenKeeper } from './token-keeper.js';
 import { watchVersions } from './version-watcher.js';
 
@@ -78,10 +78,15 @@ export class DaemonSync {
     const deadlineMs = Date.now() + (this.options.timeoutMs ?? DEFAULT_SYNC_TIMEOUT_MS);
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.checkAndDownload(deadlineMs);
+        const result = await this.checkAndDownload(deadlineMs);
+        if (result.changed) await this.reportStatus();
+        return result;
       } catch (err) {
         const retryInMs = retryDelayMs(attempt, err);
-        if (!isRetryable(err) || Date.now() + retryInMs > deadlineMs) throw err;
+        if (!isRetryable(err) || Date.now() + retryInMs > deadlineMs) {
+          await this.reportStatus(err);
+          throw err;
+        }
         this.log('sync-retry', { ...describeError(err), attempt: attempt + 1, retryInMs: Math.round(retryInMs) });
         await sleep(retryInMs);
       }
@@ -136,6 +141,29 @@ export class DaemonSync {
     return { ...(await this.downloader.download(check.version, undefined, deadlineMs)), changed: true };
   }
 
+  /**
+   * ReportStatus, best effort: what the database holds now, and why the install failed when `err`
+   * is an install failure (disk, permission, checksum, schema). A failed report is logged only:
+   * the fleet view then just learns later.
+   */
+  private async reportStatus(err?: unknown): Promise<void> {
+    const failed = err === undefined ? undefined : installFailureOf(err);
+    if (err !== undefined && !failed) return;
+    try {
+      await this.token.call(
+        this.client.reportStatus,
+        ReportStatusRequest.fromPartial({
+          logicalId: this.options.logicalId,
+          installedVersion: this.downloader.heldVersion,
+          installedSha256: this.downloader.heldSha256,
+          ...(failed ? { failure: failed.failure, failureMessage: failed.message.slice(0, 1024) } : {}),
+        }),
+      );
+    } catch (reportErr) {
+      this.log('status-report-failed', describeError(reportErr));
+    }
+  }
+
   private async loadState(): Promise<void> {
     await this.token.load();
     await this.downloader.loadHeld();
@@ -154,8 +182,10 @@ export class DaemonSync {
       try {
         await this.downloader.download(version, signal);
         failures = 0;
+        await this.reportStatus();
       } catch (err) {
         if (signal.aborted) return;
+        await this.reportStatus(err);
         const retryInMs = fullJitter(failures++, 1_000, 10_000);
         this.log('download-failed', { version, ...describeError(err), retryInMs: Math.round(retryInMs) });
         if (isAuthError(err)) await this.token.reload();

@@ -111,6 +111,24 @@ export class ServiceMetrics {
     });
   }
 
+  /**
+   * Gauge `titanbot_<name>{<label>}` whose values by label `read` gives when scraped; `undefined`
+   * keeps the previous values.
+   */
+  labelledGauge(name: string, help: string, label: string, read: () => Promise<Readonly<Record<string, number>> | undefined>): void {
+    new Gauge({
+      name: `${METRIC_PREFIX}${name}`,
+      help,
+      labelNames: [label],
+      registers: [this.registry],
+      async collect() {
+        const values = await read();
+        if (values === undefined) return;
+        for (const [value, n] of Object.entries(values)) this.set({ [label]: value }, n);
+      },
+    });
+  }
+
   /** Counter `titanbot_<name>` mirroring a never-decreasing count that `read` gives when scraped. */
   counter(name: string, help: string, read: () => number): void {
     new Counter({

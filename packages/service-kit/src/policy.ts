@@ -7,6 +7,7 @@ import { DeviceServiceService } from '@titanbot/contracts/titanbot/admin/v1/devi
 import { EmpireDateServiceService } from '@titanbot/contracts/titanbot/admin/v1/empire_date_service';
 import { HabitServiceService } from '@titanbot/contracts/titanbot/admin/v1/habit_service';
 import { LegionServiceService } from '@titanbot/contracts/titanbot/admin/v1/legion_service';
+import { FleetServiceService } from '@titanbot/contracts/titanbot/admin/v1/fleet_service';
 import { LogServiceService } from '@titanbot/contracts/titanbot/admin/v1/log_service';
 import { DaemonServiceService } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { ChangeFeedServiceService } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
@@ -29,6 +30,7 @@ export const POLICY: readonly { service: ServiceDefinition; server: 'write' | 'r
   { service: EmpireDateServiceService, server: 'write', principal: 'admin' },
   { service: DaemonTokenServiceService, server: 'write', principal: 'admin' },
   { service: LogServiceService, server: 'write', principal: 'admin' },
+  { service: FleetServiceService, server: 'write', principal: 'admin' },
   { service: AdminTokenServiceService, server: 'write', principal: 'admin' },
   { service: DataKeyServiceService, server: 'write', principal: 'admin' },
   { service: ChangeFeedServiceService, server: 'write', principal: 'reader' },

@@ -26,6 +26,7 @@ import {
   type Values,
 } from './args.js';
 import { ETAG, list, unary, update, type Resource } from './command.js';
+import { FLEET } from './fleet.js';
 
 // Flags are named after the proto fields in kebab-case (a few shortened where the proto name only
 // repeats the resource: --legion, --account, --pay-day). `path` is the update_mask path.
@@ -555,4 +556,5 @@ export const RESOURCES: readonly Resource[] = [
       }),
     ],
   },
+  FLEET,
 ];

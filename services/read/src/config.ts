@@ -35,6 +35,12 @@ const schema = z.object({
    * state however long the write service is away: daemons keep a stale file rather than none.
    */
   FEED_LOST_AFTER: duration.default(0),
+  /** Between batches of daemon statuses sent to the write service (fleet view). */
+  STATUS_REPORT_INTERVAL: duration.default(2_000),
+  /** A daemon's contact is sent again once it is this old, while it keeps calling or watching. */
+  STATUS_CONTACT_REFRESH: duration.default(30_000),
+  /** How this replica names itself in the fleet view; default its listen address. */
+  REPLICA_NAME: z.string().min(1).max(200).optional(),
   /** Deadline of WriteLogs and RotateToken calls forwarded to the write service. */
   FORWARD_TIMEOUT: duration.default(5_000),
   /** Per daemon token: calls per second refilled into its bucket (streams cost one call when opened). */

@@ -12,6 +12,8 @@ import { exportFormat } from './export/build.js';
 import { ExportCache } from './export/cache.js';
 import { HotExports } from './export/hot-exports.js';
 import { FeedConsumer } from './feed/consumer.js';
+import { startStatusReports } from './fleet/status-reports.js';
+import { StatusTracker } from './fleet/status-tracker.js';
 import { daemonService, daemonServiceDefinition } from './grpc/daemon-service.js';
 import { LogThrottle, RateLimiter } from './grpc/rate-limit.js';
 import { newReadCounters, type ReadCounters, type ReadRuntime } from './grpc/runtime.js';
@@ -96,6 +98,7 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
     refusalLog: new LogThrottle(1000, clocks.monotonic),
     counters: newReadCounters(),
     metrics,
+    statuses: new StatusTracker(model.versions, clocks.now, config.STATUS_CONTACT_REFRESH),
   };
   registerReadMetrics(metrics, rt, consumer, clocks.monotonic);
   const grpc = await startGrpcServer(config.READ_GRPC_ADDR, ['titanbot/daemon/v1/daemon_service.proto'], [
@@ -108,6 +111,7 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
     logger.info({ address: metricsServer.address }, 'metrics listening at /metrics');
   }
   consumer.start();
+  const stopStatusReports = startStatusReports(rt, config.REPLICA_NAME ?? address, config.STATUS_REPORT_INTERVAL);
   const stopHealth = followFeedHealth(consumer, config.FEED_LOST_AFTER, clocks.monotonic, shutdown.signal, (serving) => {
     grpc.health.setStatus('', serving ? 'SERVING' : 'NOT_SERVING');
     logger[serving ? 'info' : 'warn']({ feedLostAfterMs: config.FEED_LOST_AFTER }, serving ? 'health SERVING' : 'feed lost; health NOT_SERVING');
@@ -122,6 +126,7 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
     counters: rt.counters,
     async stop() {
       stopHealth();
+      await stopStatusReports();
       grpc.health.setStatus('', 'NOT_SERVING');
       shutdown.abort();
       await consumer.stop();

@@ -95,7 +95,7 @@ describe('DaemonService authentication and authorization', () => {
       const served = POLICY.filter((p) => p.server === 'read');
       expect(served.map((p) => p.principal)).toEqual(['daemon']);
       const methods = served.flatMap((p) => Object.values(p.service));
-      expect(methods).toHaveLength(12);
+      expect(methods).toHaveLength(13);
       for (const method of methods) {
         for (const [what, key] of credentialsToTry) {
           const err = await failure(rawCall(client, method, key));

@@ -33,6 +33,8 @@ const schema = z.object({
   /** Feed events per Subscribe message; a transaction larger than this spans several messages. */
   FEED_BATCH_EVENTS: z.coerce.number().int().min(1).max(10_000).default(500),
   LOG_RETENTION: duration.default(30 * 86_400_000),
+  /** A daemon no replica has heard from for this long counts as offline in the fleet view. */
+  OFFLINE_AFTER: duration.default(300_000),
   /** Between database probes; health follows PostgreSQL within this plus DATABASE_PROBE_TIMEOUT. */
   DATABASE_PROBE_INTERVAL: duration.default(500),
   /** A probe (or a call's wait for a pooled connection, x5) unanswered this long counts as the database being down. */

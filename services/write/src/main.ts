@@ -6,6 +6,7 @@ import { DaemonTokenServiceService } from '@titanbot/contracts/titanbot/admin/v1
 import { DataKeyServiceService } from '@titanbot/contracts/titanbot/admin/v1/data_key_service';
 import { DeviceServiceService } from '@titanbot/contracts/titanbot/admin/v1/device_service';
 import { EmpireDateServiceService } from '@titanbot/contracts/titanbot/admin/v1/empire_date_service';
+import { FleetServiceService } from '@titanbot/contracts/titanbot/admin/v1/fleet_service';
 import { HabitServiceService } from '@titanbot/contracts/titanbot/admin/v1/habit_service';
 import { LegionServiceService } from '@titanbot/contracts/titanbot/admin/v1/legion_service';
 import { LogServiceService } from '@titanbot/contracts/titanbot/admin/v1/log_service';
@@ -18,6 +19,7 @@ import { openSecretStore, type SecretStore } from '@titanbot/service-kit/secrets
 import type { Logger } from 'pino';
 import type { DomainSettings } from './app/context.js';
 import { watchDatabaseHealth } from './app/database-health.js';
+import { getFleetSummary, type FleetSummary } from './app/fleet.js';
 import { startHousekeeping } from './app/housekeeping.js';
 import { LogWriter } from './app/log-writer.js';
 import { loadWriteConfig, type WriteConfig } from './config.js';
@@ -30,6 +32,7 @@ import { daemonTokenService } from './grpc/admin/daemon-token-service.js';
 import { dataKeyService } from './grpc/admin/data-key-service.js';
 import { deviceService } from './grpc/admin/device-service.js';
 import { empireDateService } from './grpc/admin/empire-date-service.js';
+import { fleetService } from './grpc/admin/fleet-service.js';
 import { habitService } from './grpc/admin/habit-service.js';
 import { legionService } from './grpc/admin/legion-service.js';
 import { logService } from './grpc/admin/log-service.js';
@@ -57,6 +60,7 @@ const WRITE_PROTOS = [
   'titanbot/admin/v1/data_key_service.proto',
   'titanbot/admin/v1/device_service.proto',
   'titanbot/admin/v1/empire_date_service.proto',
+  'titanbot/admin/v1/fleet_service.proto',
   'titanbot/admin/v1/habit_service.proto',
   'titanbot/admin/v1/legion_service.proto',
   'titanbot/admin/v1/log_service.proto',
@@ -124,6 +128,7 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
     tokenDefaultTtlMs: config.TOKEN_DEFAULT_TTL,
     tokenMaxTtlMs: config.TOKEN_MAX_TTL,
     tokenRotationGraceMs: config.TOKEN_ROTATION_GRACE,
+    offlineAfterMs: config.OFFLINE_AFTER,
   };
   const metrics = new ServiceMetrics();
   metrics.gauge('feed_head_revision', 'The change feed\'s last committed revision (feed_state), read from the database when scraped.', async () => {
@@ -133,6 +138,23 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
       logger.warn({ err }, 'metrics: could not read the feed head revision');
       return undefined;
     }
+  });
+  // The fleet view, computed when scraped (one aggregate query); a database that does not answer keeps the last values.
+  const fleetNow = async (): Promise<FleetSummary | undefined> => {
+    try {
+      return await getFleetSummary({ em: orm.em.fork(), now: clock(), settings }, settings.offlineAfterMs);
+    } catch (err) {
+      logger.warn({ err }, 'metrics: could not read the fleet summary');
+      return undefined;
+    }
+  };
+  metrics.labelledGauge('fleet_devices', 'Devices by state in the fleet view (current, behind, failing, offline; OFFLINE_AFTER).', 'state', async () => {
+    const s = await fleetNow();
+    return s && { current: s.current, behind: s.behind, failing: s.failing, offline: s.offline };
+  });
+  metrics.gauge('fleet_oldest_behind_seconds', 'How long the longest-waiting behind or failing device has waited for its scope\'s current version.', async () => {
+    const s = await fleetNow();
+    return s && s.oldestBehindMs / 1000;
   });
   const rt: Runtime = { orm, logger, settings, clock, keyring, metrics, auth: new Authenticator(admin, reader, orm, settings), logs: new LogWriter(orm, clock) };
   const notifier = new FeedNotifier(databaseUrl, logger);
@@ -149,6 +171,7 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
     { definition: LogServiceService, implementation: logService(rt) },
     { definition: AdminTokenServiceService, implementation: adminTokenService(rt, admin) },
     { definition: DataKeyServiceService, implementation: dataKeyService(rt) },
+    { definition: FleetServiceService, implementation: fleetService(rt) },
     {
       definition: ChangeFeedServiceService,
       implementation: changeFeedService(rt, notifier, {

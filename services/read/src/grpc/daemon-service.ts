@@ -4,15 +4,16 @@ import { deviceDataHandlers } from './device-data.js';
 import { downloadHandlers } from './downloads.js';
 import { forwardedHandlers } from './forwarded.js';
 import type { ReadRuntime } from './runtime.js';
+import { statusReportHandlers } from './status-report.js';
 import { versionHandlers, watchVersionEncoder } from './versions.js';
 
 /**
  * titanbot.daemon.v1.DaemonService: every call authenticated by a daemon token, rate-limited per
  * token and limited to the token's own device. One file per concern: versions, downloads, device
- * data, forwarded calls.
+ * data, forwarded calls, status reports.
  */
 export function daemonService(rt: ReadRuntime): DaemonServiceServer {
-  return { ...versionHandlers(rt), ...downloadHandlers(rt), ...deviceDataHandlers(rt), ...forwardedHandlers(rt) };
+  return { ...versionHandlers(rt), ...downloadHandlers(rt), ...deviceDataHandlers(rt), ...forwardedHandlers(rt), ...statusReportHandlers(rt) };
 }
 
 /**

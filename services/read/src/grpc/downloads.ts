@@ -18,6 +18,7 @@ export function downloadHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'do
       const { offset, version } = call.request;
       if (offset < 0) throw invalid('offset', 'must be >= 0');
       const scope = scopeFor(rt, call.request.logicalId, ctx.principal);
+      rt.statuses.contact(ctx.principal.token.deviceUuid, scope);
       const file = version === '' || version === rt.model.versions.version(scope) ? await rt.exports.latest(scope) : await rt.exports.pinned(scope, version);
       if (!file) throw versionGone(version);
       if (offset > file.sizeBytes) {

@@ -4,6 +4,7 @@ import type { ServiceMetrics } from '@titanbot/service-kit/metrics';
 import type { CallContext } from '@titanbot/service-kit/pipeline';
 import type { DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
 import type { Logger } from 'pino';
+import type { StatusTracker } from '../fleet/status-tracker.js';
 import type { ExportCache } from '../export/cache.js';
 import type { HotExports } from '../export/hot-exports.js';
 import type { DeviceQueries } from '../store/device-queries.js';
@@ -61,6 +62,8 @@ export interface ReadRuntime {
   counters: ReadCounters;
   /** Where every finished call is counted and timed. */
   metrics: ServiceMetrics;
+  /** What each daemon holds and when it last called, for the fleet view. */
+  statuses: StatusTracker;
 }
 
 /** The caller: a usable daemon token (its plaintext kept only for forwarding RotateToken). */

@@ -29,6 +29,7 @@ export function versionHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'che
       m.checkVersion,
       (req, ctx) => {
         const scope = scopeFor(rt, req.logicalId, ctx.principal);
+        rt.statuses.contact(ctx.principal.token.deviceUuid, scope, req.knownVersion);
         const version = rt.model.versions.version(scope);
         return { version, changed: version !== req.knownVersion, revision: rt.model.versions.revision(scope) };
       },
@@ -37,6 +38,8 @@ export function versionHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'che
 
     watchVersion: serverStream(rt, m.watchVersion, async (call, ctx) => {
       const scope = scopeFor(rt, call.request.logicalId, ctx.principal);
+      const device = ctx.principal.token.deviceUuid;
+      rt.statuses.contact(device, scope, call.request.knownVersion);
       // Only the latest version matters: while the transport is full, newer ones replace older.
       let sent = call.request.knownVersion;
       let pending: WatchVersionResponse | undefined;
@@ -61,6 +64,7 @@ export function versionHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'che
       const unlisten = rt.model.versions.listen(scope, push);
       const tokenEnded = tokenEnd(rt, ctx.principal);
       rt.gauges.activeWatches++;
+      rt.statuses.watching(device, 1);
       // Until cancelled or shut down; the listeners go with the stream (once() would leave its
       // 'abort' listener on the process-wide signal after every stream that ends first).
       let stopWaiting = (): void => undefined;
@@ -78,6 +82,7 @@ export function versionHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'che
         tokenEnded.cancel();
         unlisten();
         rt.gauges.activeWatches--;
+        rt.statuses.watching(device, -1);
       }
     }),
   };

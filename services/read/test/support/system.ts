@@ -33,9 +33,12 @@ export interface System {
   stop(): Promise<void>;
 }
 
-/** The write service (on `writeEnv.DATABASE_URL`, default the run's test database) and a PostgreSQL client of the same database. */
-export async function startSystem(writeEnv: Record<string, string> = {}): Promise<System> {
-  const write = await startHarness(writeEnv);
+/**
+ * The write service (on `writeEnv.DATABASE_URL`, default the run's test database, reading
+ * `writeClock`, default the system's) and a PostgreSQL client of the same database.
+ */
+export async function startSystem(writeEnv: Record<string, string> = {}, writeClock?: TestClock): Promise<System> {
+  const write = await startHarness(writeEnv, writeClock);
   const db = new pg.Client({ connectionString: writeEnv.DATABASE_URL ?? inject('databaseUrl') });
   await db.connect();
   const replicas = new Set<Replica>();

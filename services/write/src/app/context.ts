@@ -14,6 +14,8 @@ export interface DomainSettings {
   tokenMaxTtlMs: number;
   /** Milliseconds. */
   tokenRotationGraceMs: number;
+  /** A daemon without contact for this long is offline in the fleet view (ms). */
+  offlineAfterMs: number;
 }
 
 /**

@@ -7,6 +7,7 @@ import { MigrationInitial } from './migrations/migration-0001-initial.js';
 import { MigrationTokenLifetimeOnFeed } from './migrations/migration-0002-token-lifetime-on-feed.js';
 import { MigrationFeedTransactions } from './migrations/migration-0003-feed-transactions.js';
 import { MigrationLogPartitions } from './migrations/migration-0004-log-partitions.js';
+import { MigrationFleetStatus } from './migrations/migration-0005-fleet-status.js';
 
 export type Em = EntityManager;
 
@@ -16,6 +17,7 @@ const MIGRATIONS = [
   { name: 'Migration0002TokenLifetimeOnFeed', class: MigrationTokenLifetimeOnFeed },
   { name: 'Migration0003FeedTransactions', class: MigrationFeedTransactions },
   { name: 'Migration0004LogPartitions', class: MigrationLogPartitions },
+  { name: 'Migration0005FleetStatus', class: MigrationFleetStatus },
 ];
 
 export interface OrmOptions {

@@ -9,7 +9,9 @@ import { rotateDaemonToken } from '../app/daemon-tokens.js';
 import { FED_TABLES, openSubscription, readSnapshot, type FeedNotifier, type StoredEvent, type SubscriptionOptions } from '../app/feed-subscription.js';
 import type { ServerWritableStream } from '@grpc/grpc-js';
 import { send } from '@titanbot/service-kit/stream';
+import * as fleet from '../app/fleet.js';
 import { serverStream, unary, type Runtime } from './handler.js';
+import { required } from './translate.js';
 
 export interface FeedOptions extends SubscriptionOptions {
   /** Rows per snapshot message. */
@@ -73,6 +75,25 @@ export function changeFeedService(rt: Runtime, notifier: FeedNotifier, options: 
         createTime: rotated.successor.createTime,
         previousExpireTime: rotated.previous.expireTime,
       };
+    }),
+
+    // Not a write transaction: nothing here is on the feed or needs the global write lock.
+    reportDeviceStatuses: unary(rt, m.reportDeviceStatuses, { write: false }, async (ctx, req) => {
+      await fleet.reportDeviceStatuses(
+        ctx,
+        req.replica,
+        req.statuses.map((st) => ({
+          deviceUuid: st.deviceUuid,
+          scopeKey: fleet.scopeKey(st.logicalId),
+          heldVersion: st.heldVersion,
+          heldSha256: st.heldSha256,
+          failure: st.failure,
+          failureMessage: st.failureMessage,
+          lastContactTime: required(st.lastContactTime, 'statuses.last_contact_time'),
+        })),
+        req.scopeVersions.map((v) => ({ scopeKey: fleet.scopeKey(v.logicalId), version: v.version, since: required(v.since, 'scope_versions.since') })),
+      );
+      return {};
     }),
 
     // Not a write transaction: the log writer batches calls outside the global write lock.

@@ -106,6 +106,69 @@ export function genderToJSON(object: Gender): string {
   }
 }
 
+/** Why a daemon's last install failed. */
+export enum InstallFailure {
+  INSTALL_FAILURE_UNSPECIFIED = 0,
+  /** INSTALL_FAILURE_CHECKSUM_MISMATCH - The downloaded file's size or SHA-256 was not the header's. */
+  INSTALL_FAILURE_CHECKSUM_MISMATCH = 1,
+  /** INSTALL_FAILURE_DISK_FULL - No space left on the device (ENOSPC). */
+  INSTALL_FAILURE_DISK_FULL = 2,
+  /** INSTALL_FAILURE_PERMISSION - The database folder or file cannot be written (EACCES, EPERM, EROFS). */
+  INSTALL_FAILURE_PERMISSION = 3,
+  /** INSTALL_FAILURE_SCHEMA_TOO_NEW - The file's schema version is newer than the daemon understands. */
+  INSTALL_FAILURE_SCHEMA_TOO_NEW = 4,
+  /** INSTALL_FAILURE_OTHER - Anything else; see failure_message. */
+  INSTALL_FAILURE_OTHER = 5,
+  UNRECOGNIZED = -1,
+}
+
+export function installFailureFromJSON(object: any): InstallFailure {
+  switch (object) {
+    case 0:
+    case "INSTALL_FAILURE_UNSPECIFIED":
+      return InstallFailure.INSTALL_FAILURE_UNSPECIFIED;
+    case 1:
+    case "INSTALL_FAILURE_CHECKSUM_MISMATCH":
+      return InstallFailure.INSTALL_FAILURE_CHECKSUM_MISMATCH;
+    case 2:
+    case "INSTALL_FAILURE_DISK_FULL":
+      return InstallFailure.INSTALL_FAILURE_DISK_FULL;
+    case 3:
+    case "INSTALL_FAILURE_PERMISSION":
+      return InstallFailure.INSTALL_FAILURE_PERMISSION;
+    case 4:
+    case "INSTALL_FAILURE_SCHEMA_TOO_NEW":
+      return InstallFailure.INSTALL_FAILURE_SCHEMA_TOO_NEW;
+    case 5:
+    case "INSTALL_FAILURE_OTHER":
+      return InstallFailure.INSTALL_FAILURE_OTHER;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return InstallFailure.UNRECOGNIZED;
+  }
+}
+
+export function installFailureToJSON(object: InstallFailure): string {
+  switch (object) {
+    case InstallFailure.INSTALL_FAILURE_UNSPECIFIED:
+      return "INSTALL_FAILURE_UNSPECIFIED";
+    case InstallFailure.INSTALL_FAILURE_CHECKSUM_MISMATCH:
+      return "INSTALL_FAILURE_CHECKSUM_MISMATCH";
+    case InstallFailure.INSTALL_FAILURE_DISK_FULL:
+      return "INSTALL_FAILURE_DISK_FULL";
+    case InstallFailure.INSTALL_FAILURE_PERMISSION:
+      return "INSTALL_FAILURE_PERMISSION";
+    case InstallFailure.INSTALL_FAILURE_SCHEMA_TOO_NEW:
+      return "INSTALL_FAILURE_SCHEMA_TOO_NEW";
+    case InstallFailure.INSTALL_FAILURE_OTHER:
+      return "INSTALL_FAILURE_OTHER";
+    case InstallFailure.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** The device a daemon runs on. */
 export interface Device {
   /** UUID. */
@@ -343,6 +406,26 @@ export interface RotateTokenResponse {
     | undefined;
   /** When the presented (now previous) token stops working. */
   previousExpireTime?: Date | undefined;
+}
+
+/** Request for ReportStatus. */
+export interface ReportStatusRequest {
+  /** The account scope the daemon syncs; unset = the global scope. */
+  logicalId?:
+    | number
+    | undefined;
+  /** The version the daemon's database holds now; empty when it holds none. */
+  installedVersion: string;
+  /** Lower-case hex SHA-256 of that file; empty when it holds none. */
+  installedSha256: string;
+  /** Why the last install failed; UNSPECIFIED when it succeeded. */
+  failure: InstallFailure;
+  /** What failed, for operators; empty when the install succeeded. */
+  failureMessage: string;
+}
+
+/** Response for ReportStatus. */
+export interface ReportStatusResponse {
 }
 
 function createBaseDevice(): Device {
@@ -3198,6 +3281,207 @@ export const RotateTokenResponse: MessageFns<RotateTokenResponse> = {
   },
 };
 
+function createBaseReportStatusRequest(): ReportStatusRequest {
+  return { logicalId: undefined, installedVersion: "", installedSha256: "", failure: 0, failureMessage: "" };
+}
+
+export const ReportStatusRequest: MessageFns<ReportStatusRequest> = {
+  encode(message: ReportStatusRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.logicalId !== undefined) {
+      writer.uint32(8).int32(message.logicalId);
+    }
+    if (message.installedVersion !== "") {
+      writer.uint32(18).string(message.installedVersion);
+    }
+    if (message.installedSha256 !== "") {
+      writer.uint32(26).string(message.installedSha256);
+    }
+    if (message.failure !== 0) {
+      writer.uint32(32).int32(message.failure);
+    }
+    if (message.failureMessage !== "") {
+      writer.uint32(42).string(message.failureMessage);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReportStatusRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReportStatusRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.logicalId = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.installedVersion = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.installedSha256 = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.failure = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.failureMessage = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReportStatusRequest {
+    return {
+      logicalId: isSet(object.logicalId)
+        ? globalThis.Number(object.logicalId)
+        : isSet(object.logical_id)
+        ? globalThis.Number(object.logical_id)
+        : undefined,
+      installedVersion: isSet(object.installedVersion)
+        ? globalThis.String(object.installedVersion)
+        : isSet(object.installed_version)
+        ? globalThis.String(object.installed_version)
+        : "",
+      installedSha256: isSet(object.installedSha256)
+        ? globalThis.String(object.installedSha256)
+        : isSet(object.installed_sha256)
+        ? globalThis.String(object.installed_sha256)
+        : "",
+      failure: isSet(object.failure) ? installFailureFromJSON(object.failure) : 0,
+      failureMessage: isSet(object.failureMessage)
+        ? globalThis.String(object.failureMessage)
+        : isSet(object.failure_message)
+        ? globalThis.String(object.failure_message)
+        : "",
+    };
+  },
+
+  toJSON(message: ReportStatusRequest): unknown {
+    const obj: any = {};
+    if (message.logicalId !== undefined) {
+      obj.logicalId = Math.round(message.logicalId);
+    }
+    if (message.installedVersion !== "") {
+      obj.installedVersion = message.installedVersion;
+    }
+    if (message.installedSha256 !== "") {
+      obj.installedSha256 = message.installedSha256;
+    }
+    if (message.failure !== 0) {
+      obj.failure = installFailureToJSON(message.failure);
+    }
+    if (message.failureMessage !== "") {
+      obj.failureMessage = message.failureMessage;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReportStatusRequest>, I>>(base?: I): ReportStatusRequest {
+    return ReportStatusRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReportStatusRequest>, I>>(object: I): ReportStatusRequest {
+    const message = createBaseReportStatusRequest();
+    message.logicalId = object.logicalId ?? undefined;
+    message.installedVersion = object.installedVersion ?? "";
+    message.installedSha256 = object.installedSha256 ?? "";
+    message.failure = object.failure ?? 0;
+    message.failureMessage = object.failureMessage ?? "";
+    return message;
+  },
+};
+
+function createBaseReportStatusResponse(): ReportStatusResponse {
+  return {};
+}
+
+export const ReportStatusResponse: MessageFns<ReportStatusResponse> = {
+  encode(_: ReportStatusResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReportStatusResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReportStatusResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ReportStatusResponse {
+    return {};
+  },
+
+  toJSON(_: ReportStatusResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReportStatusResponse>, I>>(base?: I): ReportStatusResponse {
+    return ReportStatusResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReportStatusResponse>, I>>(_: I): ReportStatusResponse {
+    const message = createBaseReportStatusResponse();
+    return message;
+  },
+};
+
 /**
  * The API daemons call on the read service. Every call requires the daemon's own token
  * (`tbd_...`) in `x-api-key` and is limited to that token's device (docs/domain.md "Who may call
@@ -3364,6 +3648,22 @@ export const DaemonServiceService = {
     responseSerialize: (value: RotateTokenResponse): Buffer => Buffer.from(RotateTokenResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): RotateTokenResponse => RotateTokenResponse.decode(value),
   },
+  /**
+   * What the daemon holds after an install, or why its last install failed, for the operators'
+   * fleet view. The replica keeps the latest report per device and passes it on in batches;
+   * best effort (a lost report only delays the view). Errors: PERMISSION_DENIED (logical_id is
+   * not one of the device's accounts).
+   */
+  reportStatus: {
+    path: "/titanbot.daemon.v1.DaemonService/ReportStatus" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReportStatusRequest): Buffer => Buffer.from(ReportStatusRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReportStatusRequest => ReportStatusRequest.decode(value),
+    responseSerialize: (value: ReportStatusResponse): Buffer =>
+      Buffer.from(ReportStatusResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReportStatusResponse => ReportStatusResponse.decode(value),
+  },
 } as const;
 
 export interface DaemonServiceServer extends UntypedServiceImplementation {
@@ -3415,6 +3715,13 @@ export interface DaemonServiceServer extends UntypedServiceImplementation {
    * for a short grace. Errors: UNAVAILABLE (write service unreachable).
    */
   rotateToken: handleUnaryCall<RotateTokenRequest, RotateTokenResponse>;
+  /**
+   * What the daemon holds after an install, or why its last install failed, for the operators'
+   * fleet view. The replica keeps the latest report per device and passes it on in batches;
+   * best effort (a lost report only delays the view). Errors: PERMISSION_DENIED (logical_id is
+   * not one of the device's accounts).
+   */
+  reportStatus: handleUnaryCall<ReportStatusRequest, ReportStatusResponse>;
 }
 
 export interface DaemonServiceClient extends Client {
@@ -3615,6 +3922,27 @@ export interface DaemonServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: RotateTokenResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * What the daemon holds after an install, or why its last install failed, for the operators'
+   * fleet view. The replica keeps the latest report per device and passes it on in batches;
+   * best effort (a lost report only delays the view). Errors: PERMISSION_DENIED (logical_id is
+   * not one of the device's accounts).
+   */
+  reportStatus(
+    request: ReportStatusRequest,
+    callback: (error: ServiceError | null, response: ReportStatusResponse) => void,
+  ): ClientUnaryCall;
+  reportStatus(
+    request: ReportStatusRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReportStatusResponse) => void,
+  ): ClientUnaryCall;
+  reportStatus(
+    request: ReportStatusRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReportStatusResponse) => void,
   ): ClientUnaryCall;
 }
 

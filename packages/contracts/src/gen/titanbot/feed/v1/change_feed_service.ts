@@ -22,6 +22,7 @@ import {
 } from "@grpc/grpc-js";
 import { Struct } from "../../../google/protobuf/struct.js";
 import { Timestamp } from "../../../google/protobuf/timestamp.js";
+import { InstallFailure, installFailureFromJSON, installFailureToJSON } from "../../daemon/v1/daemon_service.js";
 
 export const protobufPackage = "titanbot.feed.v1";
 
@@ -212,6 +213,51 @@ export interface IngestLogsRequest {
 export interface IngestLogsResponse {
   /** Lines stored for this request_id (a replay answers what the first call stored). */
   acceptedCount: number;
+}
+
+/** What a replica knows of one daemon. */
+export interface DeviceStatus {
+  /** The daemon's device (from its token). */
+  deviceUuid: string;
+  /** The scope it last asked about; unset = the global scope. */
+  logicalId?:
+    | number
+    | undefined;
+  /** The version it holds (its last CheckVersion/WatchVersion known_version or ReportStatus). */
+  heldVersion: string;
+  /** SHA-256 of that file, when the daemon reported one. */
+  heldSha256: string;
+  /** Why its last install failed; UNSPECIFIED when it did not. */
+  failure: InstallFailure;
+  /** What failed. */
+  failureMessage: string;
+  /**
+   * When the daemon last called this replica (or, with a WatchVersion open, when the replica last
+   * saw the stream alive).
+   */
+  lastContactTime?: Date | undefined;
+}
+
+/** The version a scope stands at on a replica, and since when. */
+export interface ScopeVersion {
+  /** Unset = the global scope. */
+  logicalId?: number | undefined;
+  version: string;
+  since?: Date | undefined;
+}
+
+/** Request for ReportDeviceStatuses. */
+export interface ReportDeviceStatusesRequest {
+  /** Which replica reports (its READ_GRPC_ADDR or REPLICA_NAME). */
+  replica: string;
+  /** Devices whose status changed since the last batch; at most 10,000. */
+  statuses: DeviceStatus[];
+  /** Scopes whose version changed since the last batch. */
+  scopeVersions: ScopeVersion[];
+}
+
+/** Response for ReportDeviceStatuses. */
+export interface ReportDeviceStatusesResponse {
 }
 
 function createBaseChangeEvent(): ChangeEvent {
@@ -1568,6 +1614,467 @@ export const IngestLogsResponse: MessageFns<IngestLogsResponse> = {
   },
 };
 
+function createBaseDeviceStatus(): DeviceStatus {
+  return {
+    deviceUuid: "",
+    logicalId: undefined,
+    heldVersion: "",
+    heldSha256: "",
+    failure: 0,
+    failureMessage: "",
+    lastContactTime: undefined,
+  };
+}
+
+export const DeviceStatus: MessageFns<DeviceStatus> = {
+  encode(message: DeviceStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deviceUuid !== "") {
+      writer.uint32(10).string(message.deviceUuid);
+    }
+    if (message.logicalId !== undefined) {
+      writer.uint32(16).int32(message.logicalId);
+    }
+    if (message.heldVersion !== "") {
+      writer.uint32(26).string(message.heldVersion);
+    }
+    if (message.heldSha256 !== "") {
+      writer.uint32(34).string(message.heldSha256);
+    }
+    if (message.failure !== 0) {
+      writer.uint32(40).int32(message.failure);
+    }
+    if (message.failureMessage !== "") {
+      writer.uint32(50).string(message.failureMessage);
+    }
+    if (message.lastContactTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.lastContactTime), writer.uint32(58).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeviceStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeviceStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deviceUuid = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.logicalId = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.heldVersion = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.heldSha256 = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.failure = reader.int32() as any;
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.failureMessage = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.lastContactTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeviceStatus {
+    return {
+      deviceUuid: isSet(object.deviceUuid)
+        ? globalThis.String(object.deviceUuid)
+        : isSet(object.device_uuid)
+        ? globalThis.String(object.device_uuid)
+        : "",
+      logicalId: isSet(object.logicalId)
+        ? globalThis.Number(object.logicalId)
+        : isSet(object.logical_id)
+        ? globalThis.Number(object.logical_id)
+        : undefined,
+      heldVersion: isSet(object.heldVersion)
+        ? globalThis.String(object.heldVersion)
+        : isSet(object.held_version)
+        ? globalThis.String(object.held_version)
+        : "",
+      heldSha256: isSet(object.heldSha256)
+        ? globalThis.String(object.heldSha256)
+        : isSet(object.held_sha256)
+        ? globalThis.String(object.held_sha256)
+        : "",
+      failure: isSet(object.failure) ? installFailureFromJSON(object.failure) : 0,
+      failureMessage: isSet(object.failureMessage)
+        ? globalThis.String(object.failureMessage)
+        : isSet(object.failure_message)
+        ? globalThis.String(object.failure_message)
+        : "",
+      lastContactTime: isSet(object.lastContactTime)
+        ? fromJsonTimestamp(object.lastContactTime)
+        : isSet(object.last_contact_time)
+        ? fromJsonTimestamp(object.last_contact_time)
+        : undefined,
+    };
+  },
+
+  toJSON(message: DeviceStatus): unknown {
+    const obj: any = {};
+    if (message.deviceUuid !== "") {
+      obj.deviceUuid = message.deviceUuid;
+    }
+    if (message.logicalId !== undefined) {
+      obj.logicalId = Math.round(message.logicalId);
+    }
+    if (message.heldVersion !== "") {
+      obj.heldVersion = message.heldVersion;
+    }
+    if (message.heldSha256 !== "") {
+      obj.heldSha256 = message.heldSha256;
+    }
+    if (message.failure !== 0) {
+      obj.failure = installFailureToJSON(message.failure);
+    }
+    if (message.failureMessage !== "") {
+      obj.failureMessage = message.failureMessage;
+    }
+    if (message.lastContactTime !== undefined) {
+      obj.lastContactTime = message.lastContactTime.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeviceStatus>, I>>(base?: I): DeviceStatus {
+    return DeviceStatus.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeviceStatus>, I>>(object: I): DeviceStatus {
+    const message = createBaseDeviceStatus();
+    message.deviceUuid = object.deviceUuid ?? "";
+    message.logicalId = object.logicalId ?? undefined;
+    message.heldVersion = object.heldVersion ?? "";
+    message.heldSha256 = object.heldSha256 ?? "";
+    message.failure = object.failure ?? 0;
+    message.failureMessage = object.failureMessage ?? "";
+    message.lastContactTime = object.lastContactTime ?? undefined;
+    return message;
+  },
+};
+
+function createBaseScopeVersion(): ScopeVersion {
+  return { logicalId: undefined, version: "", since: undefined };
+}
+
+export const ScopeVersion: MessageFns<ScopeVersion> = {
+  encode(message: ScopeVersion, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.logicalId !== undefined) {
+      writer.uint32(8).int32(message.logicalId);
+    }
+    if (message.version !== "") {
+      writer.uint32(18).string(message.version);
+    }
+    if (message.since !== undefined) {
+      Timestamp.encode(toTimestamp(message.since), writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ScopeVersion {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseScopeVersion();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.logicalId = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.since = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ScopeVersion {
+    return {
+      logicalId: isSet(object.logicalId)
+        ? globalThis.Number(object.logicalId)
+        : isSet(object.logical_id)
+        ? globalThis.Number(object.logical_id)
+        : undefined,
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+      since: isSet(object.since) ? fromJsonTimestamp(object.since) : undefined,
+    };
+  },
+
+  toJSON(message: ScopeVersion): unknown {
+    const obj: any = {};
+    if (message.logicalId !== undefined) {
+      obj.logicalId = Math.round(message.logicalId);
+    }
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    if (message.since !== undefined) {
+      obj.since = message.since.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ScopeVersion>, I>>(base?: I): ScopeVersion {
+    return ScopeVersion.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ScopeVersion>, I>>(object: I): ScopeVersion {
+    const message = createBaseScopeVersion();
+    message.logicalId = object.logicalId ?? undefined;
+    message.version = object.version ?? "";
+    message.since = object.since ?? undefined;
+    return message;
+  },
+};
+
+function createBaseReportDeviceStatusesRequest(): ReportDeviceStatusesRequest {
+  return { replica: "", statuses: [], scopeVersions: [] };
+}
+
+export const ReportDeviceStatusesRequest: MessageFns<ReportDeviceStatusesRequest> = {
+  encode(message: ReportDeviceStatusesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.replica !== "") {
+      writer.uint32(10).string(message.replica);
+    }
+    for (const v of message.statuses) {
+      DeviceStatus.encode(v!, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.scopeVersions) {
+      ScopeVersion.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReportDeviceStatusesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReportDeviceStatusesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.replica = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.statuses.push(DeviceStatus.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.scopeVersions.push(ScopeVersion.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReportDeviceStatusesRequest {
+    return {
+      replica: isSet(object.replica) ? globalThis.String(object.replica) : "",
+      statuses: globalThis.Array.isArray(object?.statuses)
+        ? object.statuses.map((e: any) => DeviceStatus.fromJSON(e))
+        : [],
+      scopeVersions: globalThis.Array.isArray(object?.scopeVersions)
+        ? object.scopeVersions.map((e: any) => ScopeVersion.fromJSON(e))
+        : globalThis.Array.isArray(object?.scope_versions)
+        ? object.scope_versions.map((e: any) => ScopeVersion.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ReportDeviceStatusesRequest): unknown {
+    const obj: any = {};
+    if (message.replica !== "") {
+      obj.replica = message.replica;
+    }
+    if (message.statuses?.length) {
+      obj.statuses = message.statuses.map((e) => DeviceStatus.toJSON(e));
+    }
+    if (message.scopeVersions?.length) {
+      obj.scopeVersions = message.scopeVersions.map((e) => ScopeVersion.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReportDeviceStatusesRequest>, I>>(base?: I): ReportDeviceStatusesRequest {
+    return ReportDeviceStatusesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReportDeviceStatusesRequest>, I>>(object: I): ReportDeviceStatusesRequest {
+    const message = createBaseReportDeviceStatusesRequest();
+    message.replica = object.replica ?? "";
+    message.statuses = object.statuses?.map((e) => DeviceStatus.fromPartial(e)) || [];
+    message.scopeVersions = object.scopeVersions?.map((e) => ScopeVersion.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseReportDeviceStatusesResponse(): ReportDeviceStatusesResponse {
+  return {};
+}
+
+export const ReportDeviceStatusesResponse: MessageFns<ReportDeviceStatusesResponse> = {
+  encode(_: ReportDeviceStatusesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReportDeviceStatusesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReportDeviceStatusesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): ReportDeviceStatusesResponse {
+    return {};
+  },
+
+  toJSON(_: ReportDeviceStatusesResponse): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReportDeviceStatusesResponse>, I>>(base?: I): ReportDeviceStatusesResponse {
+    return ReportDeviceStatusesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReportDeviceStatusesResponse>, I>>(_: I): ReportDeviceStatusesResponse {
+    const message = createBaseReportDeviceStatusesResponse();
+    return message;
+  },
+};
+
 /**
  * The write service's change feed and the two calls a read replica makes on a daemon's behalf.
  * Requires the reader credential in `x-api-key`.
@@ -1638,6 +2145,22 @@ export const ChangeFeedServiceService = {
     responseSerialize: (value: IngestLogsResponse): Buffer => Buffer.from(IngestLogsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): IngestLogsResponse => IngestLogsResponse.decode(value),
   },
+  /**
+   * Stores what replicas learnt of their daemons (coalesced per device, last write wins by
+   * last_contact_time) and the versions their scopes stand at; not on the change feed and
+   * outside the write lock. Statuses of unknown devices are dropped.
+   */
+  reportDeviceStatuses: {
+    path: "/titanbot.feed.v1.ChangeFeedService/ReportDeviceStatuses" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReportDeviceStatusesRequest): Buffer =>
+      Buffer.from(ReportDeviceStatusesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReportDeviceStatusesRequest => ReportDeviceStatusesRequest.decode(value),
+    responseSerialize: (value: ReportDeviceStatusesResponse): Buffer =>
+      Buffer.from(ReportDeviceStatusesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReportDeviceStatusesResponse => ReportDeviceStatusesResponse.decode(value),
+  },
 } as const;
 
 export interface ChangeFeedServiceServer extends UntypedServiceImplementation {
@@ -1666,6 +2189,12 @@ export interface ChangeFeedServiceServer extends UntypedServiceImplementation {
    * (device).
    */
   ingestLogs: handleUnaryCall<IngestLogsRequest, IngestLogsResponse>;
+  /**
+   * Stores what replicas learnt of their daemons (coalesced per device, last write wins by
+   * last_contact_time) and the versions their scopes stand at; not on the change feed and
+   * outside the write lock. Statuses of unknown devices are dropped.
+   */
+  reportDeviceStatuses: handleUnaryCall<ReportDeviceStatusesRequest, ReportDeviceStatusesResponse>;
 }
 
 export interface ChangeFeedServiceClient extends Client {
@@ -1731,6 +2260,26 @@ export interface ChangeFeedServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: IngestLogsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Stores what replicas learnt of their daemons (coalesced per device, last write wins by
+   * last_contact_time) and the versions their scopes stand at; not on the change feed and
+   * outside the write lock. Statuses of unknown devices are dropped.
+   */
+  reportDeviceStatuses(
+    request: ReportDeviceStatusesRequest,
+    callback: (error: ServiceError | null, response: ReportDeviceStatusesResponse) => void,
+  ): ClientUnaryCall;
+  reportDeviceStatuses(
+    request: ReportDeviceStatusesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReportDeviceStatusesResponse) => void,
+  ): ClientUnaryCall;
+  reportDeviceStatuses(
+    request: ReportDeviceStatusesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReportDeviceStatusesResponse) => void,
   ): ClientUnaryCall;
 }
 

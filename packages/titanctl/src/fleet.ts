@@ -1,0 +1,67 @@
+import * as fleet from '@titanbot/contracts/titanbot/admin/v1/fleet_service';
+import { duration, flag, int, type Values } from './args.js';
+import type { AdminApi } from './client.js';
+import type { Command, Resource } from './command.js';
+import { renderTable } from './output.js';
+
+const SCOPE = flag('logical-id', int, 'only daemons syncing this scope (default: every scope)');
+const WORST = flag('worst', int, 'how many of the worst devices to show (default 10)');
+const EVERY = flag('every', duration, 'between refreshes (default 2s)');
+
+/** Worst first: the states `fleet status` lists devices of. */
+const WORST_STATES = [fleet.DeviceState.DEVICE_STATE_OFFLINE, fleet.DeviceState.DEVICE_STATE_FAILING, fleet.DeviceState.DEVICE_STATE_BEHIND];
+
+/** The summary and up to `--worst` devices (offline, then failing, then behind). */
+async function fleetStatus(api: AdminApi, values: Values, table: boolean): Promise<string> {
+  const logicalId = values.get(SCOPE);
+  const limit = values.get(WORST) ?? 10;
+  const summary = await api.call(fleet.FleetServiceService.getFleetSummary, fleet.GetFleetSummaryRequest.fromPartial({ logicalId }));
+  const worst: fleet.DeviceStatus[] = [];
+  for (const state of WORST_STATES) {
+    if (worst.length >= limit) break;
+    const page = await api.call(fleet.FleetServiceService.listDeviceStatuses, fleet.ListDeviceStatusesRequest.fromPartial({ state, logicalId, pageSize: limit - worst.length }));
+    worst.push(...page.deviceStatuses);
+  }
+  if (!table) return JSON.stringify({ summary: fleet.FleetSummary.toJSON(summary), worst: worst.map((d) => fleet.DeviceStatus.toJSON(d)) }, null, 2);
+  const waiting = summary.oldestBehind ? `${summary.oldestBehind.seconds}s` : '0s';
+  return `${renderTable(fleet.FleetSummary, [summary])}\noldest behind: ${waiting}\n\n${worst.length ? renderTable(fleet.DeviceStatus, worst) : 'no device is offline, failing or behind'}`;
+}
+
+const status: Command = {
+  verb: 'status',
+  summary: 'devices per state (current, behind, failing, offline) and the worst devices',
+  flags: [SCOPE, WORST],
+  async run(api, values, table) {
+    return { out: await fleetStatus(api, values, table) };
+  },
+};
+
+const watch: Command = {
+  verb: 'watch',
+  summary: 'fleet status, refreshed until Ctrl-C',
+  flags: [SCOPE, WORST, EVERY],
+  async run(api, values, table) {
+    const every = values.get(EVERY);
+    const everyMs = every ? every.seconds * 1000 + every.nanos / 1e6 : 2000;
+    const stop = new AbortController();
+    const abort = (): void => stop.abort();
+    process.once('SIGINT', abort);
+    try {
+      while (!stop.signal.aborted) {
+        const text = await fleetStatus(api, values, table);
+        // On a terminal, redraw in place; otherwise append, one report per refresh.
+        process.stdout.write(process.stdout.isTTY ? `\x1b[H\x1b[2J${new Date().toISOString()}\n${text}\n` : `${text}\n`);
+        await new Promise((resolve) => {
+          const timer = setTimeout(resolve, everyMs);
+          stop.signal.addEventListener('abort', () => (clearTimeout(timer), resolve(undefined)), { once: true });
+        });
+      }
+    } finally {
+      process.off('SIGINT', abort);
+    }
+    return { out: '' };
+  },
+};
+
+/** `titanctl fleet status|watch`. */
+export const FLEET: Resource = { name: 'fleet', summary: 'what every daemon holds: current, behind, failing, offline', commands: [status, watch] };

@@ -1,0 +1,73 @@
+import {
+  fleetCounts,
+  GLOBAL_SCOPE_KEY,
+  selectDeviceStatuses,
+  storeFleetReport,
+  type DeviceState,
+  type ReportedScopeVersion,
+  type ReportedStatus,
+  type StoredStatus,
+} from '../db/fleet-store.js';
+import { invalid } from '../domain/errors.js';
+import { encodePageToken, isUuid, pageSize, requireUuid, decodePageToken, type Page, type UseCaseContext } from './context.js';
+
+export type { DeviceState, StoredStatus };
+
+/** Most statuses one ReportDeviceStatuses batch may carry. */
+const MAX_STATUSES_PER_BATCH = 10_000;
+
+/** The scope key of a logical id (undefined = the global scope). */
+export const scopeKey = (logicalId: number | undefined): number => logicalId ?? GLOBAL_SCOPE_KEY;
+/** The logical id of a scope key (undefined = the global scope). */
+export const logicalIdOf = (key: number): number | undefined => (key === GLOBAL_SCOPE_KEY ? undefined : key);
+
+/**
+ * ReportDeviceStatuses: stores a replica's batch in one transaction, outside the write lock.
+ * Errors: invalid (no replica name, too many statuses, a device_uuid that is no UUID).
+ */
+export async function reportDeviceStatuses(ctx: UseCaseContext, replica: string, statuses: ReportedStatus[], scopes: ReportedScopeVersion[]): Promise<void> {
+  if (!replica) throw invalid('replica', 'is required');
+  if (statuses.length > MAX_STATUSES_PER_BATCH) throw invalid('statuses', `at most ${MAX_STATUSES_PER_BATCH} per batch`);
+  const checked = statuses.map((s, i) => ({ ...s, deviceUuid: requireUuid(`statuses[${i}].device_uuid`, s.deviceUuid) }));
+  await ctx.em.transactional((tx) => storeFleetReport(tx, replica, checked, scopes));
+}
+
+export interface FleetSummary {
+  devices: number;
+  current: number;
+  behind: number;
+  failing: number;
+  offline: number;
+  /** How long the longest-waiting behind or failing device has waited for its scope's current version (ms); 0 when none. */
+  oldestBehindMs: number;
+}
+
+/** GetFleetSummary: devices per state now; offline = no contact for `offlineAfterMs`. */
+export async function getFleetSummary(ctx: UseCaseContext, offlineAfterMs: number, logicalId?: number): Promise<FleetSummary> {
+  const counts = await fleetCounts(ctx.em, new Date(ctx.now.getTime() - offlineAfterMs), logicalId === undefined ? undefined : scopeKey(logicalId));
+  const { oldestWaitingSince, ...rest } = counts;
+  return { ...rest, oldestBehindMs: oldestWaitingSince ? Math.max(0, ctx.now.getTime() - oldestWaitingSince.getTime()) : 0 };
+}
+
+/** ListDeviceStatuses by device uuid. Errors: invalid (page_size, page_token). */
+export async function listDeviceStatuses(
+  ctx: UseCaseContext,
+  offlineAfterMs: number,
+  query: { pageSize: number; pageToken: string; state?: DeviceState; logicalId?: number; replica: string },
+): Promise<Page<StoredStatus>> {
+  const size = pageSize(query.pageSize);
+  const afterUuid = decodePageToken(query.pageToken, isUuid);
+  const rows = await selectDeviceStatuses(
+    ctx.em,
+    new Date(ctx.now.getTime() - offlineAfterMs),
+    {
+      ...(query.state ? { state: query.state } : {}),
+      ...(query.logicalId === undefined ? {} : { scopeKey: scopeKey(query.logicalId) }),
+      ...(query.replica ? { replica: query.replica } : {}),
+      ...(afterUuid ? { afterUuid } : {}),
+    },
+    size + 1,
+  );
+  const items = rows.slice(0, size);
+  return { items, nextPageToken: rows.length > size ? encodePageToken(items[items.length - 1]!.deviceUuid) : '' };
+}
