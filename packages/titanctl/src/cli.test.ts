@@ -131,6 +131,20 @@ describe('titanctl against a real write service', () => {
     expect(row?.split(/\s+/).slice(0, 4)).toEqual([device.uuid, String(physicalId), 'false', 'false']);
   });
 
+  it('shows the fleet: counts per state and the worst devices, as JSON and as a table', async () => {
+    const device = await newDevice();
+    const logicalId = uniqueInt();
+    const feed = h.client(ChangeFeedServiceClient);
+    const reported = { deviceUuid: device.uuid as string, logicalId, heldVersion: 'old', heldSha256: '', failure: 0, failureMessage: '', lastContactTime: new Date() };
+    await call(feed, feed.reportDeviceStatuses, { replica: 'replica-a', statuses: [reported], scopeVersions: [{ logicalId, version: 'new', since: new Date() }] }, h.readerToken);
+    const status = await json('fleet', 'status', '--logical-id', String(logicalId));
+    expect(status.summary).toMatchObject({ devices: 1, behind: 1 });
+    expect(status.worst).toEqual([expect.objectContaining({ deviceUuid: device.uuid, state: 'DEVICE_STATE_BEHIND', heldVersion: 'old', currentVersion: 'new', replica: 'replica-a' })]);
+    const table = await ctl('fleet', 'status', '--logical-id', String(logicalId), '--table');
+    expect(table.code).toBe(0);
+    expect(table.out).toContain(device.uuid as string);
+  });
+
   it('follows every page with --all', async () => {
     // Far-future years of their own keep these clear of dates other suites create.
     for (let i = 0; i < 3; i++) await json('empire-dates', 'create', '--date', `${2200 + (uniqueInt() % 700)}-0${1 + i}-15`);
