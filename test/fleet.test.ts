@@ -68,7 +68,7 @@ describe('the fleet view', () => {
     for (const w of watchers) w.sync.close();
   });
 
-  it(`shows ${DAEMONS} daemons on two replicas current, and current again after a change to their scope`, async () => {
+  it(`shows ${DAEMONS} daemons on two replicas current, and current again after a global change`, async () => {
     for (let i = 0; i < DAEMONS; i++) {
       const { uuid, token } = await provision();
       const home = path.join(dir, `daemon-${i}`);
@@ -81,7 +81,8 @@ describe('the fleet view', () => {
     await vi.waitFor(async () => expect(await summary()).toMatchObject({ devices: DAEMONS, current: DAEMONS, behind: 0, failing: 0, offline: 0 }), { timeout: 20_000, interval: 100 });
     const before = (await statusOf(watchers[0]!.uuid))!.currentVersion;
 
-    await api.createHabit({ accountLogicalId: logicalId, action: 'second', pixels: [uniquePixel()] });
+    // A global habit: every scope's version moves, so every daemon has to download again.
+    await api.createHabit({ action: 'global change', pixels: [uniquePixel()] });
     await vi.waitFor(
       async () => {
         const s = await statusOf(watchers[0]!.uuid);

@@ -5,6 +5,7 @@ import { fullJitter, sleep } from '@titanbot/service-kit/backoff';
 import { isWellFormedDaemonToken, SHOWN_PREFIX_CHARS } from '@titanbot/service-kit/daemon-token';
 import { apiKeyMetadata, unaryCall, type UnaryMethod } from '@titanbot/service-kit/grpc-client';
 import { MAX_TIMER_MS } from '@titanbot/service-kit/timers';
+import { injectTraceparent } from '@titanbot/service-kit/tracing';
 import { describeError } from './errors.js';
 import { writeFileAtomic } from './files.js';
 import type { SyncLogger } from './sync.js';
@@ -42,9 +43,9 @@ export class TokenKeeper {
     return unaryCall(this.client, method, request, this.metadata(), { deadline: Date.now() + UNARY_DEADLINE_MS });
   }
 
-  /** Metadata carrying the current token. */
+  /** Metadata carrying the current token, and the caller's trace context when the daemon traces (OpenTelemetry). */
   metadata(): Metadata {
-    return apiKeyMetadata(this.token);
+    return injectTraceparent(apiKeyMetadata(this.token));
   }
 
   /** Asks the server for the token's lifetime, and rotates now if it is past 80 % (a failed rotation is logged, not raised). */

@@ -4,6 +4,7 @@ import { ChangeFeedServiceClient } from '@titanbot/contracts/titanbot/feed/v1/ch
 import { MAX_MESSAGE_BYTES, startGrpcServer, stopGrpcServer } from '@titanbot/service-kit/grpc-server';
 import { ServiceMetrics, startMetricsServer, type MetricsServer } from '@titanbot/service-kit/metrics';
 import { exitOnFatalErrors, runIfEntryPoint, serviceLogger, stopOnSignals } from '@titanbot/service-kit/process';
+import { setupTracing, stopTracing } from '@titanbot/service-kit/tracing';
 import { DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
 import { openSecretStore } from '@titanbot/service-kit/secrets/open';
 import type { Logger } from 'pino';
@@ -190,6 +191,11 @@ runIfEntryPoint(import.meta.url, async () => {
   const config = loadReadConfig();
   const logger = serviceLogger(config.LOG_LEVEL, { service: 'read' });
   exitOnFatalErrors(logger);
+  // Before the handlers are built: the pipeline adds its tracing step only when tracing is on.
+  if (setupTracing('titanbot-read')) logger.info({ endpoint: process.env.OTEL_EXPORTER_OTLP_ENDPOINT }, 'tracing to OTLP');
   const service = await startReadService(config, logger);
-  stopOnSignals(logger, () => service.stop());
+  stopOnSignals(logger, async () => {
+    await service.stop();
+    await stopTracing();
+  });
 });

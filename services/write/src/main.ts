@@ -14,6 +14,7 @@ import { ChangeFeedServiceService } from '@titanbot/contracts/titanbot/feed/v1/c
 import { startGrpcServer, stopGrpcServer } from '@titanbot/service-kit/grpc-server';
 import { ServiceMetrics, startMetricsServer, type MetricsServer } from '@titanbot/service-kit/metrics';
 import { exitOnFatalErrors, runIfEntryPoint, serviceLogger, stopOnSignals } from '@titanbot/service-kit/process';
+import { setupTracing, stopTracing } from '@titanbot/service-kit/tracing';
 import { DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
 import { openSecretStore, type SecretStore } from '@titanbot/service-kit/secrets/open';
 import type { Logger } from 'pino';
@@ -233,6 +234,11 @@ runIfEntryPoint(import.meta.url, async () => {
   const config = loadWriteConfig();
   const logger = serviceLogger(config.LOG_LEVEL, { service: 'write' });
   exitOnFatalErrors(logger);
+  // Before the handlers are built: the pipeline adds its tracing step only when tracing is on.
+  if (setupTracing('titanbot-write')) logger.info({ endpoint: process.env.OTEL_EXPORTER_OTLP_ENDPOINT }, 'tracing to OTLP');
   const service = await startWriteService(config, logger);
-  stopOnSignals(logger, () => service.stop());
+  stopOnSignals(logger, async () => {
+    await service.stop();
+    await stopTracing();
+  });
 });

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { exitOnFatalErrors, exitOnStartupFailure, serviceLogger } from '@titanbot/service-kit/process';
+import { setupTracing, stopTracing } from '@titanbot/service-kit/tracing';
 import { loadWriteConfig } from './config.js';
 import { startEmbeddedPostgres } from './db/embedded-postgres.js';
 import { initOrm, migrate } from './db/orm.js';
@@ -36,6 +37,8 @@ async function main(logger: Logger): Promise<void> {
   logger.info({ applied: await migrate(orm) }, 'migrations');
   await orm.close();
 
+  // The write service runs in this process; the replica sets up its own tracing from the same environment.
+  setupTracing('titanbot-write');
   const write = await startWriteService({ ...config, DATABASE_URL: databaseUrl }, logger.child({ service: 'write' }));
   const read = spawn(process.execPath, [READ_MAIN], {
     stdio: 'inherit',
@@ -83,6 +86,7 @@ async function main(logger: Logger): Promise<void> {
     read.kill('SIGTERM');
     readExited
       .then(() => write.stop())
+      .then(() => stopTracing())
       .then(() => embedded?.stop())
       .then(
         () => process.exit(code),

@@ -7,6 +7,10 @@ import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { ReadModel } from '../store/read-model.js';
 import { buildExport } from './build.js';
+import { context } from '@opentelemetry/api';
+import { inSpan, linkTo, tracerOf, tracingEnabled } from '@titanbot/service-kit/tracing';
+
+const TRACER = tracerOf('read');
 
 /** A built daemon database on disk. */
 export interface ExportFile {
@@ -61,7 +65,7 @@ export class ExportCache {
     });
   }
 
-  /** The export of `scope` at its current version, built if needed. */
+  /** The export of `scope` at its current version, built if needed (once: concurrent callers share the build). */
   latest(scope: number): Promise<ExportFile> {
     const version = this.model.versions.version(scope);
     const key = cacheKey(scope, version);
@@ -69,7 +73,11 @@ export class ExportCache {
     if (cached) return Promise.resolve(cached);
     let pending = this.building.get(key);
     if (!pending) {
-      pending = this.build(scope, version).finally(() => this.building.delete(key));
+      const build = (): Promise<ExportFile> => this.build(scope, version);
+      // Traced: a child of the download that asked for it, linked to the change that made the version.
+      pending = (tracingEnabled() ? inSpan(TRACER, 'export.build', build, context.active(), linkTo(this.model.versions.changeTraceparent(scope))) : build()).finally(() =>
+        this.building.delete(key),
+      );
       this.building.set(key, pending);
     }
     return pending;

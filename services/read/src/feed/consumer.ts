@@ -1,8 +1,9 @@
 import { Metadata, status, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
-import type { ChangeFeedServiceClient, SnapshotResponse, SubscribeResponse } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
+import type { ChangeEvent, ChangeFeedServiceClient, SnapshotResponse, SubscribeResponse } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
 import { Operation } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
 import { Backoff, sleep } from '@titanbot/service-kit/backoff';
 import { errorReason } from '@titanbot/service-kit/status';
+import { contextFromTraceparent, inSpan, tracerOf, tracingEnabled } from '@titanbot/service-kit/tracing';
 import type { Logger } from 'pino';
 import { FeedGapError, type ReadModel, type SnapshotLoad } from '../store/read-model.js';
 import { apiKeyMetadata } from '@titanbot/service-kit/grpc-client';
@@ -16,6 +17,8 @@ export interface FeedConsumerOptions {
   monotonic: () => number;
   retryMaxMs: number;
 }
+
+const TRACER = tracerOf('read');
 
 /** Why the consumer must rebuild from a snapshot rather than resume. */
 class ResyncNeeded extends Error {}
@@ -87,6 +90,35 @@ export class FeedConsumer {
     return apiKeyMetadata(this.options.readerToken);
   }
 
+  /**
+   * Applies one Subscribe batch. With tracing on, each run of events written by one traced call
+   * is applied in a `feed.apply` span continuing that call's trace (ChangeEvent.traceparent), so
+   * the announcement to watchers and the builds that follow are part of the change's journey.
+   */
+  private apply(epoch: string, events: ChangeEvent[]): void {
+    const toModel = (e: ChangeEvent) => ({
+      revision: e.revision,
+      table: e.table,
+      operation: e.operation === Operation.OPERATION_DELETE ? ('delete' as const) : ('upsert' as const),
+      row: e.row ?? {},
+      transactionContinues: e.transactionContinues,
+    });
+    if (!tracingEnabled()) {
+      this.model.applyBatch(epoch, events.map(toModel));
+      return;
+    }
+    for (let start = 0; start < events.length; ) {
+      let end = start + 1;
+      while (end < events.length && events[end]!.traceparent === events[start]!.traceparent) end++;
+      const run = events.slice(start, end);
+      inSpan(TRACER, 'feed.apply', (span) => {
+        span.setAttributes({ 'titanbot.feed.first_revision': run[0]!.revision, 'titanbot.feed.events': run.length });
+        this.model.applyBatch(epoch, run.map(toModel));
+      }, contextFromTraceparent(run[0]!.traceparent || undefined));
+      start = end;
+    }
+  }
+
   /** Subscribes after the checkpoint and applies batches until the stream ends or fails. */
   private follow(): Promise<void> {
     // A transaction left half-applied by the previous stream is received again, whole.
@@ -108,16 +140,7 @@ export class FeedConsumer {
           if (message.epoch !== this.model.checkpoint!.epoch) throw new ResyncNeeded(`the feed's epoch is now ${message.epoch}`);
           const kind = message.kind;
           if (kind?.$case === 'batch') {
-            this.model.applyBatch(
-              message.epoch,
-              kind.value.events.map((e) => ({
-                revision: e.revision,
-                table: e.table,
-                operation: e.operation === Operation.OPERATION_DELETE ? 'delete' : 'upsert',
-                row: e.row ?? {},
-                transactionContinues: e.transactionContinues,
-              })),
-            );
+            this.apply(message.epoch, kind.value.events);
             this.backoff.reset();
           } else if (kind?.$case === 'progress') {
             this.headRevision = kind.value.headRevision;

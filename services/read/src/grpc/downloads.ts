@@ -1,6 +1,8 @@
 import { DaemonServiceService as m, type DaemonServiceServer } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { DomainError, invalid } from '@titanbot/service-kit/errors';
 import { send } from '@titanbot/service-kit/stream';
+import { trace } from '@opentelemetry/api';
+import { linkTo, tracingEnabled } from '@titanbot/service-kit/tracing';
 import { exportMessages, versionGone } from '../export/chunks.js';
 import { serverStream } from './pipeline.js';
 import type { ReadRuntime } from './runtime.js';
@@ -19,6 +21,8 @@ export function downloadHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'do
       if (offset < 0) throw invalid('offset', 'must be >= 0');
       const scope = scopeFor(rt, call.request.logicalId, ctx.principal);
       rt.statuses.contact(ctx.principal.token.deviceUuid, scope);
+      // Traced: the download links to the change that made the scope's current version.
+      if (tracingEnabled()) trace.getActiveSpan()?.addLinks(linkTo(rt.model.versions.changeTraceparent(scope)));
       const file = version === '' || version === rt.model.versions.version(scope) ? await rt.exports.latest(scope) : await rt.exports.pinned(scope, version);
       if (!file) throw versionGone(version);
       if (offset > file.sizeBytes) {

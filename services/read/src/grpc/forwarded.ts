@@ -4,6 +4,7 @@ import { SHOWN_PREFIX_CHARS } from '@titanbot/service-kit/daemon-token';
 import { DomainError } from '@titanbot/service-kit/errors';
 import { CallFailure } from '@titanbot/service-kit/pipeline';
 import { errorReason } from '@titanbot/service-kit/status';
+import { injectTraceparent } from '@titanbot/service-kit/tracing';
 import { unary } from './pipeline.js';
 import type { ReadRuntime } from './runtime.js';
 
@@ -41,7 +42,7 @@ export function forwardedHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'w
   return {
     writeLogs: unary(rt, m.writeLogs, async (req, ctx) => {
       const response = await forward<{ acceptedCount: number }>(ctx.call.getDeadline(), (deadline, done) =>
-        rt.feed.ingestLogs({ deviceUuid: ctx.principal.token.deviceUuid, lines: req.lines, requestId: req.requestId }, rt.readerMetadata(), { deadline }, done),
+        rt.feed.ingestLogs({ deviceUuid: ctx.principal.token.deviceUuid, lines: req.lines, requestId: req.requestId }, injectTraceparent(rt.readerMetadata()), { deadline }, done),
       );
       return { acceptedCount: response.acceptedCount };
     }),
@@ -54,7 +55,7 @@ export function forwardedHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'w
         createTime?: Date | undefined;
         expireTime?: Date | undefined;
         previousExpireTime?: Date | undefined;
-      }>(ctx.call.getDeadline(), (deadline, done) => rt.feed.rotateDaemonToken({ token: ctx.principal.plaintext }, rt.readerMetadata(), { deadline }, done));
+      }>(ctx.call.getDeadline(), (deadline, done) => rt.feed.rotateDaemonToken({ token: ctx.principal.plaintext }, injectTraceparent(rt.readerMetadata()), { deadline }, done));
       // The daemon will use the new token at once: let it reach this replica first.
       if (!(await rt.model.waitForToken(rotated.uuid, TOKEN_ARRIVAL_WAIT_MS))) {
         rt.logger.warn({ token: rotated.uuid }, "rotated token not yet on this replica's feed");

@@ -1,17 +1,18 @@
 import { status, type handleServerStreamingCall, type handleUnaryCall, type MethodDefinition, type ServerWritableStream } from '@grpc/grpc-js';
-import { checkInput, mapErrors, observe, pipelinePerRuntime, streamHandler, unaryHandler, type Next, type ObserveOptions, type Pipeline } from '@titanbot/service-kit/pipeline';
+import { checkInput, mapErrors, observe, traceCalls, pipelinePerRuntime, streamHandler, unaryHandler, type Next, type ObserveOptions, type Pipeline } from '@titanbot/service-kit/pipeline';
+import { tracerOf } from '@titanbot/service-kit/tracing';
 import { authenticate, rateLimit } from './auth.js';
 import type { DaemonCall, DaemonPrincipal, ReadRuntime } from './runtime.js';
 
 /**
  * The read service's pipeline: observe (metrics, one log line; refusals the auth and rate-limit
- * steps already logged, throttled, at debug), map errors, authenticate, rate-limit. Every step is
+ * steps already logged, throttled, at debug), trace (when on), map errors, authenticate, rate-limit. Every step is
  * synchronous, so a synchronous handler (CheckVersion) is answered in the same tick.
  */
 function readPipeline(rt: ReadRuntime): Pipeline<DaemonCall, ObserveOptions> {
   const quiet = (code: status): boolean => code === status.UNAUTHENTICATED || code === status.RESOURCE_EXHAUSTED;
   return {
-    steps: [observe(rt.logger, rt.metrics, quiet), mapErrors(), authenticate(rt), rateLimit(rt), checkInput()],
+    steps: [observe(rt.logger, rt.metrics, quiet), traceCalls(tracerOf('read')), mapErrors(), authenticate(rt), rateLimit(rt), checkInput()],
     // `authenticate` sets the principal before any handler runs.
     context: (method, call) => ({ method, call, principal: undefined as unknown as DaemonPrincipal }),
   };

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { inSpan, traceparentOf, tracerOf, tracingEnabled } from '@titanbot/service-kit/tracing';
 import { LtHash } from './lt-hash.js';
 
 /**
@@ -6,6 +7,8 @@ import { LtHash } from './lt-hash.js';
  * int32; this key is outside that range, so a habit of logical id 0 is an account habit like any.
  */
 export const GLOBAL_SCOPE = 2 ** 32;
+
+const TRACER = tracerOf('read');
 
 /** A WatchVersion subscriber: told the scope's new version after each change. */
 export type VersionListener = (version: string, revision: number) => void;
@@ -38,6 +41,9 @@ export class ScopeVersions {
   private readonly passes = new Map<number, { again: boolean }>();
   /** Version strings already built, by scope: CheckVersion asks far more often than they change. */
   private readonly strings = new Map<number, string>();
+  /** With tracing on: the `traceparent` of the feed transaction that last changed the global part, and each account part. */
+  private globalTrace = '';
+  private readonly partTraces = new Map<number, string>();
 
   /** @param format names the export format: everything besides the rows that changes a file's bytes. */
   constructor(private readonly format: string) {}
@@ -71,20 +77,34 @@ export class ScopeVersions {
   }
 
   /**
+   * With tracing on, the `traceparent` of the change that gave `scope` its current version (the
+   * replica's feed.apply span of it), so an export build or download can link to it; '' otherwise.
+   */
+  changeTraceparent(scope: number): string {
+    if (scope === GLOBAL_SCOPE) return this.globalTrace;
+    return (this.partRevisions.get(scope) ?? 0) > this.globalRevision ? (this.partTraces.get(scope) ?? '') : this.globalTrace;
+  }
+
+  /**
    * Adds the committed changes of one feed transaction (ending at `revision`), by part (GLOBAL_SCOPE or a logical id: new
-   * elements minus old), then tells the listeners of every scope whose content changed. A part
-   * whose change sums to zero (a write that changed nothing exported) changes no version.
+   * elements minus old), then tells the listeners of every scope whose content changed (in a
+   * `watchers.notify` span when tracing is on). A part whose change sums to zero (a write that
+   * changed nothing exported) changes no version.
    */
   apply(deltas: ReadonlyMap<number, LtHash>, revision: number): void {
     const changed: number[] = [];
+    const traced = tracingEnabled();
+    const traceparent = traced ? traceparentOf() : '';
     for (const [part, delta] of deltas) {
       if (delta.isZero()) continue;
       changed.push(part);
       if (part === GLOBAL_SCOPE) {
         this.global.add(delta.lanes);
         this.globalRevision = revision;
+        if (traced) this.globalTrace = traceparent;
       } else {
         this.partRevisions.set(part, revision);
+        if (traced) this.partTraces.set(part, traceparent);
         let sum = this.parts.get(part);
         if (!sum) this.parts.set(part, (sum = new LtHash()));
         sum.add(delta.lanes);
@@ -92,16 +112,20 @@ export class ScopeVersions {
       }
     }
     if (changed.length === 0) return;
-    // A global change moves every scope's version; otherwise only the changed scopes' do.
-    if (changed.includes(GLOBAL_SCOPE)) {
-      this.strings.clear();
-      for (const scope of this.listeners.keys()) this.notify(scope);
-      return;
-    }
-    for (const scope of changed) {
-      this.strings.delete(scope);
-      this.notify(scope);
-    }
+    const announce = (): void => {
+      // A global change moves every scope's version; otherwise only the changed scopes' do.
+      if (changed.includes(GLOBAL_SCOPE)) {
+        this.strings.clear();
+        for (const scope of this.listeners.keys()) this.notify(scope);
+        return;
+      }
+      for (const scope of changed) {
+        this.strings.delete(scope);
+        this.notify(scope);
+      }
+    };
+    if (traced) inSpan(TRACER, 'watchers.notify', (span) => (span.setAttribute('titanbot.watchers', this.listenerCount), announce()));
+    else announce();
   }
 
   /** Registers `listener` for `scope`; returns the function that removes it. */

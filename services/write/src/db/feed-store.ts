@@ -44,6 +44,8 @@ export interface StoredEvent {
   commitTime: Date;
   /** Whether the next revision belongs to the same write transaction. */
   transactionContinues: boolean;
+  /** W3C traceparent of the call that wrote it; '' when tracing was off. */
+  traceparent: string;
 }
 
 export async function readFeedState(em: Em): Promise<FeedState> {
@@ -61,9 +63,9 @@ export async function readFeedState(em: Em): Promise<FeedState> {
  * together, at its commit).
  */
 export async function readEvents(em: Em, after: number, limit: number): Promise<StoredEvent[]> {
-  const rows: { revision: string; table_name: string; operation: 'upsert' | 'delete'; row: Record<string, unknown>; commit_time: string; txid: string | null }[] =
+  const rows: { revision: string; table_name: string; operation: 'upsert' | 'delete'; row: Record<string, unknown>; commit_time: string; txid: string | null; traceparent: string | null }[] =
     await em.execute(
-      `select revision, table_name, operation, row, ${isoTimestamp('commit_time')}, txid::text as txid
+      `select revision, table_name, operation, row, ${isoTimestamp('commit_time')}, txid::text as txid, traceparent
         from feed_events where revision > ? order by revision limit ?`,
       [after, limit + 1],
     );
@@ -76,6 +78,7 @@ export async function readEvents(em: Em, after: number, limit: number): Promise<
       row: r.row,
       commitTime: new Date(r.commit_time),
       transactionContinues: r.txid !== null && next?.txid === r.txid,
+      traceparent: r.traceparent ?? '',
     };
   });
 }

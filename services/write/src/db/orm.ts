@@ -8,6 +8,7 @@ import { MigrationTokenLifetimeOnFeed } from './migrations/migration-0002-token-
 import { MigrationFeedTransactions } from './migrations/migration-0003-feed-transactions.js';
 import { MigrationLogPartitions } from './migrations/migration-0004-log-partitions.js';
 import { MigrationFleetStatus } from './migrations/migration-0005-fleet-status.js';
+import { MigrationFeedTraceContext } from './migrations/migration-0006-feed-trace-context.js';
 
 export type Em = EntityManager;
 
@@ -18,6 +19,7 @@ const MIGRATIONS = [
   { name: 'Migration0003FeedTransactions', class: MigrationFeedTransactions },
   { name: 'Migration0004LogPartitions', class: MigrationLogPartitions },
   { name: 'Migration0005FleetStatus', class: MigrationFleetStatus },
+  { name: 'Migration0006FeedTraceContext', class: MigrationFeedTraceContext },
 ];
 
 export interface OrmOptions {

@@ -15,3 +15,11 @@ const WRITE_LOCK_KEY = 7_310_001;
 export async function takeWriteLock(em: Em): Promise<void> {
   await em.execute('select pg_advisory_xact_lock(?)', [WRITE_LOCK_KEY]);
 }
+
+/**
+ * Tags the feed events this transaction writes with `traceparent` (W3C), read by `feed_append`;
+ * called only while tracing is on, so the transaction is one statement longer only then.
+ */
+export async function tagFeedEvents(em: Em, traceparent: string): Promise<void> {
+  await em.execute("select set_config('titanbot.traceparent', ?, true)", [traceparent]);
+}

@@ -35,6 +35,7 @@ const eventToProto = (e: StoredEvent): ChangeEvent => ({
   row: e.row,
   commitTime: e.commitTime,
   transactionContinues: e.transactionContinues,
+  traceparent: e.traceparent,
 });
 
 /** titanbot.feed.v1.ChangeFeedService handlers (reader credential only). */

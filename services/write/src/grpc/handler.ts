@@ -1,9 +1,10 @@
 import type { handleServerStreamingCall, handleUnaryCall, MethodDefinition, ServerWritableStream } from '@grpc/grpc-js';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { ServiceMetrics } from '@titanbot/service-kit/metrics';
-import { checkInput, mapErrors, observe, pipelinePerRuntime, streamHandler, unaryHandler, type CallContext, type ObserveOptions, type Pipeline, type Step } from '@titanbot/service-kit/pipeline';
+import { checkInput, mapErrors, observe, traceCalls, pipelinePerRuntime, streamHandler, unaryHandler, type CallContext, type ObserveOptions, type Pipeline, type Step } from '@titanbot/service-kit/pipeline';
 import { UnknownDataKeyError, type DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
 import type { Logger } from 'pino';
+import { tracerOf } from '@titanbot/service-kit/tracing';
 import type { DomainSettings, UseCaseContext } from '../app/context.js';
 import type { LogWriter } from '../app/log-writer.js';
 import { inWriteTransaction, onceByRequestId, type ResponseCodec } from '../app/write-transaction.js';
@@ -89,10 +90,10 @@ const transaction =
       });
   };
 
-/** The write service's pipeline: observe, map errors (database races and outages too), authenticate, check the input's limits, learn data keys, transaction. */
+/** The write service's pipeline: observe, trace (when on), map errors (database races and outages too), authenticate, check the input's limits, learn data keys, transaction. */
 export function writePipeline(rt: Runtime): Pipeline<WriteCall, UnaryOptions<unknown>> {
   return {
-    steps: [observe(rt.logger, rt.metrics), mapErrors(mapDatabaseErrors), authenticate(rt), checkInput(), learnDataKeys(rt), transaction(rt)],
+    steps: [observe(rt.logger, rt.metrics), traceCalls(tracerOf('write')), mapErrors(mapDatabaseErrors), authenticate(rt), checkInput(), learnDataKeys(rt), transaction(rt)],
     context: (method, call) => ({ method, call, uc: { em: rt.orm.em.fork(), now: rt.clock(), settings: rt.settings } }),
   };
 }

@@ -93,6 +93,8 @@ export interface ChangeEvent {
    * visible only at an event where this is false, so no state PostgreSQL never had is ever shown.
    */
   transactionContinues: boolean;
+  /** W3C traceparent of the call that wrote it, when the write service traces; empty otherwise. */
+  traceparent: string;
 }
 
 /** Request for Subscribe. */
@@ -261,7 +263,15 @@ export interface ReportDeviceStatusesResponse {
 }
 
 function createBaseChangeEvent(): ChangeEvent {
-  return { revision: 0, table: "", operation: 0, row: undefined, commitTime: undefined, transactionContinues: false };
+  return {
+    revision: 0,
+    table: "",
+    operation: 0,
+    row: undefined,
+    commitTime: undefined,
+    transactionContinues: false,
+    traceparent: "",
+  };
 }
 
 export const ChangeEvent: MessageFns<ChangeEvent> = {
@@ -283,6 +293,9 @@ export const ChangeEvent: MessageFns<ChangeEvent> = {
     }
     if (message.transactionContinues !== false) {
       writer.uint32(48).bool(message.transactionContinues);
+    }
+    if (message.traceparent !== "") {
+      writer.uint32(58).string(message.traceparent);
     }
     return writer;
   },
@@ -348,6 +361,14 @@ export const ChangeEvent: MessageFns<ChangeEvent> = {
             message.transactionContinues = reader.bool();
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.traceparent = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -376,6 +397,7 @@ export const ChangeEvent: MessageFns<ChangeEvent> = {
         : isSet(object.transaction_continues)
         ? globalThis.Boolean(object.transaction_continues)
         : false,
+      traceparent: isSet(object.traceparent) ? globalThis.String(object.traceparent) : "",
     };
   },
 
@@ -399,6 +421,9 @@ export const ChangeEvent: MessageFns<ChangeEvent> = {
     if (message.transactionContinues !== false) {
       obj.transactionContinues = message.transactionContinues;
     }
+    if (message.traceparent !== "") {
+      obj.traceparent = message.traceparent;
+    }
     return obj;
   },
 
@@ -413,6 +438,7 @@ export const ChangeEvent: MessageFns<ChangeEvent> = {
     message.row = object.row ?? undefined;
     message.commitTime = object.commitTime ?? undefined;
     message.transactionContinues = object.transactionContinues ?? false;
+    message.traceparent = object.traceparent ?? "";
     return message;
   },
 };
