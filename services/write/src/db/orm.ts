@@ -1,3 +1,4 @@
+import { stripVTControlCharacters } from 'node:util';
 import { Migrator } from '@mikro-orm/migrations';
 import { MikroORM, type EntityManager, type Logger as OrmLogger } from '@mikro-orm/postgresql';
 import { pino, type Logger } from 'pino';
@@ -65,13 +66,19 @@ export async function initOrm(databaseUrl: string, options: OrmOptions = {}): Pr
   });
 }
 
-/** MikroORM's messages (the migrator's "Applied ..." among them) as pino lines instead of coloured console text. */
+/**
+ * MikroORM's messages as pino lines instead of coloured console text: the ones it logs whatever
+ * the debug mode (the migrator's "Applied ..."), warnings and errors; discovery and query chatter
+ * stays off (debug: false).
+ */
 function ormLogger(logger: Logger): OrmLogger {
+  const plain = (message: string): string => stripVTControlCharacters(message);
   return {
-    log: (namespace, message) => logger.info({ component: namespace }, message),
-    warn: (namespace, message) => logger.warn({ component: namespace }, message),
-    error: (namespace, message) => logger.error({ component: namespace }, message),
-    // Query logging stays off (debug: false); nothing to write.
+    log: (namespace, message, context) => {
+      if (context?.enabled) logger.info({ component: namespace }, plain(message));
+    },
+    warn: (namespace, message) => logger.warn({ component: namespace }, plain(message)),
+    error: (namespace, message) => logger.error({ component: namespace }, plain(message)),
     logQuery: () => undefined,
     setDebugMode: () => undefined,
     isEnabled: () => false,
