@@ -20,6 +20,7 @@ import {
 } from "@grpc/grpc-js";
 import { Duration } from "../../../google/protobuf/duration.js";
 import { Timestamp } from "../../../google/protobuf/timestamp.js";
+import { InstallFailure, installFailureFromJSON, installFailureToJSON } from "../../daemon/v1/daemon_service.js";
 
 export const protobufPackage = "titanbot.admin.v1";
 
@@ -81,64 +82,6 @@ export function deviceStateToJSON(object: DeviceState): string {
   }
 }
 
-/** Why a daemon's last install failed (as titanbot.daemon.v1.InstallFailure). */
-export enum InstallFailure {
-  INSTALL_FAILURE_UNSPECIFIED = 0,
-  INSTALL_FAILURE_CHECKSUM_MISMATCH = 1,
-  INSTALL_FAILURE_DISK_FULL = 2,
-  INSTALL_FAILURE_PERMISSION = 3,
-  INSTALL_FAILURE_SCHEMA_TOO_NEW = 4,
-  INSTALL_FAILURE_OTHER = 5,
-  UNRECOGNIZED = -1,
-}
-
-export function installFailureFromJSON(object: any): InstallFailure {
-  switch (object) {
-    case 0:
-    case "INSTALL_FAILURE_UNSPECIFIED":
-      return InstallFailure.INSTALL_FAILURE_UNSPECIFIED;
-    case 1:
-    case "INSTALL_FAILURE_CHECKSUM_MISMATCH":
-      return InstallFailure.INSTALL_FAILURE_CHECKSUM_MISMATCH;
-    case 2:
-    case "INSTALL_FAILURE_DISK_FULL":
-      return InstallFailure.INSTALL_FAILURE_DISK_FULL;
-    case 3:
-    case "INSTALL_FAILURE_PERMISSION":
-      return InstallFailure.INSTALL_FAILURE_PERMISSION;
-    case 4:
-    case "INSTALL_FAILURE_SCHEMA_TOO_NEW":
-      return InstallFailure.INSTALL_FAILURE_SCHEMA_TOO_NEW;
-    case 5:
-    case "INSTALL_FAILURE_OTHER":
-      return InstallFailure.INSTALL_FAILURE_OTHER;
-    case -1:
-    case "UNRECOGNIZED":
-    default:
-      return InstallFailure.UNRECOGNIZED;
-  }
-}
-
-export function installFailureToJSON(object: InstallFailure): string {
-  switch (object) {
-    case InstallFailure.INSTALL_FAILURE_UNSPECIFIED:
-      return "INSTALL_FAILURE_UNSPECIFIED";
-    case InstallFailure.INSTALL_FAILURE_CHECKSUM_MISMATCH:
-      return "INSTALL_FAILURE_CHECKSUM_MISMATCH";
-    case InstallFailure.INSTALL_FAILURE_DISK_FULL:
-      return "INSTALL_FAILURE_DISK_FULL";
-    case InstallFailure.INSTALL_FAILURE_PERMISSION:
-      return "INSTALL_FAILURE_PERMISSION";
-    case InstallFailure.INSTALL_FAILURE_SCHEMA_TOO_NEW:
-      return "INSTALL_FAILURE_SCHEMA_TOO_NEW";
-    case InstallFailure.INSTALL_FAILURE_OTHER:
-      return "INSTALL_FAILURE_OTHER";
-    case InstallFailure.UNRECOGNIZED:
-    default:
-      return "UNRECOGNIZED";
-  }
-}
-
 /** Request for GetFleetSummary. */
 export interface GetFleetSummaryRequest {
   /** Only devices syncing this scope; unset = all. */
@@ -174,6 +117,7 @@ export interface DeviceStatus {
   currentVersion: string;
   /** SHA-256 of the file it holds, when it reported one. */
   heldSha256: string;
+  /** Why its last install failed; UNSPECIFIED when it did not. */
   failure: InstallFailure;
   failureMessage: string;
   lastContactTime?:
