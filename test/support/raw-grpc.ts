@@ -1,11 +1,9 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Client, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
+import { loadProtoRoot, PROTO_ROOT } from '@titanbot/service-kit/protos';
 import { errorDetails } from '@titanbot/write/test-support/harness';
-
-const PROTO_ROOT = fileURLToPath(new URL('../../proto/', import.meta.url));
 
 /**
  * Every service in proto/titanbot, loaded with protobufjs (field names as in the .proto files).
@@ -21,9 +19,7 @@ export function loadProtoServices(): { root: protobuf.Root; services: protobuf.S
     }
   };
   walk(path.join(PROTO_ROOT, 'titanbot'));
-  const root = new protobuf.Root();
-  root.resolvePath = (_origin, target) => (target.startsWith('google/protobuf/') ? target : path.join(PROTO_ROOT, target));
-  root.loadSync(files, { keepCase: true }).resolveAll();
+  const root = loadProtoRoot(files);
   const services: protobuf.Service[] = [];
   const collect = (ns: protobuf.NamespaceBase): void => {
     for (const nested of ns.nestedArray) {

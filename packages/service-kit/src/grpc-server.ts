@@ -1,15 +1,13 @@
-import { fileURLToPath } from 'node:url';
 import { Server, ServerCredentials, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
+import { PROTO_ROOT } from './protos.js';
 import { decodeLeniently } from './request-checks.js';
 
 /** Largest message either side may send: 4 MiB (a snapshot page or log batch stays far below). */
 export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 
-/** The repository's proto/ folder (two levels above this package's src/ or dist/). */
-const PROTO_ROOT = fileURLToPath(new URL('../../../proto/', import.meta.url));
 
 export interface GrpcServer {
   server: Server;

@@ -9,13 +9,13 @@
  * the same tick, and the shared steps allocate no closure for it (the read service's CheckVersion).
  */
 import { status, type handleServerStreamingCall, type handleUnaryCall, type MethodDefinition, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
+import { SpanKind, SpanStatusCode, context, trace, type Tracer } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { DomainError } from './errors.js';
-import { checkRequest } from './request-checks.js';
-import { SpanKind, SpanStatusCode, context, trace, type Tracer } from '@opentelemetry/api';
-import { contextFromMetadata, tracingEnabled } from './tracing.js';
 import type { MethodRecorder, ServiceMetrics } from './metrics.js';
+import { checkRequest } from './request-checks.js';
 import { statusError, toStatusError, type StatusError } from './status.js';
+import { contextFromMetadata, tracingEnabled } from './tracing.js';
 
 /** What every step sees of a call. Services extend it with what their steps set (principal, transaction). */
 export interface CallContext {

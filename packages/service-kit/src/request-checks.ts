@@ -7,17 +7,16 @@
  *   instead of grpc-js's INTERNAL "Error deserializing request" (`decodeLeniently`).
  * - Every string is at most `MAX_STRING_CHARS` characters (UTF-16 code units), or its field's own
  *   limit in `LONG_STRING_FIELDS`, and holds no NUL (PostgreSQL `text` cannot store one).
- * - Every Timestamp is within google.protobuf.Timestamp's range, 0001-01-01 to 9999-12-31 UTC,
- *   which is also PostgreSQL's `timestamptz` range on the near side of year 10000.
+ * - Every Timestamp is within google.protobuf.Timestamp's range, 0001-01-01 to 9999-12-31 UTC
+ *   (PostgreSQL and JavaScript hold wider ranges, which clients must not rely on).
  * - Every double or float is finite.
  * - Every `request_id` is empty or a UUID (AIP-155): it is a key the services store.
  */
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { validate as isUuid } from 'uuid';
 import { DomainError, type FieldViolation } from './errors.js';
+import { loadProtoRoot } from './protos.js';
 
 /** Default maximum length of a request string, in characters. */
 export const MAX_STRING_CHARS = 1024;
@@ -48,9 +47,6 @@ export class UndecodableRequest {
   ) {}
 }
 
-/** The repository's proto/ folder (two levels above this package's src/ or dist/). */
-const PROTO_ROOT = fileURLToPath(new URL('../../../proto/', import.meta.url));
-
 /**
  * `definition` with each method's request deserializer made total: bytes that fail to decode
  * become an `UndecodableRequest` (naming the field when an int64 is out of range), which
@@ -60,7 +56,7 @@ const PROTO_ROOT = fileURLToPath(new URL('../../../proto/', import.meta.url));
 export function decodeLeniently(definition: ServiceDefinition, protoFiles: readonly string[]): ServiceDefinition {
   let root: protobuf.Root | undefined;
   const describe = (method: string, bytes: Buffer, err: unknown): UndecodableRequest => {
-    root ??= loadRoot(protoFiles);
+    root ??= loadProtoRoot(protoFiles);
     return describeFailure(root, method, bytes, err);
   };
   const lenient = Object.fromEntries(
@@ -79,14 +75,6 @@ export function decodeLeniently(definition: ServiceDefinition, protoFiles: reado
     ]),
   );
   return lenient;
-}
-
-function loadRoot(protoFiles: readonly string[]): protobuf.Root {
-  const root = new protobuf.Root();
-  // google/protobuf/*.proto come with protobufjs; everything else is under proto/.
-  root.resolvePath = (_origin, target) => (target.startsWith('google/protobuf/') ? target : path.join(PROTO_ROOT, target));
-  root.loadSync([...protoFiles], { keepCase: true }).resolveAll();
-  return root;
 }
 
 const INT64_TYPES = new Set(['int64', 'uint64', 'sint64', 'fixed64', 'sfixed64']);
