@@ -8,6 +8,7 @@ import { CreateDeviceRequest, DeviceServiceClient } from '@titanbot/contracts/ti
 import { CreateLegionRequest, LegionServiceClient } from '@titanbot/contracts/titanbot/admin/v1/legion_service';
 import { ClearLogsRequest, ListLogsRequest, LogServiceClient } from '@titanbot/contracts/titanbot/admin/v1/log_service';
 import { DaemonTokenServiceClient, IssueDaemonTokenRequest } from '@titanbot/contracts/titanbot/admin/v1/daemon_token_service';
+import { ChangeFeedServiceClient } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
 import { call, failure } from '@titanbot/write/test-support/harness';
 import { adminApi, provisionDevice } from '@titanbot/read/test-support/admin';
 import { startSystem, type Replica, type System } from '@titanbot/read/test-support/system';
@@ -105,6 +106,16 @@ describe('hostile input', () => {
       call(tokens, tokens.issueDaemonToken, IssueDaemonTokenRequest.fromPartial({ deviceUuid: fleet.device.uuid, ttl: { seconds: 2 ** 52, nanos: 0 } }), system.write.adminToken),
     );
     expect(err).toMatchObject({ code: status.INVALID_ARGUMENT, fields: ['ttl'] });
+  });
+
+  it('an install failure outside the enum is INVALID_ARGUMENT, from a daemon and in a replica\'s batch', async () => {
+    const daemon = replica.daemon();
+    const report = await failure(call(daemon, daemon.reportStatus, { logicalId: fleet.logicalId, installedVersion: '', installedSha256: '', failure: 99, failureMessage: '' }, fleet.token));
+    expect(report).toMatchObject({ code: status.INVALID_ARGUMENT, fields: ['failure'] });
+    const feed = system.write.client(ChangeFeedServiceClient);
+    const status0 = { deviceUuid: fleet.device.uuid, heldVersion: 'v', heldSha256: '', failure: 40_000, failureMessage: '', lastContactTime: new Date() };
+    const batch = await failure(call(feed, feed.reportDeviceStatuses, { replica: 'r', statuses: [status0], scopeVersions: [] }, system.write.readerToken));
+    expect(batch).toMatchObject({ code: status.INVALID_ARGUMENT, fields: ['statuses[0].failure'] });
   });
 
   it('bytes that are no message are INVALID_ARGUMENT MALFORMED_MESSAGE on both services', async () => {

@@ -115,7 +115,10 @@ describe('metrics', () => {
     const refused = await failure(call(devices, devices.getDevice, GetDeviceRequest.fromPartial({ uuid: fleet.device.uuid }), 'not-the-admin-token'));
     expect(refused.code).toBe(status.UNAUTHENTICATED);
 
+    const statuses = async (): Promise<number> => (await sys.db.query('select count(*)::int as n from device_statuses')).rows[0].n;
+    const statusesBefore = await statuses();
     const m = await scrape(sys.write.service.metricsAddress);
+    const statusesAfter = await statuses();
     expect(value(m, 'titanbot_rpc_requests_total', rpc(DeviceServiceService.createDevice.path, status.OK))).toBeGreaterThanOrEqual(1);
     expect(value(m, 'titanbot_rpc_requests_total', rpc(DeviceServiceService.getDevice.path, status.UNAUTHENTICATED))).toBe(1);
     expect(value(m, 'titanbot_rpc_duration_seconds_count', rpc(DeviceServiceService.createDevice.path, status.OK))).toBeGreaterThanOrEqual(1);
@@ -123,6 +126,12 @@ describe('metrics', () => {
     expect(value(m, 'titanbot_rpc_requests_total', rpc(ChangeFeedServiceService.snapshot.path, status.OK))).toBeGreaterThanOrEqual(1);
     const head = Number((await sys.db.query('select head_revision from feed_state')).rows[0].head_revision);
     expect(value(m, 'titanbot_feed_head_revision')).toBe(head);
+    // The fleet view: every state exported, counting every reported device (the replica may report more meanwhile).
+    const states = ['current', 'behind', 'failing', 'offline'].map((state) => value(m, 'titanbot_fleet_devices', { state }));
+    const reported = states.reduce((a, b) => a + b, 0);
+    expect(reported).toBeGreaterThanOrEqual(statusesBefore);
+    expect(reported).toBeLessThanOrEqual(statusesAfter);
+    expect(value(m, 'titanbot_fleet_oldest_behind_seconds')).toBeGreaterThanOrEqual(0);
   });
 
   it('answers 404 off /metrics and runs no server without METRICS_ADDR', async () => {

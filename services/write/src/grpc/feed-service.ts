@@ -12,6 +12,14 @@ import { send } from '@titanbot/service-kit/stream';
 import * as fleet from '../app/fleet.js';
 import { serverStream, unary, type Runtime } from './handler.js';
 import { required } from './translate.js';
+import { InstallFailure } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
+import { invalid } from '../domain/errors.js';
+
+/** A reported InstallFailure, checked: only the enum's values are stored. INVALID_ARGUMENT naming `field` otherwise. */
+function installFailure(value: number, field: string): number {
+  if (!(value in InstallFailure) || value < 0) throw invalid(field, 'is not an InstallFailure');
+  return value;
+}
 
 export interface FeedOptions extends SubscriptionOptions {
   /** Rows per snapshot message. */
@@ -83,12 +91,12 @@ export function changeFeedService(rt: Runtime, notifier: FeedNotifier, options: 
       await fleet.reportDeviceStatuses(
         ctx,
         req.replica,
-        req.statuses.map((st) => ({
+        req.statuses.map((st, i) => ({
           deviceUuid: st.deviceUuid,
           scopeKey: fleet.scopeKey(st.logicalId),
           heldVersion: st.heldVersion,
           heldSha256: st.heldSha256,
-          failure: st.failure,
+          failure: installFailure(st.failure, `statuses[${i}].failure`),
           failureMessage: st.failureMessage,
           lastContactTime: required(st.lastContactTime, 'statuses.last_contact_time'),
         })),
