@@ -4,6 +4,7 @@
  * options as the services (startGrpcServer: MAX_MESSAGE_BYTES, keepalive, health, reflection).
  * Listens on PEER_ADDR. Every other method answers UNIMPLEMENTED (grpc-js default).
  */
+import { ServerCredentials } from '@grpc/grpc-js';
 import { DaemonServiceService, type CheckVersionRequest, type CheckVersionResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import type { handleUnaryCall } from '@grpc/grpc-js';
 import { startGrpcServer } from '@titanbot/service-kit/grpc-server';
@@ -13,7 +14,7 @@ const address = process.env['PEER_ADDR'] ?? '127.0.0.1:0';
 const RESPONSE: CheckVersionResponse = { version: '0'.repeat(32), changed: false, revision: 100_000 };
 const checkVersion: handleUnaryCall<CheckVersionRequest, CheckVersionResponse> = (_call, callback) => callback(null, RESPONSE);
 
-const grpc = await startGrpcServer(address, ['titanbot/daemon/v1/daemon_service.proto'], [
+const grpc = await startGrpcServer(address, ServerCredentials.createInsecure(), ['titanbot/daemon/v1/daemon_service.proto'], [
   { definition: DaemonServiceService, implementation: { checkVersion } },
 ]);
 grpc.health.setStatus('', 'SERVING');

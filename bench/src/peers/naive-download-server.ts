@@ -1,3 +1,4 @@
+import { ServerCredentials } from '@grpc/grpc-js';
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -124,7 +125,7 @@ async function main(): Promise<void> {
     }
   };
 
-  const grpc = await startGrpcServer(address, ['titanbot/daemon/v1/daemon_service.proto'], [{ definition: DaemonServiceService, implementation: { downloadExport } }]);
+  const grpc = await startGrpcServer(address, ServerCredentials.createInsecure(), ['titanbot/daemon/v1/daemon_service.proto'], [{ definition: DaemonServiceService, implementation: { downloadExport } }]);
   grpc.health.setStatus('', 'SERVING');
   process.once('SIGTERM', () =>
     void stopGrpcServer(grpc.server, 1_000).then(async () => {

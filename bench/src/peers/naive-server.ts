@@ -4,7 +4,7 @@
  * DATABASE_URL) and answers that timestamp's ISO string. No authentication (that only favours
  * it). Listens on PEER_ADDR; every other method answers UNIMPLEMENTED.
  */
-import { status, type handleUnaryCall, type ServiceError } from '@grpc/grpc-js';
+import { ServerCredentials, status, type handleUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import { DaemonServiceService, type CheckVersionRequest, type CheckVersionResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { startGrpcServer } from '@titanbot/service-kit/grpc-server';
 import pg from 'pg';
@@ -28,7 +28,7 @@ const checkVersion: handleUnaryCall<CheckVersionRequest, CheckVersionResponse> =
   );
 };
 
-const grpc = await startGrpcServer(address, ['titanbot/daemon/v1/daemon_service.proto'], [
+const grpc = await startGrpcServer(address, ServerCredentials.createInsecure(), ['titanbot/daemon/v1/daemon_service.proto'], [
   { definition: DaemonServiceService, implementation: { checkVersion } },
 ]);
 grpc.health.setStatus('', 'SERVING');

@@ -1,3 +1,4 @@
+import { ServerCredentials } from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import type { MethodDefinition, ServerWritableStream } from '@grpc/grpc-js';
@@ -51,7 +52,7 @@ async function main(): Promise<void> {
     };
     pump();
   };
-  const grpc = await startGrpcServer(address, ['titanbot/daemon/v1/daemon_service.proto'], [{ definition: RAW_STREAM_SERVICE, implementation: { download } }]);
+  const grpc = await startGrpcServer(address, ServerCredentials.createInsecure(), ['titanbot/daemon/v1/daemon_service.proto'], [{ definition: RAW_STREAM_SERVICE, implementation: { download } }]);
   grpc.health.setStatus('', 'SERVING');
   process.once('SIGTERM', () => void stopGrpcServer(grpc.server, 1_000).then(() => process.exit(0)));
 }

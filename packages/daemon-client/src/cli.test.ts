@@ -42,6 +42,9 @@ describe('parseCliArgs', () => {
       timeoutMs: 300_000,
     });
     expect(parseCliArgs(['sync', '--once', '--token-file', '/t', '--db', 'd', '--timeout', '30s'])).toMatchObject({ timeoutMs: 30_000 });
+    // TLS: with the system's trust store, or with a given CA; plaintext when neither is asked for.
+    expect(parseCliArgs(['sync', '--once', '--token-file', '/t', '--db', 'd', '--tls'])).toMatchObject({ tls: {} });
+    expect(parseCliArgs(['sync', '--once', '--token-file', '/t', '--db', 'd', '--ca-file', '/ca.pem'])).toMatchObject({ tls: { caFile: '/ca.pem' } });
   });
 
   it('parses sync --watch with a server and logical id', () => {

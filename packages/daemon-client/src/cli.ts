@@ -3,13 +3,15 @@ import { parseDurationMs } from '@titanbot/service-kit/config';
 import { DaemonSync, DEFAULT_SYNC_TIMEOUT_MS, describeError } from './sync.js';
 
 /** Shown for `--help` and after a usage error. */
-export const USAGE = `Usage: titanbot-daemon sync (--once | --watch) --token-file PATH --db PATH [--server HOST:PORT] [--logical-id N] [--timeout DURATION]
+export const USAGE = `Usage: titanbot-daemon sync (--once | --watch) --token-file PATH --db PATH [--server HOST:PORT] [--logical-id N] [--timeout DURATION] [--tls | --ca-file PATH]
 
 Keeps a local daemon database current with the read service.
   --once            check once, download if the version changed, exit; a replica that is down
                     or busy is retried (at most 1 s apart) until --timeout
   --watch           follow version changes until SIGINT/SIGTERM; never gives up on a replica
   --timeout         how long --once keeps retrying: 30s, 5m, 1h (default 5m; 0 = one try)
+  --tls             connect with TLS, verifying the server with the system's trust store
+  --ca-file         connect with TLS, verifying the server with this CA (PEM)
   --server          read service address (default 127.0.0.1:50052)
   --token-file      file holding the daemon token (tbd_...); rewritten when the token rotates
   --db              the daemon database file to keep current
@@ -27,7 +29,7 @@ const usageError = (message: string): never => {
 /** What `titanbot-daemon` was asked to do. */
 export type CliCommand =
   | { command: 'help' }
-  | { command: 'sync'; mode: 'once' | 'watch'; server: string; tokenFile: string; dbPath: string; logicalId?: number; timeoutMs: number };
+  | { command: 'sync'; mode: 'once' | 'watch'; server: string; tokenFile: string; dbPath: string; logicalId?: number; timeoutMs: number; tls?: { caFile?: string } };
 
 /**
  * Parses `argv` (without node and script, e.g. `process.argv.slice(2)`).
@@ -49,6 +51,8 @@ export function parseCliArgs(argv: string[]): CliCommand {
         db: { type: 'string' },
         'logical-id': { type: 'string' },
         timeout: { type: 'string' },
+        tls: { type: 'boolean' },
+        'ca-file': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -76,6 +80,7 @@ export function parseCliArgs(argv: string[]): CliCommand {
         ? DEFAULT_SYNC_TIMEOUT_MS
         : (parseDurationMs(values.timeout) ?? usageError(`--timeout must be a duration such as 30s, 5m or 1h, got ${JSON.stringify(values.timeout)}`)),
   };
+  if (values.tls || values['ca-file']) command.tls = values['ca-file'] ? { caFile: values['ca-file'] } : {};
   const logicalId = values['logical-id'];
   if (logicalId !== undefined) {
     if (!/^\d+$/.test(logicalId) || Number(logicalId) > 2_147_483_647) {

@@ -1,4 +1,5 @@
-import { credentials, makeGenericClientConstructor, type ChannelOptions, type ChannelCredentials } from '@grpc/grpc-js';
+import { makeGenericClientConstructor, type ChannelOptions, type ChannelCredentials } from '@grpc/grpc-js';
+import { channelCredentials, type ClientTlsSettings } from '@titanbot/service-kit/tls';
 import { DaemonServiceClient, DaemonServiceService } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { decodeDownloadExportResponse } from './decoding.js';
 
@@ -12,15 +13,16 @@ export const DaemonClient = makeGenericClientConstructor(
 ) as unknown as new (address: string, creds: ChannelCredentials, options?: Partial<ChannelOptions>) => DaemonServiceClient;
 
 /**
- * A DaemonService stub for `server` (`host:port`) over plaintext HTTP/2 (insecure credentials).
+ * A DaemonService stub for `server` (`host:port`): TLS when `tls` is given (the server verified
+ * against `tls.caFile`, else the system's trust store), plaintext HTTP/2 otherwise.
  * The flow-control window is 16 MiB because the 64 KiB default caps one download near 330 MB/s;
  * messages up to 4 MiB are accepted (export chunks stay far below); keepalive pings every 30 s let
  * a long WatchVersion notice a dead connection. Reconnection attempts are at most 1 s apart
  * (grpc-js's default grows to 120 s), so a client is back soon after its replica. Connects
  * lazily: nothing fails until the first call.
  */
-export function createDaemonClient(server: string): DaemonServiceClient {
-  return new DaemonClient(server, credentials.createInsecure(), {
+export function createDaemonClient(server: string, tls?: ClientTlsSettings): DaemonServiceClient {
+  return new DaemonClient(server, channelCredentials(tls), {
     'grpc-node.flow_control_window': 16 * 1024 * 1024,
     'grpc.max_receive_message_length': 4 * 1024 * 1024,
     'grpc.keepalive_time_ms': 30_000,

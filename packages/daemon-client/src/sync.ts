@@ -1,5 +1,6 @@
 import { CheckVersionRequest, ReportStatusRequest, type DaemonServiceClient } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { fullJitter, sleep } from '@titanbot/service-kit/backoff';
+import type { ClientTlsSettings } from '@titanbot/service-kit/tls';
 import { createDaemonClient } from './client.js';
 import { Downloader } from './downloader.js';
 import { describeError, installFailureOf, isAuthError, isRetryable, retryDelayMs } from './errors.js';
@@ -24,6 +25,8 @@ export interface DaemonSyncOptions {
   logger?: SyncLogger;
   /** A stub to use instead of creating one for `server` (it is then not closed by `close()`). */
   client?: DaemonServiceClient;
+  /** TLS toward the replica: `{}` trusts the system's CAs, `{ caFile }` that CA; unset = plaintext. */
+  tls?: ClientTlsSettings;
   /** How long `syncOnce` keeps retrying a replica that is down or busy (ms). Default 5 minutes; 0 = one try. */
   timeoutMs?: number;
 }
@@ -56,7 +59,7 @@ export class DaemonSync {
   private readonly downloader: Downloader;
 
   constructor(private readonly options: DaemonSyncOptions) {
-    this.client = options.client ?? createDaemonClient(options.server);
+    this.client = options.client ?? createDaemonClient(options.server, options.tls);
     this.ownsClient = options.client === undefined;
     this.log = options.logger ?? (() => undefined);
     this.token = new TokenKeeper(this.client, options.tokenFile, this.log);

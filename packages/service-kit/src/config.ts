@@ -30,6 +30,9 @@ export const byteSize = z
 
 export const port = z.coerce.number().int().min(0).max(65535);
 
+/** "true" or "false" (exactly; anything else is a configuration error). */
+export const flag = z.enum(['true', 'false']).transform((v) => v === 'true');
+
 export const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info');
 
 /**

@@ -17,7 +17,7 @@ export interface GrpcServer {
 }
 
 /**
- * Builds a grpc-js server with the given services, grpc.health.v1 (NOT_SERVING until told
+ * Builds a grpc-js server with the given services, serving `creds` (tls.ts: TLS or plaintext), grpc.health.v1 (NOT_SERVING until told
  * otherwise) and server reflection over `protoFiles` (paths under proto/, for grpcurl), and
  * binds it to `address` (host:port, port 0 = any). Requests that do not decode reach the handlers
  * as `UndecodableRequest`s (request-checks.ts), not as grpc-js's INTERNAL. Rejects when the
@@ -25,6 +25,7 @@ export interface GrpcServer {
  */
 export async function startGrpcServer(
   address: string,
+  creds: ServerCredentials,
   protoFiles: string[],
   services: { definition: Parameters<Server['addService']>[0]; implementation: UntypedServiceImplementation }[],
 ): Promise<GrpcServer> {
@@ -40,7 +41,7 @@ export async function startGrpcServer(
   const descriptors = loadSync(protoFiles, { includeDirs: [PROTO_ROOT], keepCase: true });
   new ReflectionService(descriptors).addToServer(server);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))),
+    server.bindAsync(address, creds, (err, bound) => (err ? reject(err) : resolve(bound))),
   );
   return { server, health, port };
 }

@@ -50,7 +50,9 @@ describe('parseFlags', () => {
     expect(values.get(N)).toBe(3);
     expect(values.all(TAG)).toEqual(['a', 'b']);
     expect(values.get(ALL)).toBe(true);
-    expect(options).toEqual({ server: undefined, token: undefined, table: true, help: false });
+    expect(options).toEqual({ server: undefined, token: undefined, tls: false, table: true, help: false });
+    expect(parseFlags(['--tls'], []).options).toMatchObject({ tls: true });
+    expect(parseFlags(['--ca-file', '/ca.pem'], []).options).toMatchObject({ tls: true, caFile: '/ca.pem' });
   });
 
   it.each([

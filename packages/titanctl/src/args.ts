@@ -200,6 +200,9 @@ export class Values {
 export interface GlobalOptions {
   server?: string;
   token?: string;
+  /** TLS toward the write service: with the system's trust store, or with `caFile`. */
+  tls: boolean;
+  caFile?: string;
   table: boolean;
   help: boolean;
 }
@@ -224,6 +227,8 @@ export function parseFlags(
       options: {
         server: { type: 'string' },
         token: { type: 'string' },
+        tls: { type: 'boolean' },
+        'ca-file': { type: 'string' },
         table: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         ...Object.fromEntries(flags.map((f) => [f.name, { type: f.switch ? 'boolean' : 'string', multiple: true } as const])),
@@ -235,8 +240,8 @@ export function parseFlags(
     if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new UsageError(`unknown flag ${/'([^']*)'/.exec(e.message)?.[1] ?? ''}`.trimEnd());
     throw new UsageError(e.message.replace(/\s*\n\s*/g, ' '));
   }
-  const { server, token, table, help, ...rest } = parsed.values as Record<string, unknown> & GlobalOptions;
-  const options: GlobalOptions = { server, token, table: table === true, help: help === true };
+  const { server, token, tls, 'ca-file': caFile, table, help, ...rest } = parsed.values as Record<string, unknown> & Omit<GlobalOptions, 'caFile'> & { 'ca-file'?: string };
+  const options: GlobalOptions = { server, token, tls: tls === true || caFile !== undefined, ...(caFile === undefined ? {} : { caFile }), table: table === true, help: help === true };
   const raw = new Map<string, unknown[]>(Object.entries(rest).map(([k, v]) => [k, v as unknown[]]));
   if (parsed.positionals.length > 0) {
     if (!positional || parsed.positionals.length > 1) throw new UsageError(`unexpected argument: ${parsed.positionals.join(' ')}`);

@@ -9,6 +9,8 @@ const GLOBAL_FLAGS = `Flags every verb takes:
   --token TOKEN       admin token (default: $TITANBOT_ADMIN_TOKEN, else field data.current of
                       $DATA_DIR/secrets/admin-token.json, DATA_DIR default .data)
   --table             a table instead of JSON (lists: one row per item)
+  --tls               connect with TLS, verifying the server with the system's trust store
+  --ca-file PATH      connect with TLS, verifying the server with this CA (PEM)
   --help              this help, or a resource's verbs and flags`;
 
 /** `titanctl --help`: every resource and its verbs. */
@@ -84,7 +86,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     server = resolveServer(options.server, process.env);
-    api = connect(server, await resolveToken(options.token, process.env));
+    api = connect(server, await resolveToken(options.token, process.env), options.tls ? (options.caFile ? { caFile: options.caFile } : {}) : undefined);
     const { out, note } = await command.run(api, values, options.table);
     if (out) process.stdout.write(`${out}\n`);
     if (note) process.stderr.write(`${note}\n`);

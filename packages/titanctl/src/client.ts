@@ -1,5 +1,6 @@
 import path from 'node:path';
-import { Client, credentials } from '@grpc/grpc-js';
+import { Client } from '@grpc/grpc-js';
+import { channelCredentials } from '@titanbot/service-kit/tls';
 import { FileSecretStore } from '@titanbot/service-kit/secrets/file-secret-store';
 import { apiKeyMetadata } from '@titanbot/service-kit/grpc-client';
 
@@ -23,12 +24,13 @@ export interface AdminApi {
 }
 
 /**
- * A connection to the write service at `server` (host:port, plaintext: the admin API is internal)
- * sending `token` as `x-api-key`. A single generic Client serves every admin service, since the
- * service definitions carry the method paths. Call `close()` when done.
+ * A connection to the write service at `server` (host:port; TLS when `tls` is given, verifying
+ * the server with `tls.caFile` or the system's trust store) sending `token` as `x-api-key`. A
+ * single generic Client serves every admin service, since the service definitions carry the
+ * method paths. Call `close()` when done.
  */
-export function connect(server: string, token: string): AdminApi & { close(): void } {
-  const client = new Client(server, credentials.createInsecure());
+export function connect(server: string, token: string, tls?: { caFile?: string }): AdminApi & { close(): void } {
+  const client = new Client(server, channelCredentials(tls));
   return {
     call<Req, Res>(method: Method<Req, Res>, request: Req, deadlineMs = DEFAULT_DEADLINE_MS): Promise<Res> {
       const metadata = apiKeyMetadata(token);

@@ -1,12 +1,24 @@
 import path from 'node:path';
-import { byteSize, duration, logLevel, parseConfig, port } from '@titanbot/service-kit/config';
+import { byteSize, duration, flag, logLevel, parseConfig, port } from '@titanbot/service-kit/config';
 import { StartupError } from '@titanbot/service-kit/process';
 import { z } from 'zod';
 
 const schema = z.object({
   READ_GRPC_ADDR: z.string().default('127.0.0.1:50052'),
+  /** PEM certificate chain and key this listener serves TLS with (re-read every TLS_REFRESH_INTERVAL); unset = plaintext. */
+  TLS_CERT_FILE: z.string().optional(),
+  TLS_KEY_FILE: z.string().optional(),
+  /** Plaintext on a non-loopback address (behind a TLS-terminating proxy); refused otherwise. */
+  ALLOW_PLAINTEXT: flag.default(false),
+  /** How often certificate files are re-read, so renewed ones are served without a restart. */
+  TLS_REFRESH_INTERVAL: duration.default(60_000),
+
   /** host:port of the write service's feed API. */
   WRITE_SERVICE_URL: z.string().default('127.0.0.1:50051'),
+  /** TLS toward the write service: the CA it is verified with (set = TLS), and this replica's client certificate and key (mutual TLS). */
+  WRITE_SERVICE_TLS_CA_FILE: z.string().optional(),
+  WRITE_SERVICE_TLS_CERT_FILE: z.string().optional(),
+  WRITE_SERVICE_TLS_KEY_FILE: z.string().optional(),
   /** The reader credential the write service issued (its secret store's `reader-token`). */
   READER_TOKEN: z.string().min(16, 'the reader credential (at least 16 characters) is required'),
   /** The read model and export cache live in DATA_DIR/read/{model,exports}; one DATA_DIR per replica. */

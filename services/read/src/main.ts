@@ -4,6 +4,7 @@ import { ChangeFeedServiceClient } from '@titanbot/contracts/titanbot/feed/v1/ch
 import { MAX_MESSAGE_BYTES, startGrpcServer, stopGrpcServer } from '@titanbot/service-kit/grpc-server';
 import { ServiceMetrics, startMetricsServer, type MetricsServer } from '@titanbot/service-kit/metrics';
 import { exitOnFatalErrors, runIfEntryPoint, serviceLogger, stopOnSignals } from '@titanbot/service-kit/process';
+import { channelCredentials, serverCredentials } from '@titanbot/service-kit/tls';
 import { setupTracing, stopTracing } from '@titanbot/service-kit/tracing';
 import { DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
 import { openSecretStore } from '@titanbot/service-kit/secrets/open';
@@ -54,10 +55,19 @@ export interface ReadClocks {
 const systemClocks: ReadClocks = { now: Date.now, monotonic: () => performance.now() };
 
 export async function startReadService(config: ReadConfig, logger: Logger, clocks: ReadClocks = systemClocks): Promise<ReadService> {
+  // First: a listener that may not start (plaintext off loopback, unreadable certificates) opens nothing.
+  const serverTls = serverCredentials(
+    config.READ_GRPC_ADDR,
+    { certFile: config.TLS_CERT_FILE, keyFile: config.TLS_KEY_FILE, allowPlaintext: config.ALLOW_PLAINTEXT, refreshMs: config.TLS_REFRESH_INTERVAL },
+    logger,
+  );
   const dir = path.join(config.DATA_DIR, 'read');
   const model = new ReadModel(path.join(dir, 'model'), exportFormat());
   const exports = new ExportCache(path.join(dir, 'exports'), config.EXPORT_CACHE_BYTES, model, logger);
-  const feed = new ChangeFeedServiceClient(config.WRITE_SERVICE_URL, credentials.createInsecure(), {
+  const feedTls = config.WRITE_SERVICE_TLS_CA_FILE
+    ? { caFile: config.WRITE_SERVICE_TLS_CA_FILE, certFile: config.WRITE_SERVICE_TLS_CERT_FILE, keyFile: config.WRITE_SERVICE_TLS_KEY_FILE, refreshMs: config.TLS_REFRESH_INTERVAL }
+    : undefined;
+  const feed = new ChangeFeedServiceClient(config.WRITE_SERVICE_URL, channelCredentials(feedTls), {
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
     'grpc.keepalive_time_ms': 30_000,
     'grpc.keepalive_timeout_ms': 10_000,
@@ -102,7 +112,7 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
     statuses: new StatusTracker(model.versions, clocks.now, config.STATUS_CONTACT_REFRESH),
   };
   registerReadMetrics(metrics, rt, consumer, clocks.monotonic);
-  const grpc = await startGrpcServer(config.READ_GRPC_ADDR, ['titanbot/daemon/v1/daemon_service.proto'], [
+  const grpc = await startGrpcServer(config.READ_GRPC_ADDR, serverTls, ['titanbot/daemon/v1/daemon_service.proto'], [
     { definition: daemonServiceDefinition(), implementation: daemonService(rt) },
   ]);
   const address = `${config.READ_GRPC_ADDR.replace(/:\d+$/, '')}:${grpc.port}`;

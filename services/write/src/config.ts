@@ -1,10 +1,19 @@
 import path from 'node:path';
-import { duration, logLevel, parseConfig, port } from '@titanbot/service-kit/config';
+import { duration, flag, logLevel, parseConfig, port } from '@titanbot/service-kit/config';
 import { StartupError } from '@titanbot/service-kit/process';
 import { z } from 'zod';
 
 const schema = z.object({
   WRITE_GRPC_ADDR: z.string().default('127.0.0.1:50051'),
+  /** PEM certificate chain and key this listener serves TLS with (re-read every TLS_REFRESH_INTERVAL); unset = plaintext. */
+  TLS_CERT_FILE: z.string().optional(),
+  TLS_KEY_FILE: z.string().optional(),
+  /** Plaintext on a non-loopback address (behind a TLS-terminating proxy); refused otherwise. */
+  ALLOW_PLAINTEXT: flag.default(false),
+  /** How often certificate files are re-read, so renewed ones are served without a restart. */
+  TLS_REFRESH_INTERVAL: duration.default(60_000),
+  /** CA of the read replicas' client certificates: the reader credential then needs one (mutual TLS). */
+  TLS_CLIENT_CA_FILE: z.string().optional(),
   DATABASE_URL: z.string().url().optional(),
   DATA_DIR: z.string().default('.data'),
   /** Port for the embedded PostgreSQL when DATABASE_URL is unset; 0 = any free port. */

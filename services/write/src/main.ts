@@ -14,6 +14,7 @@ import { ChangeFeedServiceService } from '@titanbot/contracts/titanbot/feed/v1/c
 import { startGrpcServer, stopGrpcServer } from '@titanbot/service-kit/grpc-server';
 import { ServiceMetrics, startMetricsServer, type MetricsServer } from '@titanbot/service-kit/metrics';
 import { exitOnFatalErrors, runIfEntryPoint, serviceLogger, stopOnSignals } from '@titanbot/service-kit/process';
+import { clientCertificateCheck, serverCredentials } from '@titanbot/service-kit/tls';
 import { setupTracing, stopTracing } from '@titanbot/service-kit/tracing';
 import { DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
 import { openSecretStore, type SecretStore } from '@titanbot/service-kit/secrets/open';
@@ -87,6 +88,18 @@ const openWriteSecretStore = (config: WriteConfig, logger: Logger): SecretStore 
  * pending (probed every DATABASE_PROBE_INTERVAL). Does not migrate: run `npm run migrate` (npm start does).
  */
 export async function startWriteService(config: WriteConfig, logger: Logger, clock: () => Date = () => new Date()): Promise<WriteService> {
+  // First: a listener that may not start (plaintext off loopback, unreadable certificates) opens nothing.
+  const serverTls = serverCredentials(
+    config.WRITE_GRPC_ADDR,
+    {
+      certFile: config.TLS_CERT_FILE,
+      keyFile: config.TLS_KEY_FILE,
+      clientCaFile: config.TLS_CLIENT_CA_FILE,
+      allowPlaintext: config.ALLOW_PLAINTEXT,
+      refreshMs: config.TLS_REFRESH_INTERVAL,
+    },
+    logger,
+  );
   let embedded: EmbeddedDatabase | undefined;
   let databaseUrl = config.DATABASE_URL;
   if (!databaseUrl) {
@@ -157,12 +170,13 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
     const s = await fleetNow();
     return s && s.oldestBehindMs / 1000;
   });
-  const rt: Runtime = { orm, logger, settings, clock, keyring, metrics, auth: new Authenticator(admin, reader, orm, settings), logs: new LogWriter(orm, clock) };
+  const readerCertificate = config.TLS_CLIENT_CA_FILE ? clientCertificateCheck(config.TLS_CLIENT_CA_FILE, config.TLS_REFRESH_INTERVAL) : undefined;
+  const rt: Runtime = { orm, logger, settings, clock, keyring, metrics, auth: new Authenticator(admin, reader, orm, settings, readerCertificate), logs: new LogWriter(orm, clock) };
   const notifier = new FeedNotifier(databaseUrl, logger);
   await notifier.start();
   const shutdown = new AbortController();
 
-  const grpc = await startGrpcServer(config.WRITE_GRPC_ADDR, WRITE_PROTOS, [
+  const grpc = await startGrpcServer(config.WRITE_GRPC_ADDR, serverTls, WRITE_PROTOS, [
     { definition: DeviceServiceService, implementation: deviceService(rt) },
     { definition: AccountServiceService, implementation: accountService(rt) },
     { definition: LegionServiceService, implementation: legionService(rt) },

@@ -1,4 +1,5 @@
 import type { Metadata } from '@grpc/grpc-js';
+import type { PeerCertificate } from 'node:tls';
 import { principalOf } from '@titanbot/service-kit/policy';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import { findUsableDaemonToken } from '../app/daemon-tokens.js';
@@ -16,16 +17,22 @@ export class Authenticator {
     private readonly reader: RotatingCredential,
     private readonly orm: MikroORM,
     private readonly settings: DomainSettings,
+    /** With mutual TLS (TLS_CLIENT_CA_FILE): whether a peer certificate is one of the replicas'. */
+    private readonly readerCertificate?: (peer: PeerCertificate | undefined, now: Date) => boolean,
   ) {}
 
   /**
    * The caller of `path`. Errors: DomainError unauthenticated (no key, or not a current
-   * credential: checked before anything else), permission_denied (valid credential, wrong API).
+   * credential: checked before anything else; with mutual TLS, the reader credential without a
+   * replica's client certificate), permission_denied (valid credential, wrong API).
    */
-  async authorize(metadata: Metadata, path: string, now: Date): Promise<Principal> {
+  async authorize(metadata: Metadata, path: string, now: Date, peer?: PeerCertificate): Promise<Principal> {
     const key = metadata.get('x-api-key')[0];
     const principal = typeof key === 'string' && key !== '' ? await this.identify(key, now) : null;
     if (!principal) throw new DomainError('UNAUTHENTICATED', 'missing, unknown, expired or revoked credential');
+    if (principal.kind === 'reader' && this.readerCertificate && !this.readerCertificate(peer, now)) {
+      throw new DomainError('UNAUTHENTICATED', 'the reader credential is accepted only with a replica client certificate (mutual TLS)');
+    }
     if (principalOf(path) !== principal.kind) {
       throw new DomainError('PERMISSION_DENIED', `a ${principal.kind} credential may not call ${path}`);
     }

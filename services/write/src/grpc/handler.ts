@@ -50,7 +50,7 @@ const authenticate =
   (rt: Runtime): WriteStep =>
   (next) =>
   async (req, ctx) => {
-    ctx.principal = await rt.auth.authorize(ctx.call.metadata, ctx.method, ctx.uc.now);
+    ctx.principal = await rt.auth.authorize(ctx.call.metadata, ctx.method, ctx.uc.now, ctx.call.getAuthContext().sslPeerCertificate);
     return next(req, ctx);
   };
 
