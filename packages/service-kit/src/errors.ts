@@ -96,7 +96,7 @@ export const ERROR_CATALOGUE = {
   },
   UNAUTHENTICATED: {
     kind: 'unauthenticated',
-    meaning: 'The x-api-key credential is missing, malformed, unknown, expired or revoked (one answer for all, so callers learn nothing about which tokens exist).',
+    meaning: 'The x-api-key credential or the OAuth 2.0 bearer token is missing, malformed, unknown, expired or revoked (one answer for all, so callers learn nothing about which tokens exist).',
     action: 'Get a new credential from an operator; retrying with the same one fails again.',
   },
   TOKEN_NOT_ROTATABLE: {
@@ -138,6 +138,11 @@ export const ERROR_CATALOGUE = {
     kind: 'unavailable',
     meaning: 'The write service\'s PostgreSQL did not answer (down, restarting, or out of connections); its health is NOT_SERVING meanwhile. The call changed nothing unless it was answered.',
     action: 'Retry after the RetryInfo delay, with backoff; creates with the same request_id.',
+  },
+  IDENTITY_PROVIDER_UNAVAILABLE: {
+    kind: 'unavailable',
+    meaning: 'The OpenID Provider (OIDC_ISSUER) did not answer when its keys were needed to check an access token.',
+    action: 'Retry after the RetryInfo delay; the token itself may be fine.',
   },
   WRITE_SERVICE_UNAVAILABLE: {
     kind: 'unavailable',

@@ -41,3 +41,21 @@ const PRINCIPAL_OF_PATH = new Map(POLICY.flatMap(({ service, principal }) => Obj
 
 /** The principal allowed to call method `path` (`/package.Service/Method`); undefined for unknown paths. */
 export const principalOf = (path: string): PrincipalKind | undefined => PRINCIPAL_OF_PATH.get(path);
+
+/** What an operator signed in through OAuth 2.0 may be (the admin API's roles). */
+export type OperatorRole = 'admin' | 'viewer' | 'token-issuer';
+
+/** The services a token-issuer may call, whole. */
+const TOKEN_ISSUER_SERVICES = new Set<string>(Object.values(DaemonTokenServiceService).map((m) => m.path));
+
+/**
+ * The admin API by role, the same table for every operator: `admin` everything, `viewer` the
+ * Get and List methods only, `token-issuer` the daemon-token service. Other APIs: no role.
+ */
+export function operatorMayCall(roles: readonly OperatorRole[], path: string): boolean {
+  if (principalOf(path) !== 'admin') return false;
+  if (roles.includes('admin')) return true;
+  const method = path.slice(path.lastIndexOf('/') + 1);
+  if (roles.includes('viewer') && /^(Get|List)[A-Z]/.test(method)) return true;
+  return roles.includes('token-issuer') && TOKEN_ISSUER_SERVICES.has(path);
+}

@@ -27,6 +27,14 @@ const schema = z.object({
   ADMIN_TOKEN: z.string().min(16).optional(),
   READER_TOKEN: z.string().min(16).optional(),
   ADMIN_TOKEN_GRACE: duration.default(300_000),
+  /** false: the admin API takes OAuth 2.0 bearer tokens only (the admin token is refused). */
+  ADMIN_TOKEN_ENABLED: flag.default(true),
+  /** OpenID Provider whose access tokens (JWT) operators present as `authorization: Bearer`; unset = none accepted. */
+  OIDC_ISSUER: z.string().url().optional(),
+  /** The `aud` those tokens must carry. */
+  OIDC_AUDIENCE: z.string().min(1).optional(),
+  /** The claim listing an operator's roles (admin, viewer, token-issuer); `scope` entries titanbot.<role> count too. */
+  OIDC_ROLES_CLAIM: z.string().min(1).default('roles'),
   /** Rotate the admin token once its current version is this old; checked every min(this / 10, 60 s). `0` = off. */
   ADMIN_TOKEN_ROTATE_EVERY: duration.default(86_400_000),
   SECRET_REFRESH_INTERVAL: duration.default(30_000),
@@ -62,6 +70,8 @@ export type WriteConfig = z.infer<typeof schema>;
 export function loadWriteConfig(env: NodeJS.ProcessEnv = process.env): WriteConfig {
   const config = parseConfig(schema, env);
   if (config.VAULT_ADDR && !config.VAULT_TOKEN) throw new StartupError('invalid configuration: VAULT_TOKEN is required with VAULT_ADDR');
+  if (config.OIDC_ISSUER && !config.OIDC_AUDIENCE) throw new StartupError('invalid configuration: OIDC_AUDIENCE is required with OIDC_ISSUER');
+  if (!config.ADMIN_TOKEN_ENABLED && !config.OIDC_ISSUER) throw new StartupError('invalid configuration: ADMIN_TOKEN_ENABLED=false needs OIDC_ISSUER (no operator could sign in)');
   if (config.SECRET_STORE === 'vault' && !config.VAULT_ADDR) throw new StartupError('invalid configuration: VAULT_ADDR is required with SECRET_STORE=vault');
   return { ...config, DATA_DIR: path.resolve(config.DATA_DIR) };
 }

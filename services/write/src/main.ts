@@ -38,7 +38,8 @@ import { fleetService } from './grpc/admin/fleet-service.js';
 import { habitService } from './grpc/admin/habit-service.js';
 import { legionService } from './grpc/admin/legion-service.js';
 import { logService } from './grpc/admin/log-service.js';
-import { Authenticator } from './grpc/auth.js';
+import { Authenticator, type OperatorSignIn } from './grpc/auth.js';
+import { OidcVerifier } from './grpc/oidc.js';
 import { changeFeedService } from './grpc/feed-service.js';
 import type { Runtime } from './grpc/handler.js';
 import { RotatingCredential } from './secrets/rotating-credential.js';
@@ -170,8 +171,12 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
     const s = await fleetNow();
     return s && s.oldestBehindMs / 1000;
   });
+  const signIn: OperatorSignIn = {
+    adminTokenEnabled: config.ADMIN_TOKEN_ENABLED,
+    ...(config.OIDC_ISSUER && config.OIDC_AUDIENCE ? { oidc: new OidcVerifier({ issuer: config.OIDC_ISSUER, audience: config.OIDC_AUDIENCE, rolesClaim: config.OIDC_ROLES_CLAIM }) } : {}),
+  };
   const readerCertificate = config.TLS_CLIENT_CA_FILE ? clientCertificateCheck(config.TLS_CLIENT_CA_FILE, config.TLS_REFRESH_INTERVAL) : undefined;
-  const rt: Runtime = { orm, logger, settings, clock, keyring, metrics, auth: new Authenticator(admin, reader, orm, settings, readerCertificate), logs: new LogWriter(orm, clock) };
+  const rt: Runtime = { orm, logger, settings, clock, keyring, metrics, auth: new Authenticator(admin, reader, orm, settings, signIn, readerCertificate), logs: new LogWriter(orm, clock) };
   const notifier = new FeedNotifier(databaseUrl, logger);
   await notifier.start();
   const shutdown = new AbortController();

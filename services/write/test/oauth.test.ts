@@ -1,0 +1,138 @@
+/**
+ * OAuth 2.0 on the admin API against a real OpenID Provider (oidc-provider, in this process):
+ * client-credentials access tokens in JWT form, verified through discovery and the JWKS, with
+ * roles mapped to the one policy table.
+ */
+import { createServer, type Server } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
+import { Metadata, status } from '@grpc/grpc-js';
+import { DaemonTokenServiceClient, IssueDaemonTokenRequest } from '@titanbot/contracts/titanbot/admin/v1/daemon_token_service';
+import { CreateDeviceRequest, DeviceServiceClient, ListDevicesRequest } from '@titanbot/contracts/titanbot/admin/v1/device_service';
+import { unaryCall } from '@titanbot/service-kit/grpc-client';
+import { SignJWT, UnsecuredJWT } from 'jose';
+import Provider from 'oidc-provider';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { errorDetails, failure, startHarness, uniqueInt, type Harness } from './support/harness.js';
+import { TestClock } from './support/test-clock.js';
+
+const AUDIENCE = 'https://titanbot-admin.example';
+/**
+ * Clients of the test provider: the roles claim their tokens carry, and their scope (ops-scoped
+ * gets its role from a `titanbot.<role>` scope instead).
+ */
+const CLIENTS: Record<string, { roles: string[]; scope: string }> = {
+  'ops-admin': { roles: ['admin'], scope: 'titanbot.api' },
+  'ops-viewer': { roles: ['viewer'], scope: 'titanbot.api' },
+  'ops-issuer': { roles: ['token-issuer'], scope: 'titanbot.api' },
+  'ops-scoped': { roles: [], scope: 'titanbot.api titanbot.viewer' },
+};
+
+let idp: Server;
+let issuer: string;
+const clock = new TestClock();
+let h: Harness;
+
+/** An access token for `clientId` (client credentials), for `resource` (the audience). */
+async function accessToken(clientId: string, resource = AUDIENCE): Promise<string> {
+  const res = await fetch(`${issuer}/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${clientId}:secret`).toString('base64')}` },
+    body: new URLSearchParams({ grant_type: 'client_credentials', scope: CLIENTS[clientId]!.scope, resource }).toString(),
+  });
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { access_token: string }).access_token;
+}
+
+const bearer = (token: string): Metadata => {
+  const md = new Metadata();
+  md.set('authorization', `Bearer ${token}`);
+  return md;
+};
+
+beforeAll(async () => {
+  idp = createServer();
+  await new Promise<void>((resolve) => idp.listen(0, '127.0.0.1', resolve));
+  issuer = `http://127.0.0.1:${(idp.address() as { port: number }).port}`;
+  const provider = new Provider(issuer, {
+    clients: Object.entries(CLIENTS).map(([id, c]) => ({ client_id: id, client_secret: 'secret', grant_types: ['client_credentials'], redirect_uris: [], response_types: [], scope: c.scope })),
+    scopes: ['openid', 'titanbot.api', 'titanbot.viewer'],
+    features: {
+      clientCredentials: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => AUDIENCE,
+        useGrantedResource: () => true,
+        getResourceServerInfo: (_ctx, resource) => ({ scope: 'titanbot.api titanbot.viewer', audience: resource, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } }),
+      },
+    },
+    extraTokenClaims: (_ctx, token) => ({ roles: CLIENTS[(token as { clientId?: string }).clientId ?? '']?.roles ?? [] }),
+  });
+  idp.on('request', provider.callback());
+  h = await startHarness({ OIDC_ISSUER: issuer, OIDC_AUDIENCE: AUDIENCE }, clock);
+});
+afterAll(async () => {
+  await h?.stop();
+  await new Promise((resolve) => idp?.close(resolve));
+});
+
+describe('OAuth 2.0 on the admin API', () => {
+  it('lets each role do what the policy table gives it, and nothing else', async () => {
+    const devices = h.client(DeviceServiceClient);
+    const tokens = h.client(DaemonTokenServiceClient);
+    const create = (token: string) => unaryCall(devices, devices.createDevice, CreateDeviceRequest.fromPartial({ device: { physicalId: uniqueInt() } }), bearer(token));
+    const list = (token: string) => unaryCall(devices, devices.listDevices, ListDevicesRequest.fromPartial({ pageSize: 1 }), bearer(token));
+
+    const admin = await accessToken('ops-admin');
+    const device = await create(admin);
+    const viewer = await accessToken('ops-viewer');
+    expect((await list(viewer)).devices).toHaveLength(1);
+    expect((await failure(create(viewer))).code).toBe(status.PERMISSION_DENIED);
+    const issuerToken = await accessToken('ops-issuer');
+    expect((await unaryCall(tokens, tokens.issueDaemonToken, IssueDaemonTokenRequest.fromPartial({ deviceUuid: device.uuid }), bearer(issuerToken))).token).toMatch(/^tbd_/);
+    expect((await failure(list(issuerToken))).code).toBe(status.PERMISSION_DENIED);
+    const scoped = await accessToken('ops-scoped');
+    expect((await list(scoped)).devices).toHaveLength(1);
+    expect((await failure(create(scoped))).code).toBe(status.PERMISSION_DENIED);
+  });
+
+  it('refuses a token for another audience, an unsigned one, one signed with HMAC, and one past its expiry', async () => {
+    const devices = h.client(DeviceServiceClient);
+    const list = (token: string) => unaryCall(devices, devices.listDevices, ListDevicesRequest.fromPartial({ pageSize: 1 }), bearer(token));
+    const claims = { sub: 'ops-admin', client_id: 'ops-admin', roles: ['admin'], scope: 'titanbot.api' };
+    const forged = [
+      await accessToken('ops-admin', 'https://another-api.example'),
+      new UnsecuredJWT(claims).setIssuer(issuer).setAudience(AUDIENCE).setIssuedAt().setExpirationTime('10m').encode(),
+      await new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuer(issuer).setAudience(AUDIENCE).setIssuedAt().setExpirationTime('10m').sign(new TextEncoder().encode('a-guessable-secret-of-32-bytes!!')),
+    ];
+    for (const token of forged) expect(errorDetails(await failure(list(token)))).toMatchObject({ reason: 'UNAUTHENTICATED' });
+
+    const valid = await accessToken('ops-admin');
+    await list(valid);
+    // Ten minutes' lifetime, 30 s of skew allowed: an hour later it is refused.
+    clock.advance(3_600_000);
+    expect((await failure(list(valid))).code).toBe(status.UNAUTHENTICATED);
+  });
+
+  it('can refuse the admin token altogether, and says UNAVAILABLE when the provider is down', async () => {
+    const oauthOnly = await startHarness({ OIDC_ISSUER: issuer, OIDC_AUDIENCE: AUDIENCE, ADMIN_TOKEN_ENABLED: 'false' });
+    const closed = createNetServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const deadIssuer = `http://127.0.0.1:${(closed.address() as { port: number }).port}`;
+    await new Promise((resolve) => closed.close(resolve));
+    const providerDown = await startHarness({ OIDC_ISSUER: deadIssuer, OIDC_AUDIENCE: AUDIENCE });
+    try {
+      const devices = oauthOnly.client(DeviceServiceClient);
+      const adminKey = new Metadata();
+      adminKey.set('x-api-key', oauthOnly.adminToken);
+      expect((await failure(unaryCall(devices, devices.listDevices, ListDevicesRequest.fromPartial({}), adminKey))).code).toBe(status.UNAUTHENTICATED);
+      await unaryCall(devices, devices.listDevices, ListDevicesRequest.fromPartial({ pageSize: 1 }), bearer(await accessToken('ops-admin')));
+
+      const down = providerDown.client(DeviceServiceClient);
+      const err = await failure(unaryCall(down, down.listDevices, ListDevicesRequest.fromPartial({}), bearer(await accessToken('ops-admin'))));
+      expect(err).toMatchObject({ code: status.UNAVAILABLE, reason: 'IDENTITY_PROVIDER_UNAVAILABLE', retryDelayMs: 1000 });
+    } finally {
+      await oauthOnly.stop();
+      await providerDown.stop();
+    }
+  });
+});
