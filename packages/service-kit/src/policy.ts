@@ -1,6 +1,7 @@
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { AccountServiceService } from '@titanbot/contracts/titanbot/admin/v1/account_service';
 import { AdminTokenServiceService } from '@titanbot/contracts/titanbot/admin/v1/admin_token_service';
+import { AuditServiceService } from '@titanbot/contracts/titanbot/admin/v1/audit_service';
 import { DaemonTokenServiceService } from '@titanbot/contracts/titanbot/admin/v1/daemon_token_service';
 import { DataKeyServiceService } from '@titanbot/contracts/titanbot/admin/v1/data_key_service';
 import { DeviceServiceService } from '@titanbot/contracts/titanbot/admin/v1/device_service';
@@ -31,6 +32,7 @@ export const POLICY: readonly { service: ServiceDefinition; server: 'write' | 'r
   { service: DaemonTokenServiceService, server: 'write', principal: 'admin' },
   { service: LogServiceService, server: 'write', principal: 'admin' },
   { service: FleetServiceService, server: 'write', principal: 'admin' },
+  { service: AuditServiceService, server: 'write', principal: 'admin' },
   { service: AdminTokenServiceService, server: 'write', principal: 'admin' },
   { service: DataKeyServiceService, server: 'write', principal: 'admin' },
   { service: ChangeFeedServiceService, server: 'write', principal: 'reader' },

@@ -145,6 +145,12 @@ describe('titanctl against a real write service', () => {
     expect(table.out).toContain(device.uuid as string);
   });
 
+  it('lists the audit trail of a resource', async () => {
+    const device = await newDevice();
+    const trail = await json('audit', 'list', '--resource', device.uuid as string);
+    expect(trail.auditEvents).toEqual([expect.objectContaining({ method: '/titanbot.admin.v1.DeviceService/CreateDevice', actorSubject: 'admin-token', resource: device.uuid })]);
+  });
+
   it('follows every page with --all', async () => {
     // Far-future years of their own keep these clear of dates other suites create.
     for (let i = 0; i < 3; i++) await json('empire-dates', 'create', '--date', `${2200 + (uniqueInt() % 700)}-0${1 + i}-15`);

@@ -1,6 +1,7 @@
 import { Empty } from '@titanbot/contracts/google/protobuf/empty';
 import * as accounts from '@titanbot/contracts/titanbot/admin/v1/account_service';
 import * as adminToken from '@titanbot/contracts/titanbot/admin/v1/admin_token_service';
+import * as audit from '@titanbot/contracts/titanbot/admin/v1/audit_service';
 import * as tokens from '@titanbot/contracts/titanbot/admin/v1/daemon_token_service';
 import * as dataKey from '@titanbot/contracts/titanbot/admin/v1/data_key_service';
 import * as devices from '@titanbot/contracts/titanbot/admin/v1/device_service';
@@ -148,6 +149,9 @@ const EMPIRE_DATE = flag('date', date, 'unique', { path: 'date' });
 
 const TTL = flag('ttl', duration, 'lifetime (server default 24h)');
 
+const ACTOR = flag('actor', text, "only this actor: an operator's subject or client id, or admin-token");
+const METHOD = flag('method', text, 'only this gRPC method, e.g. /titanbot.admin.v1.DeviceService/CreateDevice');
+const RESOURCE = flag('resource', text, 'only calls on this resource (its uuid)');
 const GREP = flag('grep', text, 'only lines containing this text (case-sensitive)');
 const SINCE = flag('since', instant(), 'only lines logged at or after this time (ISO date-time, or a span ago: 2h)');
 const UNTIL = flag('until', instant(), 'only lines logged before this time (ISO date-time, or a span ago: 2h)');
@@ -557,4 +561,21 @@ export const RESOURCES: readonly Resource[] = [
     ],
   },
   FLEET,
+  {
+    name: 'audit',
+    summary: 'who changed what: the audit trail of admin calls that change state',
+    commands: [
+      list({
+        verb: 'list',
+        summary: 'list audit events, oldest first',
+        flags: [ACTOR, METHOD, RESOURCE, SINCE, UNTIL],
+        method: audit.AuditServiceService.listAuditEvents,
+        response: audit.ListAuditEventsResponse,
+        field: 'auditEvents',
+        item: audit.AuditEvent,
+        request: (v) =>
+          audit.ListAuditEventsRequest.fromPartial({ actor: v.get(ACTOR), method: v.get(METHOD), resource: v.get(RESOURCE), startTime: v.get(SINCE), endTime: v.get(UNTIL) }),
+      }),
+    ],
+  },
 ];

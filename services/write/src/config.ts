@@ -50,6 +50,8 @@ const schema = z.object({
   /** Feed events per Subscribe message; a transaction larger than this spans several messages. */
   FEED_BATCH_EVENTS: z.coerce.number().int().min(1).max(10_000).default(500),
   LOG_RETENTION: duration.default(30 * 86_400_000),
+  /** Audit events kept (the audit trail of admin calls that change state). */
+  AUDIT_RETENTION: duration.default(365 * 86_400_000),
   /** A daemon no replica has heard from for this long counts as offline in the fleet view. */
   OFFLINE_AFTER: duration.default(300_000),
   /** Between database probes; health follows PostgreSQL within this plus DATABASE_PROBE_TIMEOUT. */

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { AccountServiceService } from '@titanbot/contracts/titanbot/admin/v1/account_service';
 import { AdminTokenServiceService } from '@titanbot/contracts/titanbot/admin/v1/admin_token_service';
+import { AuditServiceService } from '@titanbot/contracts/titanbot/admin/v1/audit_service';
 import { DaemonTokenServiceService } from '@titanbot/contracts/titanbot/admin/v1/daemon_token_service';
 import { DataKeyServiceService } from '@titanbot/contracts/titanbot/admin/v1/data_key_service';
 import { DeviceServiceService } from '@titanbot/contracts/titanbot/admin/v1/device_service';
@@ -30,6 +31,7 @@ import { FeedNotifier, readFeedState } from './db/feed-store.js';
 import { initOrm } from './db/orm.js';
 import { accountService } from './grpc/admin/account-service.js';
 import { adminTokenService } from './grpc/admin/admin-token-service.js';
+import { auditService } from './grpc/admin/audit-service.js';
 import { daemonTokenService } from './grpc/admin/daemon-token-service.js';
 import { dataKeyService } from './grpc/admin/data-key-service.js';
 import { deviceService } from './grpc/admin/device-service.js';
@@ -59,6 +61,7 @@ export interface WriteService {
 const WRITE_PROTOS = [
   'titanbot/admin/v1/account_service.proto',
   'titanbot/admin/v1/admin_token_service.proto',
+  'titanbot/admin/v1/audit_service.proto',
   'titanbot/admin/v1/daemon_token_service.proto',
   'titanbot/admin/v1/data_key_service.proto',
   'titanbot/admin/v1/device_service.proto',
@@ -192,6 +195,7 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
     { definition: AdminTokenServiceService, implementation: adminTokenService(rt, admin) },
     { definition: DataKeyServiceService, implementation: dataKeyService(rt) },
     { definition: FleetServiceService, implementation: fleetService(rt) },
+    { definition: AuditServiceService, implementation: auditService(rt) },
     {
       definition: ChangeFeedServiceService,
       implementation: changeFeedService(rt, notifier, {
@@ -214,6 +218,7 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
   const stopHousekeeping = startHousekeeping(orm, logger, {
     feedRetentionMs: config.FEED_RETENTION,
     logRetentionMs: config.LOG_RETENTION,
+    auditRetentionMs: config.AUDIT_RETENTION,
     everyMs: 3_600_000,
     clock,
   });

@@ -6,6 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { Metadata, status } from '@grpc/grpc-js';
+import { AuditServiceClient, ListAuditEventsRequest } from '@titanbot/contracts/titanbot/admin/v1/audit_service';
 import { DaemonTokenServiceClient, IssueDaemonTokenRequest } from '@titanbot/contracts/titanbot/admin/v1/daemon_token_service';
 import { CreateDeviceRequest, DeviceServiceClient, ListDevicesRequest } from '@titanbot/contracts/titanbot/admin/v1/device_service';
 import { unaryCall } from '@titanbot/service-kit/grpc-client';
@@ -84,6 +85,10 @@ describe('OAuth 2.0 on the admin API', () => {
 
     const admin = await accessToken('ops-admin');
     const device = await create(admin);
+    // The audit trail names the operator by the token's subject and client id.
+    const audit = h.client(AuditServiceClient);
+    const trail = await unaryCall(audit, audit.listAuditEvents, ListAuditEventsRequest.fromPartial({ resource: device.uuid }), bearer(admin));
+    expect(trail.auditEvents).toEqual([expect.objectContaining({ actorSubject: 'ops-admin', actorClientId: 'ops-admin', code: status.OK })]);
     const viewer = await accessToken('ops-viewer');
     expect((await list(viewer)).devices).toHaveLength(1);
     expect((await failure(create(viewer))).code).toBe(status.PERMISSION_DENIED);

@@ -2,6 +2,7 @@ import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import { pruneFeed } from '../db/feed-store.js';
 import { ensureLogPartitions, pruneLogLines, pruneLogRequests } from '../db/log-store.js';
+import { pruneAudit } from './audit.js';
 import { pruneRequestIds } from '../db/request-ids.js';
 
 /** How long a create's request_id is honoured (AIP-155), in ms. */
@@ -12,6 +13,8 @@ export interface HousekeepingOptions {
   feedRetentionMs: number;
   /** Daemon log lines kept (ms), by receive time. */
   logRetentionMs: number;
+  /** Audit events kept (ms). */
+  auditRetentionMs: number;
   /** Between runs (ms). */
   everyMs: number;
   clock: () => Date;
@@ -22,7 +25,8 @@ const LOG_PARTITION_DAYS_AHEAD = 3;
 
 /**
  * One housekeeping pass: creates the coming days' log partitions, then deletes what is past its
- * retention: feed history, daemon log lines (whole day partitions first), stored request ids.
+ * retention: feed history, daemon log lines (whole day partitions first), stored request ids,
+ * audit events.
  * Safe on any number of write replicas at once (each step is idempotent).
  */
 export async function housekeep(orm: MikroORM, logger: Logger, options: Omit<HousekeepingOptions, 'everyMs'>): Promise<void> {
@@ -34,6 +38,7 @@ export async function housekeep(orm: MikroORM, logger: Logger, options: Omit<Hou
   await pruneLogLines(em, new Date(now - options.logRetentionMs));
   await pruneRequestIds(em, new Date(now - REQUEST_ID_RETENTION_MS));
   await pruneLogRequests(em, new Date(now - REQUEST_ID_RETENTION_MS));
+  await pruneAudit(em, new Date(now - options.auditRetentionMs));
 }
 
 /**

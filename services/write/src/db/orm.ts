@@ -10,6 +10,7 @@ import { MigrationFeedTransactions } from './migrations/migration-0003-feed-tran
 import { MigrationLogPartitions } from './migrations/migration-0004-log-partitions.js';
 import { MigrationFleetStatus } from './migrations/migration-0005-fleet-status.js';
 import { MigrationFeedTraceContext } from './migrations/migration-0006-feed-trace-context.js';
+import { MigrationAuditEvents } from './migrations/migration-0007-audit-events.js';
 
 export type Em = EntityManager;
 
@@ -21,6 +22,7 @@ const MIGRATIONS = [
   { name: 'Migration0004LogPartitions', class: MigrationLogPartitions },
   { name: 'Migration0005FleetStatus', class: MigrationFleetStatus },
   { name: 'Migration0006FeedTraceContext', class: MigrationFeedTraceContext },
+  { name: 'Migration0007AuditEvents', class: MigrationAuditEvents },
 ];
 
 export interface OrmOptions {

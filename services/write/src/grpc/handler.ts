@@ -1,11 +1,14 @@
 import type { handleServerStreamingCall, handleUnaryCall, MethodDefinition, ServerWritableStream } from '@grpc/grpc-js';
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { ServiceMetrics } from '@titanbot/service-kit/metrics';
-import { checkInput, mapErrors, observe, traceCalls, pipelinePerRuntime, streamHandler, unaryHandler, type CallContext, type ObserveOptions, type Pipeline, type Step } from '@titanbot/service-kit/pipeline';
+import { CallFailure, checkInput, mapErrors, observe, traceCalls, pipelinePerRuntime, streamHandler, unaryHandler, type CallContext, type ObserveOptions, type Pipeline, type Step } from '@titanbot/service-kit/pipeline';
 import { UnknownDataKeyError, type DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
 import type { Logger } from 'pino';
 import { tracerOf } from '@titanbot/service-kit/tracing';
+import { recordAudit } from '../app/audit.js';
 import type { DomainSettings, UseCaseContext } from '../app/context.js';
+import { principalOf } from '@titanbot/service-kit/policy';
+import { status } from '@grpc/grpc-js';
 import type { LogWriter } from '../app/log-writer.js';
 import { inWriteTransaction, onceByRequestId, type ResponseCodec } from '../app/write-transaction.js';
 import type { Authenticator, Principal } from './auth.js';
@@ -81,19 +84,78 @@ const transaction =
       encode: (response) => Buffer.from(rt.keyring.seal(responseSerialize(response).toString('base64'), 'request_ids.response')),
       decode: (stored) => responseDeserialize(Buffer.from(rt.keyring.open(stored.toString(), 'request_ids.response'), 'base64')),
     };
+    const audited = isAudited(method.path);
     return (req, ctx) =>
       inWriteTransaction(ctx.uc.em, async (tx) => {
         const inner: WriteCall = { ...ctx, uc: { ...ctx.uc, em: tx } };
         const requestId = requestIdOf?.(req);
-        if (!requestId) return next(req, inner);
-        return onceByRequestId(tx, method.path, requestId, codec as ResponseCodec<Awaited<ReturnType<typeof next>>>, async () => next(req, inner));
+        const response = requestId
+          ? await onceByRequestId(tx, method.path, requestId, codec as ResponseCodec<Awaited<ReturnType<typeof next>>>, async () => next(req, inner))
+          : await next(req, inner);
+        // The audit row commits or rolls back with the change it records.
+        if (audited) {
+          await recordAudit(tx, { time: ctx.uc.now, ...actorOfEvent(ctx.principal), method: method.path, resource: resourceOf(response, req), requestId: requestId ?? '', code: status.OK });
+        }
+        return response;
       });
   };
 
-/** The write service's pipeline: observe, trace (when on), map errors (database races and outages too), authenticate, check the input's limits, learn data keys, transaction. */
+/** Admin methods that change state: everything of the admin API but its Get and List methods. */
+const isAudited = (path: string): boolean => principalOf(path) === 'admin' && !/\/(Get|List)[A-Z][^/]*$/.test(path);
+
+
+/** The resource a call names or creates: the first `uuid` of the response, else of the request (two levels deep). */
+function resourceOf(...messages: unknown[]): string {
+  for (const m of messages) {
+    if (typeof m !== 'object' || m === null) continue;
+    const top = m as Record<string, unknown>;
+    if (typeof top.uuid === 'string' && top.uuid) return top.uuid;
+    for (const v of Object.values(top)) {
+      if (typeof v === 'object' && v !== null && typeof (v as { uuid?: unknown }).uuid === 'string' && (v as { uuid: string }).uuid) return (v as { uuid: string }).uuid;
+    }
+    if (typeof top.deviceUuid === 'string' && top.deviceUuid) return top.deviceUuid;
+  }
+  return '';
+}
+
+/**
+ * The audit trail of state-changing admin calls. A write method's success is recorded by the
+ * `transaction` step, in the transaction of the change; this step records the successes of the
+ * others (rotations) and every refusal or failure, on its own (a database that is down loses
+ * that row: it is logged instead). Outside `mapErrors`, so it sees the status code sent.
+ */
+const audit =
+  (rt: Runtime): WriteStep =>
+  (next, method) => {
+    if (!isAudited(method.path)) return next;
+    const requestIdOf = method.options.requestId;
+    const record = async (req: unknown, ctx: WriteCall, response: unknown, code: status): Promise<void> => {
+      const event = { time: rt.clock(), ...actorOfEvent(ctx.principal), method: method.path, resource: resourceOf(response, req), requestId: requestIdOf?.(req) ?? '', code };
+      await recordAudit(rt.orm.em.fork(), event).catch((err: unknown) => rt.logger.error({ err, event }, 'audit: event not stored'));
+    };
+    return (req, ctx) =>
+      Promise.resolve(next(req, ctx)).then(
+        async (response) => {
+          if (!method.options.write) await record(req, ctx, response, status.OK);
+          return response;
+        },
+        async (err: unknown) => {
+          await record(req, ctx, undefined, err instanceof CallFailure ? err.status.code : status.INTERNAL);
+          throw err;
+        },
+      );
+  };
+
+/** The actor of a call as the audit trail names it: an operator's subject and client id, `admin-token`, or unknown (''). */
+const actorOfEvent = (principal: Principal | undefined): { actorSubject: string; actorClientId: string } =>
+  principal?.kind === 'operator'
+    ? { actorSubject: principal.subject, actorClientId: principal.clientId }
+    : { actorSubject: principal?.kind === 'admin' ? 'admin-token' : '', actorClientId: '' };
+
+/** The write service's pipeline: observe, trace (when on), audit, map errors (database races and outages too), authenticate, check the input's limits, learn data keys, transaction. */
 export function writePipeline(rt: Runtime): Pipeline<WriteCall, UnaryOptions<unknown>> {
   return {
-    steps: [observe(rt.logger, rt.metrics), traceCalls(tracerOf('write')), mapErrors(mapDatabaseErrors), authenticate(rt), checkInput(), learnDataKeys(rt), transaction(rt)],
+    steps: [observe(rt.logger, rt.metrics), traceCalls(tracerOf('write')), audit(rt), mapErrors(mapDatabaseErrors), authenticate(rt), checkInput(), learnDataKeys(rt), transaction(rt)],
     context: (method, call) => ({ method, call, uc: { em: rt.orm.em.fork(), now: rt.clock(), settings: rt.settings } }),
   };
 }
