@@ -10,7 +10,7 @@ import { AuditServiceClient, ListAuditEventsRequest } from '@titanbot/contracts/
 import { DaemonTokenServiceClient, IssueDaemonTokenRequest } from '@titanbot/contracts/titanbot/admin/v1/daemon_token_service';
 import { CreateDeviceRequest, DeviceServiceClient, ListDevicesRequest } from '@titanbot/contracts/titanbot/admin/v1/device_service';
 import { unaryCall } from '@titanbot/service-kit/grpc-client';
-import { SignJWT, UnsecuredJWT } from 'jose';
+import { generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
 import Provider from 'oidc-provider';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errorDetails, failure, startHarness, uniqueInt, type Harness } from './support/harness.js';
@@ -100,12 +100,21 @@ describe('OAuth 2.0 on the admin API', () => {
     expect((await failure(create(scoped))).code).toBe(status.PERMISSION_DENIED);
   });
 
-  it('refuses a token for another audience, an unsigned one, one signed with HMAC, and one past its expiry', async () => {
+  it('refuses a token for another audience or issuer, tampered, signed by an unknown key, unsigned, signed with HMAC, or past its expiry', async () => {
     const devices = h.client(DeviceServiceClient);
     const list = (token: string) => unaryCall(devices, devices.listDevices, ListDevicesRequest.fromPartial({ pageSize: 1 }), bearer(token));
     const claims = { sub: 'ops-admin', client_id: 'ops-admin', roles: ['admin'], scope: 'titanbot.api' };
+    const { privateKey } = await generateKeyPair('RS256');
+    const valid0 = await accessToken('ops-admin');
+    const [header, payload, signature] = valid0.split('.');
+    const tamperedPayload = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload!, 'base64url').toString()), roles: ['admin', 'viewer'] })).toString('base64url');
     const forged = [
       await accessToken('ops-admin', 'https://another-api.example'),
+      // The provider's token with its claims changed: the signature no longer matches.
+      `${header}.${tamperedPayload}.${signature}`,
+      // Signed by a key the provider does not publish (unknown kid), and for another issuer.
+      await new SignJWT(claims).setProtectedHeader({ alg: 'RS256', kid: 'not-a-provider-key' }).setIssuer(issuer).setAudience(AUDIENCE).setIssuedAt().setExpirationTime('10m').sign(privateKey),
+      await new SignJWT(claims).setProtectedHeader({ alg: 'RS256' }).setIssuer('https://elsewhere.example').setAudience(AUDIENCE).setIssuedAt().setExpirationTime('10m').sign(privateKey),
       new UnsecuredJWT(claims).setIssuer(issuer).setAudience(AUDIENCE).setIssuedAt().setExpirationTime('10m').encode(),
       await new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuer(issuer).setAudience(AUDIENCE).setIssuedAt().setExpirationTime('10m').sign(new TextEncoder().encode('a-guessable-secret-of-32-bytes!!')),
     ];
