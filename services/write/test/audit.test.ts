@@ -39,6 +39,10 @@ describe('the audit trail', () => {
     ]);
     const refusedInput = (await events({ method: remove, startTime: started })).filter((e) => e.code === status.INVALID_ARGUMENT);
     expect(refusedInput).toEqual([expect.objectContaining({ actorSubject: 'admin-token', resource: 'not-a-uuid' })]);
+    // A hostile request is audited without its hostile values.
+    await failure(call(devices, devices.createDevice, CreateDeviceRequest.fromPartial({ device: { physicalId: 1 }, requestId: 'x'.repeat(1024 * 1024) }), h.adminToken));
+    const hostile = (await events({ method: create, startTime: started })).filter((e) => e.code === status.INVALID_ARGUMENT);
+    expect(hostile).toEqual([expect.objectContaining({ requestId: '', actorSubject: 'admin-token' })]);
     expect(await events({ method: DeviceServiceClient.service.listDevices.path, startTime: started })).toEqual([]);
   });
 

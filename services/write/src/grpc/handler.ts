@@ -103,6 +103,8 @@ const transaction =
 /** Admin methods that change state: everything of the admin API but its Get and List methods. */
 const isAudited = (path: string): boolean => principalOf(path) === 'admin' && !/\/(Get|List)[A-Z][^/]*$/.test(path);
 
+/** A value from a refused request, kept only when it is within the input limits (a hostile one is dropped, not stored). */
+const withinLimits = (value: string): string => (value.length > 1024 || value.includes('\0') ? '' : value);
 
 /** The resource a call names or creates: the first `uuid` of the response, else of the request (two levels deep). */
 function resourceOf(...messages: unknown[]): string {
@@ -130,8 +132,9 @@ const audit =
     if (!isAudited(method.path)) return next;
     const requestIdOf = method.options.requestId;
     const record = async (req: unknown, ctx: WriteCall, response: unknown, code: status): Promise<void> => {
-      const event = { time: rt.clock(), ...actorOfEvent(ctx.principal), method: method.path, resource: resourceOf(response, req), requestId: requestIdOf?.(req) ?? '', code };
-      await recordAudit(rt.orm.em.fork(), event).catch((err: unknown) => rt.logger.error({ err, event }, 'audit: event not stored'));
+      const requestId = withinLimits(String(requestIdOf?.(req) ?? ''));
+      const event = { time: rt.clock(), ...actorOfEvent(ctx.principal), method: method.path, resource: withinLimits(resourceOf(response, req)), requestId, code };
+      await recordAudit(rt.orm.em.fork(), event).catch((err: unknown) => rt.logger.error({ err, method: method.path, code }, 'audit: event not stored'));
     };
     return (req, ctx) =>
       Promise.resolve(next(req, ctx)).then(
