@@ -8,12 +8,12 @@ import { rssBytes } from './lib/proc.js';
 import { printJson, printTable } from './lib/report.js';
 import { round } from './lib/stats.js';
 
-/** Hostile calls sent in all. */
-const CALLS = 100_000;
+/** Hostile calls sent in all (SOAK_CALLS for a longer run). */
+const CALLS = Number(process.env.SOAK_CALLS ?? 100_000);
 /** Calls in flight at once. */
 const CONCURRENCY = 32;
 /** RSS is sampled after every this many calls. */
-const SAMPLE_EVERY = 5_000;
+const SAMPLE_EVERY = Math.max(5_000, Math.round(CALLS / 20));
 
 const bytes = (message: { finish(): Uint8Array }): Buffer => Buffer.from(message.finish());
 
