@@ -57,7 +57,7 @@ export function contextFromTraceparent(traceparent: string | undefined): Context
   return traceparent ? propagation.extract(context.active(), { traceparent }) : context.active();
 }
 
-/** The W3C `traceparent` of `span` (or the active span), '' when there is none. */
+/** The W3C `traceparent` of the span in `ctx` (default: the active context), '' when there is none. */
 export function traceparentOf(ctx: Context = context.active()): string {
   const carrier: Record<string, string> = {};
   propagation.inject(ctx, carrier);

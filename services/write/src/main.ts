@@ -157,14 +157,18 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
       return undefined;
     }
   });
-  // The fleet view, computed when scraped (one aggregate query); a database that does not answer keeps the last values.
-  const fleetNow = async (): Promise<FleetSummary | undefined> => {
-    try {
-      return await getFleetSummary({ em: orm.em.fork(), now: clock(), settings }, settings.offlineAfterMs);
-    } catch (err) {
-      logger.warn({ err }, 'metrics: could not read the fleet summary');
-      return undefined;
+  // The fleet view, computed when scraped (one aggregate query, shared by both fleet gauges of a
+  // scrape); a database that does not answer keeps the last values.
+  let fleetScrape: { at: number; summary: Promise<FleetSummary | undefined> } | undefined;
+  const fleetNow = (): Promise<FleetSummary | undefined> => {
+    if (!fleetScrape || Date.now() - fleetScrape.at > 1_000) {
+      const summary = getFleetSummary({ em: orm.em.fork(), now: clock(), settings }, settings.offlineAfterMs).catch((err: unknown) => {
+        logger.warn({ err }, 'metrics: could not read the fleet summary');
+        return undefined;
+      });
+      fleetScrape = { at: Date.now(), summary };
     }
+    return fleetScrape.summary;
   };
   metrics.labelledGauge('fleet_devices', 'Devices by state in the fleet view (current, behind, failing, offline; OFFLINE_AFTER).', 'state', async () => {
     const s = await fleetNow();

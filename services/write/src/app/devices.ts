@@ -25,7 +25,7 @@ export interface DeviceView {
 
 /**
  * CreateDevice: the device and its Ssh (fresh ed25519 pair, given port or the smallest free one
- * at or above SSH_PORT_RANGE_START) in one transaction (docs/domain.md Fix: never a device without keys).
+ * at or above SSH_PORT_RANGE_START) in one transaction (docs/domain.md, improved: never a device without keys).
  * Errors: invalid (fields, port), already_exists (physical_id, port), precondition (no free port).
  */
 export async function createDevice(
@@ -99,7 +99,7 @@ export async function deleteDevice(ctx: UseCaseContext, uuid: string): Promise<v
 
 /**
  * BindAccount: adds the account to the device's accounts and makes it current. Idempotent
- * (docs/domain.md Fix): binding the current account again changes nothing and emits no feed event.
+ * (docs/domain.md, improved): binding the current account again changes nothing and emits no feed event.
  * Errors: invalid, not_found (device, or no account with that logical id).
  */
 export async function bindAccount(ctx: UseCaseContext, deviceUuid: string, logicalId: number): Promise<DeviceView> {

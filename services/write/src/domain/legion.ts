@@ -6,7 +6,7 @@ export interface LegionFields {
   payDayOfMonth: number | null;
 }
 
-/** A legion. Invariants: title non-empty; pay day 1..31 when set (docs/domain.md, Fix). */
+/** A legion. Invariants: title non-empty; pay day 1..31 when set (docs/domain.md, improved). */
 export class Legion {
   readonly uuid!: string;
   readonly title!: string;

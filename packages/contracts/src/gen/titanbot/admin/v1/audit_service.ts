@@ -558,6 +558,8 @@ export const ListAuditEventsResponse: MessageFns<ListAuditEventsResponse> = {
  * success is recorded in the same transaction as the change; a refused or failed call on its
  * own). Kept AUDIT_RETENTION; never on the change feed. Requires the admin token in `x-api-key`
  * or an operator's access token.
+ * Operators may send an OAuth 2.0 access token instead (`authorization: Bearer`, OIDC_ISSUER): its
+ * roles decide what they may call (admin: all; viewer: Get and List; token-issuer: daemon tokens).
  * Errors carry a google.rpc.ErrorInfo reason (domain `titanbot.dev`) from the error catalogue:
  * packages/service-kit/src/errors.ts, listed with what a client should do in docs/architecture.md.
  * Input limits (docs/architecture.md "Input limits"): every string at most 1,024 characters and

@@ -1411,6 +1411,8 @@ export const DeleteHabitRequest: MessageFns<DeleteHabitRequest> = {
 
 /**
  * Habits: what daemons do, exported into daemon databases. Requires the admin token.
+ * Operators may send an OAuth 2.0 access token instead (`authorization: Bearer`, OIDC_ISSUER): its
+ * roles decide what they may call (admin: all; viewer: Get and List; token-issuer: daemon tokens).
  * Errors carry a google.rpc.ErrorInfo reason (domain `titanbot.dev`) from the error catalogue:
  * packages/service-kit/src/errors.ts, listed with what a client should do in docs/architecture.md.
  * Input limits (docs/architecture.md "Input limits"): every string at most 1,024 characters and

@@ -659,6 +659,8 @@ export const ClearLogsResponse: MessageFns<ClearLogsResponse> = {
 
 /**
  * Daemon log lines kept in PostgreSQL. Requires the admin token in `x-api-key`.
+ * Operators may send an OAuth 2.0 access token instead (`authorization: Bearer`, OIDC_ISSUER): its
+ * roles decide what they may call (admin: all; viewer: Get and List; token-issuer: daemon tokens).
  * Errors carry a google.rpc.ErrorInfo reason (domain `titanbot.dev`) from the error catalogue:
  * packages/service-kit/src/errors.ts, listed with what a client should do in docs/architecture.md.
  * Input limits (docs/architecture.md "Input limits"): every string at most 1,024 characters and

@@ -2102,8 +2102,9 @@ export const ReportDeviceStatusesResponse: MessageFns<ReportDeviceStatusesRespon
 };
 
 /**
- * The write service's change feed and the two calls a read replica makes on a daemon's behalf.
- * Requires the reader credential in `x-api-key`.
+ * The write service's change feed, the calls a read replica makes on a daemon's behalf, and its
+ * fleet status batches. Requires the reader credential in `x-api-key`, and with mutual TLS
+ * (TLS_CLIENT_CA_FILE) the replica's client certificate.
  * Errors carry a google.rpc.ErrorInfo reason (domain `titanbot.dev`) from the error catalogue:
  * packages/service-kit/src/errors.ts, listed with what a client should do in docs/architecture.md.
  * Input limits (docs/architecture.md "Input limits"): every string at most 1,024 characters and
