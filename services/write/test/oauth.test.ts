@@ -3,7 +3,6 @@
  * client-credentials access tokens in JWT form, verified through discovery and the JWKS, with
  * roles mapped to the one policy table.
  */
-import { createServer, type Server } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { Metadata, status } from '@grpc/grpc-js';
 import { AuditServiceClient, ListAuditEventsRequest } from '@titanbot/contracts/titanbot/admin/v1/audit_service';
@@ -11,9 +10,9 @@ import { DaemonTokenServiceClient, IssueDaemonTokenRequest } from '@titanbot/con
 import { CreateDeviceRequest, DeviceServiceClient, ListDevicesRequest } from '@titanbot/contracts/titanbot/admin/v1/device_service';
 import { unaryCall } from '@titanbot/service-kit/grpc-client';
 import { generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
-import Provider from 'oidc-provider';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errorDetails, failure, startHarness, uniqueInt, type Harness } from './support/harness.js';
+import { startOpenIdProvider, type TestClient, type TestProvider } from './support/openid-provider.js';
 import { TestClock } from './support/test-clock.js';
 
 const AUDIENCE = 'https://titanbot-admin.example';
@@ -21,28 +20,19 @@ const AUDIENCE = 'https://titanbot-admin.example';
  * Clients of the test provider: the roles claim their tokens carry, and their scope (ops-scoped
  * gets its role from a `titanbot.<role>` scope instead).
  */
-const CLIENTS: Record<string, { roles: string[]; scope: string }> = {
+const CLIENTS: Record<string, TestClient> = {
   'ops-admin': { roles: ['admin'], scope: 'titanbot.api' },
   'ops-viewer': { roles: ['viewer'], scope: 'titanbot.api' },
   'ops-issuer': { roles: ['token-issuer'], scope: 'titanbot.api' },
   'ops-scoped': { roles: [], scope: 'titanbot.api titanbot.viewer' },
 };
 
-let idp: Server;
+let idp: TestProvider;
 let issuer: string;
 const clock = new TestClock();
 let h: Harness;
 
-/** An access token for `clientId` (client credentials), for `resource` (the audience). */
-async function accessToken(clientId: string, resource = AUDIENCE): Promise<string> {
-  const res = await fetch(`${issuer}/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${clientId}:secret`).toString('base64')}` },
-    body: new URLSearchParams({ grant_type: 'client_credentials', scope: CLIENTS[clientId]!.scope, resource }).toString(),
-  });
-  expect(res.status).toBe(200);
-  return ((await res.json()) as { access_token: string }).access_token;
-}
+const accessToken = (clientId: string, resource?: string): Promise<string> => idp.accessToken(clientId, resource);
 
 const bearer = (token: string): Metadata => {
   const md = new Metadata();
@@ -51,29 +41,13 @@ const bearer = (token: string): Metadata => {
 };
 
 beforeAll(async () => {
-  idp = createServer();
-  await new Promise<void>((resolve) => idp.listen(0, '127.0.0.1', resolve));
-  issuer = `http://127.0.0.1:${(idp.address() as { port: number }).port}`;
-  const provider = new Provider(issuer, {
-    clients: Object.entries(CLIENTS).map(([id, c]) => ({ client_id: id, client_secret: 'secret', grant_types: ['client_credentials'], redirect_uris: [], response_types: [], scope: c.scope })),
-    scopes: ['openid', 'titanbot.api', 'titanbot.viewer'],
-    features: {
-      clientCredentials: { enabled: true },
-      resourceIndicators: {
-        enabled: true,
-        defaultResource: () => AUDIENCE,
-        useGrantedResource: () => true,
-        getResourceServerInfo: (_ctx, resource) => ({ scope: 'titanbot.api titanbot.viewer', audience: resource, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } }),
-      },
-    },
-    extraTokenClaims: (_ctx, token) => ({ roles: CLIENTS[(token as { clientId?: string }).clientId ?? '']?.roles ?? [] }),
-  });
-  idp.on('request', provider.callback());
+  idp = await startOpenIdProvider({ audience: AUDIENCE, clients: CLIENTS });
+  issuer = idp.issuer;
   h = await startHarness({ OIDC_ISSUER: issuer, OIDC_AUDIENCE: AUDIENCE }, clock);
 });
 afterAll(async () => {
   await h?.stop();
-  await new Promise((resolve) => idp?.close(resolve));
+  await idp?.stop();
 });
 
 describe('OAuth 2.0 on the admin API', () => {
@@ -125,6 +99,36 @@ describe('OAuth 2.0 on the admin API', () => {
     // Ten minutes' lifetime, 30 s of skew allowed: an hour later it is refused.
     clock.advance(3_600_000);
     expect((await failure(list(valid))).code).toBe(status.UNAUTHENTICATED);
+  });
+
+  it('picks up a rotated signing key, refetching the keys for an unknown kid at most once per 30 s', async () => {
+    const rotating = await startOpenIdProvider({ audience: AUDIENCE, clients: CLIENTS });
+    const rotationClock = new TestClock();
+    const service = await startHarness({ OIDC_ISSUER: rotating.issuer, OIDC_AUDIENCE: AUDIENCE }, rotationClock);
+    try {
+      const devices = service.client(DeviceServiceClient);
+      const list = (token: string) => unaryCall(devices, devices.listDevices, ListDevicesRequest.fromPartial({ pageSize: 1 }), bearer(token));
+      const before = await rotating.accessToken('ops-admin');
+      await list(before);
+      expect(rotating.jwksRequests).toBe(1);
+
+      await rotating.rotateSigningKey();
+      const after = await rotating.accessToken('ops-admin');
+      expect(JSON.parse(Buffer.from(after.split('.')[0]!, 'base64url').toString()).kid).not.toBe(JSON.parse(Buffer.from(before.split('.')[0]!, 'base64url').toString()).kid);
+      // Within 30 s of the last fetch an unknown kid is refused without asking the provider again.
+      rotationClock.advance(29_000);
+      expect(errorDetails(await failure(list(after)))).toMatchObject({ reason: 'UNAUTHENTICATED' });
+      expect(rotating.jwksRequests).toBe(1);
+
+      rotationClock.advance(1_000);
+      await list(after);
+      expect(rotating.jwksRequests).toBe(2);
+      // The old key is no longer published, so what it signed is refused from now on.
+      expect(errorDetails(await failure(list(before)))).toMatchObject({ reason: 'UNAUTHENTICATED' });
+    } finally {
+      await service.stop();
+      await rotating.stop();
+    }
   });
 
   it('can refuse the admin token altogether, and says UNAVAILABLE when the provider is down', async () => {
