@@ -267,11 +267,12 @@ describe('titanctl admin token lookup', () => {
     expect(r.err).toMatch(/^titanctl: UNAUTHENTICATED: /);
   });
 
-  it('says where it looked when there is no token at all', async () => {
+  it('says where it looked when there is no credential at all', async () => {
     vi.stubEnv('TITANBOT_ADMIN_TOKEN', '');
+    vi.stubEnv('TITANBOT_CONFIG_DIR', '/nonexistent-titanctl-test');
     vi.stubEnv('DATA_DIR', '/nonexistent-titanctl-test');
     const r = await run('legions', 'list', '--server', h.address);
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/^titanctl: no admin token: .*\/nonexistent-titanctl-test\/secrets\/admin-token\.json/);
+    expect(r.err).toMatch(/^titanctl: not logged in: run titanctl login, or no admin token: .*\/nonexistent-titanctl-test\/secrets\/admin-token\.json/);
   });
 });

@@ -1,13 +1,15 @@
-import { parseFlags, UsageError, type Flag } from './args.js';
-import { connect, DEFAULT_SERVER, resolveServer, resolveToken } from './client.js';
+import { flag, parseFlags, switchFlag, text, UsageError, type Flag } from './args.js';
+import { connect, DEFAULT_SERVER, resolveCredential, resolveServer } from './client.js';
 import type { Command, Resource } from './command.js';
 import { RESOURCES } from './commands.js';
 import { describeServiceError, isServiceError } from './errors.js';
+import { CLIENT_SECRET_ENV, logIn, logOut, sessionPath, writeSession } from './login.js';
 
 const GLOBAL_FLAGS = `Flags every verb takes:
   --server HOST:PORT  write service (default: $TITANBOT_SERVER, else ${DEFAULT_SERVER})
-  --token TOKEN       admin token (default: $TITANBOT_ADMIN_TOKEN, else field data.current of
-                      $DATA_DIR/secrets/admin-token.json, DATA_DIR default .data)
+  --token TOKEN       admin token (default: $TITANBOT_ADMIN_TOKEN, else the session of
+                      titanctl login, else field data.current of $DATA_DIR/secrets/admin-token.json,
+                      DATA_DIR default .data)
   --table             a table instead of JSON (lists: one row per item)
   --tls               connect with TLS, verifying the server with the system's trust store
   --ca-file PATH      connect with TLS, verifying the server with this CA (PEM)
@@ -24,6 +26,10 @@ Calls the write service's admin API and prints the response as JSON. Exit codes:
 
 Resources and verbs (titanctl <resource> --help for flags):
 ${lines.join('\n')}
+
+Operators log in with OAuth 2.0 (titanctl login --help):
+  login   sign in (device authorization for people, client credentials for automation)
+  logout  revoke and forget the saved session
 
 ${GLOBAL_FLAGS}`;
 }
@@ -48,6 +54,58 @@ ${resource.commands.map((c) => commandUsage(resource, c)).join('\n\n')}
 ${GLOBAL_FLAGS}`;
 }
 
+const ISSUER = flag('issuer', text, 'the OpenID Provider (default $TITANBOT_OIDC_ISSUER)');
+const CLIENT_ID = flag('client-id', text, 'the OAuth client (default $TITANBOT_OIDC_CLIENT_ID, else titanctl)');
+const AUDIENCE = flag('audience', text, "resource indicator (RFC 8707): the write service's OIDC_AUDIENCE (default $TITANBOT_OIDC_AUDIENCE)");
+const SCOPE = flag('scope', text, 'scopes to ask for (default: openid offline_access for people, none for automation)');
+const CLIENT_CREDENTIALS = switchFlag('client-credentials', `automation: the client credentials grant, the secret read from $${CLIENT_SECRET_ENV}`);
+const LOGIN_FLAGS = [ISSUER, CLIENT_ID, AUDIENCE, SCOPE, CLIENT_CREDENTIALS];
+
+const LOGIN_USAGE = `Usage: titanctl login [flags]   titanctl logout
+
+login: signs in to the OpenID Provider and saves the session (mode 0600) in
+$TITANBOT_CONFIG_DIR/session.json (default ~/.config/titanctl/session.json). Later calls send its
+access token as a bearer token and renew it before it expires. People approve a code in a browser
+(OAuth 2.0 device authorization grant, RFC 8628); automation uses --client-credentials. Tokens are
+never printed; stdout gets who signed in and until when.
+logout: revokes the saved refresh token at the provider and removes the session file.
+
+${LOGIN_FLAGS.map(flagLine).join('\n')}`;
+
+/** `titanctl login|logout [flags]`; resolves with the exit code like `main`. Throws UsageError and LoginError. */
+async function session(verb: 'login' | 'logout', argv: string[], now: () => number): Promise<number> {
+  const { values, options } = parseFlags(argv, verb === 'login' ? LOGIN_FLAGS : []);
+  if (options.help) {
+    process.stdout.write(`${LOGIN_USAGE}\n`);
+    return 0;
+  }
+  if (options.server || options.token || options.tls || options.table) throw new UsageError(`titanctl ${verb} takes no --server, --token, --tls, --ca-file or --table`);
+  const file = sessionPath(process.env);
+  if (verb === 'logout') {
+    process.stdout.write(`${JSON.stringify({ loggedOut: await logOut(file, process.env), sessionFile: file })}\n`);
+    return 0;
+  }
+  const env = process.env;
+  const issuer = values.get(ISSUER) ?? env.TITANBOT_OIDC_ISSUER;
+  if (!issuer) throw new UsageError('--issuer is required (or set TITANBOT_OIDC_ISSUER)');
+  const clientSecret = values.get(CLIENT_CREDENTIALS) ? env[CLIENT_SECRET_ENV] : undefined;
+  if (values.get(CLIENT_CREDENTIALS) && !clientSecret) throw new UsageError(`--client-credentials needs the client secret in $${CLIENT_SECRET_ENV}`);
+  const clientId = values.get(CLIENT_ID) ?? env.TITANBOT_OIDC_CLIENT_ID ?? (clientSecret ? undefined : 'titanctl');
+  if (!clientId) throw new UsageError('--client-id is required with --client-credentials (or set TITANBOT_OIDC_CLIENT_ID)');
+  const audience = values.get(AUDIENCE) ?? env.TITANBOT_OIDC_AUDIENCE;
+  const scope = values.get(SCOPE);
+  const signedIn = await logIn(
+    { issuer, clientId, ...(clientSecret ? { clientSecret } : {}), ...(audience ? { audience } : {}), ...(scope === undefined ? {} : { scope }) },
+    (p) => process.stderr.write(
+      `To sign in, open ${p.verificationUriComplete ?? p.verificationUri}${p.verificationUriComplete ? ` (or ${p.verificationUri} and enter ${p.userCode})` : ` and enter ${p.userCode}`}; the code expires in ${Math.round(p.expiresInS / 60)} min.\n`,
+    ),
+    now,
+  );
+  await writeSession(file, signedIn);
+  process.stdout.write(`${JSON.stringify({ issuer, subject: signedIn.subject, grant: signedIn.grant, expireTime: new Date(signedIn.expiresAt).toISOString(), sessionFile: file })}\n`);
+  return 0;
+}
+
 const isHelp = (arg: string | undefined): boolean => arg === '--help' || arg === '-h' || arg === 'help';
 
 function usageError(message: string, help: string): number {
@@ -56,16 +114,27 @@ function usageError(message: string, help: string): number {
 }
 
 /**
- * Runs `titanctl <resource> <verb> [flags]` (`argv` without node and script) and resolves with the
- * exit code: 0 done (the response on stdout), 1 the call failed or no admin token was found (one
- * line `titanctl: <CODE>: <message>` on stderr, then field violations and the ErrorInfo reason),
- * 2 a bad command line (the message, then the resource's usage, on stderr). Never prints a stack.
+ * Runs `titanctl <resource> <verb> [flags]` or `titanctl login|logout [flags]` (`argv` without
+ * node and script) and resolves with the exit code: 0 done (the response on stdout), 1 the call or
+ * the login failed, or no credential was found (one line `titanctl: <CODE>: <message>` on stderr,
+ * then field violations and the ErrorInfo reason), 2 a bad command line (the message, then the
+ * usage, on stderr). Never prints a stack or a token. `now` (ms since the epoch) decides when a
+ * saved access token is renewed.
  */
-export async function main(argv: string[]): Promise<number> {
+export async function main(argv: string[], now: () => number = Date.now): Promise<number> {
   const [resourceName, verb, ...rest] = argv;
   if (isHelp(resourceName)) {
     process.stdout.write(`${usage()}\n`);
     return 0;
+  }
+  if (resourceName === 'login' || resourceName === 'logout') {
+    try {
+      return await session(resourceName, argv.slice(1), now);
+    } catch (err) {
+      if (err instanceof UsageError) return usageError(err.message, LOGIN_USAGE);
+      process.stderr.write(`titanctl: ${resourceName} failed: ${err instanceof Error ? err.message : String(err)}\n`);
+      return 1;
+    }
   }
   if (resourceName === undefined) return usageError('missing resource', usage());
   const resource = RESOURCES.find((r) => r.name === resourceName);
@@ -86,7 +155,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     server = resolveServer(options.server, process.env);
-    api = connect(server, await resolveToken(options.token, process.env), options.tls ? (options.caFile ? { caFile: options.caFile } : {}) : undefined);
+    api = connect(server, await resolveCredential(options.token, process.env, now), options.tls ? (options.caFile ? { caFile: options.caFile } : {}) : undefined);
     const { out, note } = await command.run(api, values, options.table);
     if (out) process.stdout.write(`${out}\n`);
     if (note) process.stderr.write(`${note}\n`);

@@ -1,8 +1,9 @@
 import path from 'node:path';
-import { Client } from '@grpc/grpc-js';
+import { Client, Metadata } from '@grpc/grpc-js';
 import { channelCredentials } from '@titanbot/service-kit/tls';
 import { FileSecretStore } from '@titanbot/service-kit/secrets/file-secret-store';
 import { apiKeyMetadata } from '@titanbot/service-kit/grpc-client';
+import { freshSession, readSession, sessionPath } from './login.js';
 
 /** Where the write service listens when neither --server nor TITANBOT_SERVER says otherwise. */
 export const DEFAULT_SERVER = '127.0.0.1:50051';
@@ -17,7 +18,13 @@ export interface Method<Req, Res> {
   responseDeserialize(value: Buffer): Res;
 }
 
-/** Admin calls to one write service with one admin token. */
+/**
+ * How titanctl proves who calls, asked before every call: the admin token as `x-api-key`, or the
+ * operator's OAuth 2.0 access token as `authorization: Bearer`, renewed when it nears expiry.
+ */
+export type Credential = () => Promise<Metadata>;
+
+/** Admin calls to one write service with one credential. */
 export interface AdminApi {
   /** Resolves with the response; rejects with the grpc-js ServiceError of a failed call. */
   call<Req, Res>(method: Method<Req, Res>, request: Req, deadlineMs?: number): Promise<Res>;
@@ -25,15 +32,15 @@ export interface AdminApi {
 
 /**
  * A connection to the write service at `server` (host:port; TLS when `tls` is given, verifying
- * the server with `tls.caFile` or the system's trust store) sending `token` as `x-api-key`. A
- * single generic Client serves every admin service, since the service definitions carry the
+ * the server with `tls.caFile` or the system's trust store) sending `credential` with each call.
+ * A single generic Client serves every admin service, since the service definitions carry the
  * method paths. Call `close()` when done.
  */
-export function connect(server: string, token: string, tls?: { caFile?: string }): AdminApi & { close(): void } {
+export function connect(server: string, credential: Credential, tls?: { caFile?: string }): AdminApi & { close(): void } {
   const client = new Client(server, channelCredentials(tls));
   return {
-    call<Req, Res>(method: Method<Req, Res>, request: Req, deadlineMs = DEFAULT_DEADLINE_MS): Promise<Res> {
-      const metadata = apiKeyMetadata(token);
+    async call<Req, Res>(method: Method<Req, Res>, request: Req, deadlineMs = DEFAULT_DEADLINE_MS): Promise<Res> {
+      const metadata = await credential();
       return new Promise((resolve, reject) => {
         client.makeUnaryRequest(
           method.path,
@@ -54,6 +61,40 @@ export function connect(server: string, token: string, tls?: { caFile?: string }
 export const resolveServer = (flagValue: string | undefined, env: NodeJS.ProcessEnv): string =>
   flagValue || env.TITANBOT_SERVER || DEFAULT_SERVER;
 
+const bearerMetadata = (accessToken: string): Metadata => {
+  const metadata = new Metadata();
+  metadata.set('authorization', `Bearer ${accessToken}`);
+  return metadata;
+};
+
+/**
+ * The credential for admin calls, first found of: --token or TITANBOT_ADMIN_TOKEN (the admin
+ * token); the session `titanctl login` saved (an OAuth 2.0 access token, renewed before it
+ * expires; `now` is ms since the epoch); the admin token `npm start` keeps under DATA_DIR (see
+ * resolveToken). Throws an Error saying what to do when there is none, LoginError when the saved
+ * session cannot be used or renewed.
+ */
+export async function resolveCredential(flagToken: string | undefined, env: NodeJS.ProcessEnv, now: () => number): Promise<Credential> {
+  const explicit = flagToken || env.TITANBOT_ADMIN_TOKEN;
+  if (explicit) return async () => apiKeyMetadata(explicit);
+  const file = sessionPath(env);
+  const session = await readSession(file);
+  if (session) {
+    let current = session;
+    return async () => {
+      current = await freshSession(file, current, env, now);
+      return bearerMetadata(current.accessToken);
+    };
+  }
+  try {
+    const token = await resolveToken(undefined, env);
+    return async () => apiKeyMetadata(token);
+  } catch (err) {
+    if (!(err instanceof NoAdminTokenError)) throw err;
+    throw new Error(`not logged in: run titanctl login, or ${err.message}`);
+  }
+}
+
 /**
  * The admin token: --token, else TITANBOT_ADMIN_TOKEN, else field `current` of the file secret store
  * `<DATA_DIR>/secrets/admin-token.json` (DATA_DIR default `.data`, relative to the current
@@ -66,7 +107,10 @@ export async function resolveToken(flagValue: string | undefined, env: NodeJS.Pr
   const dir = path.resolve(env.DATA_DIR || '.data', 'secrets');
   const current = (await new FileSecretStore(dir).read('admin-token'))?.data.current;
   if (current) return current;
-  throw new Error(
+  throw new NoAdminTokenError(
     `no admin token: pass --token, set TITANBOT_ADMIN_TOKEN, or run where ${path.join(dir, 'admin-token.json')} exists (set DATA_DIR)`,
   );
 }
+
+/** resolveToken found no admin token anywhere it looked. */
+export class NoAdminTokenError extends Error {}
