@@ -10,9 +10,10 @@ import { feedApply } from './feed-apply.js';
 import { hostileSoak } from './hostile-soak.js';
 import { fleetLogs } from './fleet-logs.js';
 import { fleetStatus } from './fleet-status.js';
+import { secureEdge } from './secure-edge.js';
 
 /** Every benchmark, in run order; `npm run bench -- <name>...` runs a subset. */
-const BENCHMARKS: Benchmark[] = [checkVersion, scaling, watchFanout, downloadBenchmark, feedLag, feedApply, fleetLogs, fleetStatus, hostileSoak];
+const BENCHMARKS: Benchmark[] = [checkVersion, scaling, watchFanout, downloadBenchmark, feedLag, feedApply, fleetLogs, fleetStatus, secureEdge, hostileSoak];
 
 /**
  * `npm run bench`: starts the system (each service its own process, from the built output),

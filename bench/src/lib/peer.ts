@@ -25,6 +25,8 @@ export interface LoadConfig {
   tokens: string[];
   /** The scope asked about; undefined = the global scope. */
   logicalId?: number;
+  /** TLS, verifying the targets with this CA (PEM); unset: plaintext. */
+  caFile?: string;
 }
 
 /** What the load generator reports for its measured window. */
@@ -40,13 +42,18 @@ export interface LoadResult {
   firstError?: string;
 }
 
+/** Runs the CheckVersion load generator (bench/src/load/check-version.ts); see runLoad. */
+export const runCheckVersionLoad = (config: LoadConfig, servingPids: readonly number[], includePostgres: boolean): Promise<{ load: LoadResult; cpuSeconds: number }> =>
+  runLoad('bench/dist/load/check-version.js', config, servingPids, includePostgres);
+
 /**
- * Runs the CheckVersion load generator in its own process and measures the CPU of `servingPids`
- * (plus every `postgres` process when `includePostgres`) over exactly its measured window: the
- * generator says over IPC when warm-up ends, and prints its result line when the window closes.
+ * Runs a load generator (`script`, given `config` as its one JSON argument) in its own process and
+ * measures the CPU of `servingPids` (plus every `postgres` process when `includePostgres`) over
+ * exactly its measured window: the generator says over IPC when warm-up ends ('measuring') and
+ * when the window closes ('measured'), then prints its LoadResult line.
  */
-export async function runCheckVersionLoad(config: LoadConfig, servingPids: readonly number[], includePostgres: boolean): Promise<{ load: LoadResult; cpuSeconds: number }> {
-  const child = fork(path.join(ROOT, 'bench/dist/load/check-version.js'), [JSON.stringify(config)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+export async function runLoad(script: string, config: unknown, servingPids: readonly number[], includePostgres: boolean): Promise<{ load: LoadResult; cpuSeconds: number }> {
+  const child = fork(path.join(ROOT, script), [JSON.stringify(config)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
   let stdout = '';
   child.stdout!.setEncoding('utf8').on('data', (s: string) => (stdout += s));
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));

@@ -28,6 +28,8 @@ export interface BenchSystem {
   write: ServiceProcess;
   /** Starts one more read replica (its own DATA_DIR), waits until it serves. */
   startReplica(env?: Record<string, string>): Promise<ServiceProcess>;
+  /** Starts one more write service on the same database and secret store (with `env` added), waits until it serves. */
+  startWriteService(env: Record<string, string>): Promise<ServiceProcess>;
   stop(): Promise<void>;
 }
 
@@ -39,12 +41,15 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** Resolves once grpc.health.v1 on `address` answers SERVING (the images' probe), or throws after `timeoutMs`. */
-export async function waitServing(address: string, timeoutMs = 120_000): Promise<void> {
+/**
+ * Resolves once grpc.health.v1 on `address` answers SERVING (the images' probe, given the
+ * service's `env`: with TLS_CERT_FILE it speaks TLS and trusts HEALTH_CA_FILE), or throws after `timeoutMs`.
+ */
+export async function waitServing(address: string, env: Record<string, string> = {}, timeoutMs = 120_000): Promise<void> {
   const probe = path.join(ROOT, 'packages/service-kit/dist/health-probe.js');
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const ok = await promisify(execFile)(process.execPath, [probe, address]).then(
+    const ok = await promisify(execFile)(process.execPath, [probe, address], { env: { ...process.env, ...env } }).then(
       () => true,
       () => false,
     );
@@ -73,7 +78,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
 export async function startService(script: string, env: Record<string, string>, address: string): Promise<ServiceProcess> {
   const child = startNode(script, env);
   const failed = new Promise<never>((_resolve, reject) => child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`))));
-  await Promise.race([waitServing(address), failed]);
+  await Promise.race([waitServing(address, env), failed]);
   return { address, pid: child.pid!, child, stop: () => stopChild(child) };
 }
 
@@ -129,7 +134,8 @@ export async function startBenchSystem(): Promise<BenchSystem> {
     await rm(dir, { recursive: true, force: true });
     throw err;
   }
-  const replicas: ServiceProcess[] = [];
+  // Replicas and extra write services, stopped before the first write service.
+  const started: ServiceProcess[] = [];
   return {
     databaseUrl,
     adminToken,
@@ -143,7 +149,7 @@ export async function startBenchSystem(): Promise<BenchSystem> {
           READ_GRPC_ADDR: address,
           WRITE_SERVICE_URL: writeAddress,
           READER_TOKEN: readerToken,
-          DATA_DIR: path.join(dir, `read-${replicas.length}`),
+          DATA_DIR: path.join(dir, `read-${started.length}`),
           SECRETS_DIR: path.join(writeDir, 'secrets'),
           LOG_LEVEL: 'warn',
           // The load generators use few tokens at thousands of calls per second.
@@ -153,11 +159,21 @@ export async function startBenchSystem(): Promise<BenchSystem> {
         },
         address,
       );
-      replicas.push(replica);
+      started.push(replica);
       return replica;
     },
+    async startWriteService(env) {
+      const address = `127.0.0.1:${await freePort()}`;
+      const service = await startService(
+        'services/write/dist/main.js',
+        { DATA_DIR: writeDir, DATABASE_URL: databaseUrl, SECRET_STORE: 'file', LOG_LEVEL: 'warn', WRITE_GRPC_ADDR: address, ...env },
+        address,
+      );
+      started.push(service);
+      return service;
+    },
     async stop() {
-      for (const r of replicas) await r.stop();
+      for (const s of started) await s.stop();
       await write.stop();
       await dropDatabase?.();
       await rm(dir, { recursive: true, force: true });

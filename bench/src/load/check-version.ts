@@ -7,6 +7,7 @@
  * generatorCpuSeconds}. Latencies go into a preallocated Float64Array: the generator shares the
  * 2 cores with the server, so its own per-call cost is kept to what grpc-js needs.
  */
+import { readFileSync } from 'node:fs';
 import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { DaemonServiceClient, type CheckVersionRequest, type CheckVersionResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import type { LoadConfig, LoadResult } from '../lib/peer.js';
@@ -21,14 +22,16 @@ let errors = 0;
 let firstError: string | undefined;
 let phase: 'warmup' | 'measuring' | 'done' = 'warmup';
 
-const creds = credentials.createInsecure();
+const creds = config.caFile ? credentials.createSsl(readFileSync(config.caFile)) : credentials.createInsecure();
+/** The development certificate names localhost too; TLS may not carry an IP address as server name (RFC 6066). */
+const SERVER_NAME = config.caFile ? { 'grpc.ssl_target_name_override': 'localhost' } : {};
 const clients: InstanceType<typeof DaemonServiceClient>[] = [];
 const perChannel = Math.max(1, Math.round(config.concurrency / config.channels));
 let inFlight = 0;
 let drained: () => void = () => undefined;
 
 for (let c = 0; c < config.channels; c++) {
-  const client = new DaemonServiceClient(config.targets[c % config.targets.length]!, creds, { 'grpc.use_local_subchannel_pool': 1 });
+  const client = new DaemonServiceClient(config.targets[c % config.targets.length]!, creds, { 'grpc.use_local_subchannel_pool': 1, ...SERVER_NAME });
   clients.push(client);
   // One Metadata per channel, reused by every call on it (grpc-js only reads it).
   const metadata = new Metadata();
