@@ -66,7 +66,7 @@ function configure(issuer: string, options: ProviderOptions, key: JWK): Provider
     scopes: SCOPES,
     // Stated rather than defaulted, which also keeps the provider's advisory notices out of test output.
     cookies: { keys: ['test-cookie-key'] },
-    ttl: { AccessToken: 3_600, ClientCredentials: 3_600, DeviceCode: 600, Grant: 86_400, IdToken: 3_600, Interaction: 600, RefreshToken: 86_400, Session: 86_400 },
+    ttl: { AccessToken: 3_600, ClientCredentials: 600, DeviceCode: 600, Grant: 86_400, IdToken: 3_600, Interaction: 600, RefreshToken: 86_400, Session: 86_400 },
     findAccount: (_ctx, sub) => (sub in people ? { accountId: sub, claims: () => ({ sub }) } : undefined),
     features: {
       clientCredentials: { enabled: true },
