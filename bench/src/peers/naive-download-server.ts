@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ServerWritableStream } from '@grpc/grpc-js';
-import { DaemonServiceService, type DownloadExportRequest, type DownloadExportResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
+import { DaemonServiceService, ExportEncoding, type DownloadExportRequest, type DownloadExportResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { startGrpcServer, stopGrpcServer } from '@titanbot/service-kit/grpc-server';
 import { send } from '@titanbot/service-kit/stream';
 import Database from 'better-sqlite3';
@@ -112,6 +112,9 @@ async function main(): Promise<void> {
         fileName: 'titanbotd.sqlite',
         mediaType: 'application/vnd.sqlite3',
         revision: 0,
+        encoding: ExportEncoding.EXPORT_ENCODING_UNSPECIFIED,
+        payloadSizeBytes: data.length,
+        baseSha256: '',
       };
       if (!(await send(call, { kind: { $case: 'header', value: header } }))) return;
       for (let offset = 0; offset < data.length; offset += chunkBytes) {

@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto';
 import { open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { DownloadExportRequest, type DaemonServiceClient, type DownloadExportResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
+import { DownloadExportRequest, ExportEncoding, type DaemonServiceClient, type DownloadExportResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { sleep } from '@titanbot/service-kit/backoff';
 import { digestFile } from '@titanbot/service-kit/file-digest';
-import { ChecksumMismatchError, describeError, ExportProtocolError, IncompleteStreamError, isRestart, isRetryable, PinMismatchError, retryDelayMs, SchemaTooNewError } from './errors.js';
+import { applyDelta } from 'fossil-delta';
+import { ChecksumMismatchError, DeltaFailedError, describeError, ExportProtocolError, IncompleteStreamError, isRestart, isRetryable, PinMismatchError, retryDelayMs, SchemaTooNewError } from './errors.js';
 import { fsyncDir, isNotFound, writeFileAtomic } from './files.js';
 import type { SyncLogger } from './sync.js';
 import type { TokenKeeper } from './token-keeper.js';
@@ -23,12 +25,24 @@ interface Held {
   logicalId?: number | null;
 }
 
-/** What a partial download is a prefix of, as kept in `${dbPath}.download.json`. */
+/**
+ * What a partial download is a prefix of, as kept in `${dbPath}.download.json`: the file it makes
+ * (version, size, SHA-256) and what the bytes are (the file itself, or a delta from the held file
+ * `base`). An older client's pin has no encoding: the file itself.
+ */
 interface Pin {
   version: string;
   sizeBytes: number;
   sha256: string;
+  encoding?: ExportEncoding;
+  /** Bytes of the delta; the file's size for the file itself. */
+  payloadSizeBytes?: number;
+  /** For a delta: the held file it applies to. */
+  base?: { version: string; sha256: string };
 }
+
+const isDeltaPin = (pin: Pin | undefined): boolean => pin?.encoding === ExportEncoding.EXPORT_ENCODING_FOSSIL_DELTA;
+const payloadSize = (pin: Pin): number => pin.payloadSizeBytes ?? pin.sizeBytes;
 
 interface DownloadState {
   pin: Pin | undefined;
@@ -39,10 +53,13 @@ interface DownloadState {
  * The resumable download state machine for one daemon database file (`dbPath`): bytes go to
  * `${dbPath}.download`, pinned to one version by `${dbPath}.download.json`; a broken stream resumes
  * from the bytes written (across process restarts too), a version gone from the server restarts
- * from zero with the latest. The finished file is verified against the header's size and SHA-256,
- * fsynced and renamed over `dbPath`, so readers never see a torn file; `${dbPath}.version` records
- * what is held (version, SHA-256 and scope). Content whose SHA-256 is already held is never
- * downloaded again: only its new version is recorded.
+ * from zero with the latest. The request names the file held, so the server may send a Fossil
+ * delta from it instead of the file: the delta is applied to the held file in memory and the
+ * result written to a temporary file. Either way the new file is verified against the header's
+ * size and SHA-256, fsynced and renamed over `dbPath`, so readers never see a torn file;
+ * `${dbPath}.version` records what is held (version, SHA-256 and scope). A delta that fails (the
+ * held file changed, corrupt bytes) is dropped and the whole file downloaded instead. Content
+ * whose SHA-256 is already held is never downloaded again: only its new version is recorded.
  */
 export class Downloader {
   private held: Held = { version: '' };
@@ -89,17 +106,32 @@ export class Downloader {
   }
 
   /**
-   * Downloads the latest export and installs it over `dbPath`; resolves with the installed version
-   * and its size (bytes). A partial file left for `wanted` (by an earlier attempt or process) is
+   * Downloads the latest export (or a delta to it from the file held) and installs it over
+   * `dbPath`; resolves with the installed version and the bytes downloaded. A partial file left for `wanted` (by an earlier attempt or process) is
    * resumed. A broken stream or a "not now" answer (isRetryable) is retried from the bytes written,
    * after retryDelayMs, until `deadlineMs` (epoch ms; default never). Rejects with the last error
    * when the next try would start after `deadlineMs`, after DOWNLOAD_RESTARTS restarts, at once for
-   * any other answer (a refused token) or a protocol violation, and with an Error when the file
-   * fails verification (the partial file is then deleted).
+   * any other answer (a refused token) or a protocol violation, and with ChecksumMismatchError
+   * when the file fails verification (the partial file is then deleted). A delta that cannot be
+   * applied is logged (`delta-failed`) and the whole file downloaded instead.
    */
   async download(wanted: string, signal?: AbortSignal, deadlineMs = Number.POSITIVE_INFINITY): Promise<{ version: string; bytes: number }> {
+    try {
+      return await this.fetch(wanted, true, signal, deadlineMs);
+    } catch (err) {
+      if (!(err instanceof DeltaFailedError)) throw err;
+      this.log('delta-failed', { version: wanted, error: err.message });
+      return this.fetch(wanted, false, signal, deadlineMs);
+    }
+  }
+
+  /**
+   * download() with or without naming the held file (`mayDelta`); rejects with DeltaFailedError
+   * when a delta arrived whole but could not be applied (the partial files are then deleted).
+   */
+  private async fetch(wanted: string, mayDelta: boolean, signal: AbortSignal | undefined, deadlineMs: number): Promise<{ version: string; bytes: number }> {
     let state = await this.readPartial();
-    if (state?.pin?.version !== wanted) {
+    if (state?.pin?.version !== wanted || (!mayDelta && isDeltaPin(state.pin))) {
       await this.discardPartial();
       state = { pin: undefined, written: 0 };
     }
@@ -108,7 +140,7 @@ export class Downloader {
     for (;;) {
       const before = state.written;
       try {
-        if (await this.attempt(state, signal)) {
+        if (await this.attempt(state, mayDelta, signal)) {
           // The server's file is the one held (same SHA-256): record its version, download nothing.
           const pin = state.pin!;
           await this.discardPartial();
@@ -141,7 +173,9 @@ export class Downloader {
     }
     const pin = state.pin;
     if (!pin) throw new ExportProtocolError('download finished without a header');
-    return { version: pin.version, bytes: await this.install(pin) };
+    if (isDeltaPin(pin)) await this.patch(pin);
+    await this.install(pin);
+    return { version: pin.version, bytes: payloadSize(pin) };
   }
 
   /**
@@ -149,9 +183,18 @@ export class Downloader {
    * the partial file; updates `state` as bytes land so a retry knows where to resume. Resolves true,
    * having read only the header, when a fresh download announces the file already held.
    */
-  private async attempt(state: DownloadState, signal: AbortSignal | undefined): Promise<boolean> {
+  private async attempt(state: DownloadState, mayDelta: boolean, signal: AbortSignal | undefined): Promise<boolean> {
+    // A fresh download names the file held (the server may answer with a delta); a resumed one
+    // names it only when it is a delta, since the bytes so far are a prefix of that delta.
+    const held = state.pin ? state.pin.base : mayDelta && this.heldSha256 !== '' ? { version: this.heldVersion, sha256: this.heldSha256 } : undefined;
     const call = this.client.downloadExport(
-      DownloadExportRequest.fromPartial({ logicalId: this.logicalId, version: state.pin?.version ?? '', offset: state.written }),
+      DownloadExportRequest.fromPartial({
+        logicalId: this.logicalId,
+        version: state.pin?.version ?? '',
+        offset: state.written,
+        heldVersion: held?.version ?? '',
+        heldSha256: held?.sha256 ?? '',
+      }),
       this.token.metadata(),
     );
     const cancel = (): void => call.cancel();
@@ -166,10 +209,20 @@ export class Downloader {
           if (header.schemaVersion > SUPPORTED_SCHEMA_VERSION) {
             throw new SchemaTooNewError(`export ${header.version} has schema ${header.schemaVersion}; this client installs up to ${SUPPORTED_SCHEMA_VERSION}`);
           }
-          const pin: Pin = { version: header.version, sizeBytes: header.sizeBytes, sha256: header.sha256.toLowerCase() };
+          const delta = header.encoding === ExportEncoding.EXPORT_ENCODING_FOSSIL_DELTA;
+          if (header.encoding !== ExportEncoding.EXPORT_ENCODING_UNSPECIFIED && !delta) throw new ExportProtocolError(`DownloadExport sent encoding ${header.encoding}, unknown to this client`);
+          if (delta && (!held || header.baseSha256.toLowerCase() !== held.sha256)) throw new ExportProtocolError('DownloadExport sent a delta from a file this client does not hold');
+          const pin: Pin = {
+            version: header.version,
+            sizeBytes: header.sizeBytes,
+            sha256: header.sha256.toLowerCase(),
+            encoding: header.encoding,
+            payloadSizeBytes: delta ? header.payloadSizeBytes : header.sizeBytes,
+            ...(delta ? { base: held } : {}),
+          };
           if (state.pin) {
-            if (pin.version !== state.pin.version || pin.sizeBytes !== state.pin.sizeBytes || pin.sha256 !== state.pin.sha256) {
-              throw new PinMismatchError(`export ${state.pin.version} changed between requests (size ${pin.sizeBytes}, sha256 ${pin.sha256})`);
+            if (pin.version !== state.pin.version || pin.sizeBytes !== state.pin.sizeBytes || pin.sha256 !== state.pin.sha256 || payloadSize(pin) !== payloadSize(state.pin) || isDeltaPin(pin) !== isDeltaPin(state.pin)) {
+              throw new PinMismatchError(`export ${state.pin.version} changed between requests (size ${pin.sizeBytes}, sha256 ${pin.sha256}, payload ${payloadSize(pin)} bytes)`);
             }
           } else {
             // The pin file must never describe bytes of another version: drop the old partial first.
@@ -178,21 +231,21 @@ export class Downloader {
             if (pin.sha256 === this.held.sha256 && this.heldVersion !== '') return true;
             await writeFileAtomic(this.pinPath, JSON.stringify(pin));
           }
-          this.log('download-started', { version: pin.version, sizeBytes: pin.sizeBytes, offset: state.written });
+          this.log('download-started', { version: pin.version, sizeBytes: pin.sizeBytes, offset: state.written, ...(delta ? { deltaBytes: pin.payloadSizeBytes } : {}) });
           file = await open(this.partPath, state.written === 0 ? 'w' : 'r+');
         } else if (kind?.$case === 'chunk') {
           const chunk = kind.value;
           if (!file || !state.pin) throw new ExportProtocolError('DownloadExport sent a chunk before the header');
           if (chunk.offset !== state.written) throw new ExportProtocolError(`DownloadExport sent a chunk at offset ${chunk.offset}, expected ${state.written}`);
-          if (state.written + chunk.data.length > state.pin.sizeBytes) {
-            throw new ExportProtocolError(`DownloadExport sent more than the announced ${state.pin.sizeBytes} bytes`);
+          if (state.written + chunk.data.length > payloadSize(state.pin)) {
+            throw new ExportProtocolError(`DownloadExport sent more than the announced ${payloadSize(state.pin)} bytes`);
           }
           await file.write(chunk.data, 0, chunk.data.length, chunk.offset);
           state.written += chunk.data.length;
         }
       }
       if (!file || !state.pin) throw new ExportProtocolError('DownloadExport ended without a header');
-      if (state.written < state.pin.sizeBytes) throw new IncompleteStreamError(`DownloadExport ended at byte ${state.written} of ${state.pin.sizeBytes}`);
+      if (state.written < payloadSize(state.pin)) throw new IncompleteStreamError(`DownloadExport ended at byte ${state.written} of ${payloadSize(state.pin)}`);
       await file.sync();
       return false;
     } finally {
@@ -202,21 +255,38 @@ export class Downloader {
     }
   }
 
-  /** Verifies the complete partial file against `pin`, renames it over `dbPath`, records the version. */
-  private async install(pin: Pin): Promise<number> {
+  /**
+   * Turns the complete delta in the partial file into the new file, in its place: the held file
+   * is read, checked against the delta's base, the delta applied in memory (Fossil's own checksum
+   * checked) and the result written atomically. Throws DeltaFailedError (partial files deleted)
+   * when the held file is not the base or the delta is corrupt; install() then verifies the result.
+   */
+  private async patch(pin: Pin): Promise<void> {
+    try {
+      const base = await readFile(this.dbPath);
+      if (createHash('sha256').update(base).digest('hex') !== pin.base?.sha256) throw new Error('the file held is no longer the delta\'s base');
+      // fossil-delta returns a plain Uint8Array whatever it is given: wrap it, do not copy it.
+      const target: Uint8Array = applyDelta(base, await readFile(this.partPath));
+      await writeFileAtomic(this.partPath, Buffer.from(target.buffer, target.byteOffset, target.byteLength));
+    } catch (err) {
+      await this.discardPartial();
+      throw new DeltaFailedError(`delta to ${pin.version}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  /** Verifies the complete new file against `pin`, renames it over `dbPath`, records the version. */
+  private async install(pin: Pin): Promise<void> {
     const { size, sha256 } = await digestFile(this.partPath);
     if (size !== pin.sizeBytes || sha256 !== pin.sha256) {
       await this.discardPartial();
-      throw new ChecksumMismatchError(
-        `downloaded export ${pin.version} failed verification: ${size} bytes with sha256 ${sha256}, header announced ${pin.sizeBytes} bytes with sha256 ${pin.sha256}`,
-      );
+      const message = `${isDeltaPin(pin) ? 'patched' : 'downloaded'} export ${pin.version} failed verification: ${size} bytes with sha256 ${sha256}, header announced ${pin.sizeBytes} bytes with sha256 ${pin.sha256}`;
+      throw isDeltaPin(pin) ? new DeltaFailedError(message) : new ChecksumMismatchError(message);
     }
     await rename(this.partPath, this.dbPath);
     await fsyncDir(path.dirname(this.dbPath));
     await rm(this.pinPath, { force: true });
     await this.record({ version: pin.version, sha256, logicalId: this.logicalId ?? null });
-    this.log('installed', { version: pin.version, bytes: size, sha256 });
-    return size;
+    this.log('installed', { version: pin.version, bytes: size, sha256, ...(isDeltaPin(pin) ? { deltaBytes: payloadSize(pin) } : {}) });
   }
 
   /** Writes what is held to the sidecar (atomically) and remembers it. */
@@ -235,7 +305,7 @@ export class Downloader {
     } catch {
       return undefined;
     }
-    if (!isPin(pin) || written > pin.sizeBytes) return undefined;
+    if (!isPin(pin) || written > payloadSize(pin)) return undefined;
     return { pin, written };
   }
 

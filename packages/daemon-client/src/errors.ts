@@ -11,6 +11,9 @@ export class PinMismatchError extends Error {}
 export class IncompleteStreamError extends Error {}
 /** The downloaded file's size or SHA-256 is not the header's (the file is discarded). */
 export class ChecksumMismatchError extends Error {}
+
+/** A downloaded delta could not make the announced file from the one held: download the whole file instead. */
+export class DeltaFailedError extends Error {}
 /** The export's schema version is newer than this client reads (SUPPORTED_SCHEMA_VERSION). */
 export class SchemaTooNewError extends ExportProtocolError {}
 

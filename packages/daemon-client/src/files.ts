@@ -16,7 +16,7 @@ export async function fsyncDir(dir: string): Promise<void> {
  * Replaces `file` with `data` so a reader sees the old or the new content, never a mix
  * (write-file-atomic: temp file, fsync, rename), then makes the rename durable. `mode` e.g. 0o600.
  */
-export async function writeFileAtomic(file: string, data: string, mode = 0o644): Promise<void> {
+export async function writeFileAtomic(file: string, data: string | Buffer, mode = 0o644): Promise<void> {
   await writeFileAtomicLib(file, data, { mode, fsync: true });
   await fsyncDir(path.dirname(file));
 }

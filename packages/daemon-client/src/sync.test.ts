@@ -54,8 +54,14 @@ async function startFakeServer(token: string) {
       fake.latest = version;
       for (const w of fake.watchers) w.write({ version, revision: 0 });
     },
-    downloads(): DownloadExportRequest[] {
-      return fake.calls.filter((c) => c.method === 'downloadExport').map((c) => c.request as DownloadExportRequest);
+    /** The DownloadExport requests made, without held_version/held_sha256 when they were empty (no file held). */
+    downloads(): Partial<DownloadExportRequest>[] {
+      return fake.calls
+        .filter((c) => c.method === 'downloadExport')
+        .map((c) => {
+          const { heldVersion, heldSha256, ...rest } = c.request as DownloadExportRequest;
+          return heldVersion || heldSha256 ? { ...rest, heldVersion, heldSha256 } : rest;
+        });
     },
     keys(method: string): string[] {
       return fake.calls.filter((c) => c.method === method).map((c) => c.key);
@@ -108,7 +114,7 @@ async function startFakeServer(token: string) {
       const bytes = fake.exports.get(version);
       if (!bytes) return call.emit('error', toStatusError(new DomainError('EXPORT_VERSION_GONE', `export ${version} is gone`)));
       const send = (m: DownloadExportResponse): boolean => call.write(DownloadExportResponse.fromPartial(m));
-      send({ kind: { $case: 'header', value: { version, sizeBytes: bytes.length, sha256: fake.wrongSha.get(version) ?? sha256(bytes), schemaVersion: 1, fileName: 'titanbotd.sqlite', mediaType: 'application/vnd.sqlite3', revision: 0 } } });
+      send({ kind: { $case: 'header', value: { version, sizeBytes: bytes.length, sha256: fake.wrongSha.get(version) ?? sha256(bytes), schemaVersion: 1, fileName: 'titanbotd.sqlite', mediaType: 'application/vnd.sqlite3', revision: 0, encoding: 0, payloadSizeBytes: bytes.length, baseSha256: '' } } });
       let sent = 0;
       for (let offset = call.request.offset; offset < bytes.length; offset += CHUNK) {
         if (sent++ === plan?.cutAfterChunks) return call.emit('error', { code: status.UNAVAILABLE, details: 'connection reset' });
@@ -347,9 +353,10 @@ describe('DaemonSync.watch', () => {
 
     await until(async () => (await readVersion(dbPath)) === 'e.3', 'e.3 installed');
     await new Promise((r) => setTimeout(r, 100));
+    // The second download names the file held, so a server could answer with a delta from it.
     expect(fake.downloads()).toEqual([
       { logicalId: 7, version: '', offset: 0 },
-      { logicalId: 7, version: '', offset: 0 },
+      { logicalId: 7, version: '', offset: 0, heldVersion: 'e.1', heldSha256: sha256(fileBytes(1)) },
     ]);
     expect(await readFile(dbPath)).toEqual(fileBytes(3));
     stop.abort();

@@ -40,7 +40,7 @@ export interface SyncResult {
   version: string;
   /** Whether a new file was installed. */
   changed: boolean;
-  /** Size in bytes of the installed file; 0 when unchanged. */
+  /** Bytes downloaded: the file, or the delta that made it from the one held; 0 when unchanged. */
   bytes: number;
 }
 

@@ -26,6 +26,8 @@ const schema = z.object({
   EXPORT_CACHE_BYTES: byteSize.default(256 * 1024 * 1024),
   /** Bytes per DownloadExport chunk message (at most 1 MiB, well under the 4 MiB message limit). */
   EXPORT_CHUNK_BYTES: byteSize.pipe(z.number().int().min(1024).max(1024 * 1024)).default(128 * 1024),
+  // A delta is sent instead of the file only when at most this fraction of the file's size.
+  DELTA_MAX_RATIO: z.coerce.number().min(0).max(1).default(0.5),
   BACKEND_PUBLIC_KEY: z.string().default(''),
   /** Where the data keys that decrypt account passwords and SSH private keys are read from. */
   /** `vault` or `file`; unset = Vault when VAULT_ADDR is set, else the file store (with a warning). */

@@ -102,6 +102,7 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
       sshServerIp: config.SSH_SERVER_IP,
       sshServerCommonPort: config.SSH_SERVER_COMMON_PORT,
       exportChunkBytes: config.EXPORT_CHUNK_BYTES,
+      deltaMaxRatio: config.DELTA_MAX_RATIO,
       forwardTimeoutMs: config.FORWARD_TIMEOUT,
     },
     gauges: { activeDownloads: 0, activeWatches: 0 },
@@ -193,6 +194,8 @@ function registerReadMetrics(metrics: ServiceMetrics, rt: ReadRuntime, consumer:
   metrics.gauge('watch_streams_active', 'Open WatchVersion streams.', () => rt.gauges.activeWatches);
   metrics.gauge('downloads_active', 'DownloadExport streams in progress.', () => rt.gauges.activeDownloads);
   metrics.labelledCounter('auth_failures_total', 'Daemon calls refused UNAUTHENTICATED, by reason.', 'reason', () => rt.counters.authFailures);
+  metrics.labelledCounter('export_downloads_total', 'DownloadExport streams started, by what they carried: delta, full, full_base_missing, full_delta_larger.', 'kind', () => rt.counters.downloads);
+  metrics.counter('export_delta_builds_total', 'Export deltas built since start.', () => rt.exports.stats().deltaBuilds);
   metrics.counter('rate_limited_total', 'Daemon calls refused RESOURCE_EXHAUSTED by the per-token rate limit.', () => rt.counters.rateLimited);
 }
 

@@ -1,8 +1,9 @@
-import { randomUUID } from 'node:crypto';
-import { mkdirSync, rmSync } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { digestFile } from '@titanbot/service-kit/file-digest';
+import { createDelta } from 'fossil-delta';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { ReadModel } from '../store/read-model.js';
@@ -24,27 +25,55 @@ export interface ExportFile {
   revision: number;
 }
 
+/** A Fossil delta on disk that turns `base` into `target` (both files of one scope). */
+export interface ExportDelta {
+  path: string;
+  /** Bytes of the delta. */
+  sizeBytes: number;
+  base: ExportFile;
+  target: ExportFile;
+}
+
+/** The file a daemon says it holds (DownloadExportRequest held_version, held_sha256). */
+export interface HeldFile {
+  version: string;
+  sha256: string;
+}
+
 /** What the cache has done, for logs and metrics. */
 export interface ExportCacheStats {
   builds: number;
   hits: number;
   evictions: number;
+  /** Deltas built (each (scope, from, to) once while it is kept). */
+  deltaBuilds: number;
+  /** Deltas asked for whose base this replica no longer keeps (the daemon then gets the full file). */
+  deltaBaseMissing: number;
   bytes: number;
   entries: number;
 }
 
+/** What the LRU holds: whole files and deltas, both on disk, both within one byte budget. */
+type Entry = ExportFile | ExportDelta;
+
+/** `<scope>-<version>.sqlite`: the name a kept export has on disk, and how a restart finds it again. */
+const KEPT_FILE = /^(\d+)-([0-9a-f]{32})\.sqlite$/;
+
 /**
  * Daemon databases by (scope, version), built once each (single flight: concurrent requests for
- * the same pair share one build) and kept on disk under `dir`, at most `maxBytes` bytes in all
- * (lru-cache: least recently used out first, its file deleted). A file larger than `maxBytes`
- * counts as exactly `maxBytes`, so the newest one always stays. An evicted file that a download
- * still has open stays readable to it (POSIX unlink semantics). The cache starts empty: files from
- * an earlier process are deleted, since versions are cheap to rebuild.
+ * the same pair share one build), and Fossil deltas between two of them by (scope, from, to), also
+ * built once each; all kept on disk under `dir`, at most `maxBytes` bytes in all (lru-cache: least
+ * recently used out first, its file deleted). An entry larger than `maxBytes` counts as exactly
+ * `maxBytes`, so the newest one always stays. An evicted file that a download still has open stays
+ * readable to it (POSIX unlink semantics). Whole files survive a restart (a daemon one version
+ * behind still gets a delta from a restarted replica): they are found again by name and hashed,
+ * oldest first; deltas and unfinished builds are deleted, as they are cheap to make again.
  */
 export class ExportCache {
-  private readonly entries: LRUCache<string, ExportFile>;
+  private readonly entries: LRUCache<string, Entry>;
   private readonly building = new Map<string, Promise<ExportFile>>();
-  private readonly counters = { builds: 0, hits: 0, evictions: 0 };
+  private readonly deltas = new Map<string, Promise<ExportDelta | undefined>>();
+  private readonly counters = { builds: 0, hits: 0, evictions: 0, deltaBuilds: 0, deltaBaseMissing: 0 };
 
   constructor(
     private readonly dir: string,
@@ -52,17 +81,35 @@ export class ExportCache {
     private readonly model: ReadModel,
     private readonly logger: Logger,
   ) {
-    rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
-    this.entries = new LRUCache<string, ExportFile>({
+    this.entries = new LRUCache<string, Entry>({
       maxSize: maxBytes,
-      sizeCalculation: (file) => Math.max(1, Math.min(file.sizeBytes, maxBytes)),
-      dispose: (file, _key, reason) => {
+      sizeCalculation: (entry) => Math.max(1, Math.min(entry.sizeBytes, maxBytes)),
+      dispose: (entry, _key, reason) => {
         if (reason !== 'evict') return;
         this.counters.evictions++;
-        rm(file.path, { force: true }).catch((err: unknown) => this.logger.warn({ err, file: file.path }, 'could not delete an evicted export'));
+        rm(entry.path, { force: true }).catch((err: unknown) => this.logger.warn({ err, file: entry.path }, 'could not delete an evicted export'));
       },
     });
+    this.reload();
+  }
+
+  /** Takes back the whole files an earlier process kept, least recently built first; deletes the rest. */
+  private reload(): void {
+    const kept = readdirSync(this.dir)
+      .map((name) => ({ name, match: KEPT_FILE.exec(name), file: path.join(this.dir, name) }))
+      .map((f) => ({ ...f, mtimeMs: statSync(f.file).mtimeMs }))
+      .sort((a, b) => a.mtimeMs - b.mtimeMs);
+    for (const { match, file } of kept) {
+      if (!match) {
+        rmSync(file, { recursive: true, force: true });
+        continue;
+      }
+      const bytes = readFileSync(file);
+      const entry: ExportFile = { scope: Number(match[1]), version: match[2]!, path: file, sizeBytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex'), revision: 0 };
+      this.entries.set(cacheKey(entry.scope, entry.version), entry);
+    }
+    if (kept.length) this.logger.info({ files: this.entries.size }, 'exports kept from before the restart');
   }
 
   /** The export of `scope` at its current version, built if needed (once: concurrent callers share the build). */
@@ -70,7 +117,7 @@ export class ExportCache {
     const version = this.model.versions.version(scope);
     const key = cacheKey(scope, version);
     const cached = this.hit(key);
-    if (cached) return Promise.resolve(cached);
+    if (cached && !isDelta(cached)) return Promise.resolve(cached);
     let pending = this.building.get(key);
     if (!pending) {
       const build = (): Promise<ExportFile> => this.build(scope, version);
@@ -87,17 +134,66 @@ export class ExportCache {
   pinned(scope: number, version: string): Promise<ExportFile> | undefined {
     const key = cacheKey(scope, version);
     const cached = this.hit(key);
-    return cached ? Promise.resolve(cached) : this.building.get(key);
+    return cached && !isDelta(cached) ? Promise.resolve(cached) : this.building.get(key);
+  }
+
+  /**
+   * The Fossil delta from the file a daemon holds to `target`, built once per (scope, from, to)
+   * (concurrent callers share the build) and kept like a file. Undefined when this replica no
+   * longer keeps `held` (or keeps another file under its version), or holds exactly `target`.
+   */
+  delta(target: ExportFile, held: HeldFile): Promise<ExportDelta | undefined> {
+    const key = `${cacheKey(target.scope, held.version)}/${target.version}`;
+    const cached = this.hit(key);
+    if (cached) return Promise.resolve(cached as ExportDelta);
+    let pending = this.deltas.get(key);
+    if (!pending) {
+      const base = this.entries.get(cacheKey(target.scope, held.version));
+      if (!base || isDelta(base) || base.sha256 !== held.sha256 || base.sha256 === target.sha256) {
+        if (!base) this.counters.deltaBaseMissing++;
+        return Promise.resolve(undefined);
+      }
+      pending = this.buildDelta(key, base, target).finally(() => this.deltas.delete(key));
+      this.deltas.set(key, pending);
+    }
+    return pending;
   }
 
   stats(): ExportCacheStats {
     return { ...this.counters, bytes: this.entries.calculatedSize, entries: this.entries.size };
   }
 
-  private hit(key: string): ExportFile | undefined {
+  private hit(key: string): Entry | undefined {
     const entry = this.entries.get(key);
     if (entry) this.counters.hits++;
     return entry;
+  }
+
+  private async buildDelta(key: string, base: ExportFile, target: ExportFile): Promise<ExportDelta | undefined> {
+    let source: Buffer;
+    let result: Buffer;
+    try {
+      [source, result] = await Promise.all([readFile(base.path), readFile(target.path)]);
+    } catch (err) {
+      // Evicted since the lookup: the daemon gets the full file.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    const bytes = Buffer.from(createDelta(source, result));
+    const file = path.join(this.dir, `${base.scope}-${base.version}-${target.version}.delta`);
+    const temp = path.join(this.dir, `.build-${randomUUID()}.delta`);
+    try {
+      await writeFile(temp, bytes);
+      await rename(temp, file);
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw err;
+    }
+    const delta: ExportDelta = { path: file, sizeBytes: bytes.length, base, target };
+    this.entries.set(key, delta);
+    this.counters.deltaBuilds++;
+    this.logger.debug({ scope: base.scope, from: base.version, to: target.version, bytes: bytes.length, of: target.sizeBytes }, 'export delta built');
+    return delta;
   }
 
   private async build(scope: number, version: string): Promise<ExportFile> {
@@ -123,3 +219,4 @@ export class ExportCache {
 }
 
 const cacheKey = (scope: number, version: string): string => `${scope}/${version}`;
+const isDelta = (entry: Entry): entry is ExportDelta => 'base' in entry;

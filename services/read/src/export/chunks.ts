@@ -1,8 +1,8 @@
 import { open } from 'node:fs/promises';
-import type { DownloadExportResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
+import { ExportEncoding, type DownloadExportResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { DomainError } from '@titanbot/service-kit/errors';
 import { EXPORT_FILE_NAME, EXPORT_MEDIA_TYPE, EXPORT_SCHEMA_VERSION } from './build.js';
-import type { ExportFile } from './cache.js';
+import type { ExportDelta, ExportFile } from './cache.js';
 import type { HotExports } from './hot-exports.js';
 
 /** FAILED_PRECONDITION EXPORT_VERSION_GONE: `version` is no longer kept here. */
@@ -10,14 +10,16 @@ export const versionGone = (version: string): DomainError =>
   new DomainError('EXPORT_VERSION_GONE', `version ${version} is no longer kept; download the latest (version empty, offset 0)`);
 
 /**
- * The DownloadExport messages for `file` from byte `offset`: the header, then chunks of
- * `chunkBytes`. A file HotExports holds is yielded as its pre-encoded chunk messages (no read, no
- * copy, no encoding per download) when `offset` falls on a chunk boundary, as it does for every
- * fresh download; otherwise it is read one chunk at a time. The file is read (or opened) before
- * the header is yielded, so a file evicted since the lookup is EXPORT_VERSION_GONE, not a torn
- * stream. The consumer pulls one message at a time, so memory does not grow with slow readers.
+ * The DownloadExport messages for `file`, or for `delta` (which turns the daemon's held file into
+ * `file`) when given, from byte `offset` of what is sent: the header, then chunks of `chunkBytes`.
+ * A payload HotExports holds is yielded as its pre-encoded chunk messages (no read, no copy, no
+ * encoding per download) when `offset` falls on a chunk boundary, as it does for every fresh
+ * download; otherwise it is read one chunk at a time. The payload is read (or opened) before the
+ * header is yielded, so one evicted since the lookup is EXPORT_VERSION_GONE, not a torn stream.
+ * The consumer pulls one message at a time, so memory does not grow with slow readers.
  */
-export async function* exportMessages(file: ExportFile, offset: number, chunkBytes: number, hot: HotExports): AsyncGenerator<DownloadExportResponse> {
+export async function* exportMessages(file: ExportFile, delta: ExportDelta | undefined, offset: number, chunkBytes: number, hot: HotExports): AsyncGenerator<DownloadExportResponse> {
+  const payload = delta ?? file;
   const header: DownloadExportResponse = {
     kind: {
       $case: 'header',
@@ -29,26 +31,29 @@ export async function* exportMessages(file: ExportFile, offset: number, chunkByt
         fileName: EXPORT_FILE_NAME,
         mediaType: EXPORT_MEDIA_TYPE,
         revision: file.revision,
+        encoding: delta ? ExportEncoding.EXPORT_ENCODING_FOSSIL_DELTA : ExportEncoding.EXPORT_ENCODING_UNSPECIFIED,
+        payloadSizeBytes: payload.sizeBytes,
+        baseSha256: delta?.base.sha256 ?? '',
       },
     },
   };
   const gone = (err: NodeJS.ErrnoException): never => {
     throw err.code === 'ENOENT' ? versionGone(file.version) : err;
   };
-  const held = offset % chunkBytes === 0 ? hot.chunks(file) : undefined;
+  const held = offset % chunkBytes === 0 ? hot.chunks(payload) : undefined;
   if (held) {
     const chunks = await held.catch(gone);
     yield header;
     for (let i = offset / chunkBytes; i < chunks.length; i++) yield chunks[i]!;
     return;
   }
-  const handle = await open(file.path, 'r').catch(gone);
+  const handle = await open(payload.path, 'r').catch(gone);
   try {
     yield header;
-    for (let position = offset; position < file.sizeBytes; ) {
-      const data = Buffer.allocUnsafe(Math.min(chunkBytes, file.sizeBytes - position));
+    for (let position = offset; position < payload.sizeBytes; ) {
+      const data = Buffer.allocUnsafe(Math.min(chunkBytes, payload.sizeBytes - position));
       const { bytesRead } = await handle.read(data, 0, data.length, position);
-      if (bytesRead !== data.length) throw new Error(`export ${file.path} is shorter than its ${file.sizeBytes} bytes`);
+      if (bytesRead !== data.length) throw new Error(`export ${payload.path} is shorter than its ${payload.sizeBytes} bytes`);
       yield { kind: { $case: 'chunk', value: { offset: position, data } } };
       position += bytesRead;
     }

@@ -2,7 +2,12 @@ import { readFile } from 'node:fs/promises';
 import type { DownloadExportResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { LRUCache } from 'lru-cache';
 import { preEncodeChunk } from './wire-encoding.js';
-import type { ExportFile } from './cache.js';
+
+/** A file on disk whose bytes never change (an export or a delta, named by what it holds). */
+export interface Payload {
+  path: string;
+  sizeBytes: number;
+}
 
 /** Export files up to this size (bytes) are held in memory, as their chunk messages. */
 const MAX_FILE_BYTES = 8 * 1024 * 1024;
@@ -10,7 +15,7 @@ const MAX_FILE_BYTES = 8 * 1024 * 1024;
 const MAX_BYTES = 64 * 1024 * 1024;
 
 /**
- * The most recently downloaded export files, each read from disk once and held as its chunk
+ * The most recently downloaded export files and deltas, each read from disk once and held as its chunk
  * messages, already encoded (wire-encoding.ts): every download of a held file sends the same
  * message objects, so a download costs no file I/O, no buffer and no encoding, and 200 downloads
  * of one file hold it once. At most MAX_BYTES in all (lru-cache), least recently used out first. Keyed by
@@ -30,7 +35,7 @@ export class HotExports {
    * The file as chunk messages (chunk i starts at byte i × chunkBytes), or undefined when it is too
    * large to hold. Rejects with the file system's error (ENOENT when the file was evicted).
    */
-  chunks(file: ExportFile): Promise<readonly DownloadExportResponse[]> | undefined {
+  chunks(file: Payload): Promise<readonly DownloadExportResponse[]> | undefined {
     if (file.sizeBytes > MAX_FILE_BYTES) return undefined;
     const hit = this.files.get(file.path);
     if (hit) return hit.chunks;

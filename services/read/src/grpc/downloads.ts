@@ -3,36 +3,47 @@ import { DomainError, invalid } from '@titanbot/service-kit/errors';
 import { send } from '@titanbot/service-kit/stream';
 import { trace } from '@opentelemetry/api';
 import { linkTo, tracingEnabled } from '@titanbot/service-kit/tracing';
+import type { ExportDelta, ExportFile, HeldFile } from '../export/cache.js';
 import { exportMessages, versionGone } from '../export/chunks.js';
 import { serverStream } from './pipeline.js';
 import type { ReadRuntime } from './runtime.js';
 import { scopeFor } from './scope.js';
 
 /**
- * DownloadExport: the scope's daemon database from `offset` (bytes), pinned to `version` when one
- * is given (a resumed download) or the current one. Errors: INVALID_ARGUMENT (offset < 0),
- * PERMISSION_DENIED SCOPE_NOT_OF_DEVICE, FAILED_PRECONDITION EXPORT_VERSION_GONE (the pinned
- * version is no longer kept), OUT_OF_RANGE OFFSET_OUT_OF_RANGE (offset past the end).
+ * DownloadExport: the scope's daemon database from `offset` (bytes of what is sent), pinned to
+ * `version` when one is given (a resumed download) or the current one. When the request names the
+ * file the daemon holds (held_version, held_sha256) and this replica keeps it, the chunks carry a
+ * Fossil delta from it instead, if that is at most DELTA_MAX_RATIO of the file; a daemon several
+ * versions behind gets one delta to the current version. Errors: INVALID_ARGUMENT (offset < 0;
+ * held_version and held_sha256 not both set or both empty; held_sha256 not 64 lower-case hex
+ * digits), PERMISSION_DENIED SCOPE_NOT_OF_DEVICE, FAILED_PRECONDITION EXPORT_VERSION_GONE (the
+ * pinned version, or the base of a resumed delta, is no longer kept), OUT_OF_RANGE
+ * OFFSET_OUT_OF_RANGE (offset past the end).
  */
 export function downloadHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'downloadExport'> {
   return {
     downloadExport: serverStream(rt, m.downloadExport, async (call, ctx) => {
-      const { offset, version } = call.request;
+      const { offset, version, heldVersion, heldSha256 } = call.request;
       if (offset < 0) throw invalid('offset', 'must be >= 0');
+      if ((heldVersion === '') !== (heldSha256 === '')) throw invalid(heldVersion === '' ? 'held_version' : 'held_sha256', 'set held_version and held_sha256 together, or neither');
+      if (heldSha256 !== '' && !/^[0-9a-f]{64}$/.test(heldSha256)) throw invalid('held_sha256', 'must be 64 lower-case hex digits');
       const scope = scopeFor(rt, call.request.logicalId, ctx.principal);
       rt.statuses.contact(ctx.principal.token.deviceUuid, scope);
       // Traced: the download links to the change that made the scope's current version.
       if (tracingEnabled()) trace.getActiveSpan()?.addLinks(linkTo(rt.model.versions.changeTraceparent(scope)));
       const file = version === '' || version === rt.model.versions.version(scope) ? await rt.exports.latest(scope) : await rt.exports.pinned(scope, version);
       if (!file) throw versionGone(version);
-      if (offset > file.sizeBytes) {
-        throw new DomainError('OFFSET_OUT_OF_RANGE', `offset ${offset} is past the end (${file.sizeBytes} bytes)`, [
-          { field: 'offset', description: `at most ${file.sizeBytes}` },
-        ]);
+      if (heldVersion === '') rt.counters.downloads.full++;
+      const delta = heldVersion === '' ? undefined : await chooseDelta(rt, file, { version: heldVersion, sha256: heldSha256 });
+      // A resumed delta continues only as that delta: its bytes so far are no prefix of anything else.
+      if (heldVersion !== '' && offset > 0 && !delta) throw versionGone(version);
+      const sizeBytes = (delta ?? file).sizeBytes;
+      if (offset > sizeBytes) {
+        throw new DomainError('OFFSET_OUT_OF_RANGE', `offset ${offset} is past the end (${sizeBytes} bytes)`, [{ field: 'offset', description: `at most ${sizeBytes}` }]);
       }
       rt.gauges.activeDownloads++;
       try {
-        for await (const message of exportMessages(file, offset, rt.settings.exportChunkBytes, rt.hotExports)) {
+        for await (const message of exportMessages(file, delta, offset, rt.settings.exportChunkBytes, rt.hotExports)) {
           if (!(await send(call, message))) return;
         }
       } finally {
@@ -40,4 +51,12 @@ export function downloadHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'do
       }
     }),
   };
+}
+
+/** The delta from `held` to `file` when this replica can make one small enough, counting the choice. */
+async function chooseDelta(rt: ReadRuntime, file: ExportFile, held: HeldFile): Promise<ExportDelta | undefined> {
+  const delta = await rt.exports.delta(file, held);
+  const kind = !delta ? (held.sha256 === file.sha256 ? 'full' : 'full_base_missing') : delta.sizeBytes > rt.settings.deltaMaxRatio * file.sizeBytes ? 'full_delta_larger' : 'delta';
+  rt.counters.downloads[kind]++;
+  return kind === 'delta' ? delta : undefined;
 }

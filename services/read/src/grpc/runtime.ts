@@ -19,12 +19,21 @@ export interface ReadCounters {
   authFailures: Record<AuthFailureReason, number>;
   /** Calls refused RESOURCE_EXHAUSTED by the per-token rate limit. */
   rateLimited: number;
+  /**
+   * DownloadExport streams started, by what they carry: `delta`; `full` (no held file named);
+   * `full_base_missing` (the held file is no longer kept here, or is not the one named);
+   * `full_delta_larger` (the delta is over DELTA_MAX_RATIO of the file).
+   */
+  downloads: Record<DownloadKind, number>;
 }
+
+export type DownloadKind = 'delta' | 'full' | 'full_base_missing' | 'full_delta_larger';
 
 /** All counters at zero. */
 export const newReadCounters = (): ReadCounters => ({
   authFailures: { missing: 0, malformed: 0, unknown: 0, expired: 0, revoked: 0 },
   rateLimited: 0,
+  downloads: { delta: 0, full: 0, full_base_missing: 0, full_delta_larger: 0 },
 });
 
 /** What every daemon API handler needs, built once in main.ts. */
@@ -51,6 +60,8 @@ export interface ReadRuntime {
     sshServerIp: string;
     sshServerCommonPort: number;
     exportChunkBytes: number;
+    /** A delta is sent only when at most this fraction of the file's size (DELTA_MAX_RATIO). */
+    deltaMaxRatio: number;
     forwardTimeoutMs: number;
   };
   /** Live figures for logs and metrics. */

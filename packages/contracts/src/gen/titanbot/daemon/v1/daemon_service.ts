@@ -106,6 +106,45 @@ export function genderToJSON(object: Gender): string {
   }
 }
 
+/** What the chunks of a DownloadExport carry. */
+export enum ExportEncoding {
+  /** EXPORT_ENCODING_UNSPECIFIED - The whole file (what every client before deltas receives). */
+  EXPORT_ENCODING_UNSPECIFIED = 0,
+  /**
+   * EXPORT_ENCODING_FOSSIL_DELTA - A Fossil delta (https://fossil-scm.org/home/doc/trunk/www/delta_format.wiki) that turns the
+   * held file (`base_sha256`) into the file the header describes.
+   */
+  EXPORT_ENCODING_FOSSIL_DELTA = 1,
+  UNRECOGNIZED = -1,
+}
+
+export function exportEncodingFromJSON(object: any): ExportEncoding {
+  switch (object) {
+    case 0:
+    case "EXPORT_ENCODING_UNSPECIFIED":
+      return ExportEncoding.EXPORT_ENCODING_UNSPECIFIED;
+    case 1:
+    case "EXPORT_ENCODING_FOSSIL_DELTA":
+      return ExportEncoding.EXPORT_ENCODING_FOSSIL_DELTA;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return ExportEncoding.UNRECOGNIZED;
+  }
+}
+
+export function exportEncodingToJSON(object: ExportEncoding): string {
+  switch (object) {
+    case ExportEncoding.EXPORT_ENCODING_UNSPECIFIED:
+      return "EXPORT_ENCODING_UNSPECIFIED";
+    case ExportEncoding.EXPORT_ENCODING_FOSSIL_DELTA:
+      return "EXPORT_ENCODING_FOSSIL_DELTA";
+    case ExportEncoding.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /** Why a daemon's last install failed. */
 export enum InstallFailure {
   INSTALL_FAILURE_UNSPECIFIED = 0,
@@ -332,8 +371,17 @@ export interface DownloadExportRequest {
     | undefined;
   /** Empty = the latest. Set (from a header) to resume that exact file. */
   version: string;
-  /** First byte to send; > 0 resumes a download of a pinned version. */
+  /**
+   * First byte to send; > 0 resumes a download of a pinned version (of the delta, when the
+   * download being resumed is one).
+   */
   offset: number;
+  /**
+   * The version of the file the daemon holds for this scope, and the file's lower-case hex
+   * SHA-256; both set, or both empty for a full file. With them the answer may be a delta.
+   */
+  heldVersion: string;
+  heldSha256: string;
 }
 
 /** What the file is; sent first. */
@@ -355,6 +403,12 @@ export interface ExportHeader {
    * revision; `version` names the content.
    */
   revision: number;
+  /** What the chunks carry: the file, or a delta from the held file. */
+  encoding: ExportEncoding;
+  /** Bytes the chunks carry in all: `size_bytes` for the whole file, the delta's size for a delta. */
+  payloadSizeBytes: number;
+  /** For a delta: the lower-case hex SHA-256 of the file it applies to (the request's held_sha256). */
+  baseSha256: string;
 }
 
 /** A piece of the file. */
@@ -2344,7 +2398,7 @@ export const WatchVersionResponse: MessageFns<WatchVersionResponse> = {
 };
 
 function createBaseDownloadExportRequest(): DownloadExportRequest {
-  return { logicalId: undefined, version: "", offset: 0 };
+  return { logicalId: undefined, version: "", offset: 0, heldVersion: "", heldSha256: "" };
 }
 
 export const DownloadExportRequest: MessageFns<DownloadExportRequest> = {
@@ -2357,6 +2411,12 @@ export const DownloadExportRequest: MessageFns<DownloadExportRequest> = {
     }
     if (message.offset !== 0) {
       writer.uint32(24).int64(message.offset);
+    }
+    if (message.heldVersion !== "") {
+      writer.uint32(34).string(message.heldVersion);
+    }
+    if (message.heldSha256 !== "") {
+      writer.uint32(42).string(message.heldSha256);
     }
     return writer;
   },
@@ -2398,6 +2458,22 @@ export const DownloadExportRequest: MessageFns<DownloadExportRequest> = {
             message.offset = longToNumber(reader.int64());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.heldVersion = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.heldSha256 = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2419,6 +2495,16 @@ export const DownloadExportRequest: MessageFns<DownloadExportRequest> = {
         : undefined,
       version: isSet(object.version) ? globalThis.String(object.version) : "",
       offset: isSet(object.offset) ? globalThis.Number(object.offset) : 0,
+      heldVersion: isSet(object.heldVersion)
+        ? globalThis.String(object.heldVersion)
+        : isSet(object.held_version)
+        ? globalThis.String(object.held_version)
+        : "",
+      heldSha256: isSet(object.heldSha256)
+        ? globalThis.String(object.heldSha256)
+        : isSet(object.held_sha256)
+        ? globalThis.String(object.held_sha256)
+        : "",
     };
   },
 
@@ -2433,6 +2519,12 @@ export const DownloadExportRequest: MessageFns<DownloadExportRequest> = {
     if (message.offset !== 0) {
       obj.offset = Math.round(message.offset);
     }
+    if (message.heldVersion !== "") {
+      obj.heldVersion = message.heldVersion;
+    }
+    if (message.heldSha256 !== "") {
+      obj.heldSha256 = message.heldSha256;
+    }
     return obj;
   },
 
@@ -2444,12 +2536,25 @@ export const DownloadExportRequest: MessageFns<DownloadExportRequest> = {
     message.logicalId = object.logicalId ?? undefined;
     message.version = object.version ?? "";
     message.offset = object.offset ?? 0;
+    message.heldVersion = object.heldVersion ?? "";
+    message.heldSha256 = object.heldSha256 ?? "";
     return message;
   },
 };
 
 function createBaseExportHeader(): ExportHeader {
-  return { version: "", sizeBytes: 0, sha256: "", schemaVersion: 0, fileName: "", mediaType: "", revision: 0 };
+  return {
+    version: "",
+    sizeBytes: 0,
+    sha256: "",
+    schemaVersion: 0,
+    fileName: "",
+    mediaType: "",
+    revision: 0,
+    encoding: 0,
+    payloadSizeBytes: 0,
+    baseSha256: "",
+  };
 }
 
 export const ExportHeader: MessageFns<ExportHeader> = {
@@ -2474,6 +2579,15 @@ export const ExportHeader: MessageFns<ExportHeader> = {
     }
     if (message.revision !== 0) {
       writer.uint32(56).int64(message.revision);
+    }
+    if (message.encoding !== 0) {
+      writer.uint32(64).int32(message.encoding);
+    }
+    if (message.payloadSizeBytes !== 0) {
+      writer.uint32(72).int64(message.payloadSizeBytes);
+    }
+    if (message.baseSha256 !== "") {
+      writer.uint32(82).string(message.baseSha256);
     }
     return writer;
   },
@@ -2547,6 +2661,30 @@ export const ExportHeader: MessageFns<ExportHeader> = {
             message.revision = longToNumber(reader.int64());
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.encoding = reader.int32() as any;
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.payloadSizeBytes = longToNumber(reader.int64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.baseSha256 = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2584,6 +2722,17 @@ export const ExportHeader: MessageFns<ExportHeader> = {
         ? globalThis.String(object.media_type)
         : "",
       revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+      encoding: isSet(object.encoding) ? exportEncodingFromJSON(object.encoding) : 0,
+      payloadSizeBytes: isSet(object.payloadSizeBytes)
+        ? globalThis.Number(object.payloadSizeBytes)
+        : isSet(object.payload_size_bytes)
+        ? globalThis.Number(object.payload_size_bytes)
+        : 0,
+      baseSha256: isSet(object.baseSha256)
+        ? globalThis.String(object.baseSha256)
+        : isSet(object.base_sha256)
+        ? globalThis.String(object.base_sha256)
+        : "",
     };
   },
 
@@ -2610,6 +2759,15 @@ export const ExportHeader: MessageFns<ExportHeader> = {
     if (message.revision !== 0) {
       obj.revision = Math.round(message.revision);
     }
+    if (message.encoding !== 0) {
+      obj.encoding = exportEncodingToJSON(message.encoding);
+    }
+    if (message.payloadSizeBytes !== 0) {
+      obj.payloadSizeBytes = Math.round(message.payloadSizeBytes);
+    }
+    if (message.baseSha256 !== "") {
+      obj.baseSha256 = message.baseSha256;
+    }
     return obj;
   },
 
@@ -2625,6 +2783,9 @@ export const ExportHeader: MessageFns<ExportHeader> = {
     message.fileName = object.fileName ?? "";
     message.mediaType = object.mediaType ?? "";
     message.revision = object.revision ?? 0;
+    message.encoding = object.encoding ?? 0;
+    message.payloadSizeBytes = object.payloadSizeBytes ?? 0;
+    message.baseSha256 = object.baseSha256 ?? "";
     return message;
   },
 };
@@ -3595,10 +3756,13 @@ export const DaemonServiceService = {
     responseDeserialize: (value: Buffer): WatchVersionResponse => WatchVersionResponse.decode(value),
   },
   /**
-   * The scope's daemon database: one header, then chunks from `offset` to the end.
+   * The scope's daemon database: one header, then chunks from `offset` to the end. The chunks
+   * carry the whole file, or, when the request names the file the daemon holds and a delta from
+   * it is smaller than DELTA_MAX_RATIO of the file, a Fossil delta from it (the header says
+   * which); either way the header's size and SHA-256 are those of the resulting file.
    * Errors: PERMISSION_DENIED (scope), FAILED_PRECONDITION reason EXPORT_VERSION_GONE (the
-   * pinned version is no longer kept: start again with the latest), OUT_OF_RANGE (offset past
-   * the end).
+   * pinned version, or the held file a resumed delta applies to, is no longer kept: start again
+   * with the latest), OUT_OF_RANGE (offset past the end).
    */
   downloadExport: {
     path: "/titanbot.daemon.v1.DaemonService/DownloadExport" as const,
@@ -3696,10 +3860,13 @@ export interface DaemonServiceServer extends UntypedServiceImplementation {
    */
   watchVersion: handleServerStreamingCall<WatchVersionRequest, WatchVersionResponse>;
   /**
-   * The scope's daemon database: one header, then chunks from `offset` to the end.
+   * The scope's daemon database: one header, then chunks from `offset` to the end. The chunks
+   * carry the whole file, or, when the request names the file the daemon holds and a delta from
+   * it is smaller than DELTA_MAX_RATIO of the file, a Fossil delta from it (the header says
+   * which); either way the header's size and SHA-256 are those of the resulting file.
    * Errors: PERMISSION_DENIED (scope), FAILED_PRECONDITION reason EXPORT_VERSION_GONE (the
-   * pinned version is no longer kept: start again with the latest), OUT_OF_RANGE (offset past
-   * the end).
+   * pinned version, or the held file a resumed delta applies to, is no longer kept: start again
+   * with the latest), OUT_OF_RANGE (offset past the end).
    */
   downloadExport: handleServerStreamingCall<DownloadExportRequest, DownloadExportResponse>;
   /**
@@ -3857,10 +4024,13 @@ export interface DaemonServiceClient extends Client {
     options?: Partial<CallOptions>,
   ): ClientReadableStream<WatchVersionResponse>;
   /**
-   * The scope's daemon database: one header, then chunks from `offset` to the end.
+   * The scope's daemon database: one header, then chunks from `offset` to the end. The chunks
+   * carry the whole file, or, when the request names the file the daemon holds and a delta from
+   * it is smaller than DELTA_MAX_RATIO of the file, a Fossil delta from it (the header says
+   * which); either way the header's size and SHA-256 are those of the resulting file.
    * Errors: PERMISSION_DENIED (scope), FAILED_PRECONDITION reason EXPORT_VERSION_GONE (the
-   * pinned version is no longer kept: start again with the latest), OUT_OF_RANGE (offset past
-   * the end).
+   * pinned version, or the held file a resumed delta applies to, is no longer kept: start again
+   * with the latest), OUT_OF_RANGE (offset past the end).
    */
   downloadExport(
     request: DownloadExportRequest,
