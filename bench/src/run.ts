@@ -11,9 +11,10 @@ import { hostileSoak } from './hostile-soak.js';
 import { fleetLogs } from './fleet-logs.js';
 import { fleetStatus } from './fleet-status.js';
 import { secureEdge } from './secure-edge.js';
+import { deltaFanout } from './delta-fanout.js';
 
 /** Every benchmark, in run order; `npm run bench -- <name>...` runs a subset. */
-const BENCHMARKS: Benchmark[] = [checkVersion, scaling, watchFanout, downloadBenchmark, feedLag, feedApply, fleetLogs, fleetStatus, secureEdge, hostileSoak];
+const BENCHMARKS: Benchmark[] = [checkVersion, scaling, watchFanout, downloadBenchmark, feedLag, feedApply, fleetLogs, fleetStatus, secureEdge, deltaFanout, hostileSoak];
 
 /**
  * `npm run bench`: starts the system (each service its own process, from the built output),

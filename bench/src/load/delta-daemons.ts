@@ -1,0 +1,189 @@
+/**
+ * Load process for `delta-fanout` (forked, talks to the parent over IPC): `daemons` simulated
+ * daemons, each a WatchVersion stream (spread over `connections` channels) holding the scope's
+ * current file. On the next version each downloads it: naming the file it holds (`mayDelta`: the
+ * answer may be a delta) or not (always the whole file). Every download is verified in memory: a
+ * whole file's SHA-256 is computed from its chunks; a delta is applied to the held file and the
+ * result's SHA-256 checked against the header. All simulated daemons hold the same file, so a
+ * delta with the same bytes gives the same result: each distinct delta is applied once and its
+ * result remembered by the delta's SHA-256 (which every daemon computes), so the load process
+ * spends its CPU on receiving, as 10,000 real devices would each spend their own.
+ *
+ *   -> {type:'ready', version, errors}   all streams open, the current file held
+ *   <- {type:'go'}                       arm; the parent's change follows
+ *   -> {type:'result', done, bytes, errors, deltas, cpuMs}
+ *        when every daemon holds the new file (or after RESULT_TIMEOUT_MS): done[i] = epoch ms
+ *        daemon i held it (null if never), bytes = payload bytes received per daemon in all,
+ *        deltas = downloads that were deltas
+ *   <- {type:'stop'}
+ */
+import { createHash } from 'node:crypto';
+import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { DaemonServiceClient, ExportEncoding, type DownloadExportResponse, type ExportHeader } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
+import { applyDelta } from 'fossil-delta';
+
+/** What delta-daemons.ts is told (one JSON argument). */
+export interface DeltaDaemonsConfig {
+  address: string;
+  tokens: string[];
+  daemons: number;
+  connections: number;
+  logicalId: number;
+  mayDelta: boolean;
+}
+
+const config = JSON.parse(process.argv[2] ?? '{}') as DeltaDaemonsConfig;
+const RESULT_TIMEOUT_MS = 120_000;
+const epochMs = (): number => performance.timeOrigin + performance.now();
+const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+const send = (message: unknown): void => void process.send!(message);
+
+const clients = Array.from({ length: config.connections }, () => new DaemonServiceClient(config.address, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
+const metadata = config.tokens.map((t) => {
+  const md = new Metadata();
+  md.set('x-api-key', t);
+  return md;
+});
+const channel = (i: number): { client: DaemonServiceClient; md: Metadata } => ({ client: clients[i % clients.length]!, md: metadata[i % metadata.length]! });
+
+/** The file every daemon holds. */
+let held: { version: string; sha256: string; bytes: Buffer };
+/** Result SHA-256 by delta SHA-256, and the new file once one download has produced it. */
+const applied = new Map<string, string>();
+let next: { version: string; bytes: Buffer } | undefined;
+/** Whether a whole-file download of this round already keeps its bytes (for `next`). */
+let keeperClaimed = false;
+const isDelta = (header: ExportHeader): boolean => header.encoding === ExportEncoding.EXPORT_ENCODING_FOSSIL_DELTA;
+const keepOne = (header: ExportHeader): boolean => isDelta(header) || (!keeperClaimed && (keeperClaimed = true));
+
+let armed = false;
+let done = new Float64Array(config.daemons).fill(Number.NaN);
+let received = 0;
+let bytes = 0;
+let deltas = 0;
+let errors = 0;
+let cpuAtGo: NodeJS.CpuUsage | undefined;
+let timeout: NodeJS.Timeout | undefined;
+let stopping = false;
+
+/**
+ * One DownloadExport, hashed as it arrives: the header, and the payload when `keep(header)` says
+ * so (deltas always; of 10,000 whole files only one is kept, or memory would hold them all).
+ */
+function fetchExport(i: number, withHeld: boolean, keep: (header: ExportHeader) => boolean): Promise<{ header: ExportHeader; sha256: string; size: number; payload?: Buffer }> {
+  const { client, md } = channel(i);
+  return new Promise((resolve, reject) => {
+    const call = client.downloadExport(
+      { logicalId: config.logicalId, version: '', offset: 0, heldVersion: withHeld ? held.version : '', heldSha256: withHeld ? held.sha256 : '' },
+      md,
+    );
+    const hash = createHash('sha256');
+    const parts: Buffer[] = [];
+    let header: ExportHeader | undefined;
+    let keeping = false;
+    let size = 0;
+    call.on('data', (m: DownloadExportResponse) => {
+      if (m.kind?.$case === 'header') {
+        header = m.kind.value;
+        keeping = keep(header);
+      } else if (m.kind?.$case === 'chunk') {
+        hash.update(m.kind.value.data);
+        size += m.kind.value.data.length;
+        if (keeping) parts.push(m.kind.value.data);
+      }
+    });
+    call.on('error', (err: ServiceError) => reject(err));
+    call.on('end', () => (header ? resolve({ header, sha256: hash.digest('hex'), size, ...(keeping ? { payload: Buffer.concat(parts) } : {}) }) : reject(new Error('no header'))));
+  });
+}
+
+/** Daemon i downloads the new version and verifies it; resolves when it holds it. */
+async function update(i: number): Promise<void> {
+  const got = await fetchExport(i, config.mayDelta, keepOne);
+  bytes += got.size;
+  if (isDelta(got.header)) {
+    deltas++;
+    let result = applied.get(got.sha256);
+    if (result === undefined) {
+      const file = Buffer.from(applyDelta(held.bytes, got.payload!));
+      result = sha256(file);
+      applied.set(got.sha256, result);
+      next ??= { version: got.header.version, bytes: file };
+    }
+    if (result !== got.header.sha256) throw new Error(`delta result ${result} is not ${got.header.sha256}`);
+  } else {
+    if (got.sha256 !== got.header.sha256) throw new Error(`file ${got.sha256} is not ${got.header.sha256}`);
+    if (got.payload) next ??= { version: got.header.version, bytes: got.payload };
+  }
+}
+
+function report(): void {
+  if (!armed) return;
+  armed = false;
+  clearTimeout(timeout);
+  const cpu = process.cpuUsage(cpuAtGo);
+  send({ type: 'result', done: Array.from(done, (t) => (Number.isNaN(t) ? null : t)), bytes, errors, deltas, cpuMs: (cpu.user + cpu.system) / 1000 });
+  // From here on every daemon holds the new file.
+  if (next) held = { version: next.version, sha256: sha256(next.bytes), bytes: next.bytes };
+}
+
+async function open(): Promise<void> {
+  const first = await fetchExport(0, false, () => true);
+  held = { version: first.header.version, sha256: first.sha256, bytes: first.payload! };
+  for (let i = 0; i < config.daemons; i++) {
+    const { client, md } = channel(i);
+    const call = client.watchVersion({ logicalId: config.logicalId, knownVersion: held.version }, md);
+    call.on('data', () => {
+      if (!armed || !Number.isNaN(done[i]!)) return;
+      update(i).then(
+        () => {
+          done[i] = epochMs();
+          if (++received === config.daemons) report();
+        },
+        (err: unknown) => {
+          errors++;
+          if (errors <= 3) console.error(`delta-daemons: daemon ${i}: ${err instanceof Error ? err.message : String(err)}`);
+        },
+      );
+    });
+    call.on('error', (err: ServiceError) => {
+      if (stopping) return;
+      errors++;
+      if (errors <= 3) console.error(`delta-daemons: stream ${i}: ${err.code} ${err.details}`);
+    });
+  }
+  // Streams go out before these on the same connections: once every channel answers a call, the server has them.
+  await Promise.all(
+    clients.map((client, i) => new Promise((resolve, reject) => client.checkVersion({ logicalId: config.logicalId, knownVersion: '' }, channel(i).md, (err) => (err ? reject(err) : resolve(undefined))))),
+  );
+  await new Promise((r) => setTimeout(r, 500));
+  send({ type: 'ready', version: held.version, errors });
+}
+
+process.on('message', (message: { type: string }) => {
+  if (message.type === 'go') {
+    done = new Float64Array(config.daemons).fill(Number.NaN);
+    received = 0;
+    bytes = 0;
+    deltas = 0;
+    next = undefined;
+    keeperClaimed = false;
+    applied.clear();
+    cpuAtGo = process.cpuUsage();
+    armed = true;
+    timeout = setTimeout(report, RESULT_TIMEOUT_MS);
+  } else if (message.type === 'stop') {
+    stopping = true;
+    for (const c of clients) c.close();
+    process.disconnect();
+    setTimeout(() => process.exit(0), 200).unref();
+  }
+});
+process.on('disconnect', () => {
+  if (!stopping) process.exit(0);
+});
+
+open().catch((err: unknown) => {
+  console.error('delta-daemons:', err);
+  process.exit(1);
+});
