@@ -86,7 +86,7 @@ export const ERROR_CATALOGUE = {
   },
   EXPORT_VERSION_GONE: {
     kind: 'precondition',
-    meaning: 'A download pinned to a version this replica no longer keeps.',
+    meaning: 'A download pinned to a version this replica no longer keeps, or a resumed delta whose base it no longer keeps.',
     action: 'Start the download again from offset 0 with an empty version (the latest).',
   },
   OFFSET_OUT_OF_RANGE: {

@@ -413,7 +413,7 @@ export interface ExportHeader {
 
 /** A piece of the file. */
 export interface ExportChunk {
-  /** Byte offset of `data` in the file. */
+  /** Byte offset of `data` in what the chunks carry: the file, or the delta (ExportHeader.encoding). */
   offset: number;
   data: Buffer;
 }
