@@ -167,6 +167,33 @@ describe('versions and exports of one scope', () => {
     file.close();
   });
 
+  it('stores uuids as the original exporter did: TEXT holding their 16 raw bytes, joinable', async () => {
+    const habit = await api.createHabit({ accountLogicalId: fleet.logicalId, action: 'storage class', pixels: [uniquePixel()], shapes: [uniqueShape()] });
+    await replica.synced();
+    const file = openExport((await download(daemon, fleet.token, { logicalId: fleet.logicalId })).bytes);
+    try {
+      const columns: [string, string][] = [
+        ['habits', 'uuid'], ['habit_pixels', 'habit_uuid'], ['habit_pixels', 'pixel_uuid'], ['pixels', 'uuid'], ['pixels', 'dot_uuid'],
+        ['pixels', 'color_uuid'], ['dots', 'uuid'], ['colors', 'uuid'], ['habit_shapes', 'habit_uuid'], ['habit_shapes', 'shape_uuid'], ['shapes', 'uuid'],
+      ];
+      for (const [table, column] of columns) {
+        expect(file.prepare(`select distinct typeof(${column}) || ':' || length(cast(${column} as blob)) from ${table}`).pluck().all(), `${table}.${column}`).toEqual(['text:16']);
+      }
+      const hex = habit.uuid.replace(/-/g, '').toUpperCase();
+      expect(file.prepare(`select action from habits where uuid = cast(x'${hex}' as text)`).pluck().get()).toBe('storage class');
+      expect(file.prepare(`select count(*) from habits where uuid = x'${hex}'`).pluck().get()).toBe(0);
+      const joined = file
+        .prepare(
+          `select d.x, c.rgb_hex from habits h join habit_pixels hp on hp.habit_uuid = h.uuid join pixels p on p.uuid = hp.pixel_uuid
+           join dots d on d.uuid = p.dot_uuid join colors c on c.uuid = p.color_uuid where hex(h.uuid) = ?`,
+        )
+        .all(hex);
+      expect(joined).toEqual([{ x: habit.pixels[0]!.x, rgb_hex: habit.pixels[0]!.rgbHex }]);
+    } finally {
+      file.close();
+    }
+  });
+
   it('gives byte-identical files for one version, from the cache and from a fresh build on another replica', async () => {
     const first = await download(daemon, fleet.token, { logicalId: fleet.logicalId });
     const again = await download(daemon, fleet.token, { logicalId: fleet.logicalId, version: first.header.version });

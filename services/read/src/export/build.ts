@@ -7,15 +7,22 @@ export const EXPORT_FILE_NAME = 'titanbotd.sqlite';
 export const EXPORT_MEDIA_TYPE = 'application/vnd.sqlite3';
 
 /**
- * Everything besides the rows that decides an export's bytes: the schema version and the SQLite
- * library that writes the file (another SQLite may lay out the same rows differently). Part of
- * every version, so a replica that writes another format reports other versions and daemons fetch
- * the new bytes.
+ * How values are stored, beyond the schema: 2 = uuids as TEXT holding their 16 raw bytes, as the
+ * original system's exporter wrote them (1 stored them as BLOBs). Raised whenever the bytes of
+ * the same rows change, so versions change with them.
+ */
+export const EXPORT_LAYOUT = 2;
+
+/**
+ * Everything besides the rows that decides an export's bytes: the schema version, the layout and
+ * the SQLite library that writes the file (another SQLite may lay out the same rows differently).
+ * Part of every version, so a replica that writes another format reports other versions and
+ * daemons fetch the new bytes.
  */
 export function exportFormat(): string {
   const db = new Database(':memory:');
   try {
-    return `schema ${EXPORT_SCHEMA_VERSION}; sqlite ${String(db.prepare('select sqlite_version()').pluck().get())}`;
+    return `schema ${EXPORT_SCHEMA_VERSION}; layout ${EXPORT_LAYOUT}; sqlite ${String(db.prepare('select sqlite_version()').pluck().get())}`;
   } finally {
     db.close();
   }
@@ -36,8 +43,13 @@ const EXPORT_DDL = [
        width INTEGER NOT NULL, height INTEGER NOT NULL, rgb_hex TEXT NOT NULL, size INTEGER NOT NULL)`,
 ];
 
-/** UUID text to its 16 raw bytes, in SQL. */
-const blob = (column: string): string => `unhex(replace(${column}, '-', ''))`;
+/**
+ * UUID text to its 16 raw bytes stored as TEXT, in SQL: the columns are declared BLOB (no
+ * affinity), and the original exporter bound every value as text, so existing daemons read
+ * `typeof(uuid) = 'text'` holding the 16 bytes (LEGACY.md §5). `hex(uuid)` gives the 32 digits
+ * either way; a comparison with a blob literal does not match, one with `CAST(x'..' AS TEXT)` does.
+ */
+const blob = (column: string): string => `cast(unhex(replace(${column}, '-', '')) as text)`;
 
 /**
  * Writes the daemon database of `scope` (GLOBAL_SCOPE or an account logical id) to `file`, which
