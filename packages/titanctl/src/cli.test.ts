@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { ChangeFeedServiceClient, IngestLogsRequest } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { call, startHarness, uniqueInt, type Harness } from '@titanbot/write/test-support/harness';
-import { main } from './cli.js';
+import { runCaptured } from './run-captured.test-support.js';
 
 let h: Harness;
 
@@ -18,25 +18,7 @@ afterEach(() => {
 });
 
 /** Runs titanctl in-process and captures what it prints. */
-async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    out += String(chunk);
-    return true;
-  });
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    err += String(chunk);
-    return true;
-  });
-  try {
-    const code = await main(argv);
-    return { code, out, err };
-  } finally {
-    vi.mocked(process.stdout.write).mockRestore();
-    vi.mocked(process.stderr.write).mockRestore();
-  }
-}
+const run = (...argv: string[]) => runCaptured(argv);
 
 /** titanctl against the harness with its admin token. */
 const ctl = (...argv: string[]) => run(...argv, '--server', h.address, '--token', h.adminToken);

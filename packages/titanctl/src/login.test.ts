@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { startHarness, uniqueInt, type Harness } from '@titanbot/write/test-support/harness';
 import { startOpenIdProvider, type TestProvider } from '@titanbot/write/test-support/openid-provider';
-import { main } from './cli.js';
+import { runCaptured } from './run-captured.test-support.js';
 import type { Session } from './login.js';
 
 const AUDIENCE = 'https://titanbot-admin.example';
@@ -38,26 +38,7 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-/** Runs titanctl in-process, capturing what it prints; `onStderr` sees each stderr write as it happens. */
-async function run(argv: string[], options: { now?: () => number; onStderr?: (text: string) => void } = {}): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    out += String(chunk);
-    return true;
-  });
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    err += String(chunk);
-    options.onStderr?.(String(chunk));
-    return true;
-  });
-  try {
-    return { code: await main(argv, options.now), out, err };
-  } finally {
-    vi.mocked(process.stdout.write).mockRestore();
-    vi.mocked(process.stderr.write).mockRestore();
-  }
-}
+const run = runCaptured;
 
 const sessionFile = (): string => path.join(configDir, 'session.json');
 const saved = async (): Promise<Session> => JSON.parse(await readFile(sessionFile(), 'utf8')) as Session;

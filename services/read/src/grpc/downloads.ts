@@ -53,9 +53,15 @@ export function downloadHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'do
   };
 }
 
-/** The delta from `held` to `file` when this replica can make one small enough, counting the choice. */
+/**
+ * The delta from `held` to `file` when this replica can make one small enough, counting the
+ * choice. A delta that cannot be made (the disk refuses it) is logged and the file sent instead.
+ */
 async function chooseDelta(rt: ReadRuntime, file: ExportFile, held: HeldFile): Promise<ExportDelta | undefined> {
-  const delta = await rt.exports.delta(file, held);
+  const delta = await rt.exports.delta(file, held).catch((err: unknown) => {
+    rt.logger.warn({ err, scope: file.scope, from: held.version, to: file.version }, 'export delta not built; sending the file');
+    return undefined;
+  });
   const kind = !delta ? (held.sha256 === file.sha256 ? 'full' : 'full_base_missing') : delta.sizeBytes > rt.settings.deltaMaxRatio * file.sizeBytes ? 'full_delta_larger' : 'delta';
   rt.counters.downloads[kind]++;
   return kind === 'delta' ? delta : undefined;
