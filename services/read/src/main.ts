@@ -11,6 +11,7 @@ import { openSecretStore } from '@titanbot/service-kit/secrets/open';
 import type { Logger } from 'pino';
 import { loadReadConfig, type ReadConfig } from './config.js';
 import { exportFormat } from './export/build.js';
+import { startLegacyHttp } from './legacy/http.js';
 import { ExportCache } from './export/cache.js';
 import { HotExports } from './export/hot-exports.js';
 import { FeedConsumer } from './feed/consumer.js';
@@ -28,6 +29,8 @@ export interface ReadService {
   address: string;
   /** host:port serving GET /metrics; undefined when METRICS_ADDR is unset. */
   metricsAddress: string | undefined;
+  /** host:port of the original system's daemon HTTP API; undefined when LEGACY_HTTP_ADDR is unset. */
+  legacyHttpAddress: string | undefined;
   model: ReadModel;
   exports: ExportCache;
   consumer: FeedConsumer;
@@ -122,6 +125,10 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
     metricsServer = await startMetricsServer(config.METRICS_ADDR, metrics.registry);
     logger.info({ address: metricsServer.address }, 'metrics listening at /metrics');
   }
+  const legacyHttp = config.LEGACY_HTTP_ADDR
+    ? await startLegacyHttp(rt, { address: config.LEGACY_HTTP_ADDR, certFile: config.TLS_CERT_FILE, keyFile: config.TLS_KEY_FILE, allowPlaintext: config.ALLOW_PLAINTEXT }, logger)
+    : undefined;
+  if (legacyHttp) logger.info({ address: legacyHttp.address }, 'legacy HTTP API listening');
   consumer.start();
   const stopStatusReports = startStatusReports(rt, config.REPLICA_NAME ?? address, config.STATUS_REPORT_INTERVAL);
   const stopHealth = followFeedHealth(consumer, config.FEED_LOST_AFTER, clocks.monotonic, shutdown.signal, (serving) => {
@@ -132,6 +139,7 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
   return {
     address,
     metricsAddress: metricsServer?.address,
+    legacyHttpAddress: legacyHttp?.address,
     model,
     exports,
     consumer,
@@ -143,6 +151,7 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
       shutdown.abort();
       await consumer.stop();
       await stopGrpcServer(grpc.server, 5000);
+      await legacyHttp?.close();
       await metricsServer?.close();
       feed.close();
       model.close();

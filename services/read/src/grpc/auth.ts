@@ -2,7 +2,7 @@ import { hashDaemonToken, isWellFormedDaemonToken, SHOWN_PREFIX_CHARS } from '@t
 import { DomainError } from '@titanbot/service-kit/errors';
 import type { Step } from '@titanbot/service-kit/pipeline';
 import { LRUCache } from 'lru-cache';
-import type { AuthFailureReason, DaemonCall, ReadRuntime } from './runtime.js';
+import type { AuthFailureReason, DaemonCall, DaemonPrincipal, ReadRuntime } from './runtime.js';
 
 /**
  * Presented token -> its SHA-256 (hex), for tokens the read model knew when presented: a daemon
@@ -27,22 +27,30 @@ export const authenticate =
   (rt: ReadRuntime): Step<DaemonCall, unknown> =>
   (next, method) =>
   (req, ctx) => {
-    const key = ctx.call.metadata.get('x-api-key')[0];
-    if (typeof key !== 'string' || key === '') throw authFailure(rt, method.path, 'missing');
-    let hash = knownTokenHashes.get(key);
-    if (hash === undefined) {
-      if (!isWellFormedDaemonToken(key)) throw authFailure(rt, method.path, 'malformed');
-      hash = hashDaemonToken(key);
-    }
-    // Looked up on every call, so revocation, expiry and deletion take effect at once.
-    const token = rt.model.tokenByHash(hash);
-    if (!token) throw authFailure(rt, method.path, 'unknown', key);
-    knownTokenHashes.set(key, hash);
-    if (token.revoked) throw authFailure(rt, method.path, 'revoked', key);
-    if (rt.clock() >= token.expireTime) throw authFailure(rt, method.path, 'expired', key);
-    ctx.principal = { token, plaintext: key, hash };
+    ctx.principal = daemonPrincipal(rt, method.path, ctx.call.metadata.get('x-api-key')[0]);
     return next(req, ctx);
   };
+
+/**
+ * The daemon a presented `x-api-key` value names, for `method` (a gRPC path or an HTTP route, for
+ * the log line): the rules of `authenticate`, shared by every surface a daemon reaches. Throws
+ * DomainError UNAUTHENTICATED (counted and logged as `authenticate` says).
+ */
+export function daemonPrincipal(rt: ReadRuntime, method: string, key: unknown): DaemonPrincipal {
+  if (typeof key !== 'string' || key === '') throw authFailure(rt, method, 'missing');
+  let hash = knownTokenHashes.get(key);
+  if (hash === undefined) {
+    if (!isWellFormedDaemonToken(key)) throw authFailure(rt, method, 'malformed');
+    hash = hashDaemonToken(key);
+  }
+  // Looked up on every call, so revocation, expiry and deletion take effect at once.
+  const token = rt.model.tokenByHash(hash);
+  if (!token) throw authFailure(rt, method, 'unknown', key);
+  knownTokenHashes.set(key, hash);
+  if (token.revoked) throw authFailure(rt, method, 'revoked', key);
+  if (rt.clock() >= token.expireTime) throw authFailure(rt, method, 'expired', key);
+  return { token, plaintext: key, hash };
+}
 
 function authFailure(rt: ReadRuntime, method: string, reason: AuthFailureReason, wellFormedKey?: string): DomainError {
   rt.counters.authFailures[reason]++;

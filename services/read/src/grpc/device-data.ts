@@ -8,13 +8,12 @@ import {
 } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { nextEmpireTime } from '@titanbot/service-kit/empire-time';
 import { DomainError, invalid } from '@titanbot/service-kit/errors';
-import { UnknownDataKeyError } from '@titanbot/service-kit/secrets/data-keys';
-import { SecretStoreUnavailableError } from '@titanbot/service-kit/secrets/secret-store';
 import { validate as isUuid } from 'uuid';
 import type { AccountRecord } from '../store/device-queries.js';
 import type { TokenRecord } from '../store/read-model.js';
 import { unary } from './pipeline.js';
 import type { ReadRuntime } from './runtime.js';
+import { unseal } from './unseal.js';
 
 /**
  * The calling device's own data, from the read model: GetDevice, GetSsh, ListAccounts, GetLegion,
@@ -24,23 +23,7 @@ import type { ReadRuntime } from './runtime.js';
 export function deviceDataHandlers(
   rt: ReadRuntime,
 ): Pick<DaemonServiceServer, 'getDevice' | 'getSsh' | 'listAccounts' | 'getLegion' | 'getNextEmpireDate' | 'getBackendPublicKey' | 'getToken'> {
-  /** Opens a sealed value, learning keys rotated meanwhile. Errors: UNAVAILABLE DATA_KEY_UNAVAILABLE. */
-  const unseal = async (sealed: string, context: string): Promise<string> => {
-    try {
-      return rt.keyring.open(sealed, context);
-    } catch (err) {
-      if (!(err instanceof UnknownDataKeyError)) throw err;
-    }
-    try {
-      await rt.keyring.refresh();
-      return rt.keyring.open(sealed, context);
-    } catch (err) {
-      if (err instanceof UnknownDataKeyError || err instanceof SecretStoreUnavailableError) {
-        throw new DomainError('DATA_KEY_UNAVAILABLE', 'the data key for this secret is not available yet; retry');
-      }
-      throw err;
-    }
-  };
+  const open = (sealed: string, context: string): Promise<string> => unseal(rt, sealed, context);
 
   return {
     getDevice: unary(rt, m.getDevice, (_req, ctx) => {
@@ -54,7 +37,7 @@ export function deviceDataHandlers(
       if (!ssh) throw new DomainError('NOT_FOUND', 'the device has no SSH key pair');
       return {
         publicKey: ssh.publicKey,
-        privateKey: await unseal(ssh.sealedPrivateKey, 'sshes.private_key'),
+        privateKey: await open(ssh.sealedPrivateKey, 'sshes.private_key'),
         serverDeviceInternalPort: ssh.serverDeviceInternalPort,
         serverName: rt.settings.sshServerName,
         serverIp: rt.settings.sshServerIp,
@@ -64,7 +47,7 @@ export function deviceDataHandlers(
 
     listAccounts: unary(rt, m.listAccounts, async (_req, ctx) => ({
       accounts: await Promise.all(
-        rt.queries.accounts(ctx.principal.token.deviceUuid).map(async (a) => toAccount(a, await unseal(a.sealedGooglePassword, 'accounts.google_password'))),
+        rt.queries.accounts(ctx.principal.token.deviceUuid).map(async (a) => toAccount(a, await open(a.sealedGooglePassword, 'accounts.google_password'))),
       ),
     })),
 
