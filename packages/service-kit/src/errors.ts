@@ -46,7 +46,7 @@ export const ERROR_CATALOGUE = {
   },
   ALREADY_EXISTS: {
     kind: 'already_exists',
-    meaning: 'A resource with the same unique key (physical_id, port, logical_id, date) exists.',
+    meaning: 'A resource with the same unique key (physical_id, port, logical_id, date, an imported token) exists.',
     action: 'Use the existing resource, or choose another key.',
   },
   ETAG_MISMATCH: {

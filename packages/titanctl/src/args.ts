@@ -119,6 +119,15 @@ export const instant = (now: () => number = Date.now): Parser<Date> => ({
   },
 });
 
+/** An ISO date-time, or a span from now (e.g. `30d`): when something stops, e.g. an expiry. */
+export const later = (now: () => number = Date.now): Parser<Date> => ({
+  metavar: 'TIME|30d',
+  parse(raw) {
+    const ms = parseDurationMs(raw);
+    return ms !== undefined ? new Date(now() + ms) : instant(now).parse(raw);
+  },
+});
+
 /** One of the lower-case names in `values`, e.g. `male` -> Gender.GENDER_MALE. */
 export function oneOf<T>(values: Record<string, T>): Parser<T> {
   const names = Object.keys(values);

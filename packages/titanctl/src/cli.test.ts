@@ -157,6 +157,20 @@ describe('titanctl against a real write service', () => {
     expect(listed.daemonTokens.map((x: { uuid: string }) => x.uuid)).toEqual([t.uuid]);
   });
 
+  it("imports a legacy token for a device, lists it without its secret, refuses it twice, and revokes it", async () => {
+    const device = await newDevice();
+    const secret = `original-${uniqueInt()}`;
+    const imported = await json('legacy-tokens', 'import', '--device', device.uuid, '--legacy-token', secret, '--expires', '90d');
+    expect(imported).toMatchObject({ deviceUuid: device.uuid, prefix: 'legacy', legacy: true });
+    expect(Date.parse(imported.expireTime)).toBeGreaterThan(Date.now() + 89 * 86_400_000);
+    expect(JSON.stringify(imported)).not.toContain(secret);
+    const again = await ctl('legacy-tokens', 'import', '--device', device.uuid, '--legacy-token', secret);
+    expect(again.code).toBe(1);
+    expect(again.err).toMatch(/^titanctl: ALREADY_EXISTS: /);
+    expect((await json('legacy-tokens', 'list', '--device', device.uuid)).daemonTokens.map((t: { uuid: string }) => t.uuid)).toEqual([imported.uuid]);
+    expect(await json('legacy-tokens', 'revoke', imported.uuid)).toMatchObject({ uuid: imported.uuid, revokeTime: expect.any(String) });
+  });
+
   it('lists log lines matching --grep and clears them', async () => {
     const device = await newDevice();
     const feed = h.client(ChangeFeedServiceClient);
@@ -218,7 +232,8 @@ describe('titanctl errors', () => {
   it('prints help on stdout with exit 0', async () => {
     const top = await run('--help');
     expect(top.code).toBe(0);
-    expect(top.out).toContain('empire-dates  create get list update delete next');
+    expect(top.out).toContain('empire-dates   create get list update delete next');
+    expect(top.out).toContain('legacy-tokens  import list revoke');
     const res = await run('habits', '--help');
     expect(res.code).toBe(0);
     expect(res.out).toContain('--pixel x,y,RRGGBB[,dev]');

@@ -18,6 +18,7 @@ import {
   gender,
   instant,
   int,
+  later,
   pixel,
   required,
   shape,
@@ -148,6 +149,8 @@ const LEGION_FILTER = flag('legion', uuid, 'only accounts of this legion');
 const EMPIRE_DATE = flag('date', date, 'unique', { path: 'date' });
 
 const TTL = flag('ttl', duration, 'lifetime (server default 24h)');
+const LEGACY_TOKEN = required(flag('legacy-token', text, "the token as the original system's daemon sends it in X-API-KEY"));
+const EXPIRES = flag('expires', later(), 'when it stops working (ISO date-time, or a span from now such as 90d; unset: never, as in the original)');
 
 const ACTOR = flag('actor', text, "only this actor: an operator's subject or client id, or admin-token");
 const METHOD = flag('method', text, 'only this gRPC method, e.g. /titanbot.admin.v1.DeviceService/CreateDevice');
@@ -492,6 +495,39 @@ export const RESOURCES: readonly Resource[] = [
       unary({
         verb: 'revoke',
         summary: 'revoke a token at once (idempotent)',
+        flags: [ID],
+        positional: ID,
+        method: tokens.DaemonTokenServiceService.revokeDaemonToken,
+        response: tokens.DaemonToken,
+        request: (v) => tokens.RevokeDaemonTokenRequest.fromPartial({ uuid: v.get(ID) }),
+      }),
+    ],
+  },
+  {
+    name: 'legacy-tokens',
+    summary: "the original system's daemon tokens, imported for its daemons on the legacy HTTP API (only their SHA-256 is kept)",
+    commands: [
+      unary({
+        verb: 'import',
+        summary: 'import one token of the original system, bound to the device whose daemon uses it',
+        flags: [DEVICE, LEGACY_TOKEN, EXPIRES],
+        method: tokens.DaemonTokenServiceService.importLegacyDaemonToken,
+        response: tokens.DaemonToken,
+        request: (v) => tokens.ImportLegacyDaemonTokenRequest.fromPartial({ deviceUuid: v.get(DEVICE), token: v.get(LEGACY_TOKEN), expireTime: v.get(EXPIRES) }),
+      }),
+      list({
+        verb: 'list',
+        summary: 'list imported legacy tokens',
+        flags: [DEVICE_FILTER],
+        method: tokens.DaemonTokenServiceService.listDaemonTokens,
+        response: tokens.ListDaemonTokensResponse,
+        field: 'daemonTokens',
+        item: tokens.DaemonToken,
+        request: (v) => tokens.ListDaemonTokensRequest.fromPartial({ deviceUuid: v.get(DEVICE_FILTER), legacy: true }),
+      }),
+      unary({
+        verb: 'revoke',
+        summary: 'revoke an imported token at once (idempotent)',
         flags: [ID],
         positional: ID,
         method: tokens.DaemonTokenServiceService.revokeDaemonToken,

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import type { DaemonServiceClient } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startHarness, uniqueInt, type Harness } from '@titanbot/write/test-support/harness';
@@ -175,6 +176,18 @@ describe('the read model follows the change feed', () => {
     await api.createHabit({ accountLogicalId: fleet.logicalId, action: 'after restart' });
     await replica.synced();
     expect((await checkVersion(daemonOf(replica), fleet.token, fleet.logicalId, before)).changed).toBe(true);
+  });
+
+  it('rebuilds from a snapshot when its model was written by a release with other columns', async () => {
+    replica = await restart(replica, async () => {
+      // As an earlier release left it: daemon tokens mirrored without their kind.
+      const model = new Database(path.join(replica.dataDir, 'read', 'model', 'read-model.sqlite'));
+      model.exec('alter table daemon_tokens drop column kind');
+      model.close();
+    });
+    expect(logLines(replica.logs, 'rebuilt from a snapshot').length).toBeGreaterThan(0);
+    await expectMirrorEqualsPostgres(replica);
+    expect((await checkVersion(daemonOf(replica), fleet.token, fleet.logicalId)).version).toBeTruthy();
   });
 
   it('rebuilds from a snapshot when the history it needs was pruned', async () => {

@@ -4,10 +4,14 @@
  * original's status codes, JSON shapes and headers, from the same read model and export cache as
  * the gRPC API; least privilege holds (a token sees its own device only).
  */
+import { createHash } from 'node:crypto';
+import { status } from '@grpc/grpc-js';
+import { DaemonTokenServiceClient, ImportLegacyDaemonTokenRequest, ListDaemonTokensRequest } from '@titanbot/contracts/titanbot/admin/v1/daemon_token_service';
 import { DaemonServiceClient } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, uniqueInt } from '@titanbot/write/test-support/harness';
+import { call, failure, uniqueInt } from '@titanbot/write/test-support/harness';
+import { TestClock } from '@titanbot/write/test-support/test-clock';
 import { adminApi, provisionDevice, uniquePixel, uniqueShape } from './support/admin.js';
 import { checkVersion, download } from './support/daemon.js';
 import { moreAdminApi } from './support/more.js';
@@ -190,5 +194,46 @@ describe('the original daemon HTTP API', () => {
     expect(Object.keys(wrongType)[0]).toBe('errors');
     expect(wrongType.errors).toEqual({ message: ['This value should be of type string.'] });
     await problemOf(await http('/daemon/logs/bulk', { method: 'POST', body: '{"log_dto_list": null}' }), 422);
+  });
+
+  it("takes the original's tokens once imported: hash only, bound to one device, refused on the gRPC API, revocable, expiring", async () => {
+    const tokens = sys.write.client(DaemonTokenServiceClient);
+    const importToken = (token: string, deviceUuid: string, expireTime?: Date) =>
+      call(tokens, tokens.importLegacyDaemonToken, ImportLegacyDaemonTokenRequest.fromPartial({ deviceUuid, token, expireTime }), sys.write.adminToken);
+    const plaintext = `Original token ${uniqueInt()} from daemon_tokens`;
+    const imported = await importToken(plaintext, fleet.device.uuid);
+    expect(imported).toMatchObject({ deviceUuid: fleet.device.uuid, prefix: 'legacy', legacy: true, expireTime: undefined });
+    // Only the SHA-256 is stored; importing the same token again is ALREADY_EXISTS (a re-run import skips it).
+    const stored = await sys.db.query('select token_hash, kind from daemon_tokens where uuid = $1', [imported.uuid]);
+    expect(stored.rows).toEqual([{ token_hash: createHash('sha256').update(plaintext).digest('hex'), kind: 'legacy' }]);
+    expect((await failure(importToken(plaintext, fleet.device.uuid))).code).toBe(status.ALREADY_EXISTS);
+    const listed = await call(tokens, tokens.listDaemonTokens, ListDaemonTokensRequest.fromPartial({ deviceUuid: fleet.device.uuid, legacy: true }), sys.write.adminToken);
+    expect(listed.daemonTokens.map((t) => t.uuid)).toEqual([imported.uuid]);
+    await replica.synced();
+
+    // The legacy API takes it, for its own device only; the gRPC API does not know it.
+    const devices = await jsonOf(await http('/daemon/devices', { token: plaintext }));
+    expect(Object.keys(devices.uuid_to_device_map)).toEqual([fleet.device.uuid]);
+    await problemOf(await http(`/daemon/db?logical_id=${stranger.logicalId}`, { token: plaintext }), 403);
+    expect((await failure(checkVersion(daemon, plaintext, fleet.logicalId))).code).toBe(status.UNAUTHENTICATED);
+
+    await call(tokens, tokens.revokeDaemonToken, { uuid: imported.uuid }, sys.write.adminToken);
+    await replica.synced();
+    expect((await http('/daemon/devices', { token: plaintext })).status).toBe(401);
+
+    // An expiry, when the operator gives one, holds on the replica's clock.
+    const clock = new TestClock();
+    const timed = await sys.startReplica({ LEGACY_HTTP_ADDR: '127.0.0.1:0' }, undefined, clock);
+    try {
+      const expiring = `Expiring original token ${uniqueInt()}`;
+      await importToken(expiring, fleet.device.uuid, new Date(clock.now() + 3_600_000));
+      await timed.synced();
+      const at = (path: string) => fetch(`http://${timed.service.legacyHttpAddress}${path}`, { headers: { 'X-API-KEY': expiring } });
+      expect((await at('/daemon/backend/public-key')).status).toBe(200);
+      clock.advance(3_600_000);
+      expect((await at('/daemon/backend/public-key')).status).toBe(401);
+    } finally {
+      await timed.stop();
+    }
   });
 });

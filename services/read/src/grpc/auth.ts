@@ -27,28 +27,33 @@ export const authenticate =
   (rt: ReadRuntime): Step<DaemonCall, unknown> =>
   (next, method) =>
   (req, ctx) => {
-    ctx.principal = daemonPrincipal(rt, method.path, ctx.call.metadata.get('x-api-key')[0]);
+    ctx.principal = daemonPrincipal(rt, method.path, ctx.call.metadata.get('x-api-key')[0], 'grpc');
     return next(req, ctx);
   };
 
 /**
  * The daemon a presented `x-api-key` value names, for `method` (a gRPC path or an HTTP route, for
- * the log line): the rules of `authenticate`, shared by every surface a daemon reaches. Throws
- * DomainError UNAUTHENTICATED (counted and logged as `authenticate` says).
+ * the log line), on `surface`: the rules of `authenticate`, shared by every surface a daemon
+ * reaches. The gRPC API takes daemon tokens only (a malformed one is refused by its checksum
+ * before any lookup); the legacy HTTP API also takes imported legacy tokens, which have no form
+ * of ours. Throws DomainError UNAUTHENTICATED (counted and logged as `authenticate` says; a legacy
+ * token's characters are never logged).
  */
-export function daemonPrincipal(rt: ReadRuntime, method: string, key: unknown): DaemonPrincipal {
+export function daemonPrincipal(rt: ReadRuntime, method: string, key: unknown, surface: 'grpc' | 'legacy'): DaemonPrincipal {
   if (typeof key !== 'string' || key === '') throw authFailure(rt, method, 'missing');
+  const ours = isWellFormedDaemonToken(key);
   let hash = knownTokenHashes.get(key);
   if (hash === undefined) {
-    if (!isWellFormedDaemonToken(key)) throw authFailure(rt, method, 'malformed');
+    if (!ours && surface === 'grpc') throw authFailure(rt, method, 'malformed');
     hash = hashDaemonToken(key);
   }
+  const shown = ours ? key : undefined;
   // Looked up on every call, so revocation, expiry and deletion take effect at once.
   const token = rt.model.tokenByHash(hash);
-  if (!token) throw authFailure(rt, method, 'unknown', key);
+  if (!token || (token.legacy && surface === 'grpc')) throw authFailure(rt, method, 'unknown', shown);
   knownTokenHashes.set(key, hash);
-  if (token.revoked) throw authFailure(rt, method, 'revoked', key);
-  if (rt.clock() >= token.expireTime) throw authFailure(rt, method, 'expired', key);
+  if (token.revoked) throw authFailure(rt, method, 'revoked', shown);
+  if (rt.clock() >= token.expireTime) throw authFailure(rt, method, 'expired', shown);
   return { token, plaintext: key, hash };
 }
 

@@ -120,7 +120,7 @@ async function dispatch(rt: ReadRuntime, request: FastifyRequest, reply: Fastify
   if (!route[1].includes(method)) return problem(reply, 405, `No route found for "${where}": Method Not Allowed (Allow: ${route[1].join(', ')})`);
   let principal: DaemonPrincipal;
   try {
-    principal = daemonPrincipal(rt, `legacy ${request.method} ${route[0].source}`, request.headers['x-api-key']);
+    principal = daemonPrincipal(rt, `legacy ${request.method} ${route[0].source}`, request.headers['x-api-key'], 'legacy');
   } catch {
     // The original answered 401 with an empty text/html body, never problem+json.
     return reply.code(401).header('content-type', 'text/html; charset=UTF-8').send('');

@@ -124,7 +124,8 @@ function tokenRecord(row: Row): TokenRecord {
     deviceUuid: String(row['device_uuid']),
     prefix: String(row['prefix'] ?? ''),
     createTime: Date.parse(String(row['create_time'])),
-    expireTime: Date.parse(String(row['expire_time'])),
+    expireTime: row['expire_time'] === null || row['expire_time'] === undefined ? Number.POSITIVE_INFINITY : Date.parse(String(row['expire_time'])),
     revoked: row['revoke_time'] !== null && row['revoke_time'] !== undefined,
+    legacy: row['kind'] === 'legacy',
   };
 }

@@ -6,7 +6,7 @@ import { habitsTouchedBy } from './habits-touched.js';
 import { LtHash } from './lt-hash.js';
 import { ScopeVersions } from './versions.js';
 import { DeviceIndex } from './device-index.js';
-import { mirroredValues, MIRRORED_TABLES, READ_MODEL_DDL, sqlValue } from './schema.js';
+import { dropOutdatedMirror, mirroredValues, MIRRORED_TABLES, READ_MODEL_DDL, sqlValue } from './schema.js';
 
 /** Where the mirror stands on the feed. */
 export interface Checkpoint {
@@ -31,9 +31,11 @@ export interface TokenRecord {
   prefix: string;
   /** Milliseconds since the epoch. */
   createTime: number;
-  /** Milliseconds since the epoch. */
+  /** Milliseconds since the epoch; Infinity for a legacy token imported without an expiry. */
   expireTime: number;
   revoked: boolean;
+  /** An imported token of the original system: accepted on the legacy HTTP API only. */
+  legacy: boolean;
 }
 
 /** Thrown when a batch does not continue the checkpoint: the consumer must resync. */
@@ -85,6 +87,7 @@ export class ReadModel {
     this.writer.pragma('journal_mode = WAL');
     // A crash may lose the last transactions, never corrupt: the checkpoint is rolled back with them.
     this.writer.pragma('synchronous = NORMAL');
+    dropOutdatedMirror(this.writer);
     this.writer.exec(READ_MODEL_DDL);
     this.reader = new Database(file);
     this.elements = new HabitElements(this.writer);

@@ -57,7 +57,7 @@ export const MIRRORED_TABLES: Readonly<Record<string, MirroredTable>> = {
   habit_shapes: { columns: ['habit_uuid', 'shape_uuid', 'position'], primaryKey: ['habit_uuid', 'shape_uuid'] },
   empire_dates: { columns: ['uuid', 'date'], primaryKey: ['uuid'] },
   daemon_tokens: {
-    columns: ['uuid', 'device_uuid', 'token_hash', 'prefix', 'create_time', 'expire_time', 'revoke_time'],
+    columns: ['uuid', 'device_uuid', 'token_hash', 'prefix', 'create_time', 'expire_time', 'revoke_time', 'kind'],
     primaryKey: ['uuid'],
   },
 };
@@ -84,6 +84,20 @@ create table if not exists checkpoint (
 -- Earlier replicas kept revision-based versions here; versions now follow content, computed at start-up.
 drop table if exists scope_versions;
 `;
+
+/**
+ * Drops the mirror when a table's columns are not this release's (a replica upgraded over a model
+ * an older release wrote): with the checkpoint gone, the replica rebuilds from a snapshot, as it
+ * does on first start. Returns whether it dropped anything.
+ */
+export function dropOutdatedMirror(db: { prepare(sql: string): { all(): unknown[] }; exec(sql: string): unknown }): boolean {
+  const outdated = Object.entries(MIRRORED_TABLES).some(([name, t]) => {
+    const columns = (db.prepare(`pragma table_info(${name})`).all() as { name: string }[]).map((c) => c.name);
+    return columns.length > 0 && columns.join() !== t.columns.join();
+  });
+  if (outdated) db.exec(`${Object.keys(MIRRORED_TABLES).map((name) => `drop table if exists ${name};`).join('\n')}\ndrop table if exists checkpoint;`);
+  return outdated;
+}
 
 /** A value as SQLite stores it. */
 export type SqlValue = string | number | bigint | Buffer | null;

@@ -31,10 +31,10 @@ export async function getDaemonToken(ctx: UseCaseContext, uuid: string): Promise
   return token;
 }
 
-/** ListDaemonTokens in uuid order, optionally one device's. Errors: invalid. */
+/** ListDaemonTokens in uuid order, optionally one device's, optionally legacy ones only or daemon ones only. Errors: invalid. */
 export async function listDaemonTokens(
   ctx: UseCaseContext,
-  query: { pageSize: number; pageToken: string; deviceUuid?: string },
+  query: { pageSize: number; pageToken: string; deviceUuid?: string; legacy?: boolean },
 ): Promise<Page<DaemonToken>> {
   const size = pageSize(query.pageSize);
   const after = decodePageToken(query.pageToken, isUuid);
@@ -43,10 +43,30 @@ export async function listDaemonTokens(
     {
       ...(after ? { uuid: { $gt: after } } : {}),
       ...(query.deviceUuid !== undefined ? { deviceUuid: requireUuid('device_uuid', query.deviceUuid) } : {}),
+      ...(query.legacy !== undefined ? { kind: query.legacy ? ('legacy' as const) : ('daemon' as const) } : {}),
     },
     { orderBy: { uuid: 'asc' }, limit: size + 1 },
   );
   return toPage(tokens, size, (t) => t.uuid);
+}
+
+/**
+ * ImportLegacyDaemonToken: a token of the original system (`plaintext` as its daemons send it)
+ * bound to `deviceUuid`, accepted on the legacy HTTP API only, until `expireTime` (null = no
+ * expiry) or revocation; only its SHA-256 is stored. Errors: invalid (empty token, expiry not in
+ * the future), not_found (device), ALREADY_EXISTS (this token is already imported).
+ */
+export async function importLegacyDaemonToken(ctx: UseCaseContext, deviceUuid: string, plaintext: string, expireTime: Date | null): Promise<DaemonToken> {
+  if (plaintext === '') throw invalid('token', 'must not be empty');
+  if (expireTime !== null && expireTime <= ctx.now) throw invalid('expire_time', 'must be in the future');
+  const device = await findDevice(ctx, deviceUuid, 'device_uuid');
+  if (await ctx.em.findOne(DaemonToken, { tokenHash: hashDaemonToken(plaintext) })) {
+    throw new DomainError('ALREADY_EXISTS', 'this token is already imported');
+  }
+  const token = DaemonToken.importLegacy(newId(), device.uuid, plaintext, expireTime, ctx.now);
+  ctx.em.persist(token);
+  await ctx.em.flush();
+  return token;
 }
 
 /** RevokeDaemonToken: effective at once, idempotent; travels on the feed. Errors: invalid, not_found. */
@@ -58,12 +78,12 @@ export async function revokeDaemonToken(ctx: UseCaseContext, uuid: string): Prom
 }
 
 /**
- * The usable token with this plaintext, or null (malformed, unknown, expired or revoked).
+ * The usable daemon token (not a legacy one) with this plaintext, or null (malformed, unknown, expired or revoked).
  * Malformed tokens are rejected by their checksum without a lookup.
  */
 export async function findUsableDaemonToken(ctx: UseCaseContext, plaintext: string): Promise<DaemonToken | null> {
   if (!isWellFormedDaemonToken(plaintext)) return null;
-  const token = await ctx.em.findOne(DaemonToken, { tokenHash: hashDaemonToken(plaintext) });
+  const token = await ctx.em.findOne(DaemonToken, { tokenHash: hashDaemonToken(plaintext), kind: 'daemon' });
   return token && token.isUsable(ctx.now) ? token : null;
 }
 
@@ -74,7 +94,7 @@ export async function findUsableDaemonToken(ctx: UseCaseContext, plaintext: stri
  */
 export async function rotateDaemonToken(ctx: UseCaseContext, plaintext: string): Promise<{ successor: DaemonToken; plaintext: string; previous: DaemonToken }> {
   const previous = await findUsableDaemonToken(ctx, plaintext);
-  if (!previous || previous.rotateTime !== null) {
+  if (!previous || previous.rotateTime !== null || previous.expireTime === null) {
     throw new DomainError('TOKEN_NOT_ROTATABLE', 'token is unknown, expired, revoked or already rotated');
   }
   const lifetime = previous.expireTime.getTime() - previous.createTime.getTime();

@@ -26,7 +26,7 @@ export const FED_TABLES = [
 
 /** Columns a snapshot sends, matching the feed triggers' allow-lists (migration 0002). */
 const SNAPSHOT_COLUMNS: Partial<Record<(typeof FED_TABLES)[number], string[]>> = {
-  daemon_tokens: ['uuid', 'device_uuid', 'token_hash', 'prefix', 'create_time', 'expire_time', 'revoke_time'],
+  daemon_tokens: ['uuid', 'device_uuid', 'token_hash', 'prefix', 'create_time', 'expire_time', 'revoke_time', 'kind'],
 };
 
 export interface FeedState {

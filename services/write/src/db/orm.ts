@@ -10,6 +10,7 @@ import { MigrationFeedTransactions } from './migrations/migration-0003-feed-tran
 import { MigrationLogPartitions } from './migrations/migration-0004-log-partitions.js';
 import { MigrationFleetStatus } from './migrations/migration-0005-fleet-status.js';
 import { MigrationFeedTraceContext } from './migrations/migration-0006-feed-trace-context.js';
+import { MigrationLegacyTokens } from './migrations/migration-0008-legacy-tokens.js';
 import { MigrationAuditEvents } from './migrations/migration-0007-audit-events.js';
 
 export type Em = EntityManager;
@@ -23,6 +24,7 @@ const MIGRATIONS = [
   { name: 'Migration0005FleetStatus', class: MigrationFleetStatus },
   { name: 'Migration0006FeedTraceContext', class: MigrationFeedTraceContext },
   { name: 'Migration0007AuditEvents', class: MigrationAuditEvents },
+  { name: 'Migration0008LegacyTokens', class: MigrationLegacyTokens },
 ];
 
 export interface OrmOptions {

@@ -9,7 +9,7 @@ describe('DaemonToken', () => {
     expect(token.tokenHash).toBe(hashDaemonToken(plaintext));
     expect(Object.values(token)).not.toContain(plaintext);
     expect(plaintext.startsWith(token.prefix)).toBe(true);
-    expect(token.expireTime.toISOString()).toBe('2026-11-21T01:00:00.000Z');
+    expect(token.expireTime?.toISOString()).toBe('2026-11-21T01:00:00.000Z');
   });
 
   it('stays usable for the grace after rotation, never past its own expiry', () => {
@@ -20,6 +20,6 @@ describe('DaemonToken', () => {
     expect(token.isUsable(new Date(now.getTime() + 600_000))).toBe(false);
     const { token: old } = DaemonToken.issue('t2', 'd1', 60_000, now);
     old.markRotated(now, 600_000);
-    expect(old.expireTime.getTime()).toBe(now.getTime() + 60_000);
+    expect(old.expireTime?.getTime()).toBe(now.getTime() + 60_000);
   });
 });

@@ -1,18 +1,25 @@
 import { generateDaemonToken, hashDaemonToken, SHOWN_PREFIX_CHARS } from '@titanbot/service-kit/daemon-token';
 
+/** What shown prefix a legacy token gets: none of its characters, which the operator chose and we did not. */
+export const LEGACY_PREFIX = 'legacy';
+
 /**
  * A daemon token acts for one device until it expires, is revoked, or is rotated and its grace
- * ends (rotation shortens `expireTime` to the end of the grace). Only its SHA-256 is stored.
+ * ends (rotation shortens `expireTime` to the end of the grace). Only its SHA-256 is stored. A
+ * `legacy` token is one of the original system's, imported: accepted on the legacy HTTP API only,
+ * never rotated, with an expiry only when the operator gave one.
  */
 export class DaemonToken {
   readonly uuid!: string;
   readonly deviceUuid!: string;
   /** Hex SHA-256 of the plaintext. */
   readonly tokenHash!: string;
-  /** `tbd_` plus 6 characters: enough to recognise a token, useless to guess it. */
+  /** `tbd_` plus 6 characters: enough to recognise a token, useless to guess it; LEGACY_PREFIX for legacy ones. */
   readonly prefix!: string;
+  readonly kind!: 'daemon' | 'legacy';
   readonly createTime!: Date;
-  readonly expireTime!: Date;
+  /** Null only for a legacy token imported without an expiry. */
+  readonly expireTime!: Date | null;
   readonly revokeTime!: Date | null;
   readonly rotateTime!: Date | null;
   readonly rotatedFromUuid!: string | null;
@@ -26,6 +33,7 @@ export class DaemonToken {
       deviceUuid,
       tokenHash: hashDaemonToken(plaintext),
       prefix: plaintext.slice(0, SHOWN_PREFIX_CHARS),
+      kind: 'daemon',
       createTime: now,
       expireTime: new Date(now.getTime() + ttlMs),
       revokeTime: null,
@@ -36,9 +44,29 @@ export class DaemonToken {
     return { token, plaintext };
   }
 
+  /**
+   * Imports a token of the original system (its plaintext as the operator gives it) for
+   * `deviceUuid`, expiring at `expireTime` or never (null). Only its SHA-256 is kept.
+   */
+  static importLegacy(uuid: string, deviceUuid: string, plaintext: string, expireTime: Date | null, now: Date): DaemonToken {
+    return Object.assign(new DaemonToken(), {
+      uuid,
+      deviceUuid,
+      tokenHash: hashDaemonToken(plaintext),
+      prefix: LEGACY_PREFIX,
+      kind: 'legacy',
+      createTime: now,
+      expireTime,
+      revokeTime: null,
+      rotateTime: null,
+      rotatedFromUuid: null,
+      version: 1,
+    });
+  }
+
   /** Whether the token authenticates at `now`. */
   isUsable(now: Date): boolean {
-    return this.revokeTime === null && now < this.expireTime;
+    return this.revokeTime === null && (this.expireTime === null || now < this.expireTime);
   }
 
   /** Idempotent: revoking twice keeps the first revocation time. */
@@ -48,7 +76,7 @@ export class DaemonToken {
 
   /** Marks the token rotated; it stays valid for `graceMs` more (never longer than it had). */
   markRotated(now: Date, graceMs: number): void {
-    const graceEnd = new Date(Math.min(this.expireTime.getTime(), now.getTime() + graceMs));
+    const graceEnd = new Date(Math.min(this.expireTime?.getTime() ?? Number.POSITIVE_INFINITY, now.getTime() + graceMs));
     Object.assign(this, { rotateTime: now, expireTime: graceEnd });
   }
 }

@@ -5,6 +5,7 @@ import {
   type ChangeFeedServiceServer,
   type SubscribeResponse,
 } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
+import { orUndefined } from './translate.js';
 import { rotateDaemonToken } from '../app/daemon-tokens.js';
 import { FED_TABLES, openSubscription, readSnapshot, type FeedNotifier, type StoredEvent, type SubscriptionOptions } from '../app/feed-subscription.js';
 import type { ServerWritableStream } from '@grpc/grpc-js';
@@ -80,9 +81,9 @@ export function changeFeedService(rt: Runtime, notifier: FeedNotifier, options: 
         token: rotated.plaintext,
         uuid: rotated.successor.uuid,
         deviceUuid: rotated.successor.deviceUuid,
-        expireTime: rotated.successor.expireTime,
+        expireTime: orUndefined(rotated.successor.expireTime),
         createTime: rotated.successor.createTime,
-        previousExpireTime: rotated.previous.expireTime,
+        previousExpireTime: orUndefined(rotated.previous.expireTime),
       };
     }),
 

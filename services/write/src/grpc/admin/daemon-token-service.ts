@@ -13,10 +13,11 @@ export const daemonTokenToProto = (t: DaemonToken): DaemonTokenMessage => ({
   deviceUuid: t.deviceUuid,
   prefix: t.prefix,
   createTime: t.createTime,
-  expireTime: t.expireTime,
+  expireTime: orUndefined(t.expireTime),
   revokeTime: orUndefined(t.revokeTime),
   rotateTime: orUndefined(t.rotateTime),
   rotatedFromUuid: t.rotatedFromUuid ?? '',
+  legacy: t.kind === 'legacy',
 });
 
 /** titanbot.admin.v1.DaemonTokenService handlers. */
@@ -34,6 +35,9 @@ export function daemonTokenService(rt: Runtime): DaemonTokenServiceServer {
       const page = await tokens.listDaemonTokens(ctx, req);
       return { daemonTokens: page.items.map(daemonTokenToProto), nextPageToken: page.nextPageToken };
     }),
+    importLegacyDaemonToken: unary(rt, m.importLegacyDaemonToken, { write: true }, async (ctx, req) =>
+      daemonTokenToProto(await tokens.importLegacyDaemonToken(ctx, req.deviceUuid, req.token, req.expireTime ?? null)),
+    ),
     revokeDaemonToken: unary(rt, m.revokeDaemonToken, { write: true }, async (ctx, req) =>
       daemonTokenToProto(await tokens.revokeDaemonToken(ctx, req.uuid)),
     ),

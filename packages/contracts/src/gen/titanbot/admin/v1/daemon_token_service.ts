@@ -51,6 +51,21 @@ export interface DaemonToken {
     | undefined;
   /** Output only. The token this one was rotated from, if any. */
   rotatedFromUuid: string;
+  /**
+   * Output only. An imported token of the original system (ImportLegacyDaemonToken): accepted on
+   * the legacy HTTP API only; `prefix` is then "legacy" and expire_time may be unset (no expiry).
+   */
+  legacy: boolean;
+}
+
+/** Request for ImportLegacyDaemonToken. */
+export interface ImportLegacyDaemonTokenRequest {
+  /** The device the token acts for. */
+  deviceUuid: string;
+  /** The token as the original system's daemons send it in X-API-KEY (at most 1,024 characters). */
+  token: string;
+  /** When the token stops working; unset = never (as in the original system). */
+  expireTime?: Date | undefined;
 }
 
 /** Request for IssueDaemonToken. */
@@ -82,7 +97,11 @@ export interface ListDaemonTokensRequest {
   /** From a previous ListDaemonTokensResponse. */
   pageToken: string;
   /** Only tokens of this device. */
-  deviceUuid?: string | undefined;
+  deviceUuid?:
+    | string
+    | undefined;
+  /** Only legacy tokens (true) or only daemon tokens (false); unset = both. */
+  legacy?: boolean | undefined;
 }
 
 /** Response for ListDaemonTokens. */
@@ -109,6 +128,7 @@ function createBaseDaemonToken(): DaemonToken {
     revokeTime: undefined,
     rotateTime: undefined,
     rotatedFromUuid: "",
+    legacy: false,
   };
 }
 
@@ -137,6 +157,9 @@ export const DaemonToken: MessageFns<DaemonToken> = {
     }
     if (message.rotatedFromUuid !== "") {
       writer.uint32(66).string(message.rotatedFromUuid);
+    }
+    if (message.legacy !== false) {
+      writer.uint32(72).bool(message.legacy);
     }
     return writer;
   },
@@ -218,6 +241,14 @@ export const DaemonToken: MessageFns<DaemonToken> = {
             message.rotatedFromUuid = reader.string();
             continue;
           }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.legacy = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -264,6 +295,7 @@ export const DaemonToken: MessageFns<DaemonToken> = {
         : isSet(object.rotated_from_uuid)
         ? globalThis.String(object.rotated_from_uuid)
         : "",
+      legacy: isSet(object.legacy) ? globalThis.Boolean(object.legacy) : false,
     };
   },
 
@@ -293,6 +325,9 @@ export const DaemonToken: MessageFns<DaemonToken> = {
     if (message.rotatedFromUuid !== "") {
       obj.rotatedFromUuid = message.rotatedFromUuid;
     }
+    if (message.legacy !== false) {
+      obj.legacy = message.legacy;
+    }
     return obj;
   },
 
@@ -309,6 +344,118 @@ export const DaemonToken: MessageFns<DaemonToken> = {
     message.revokeTime = object.revokeTime ?? undefined;
     message.rotateTime = object.rotateTime ?? undefined;
     message.rotatedFromUuid = object.rotatedFromUuid ?? "";
+    message.legacy = object.legacy ?? false;
+    return message;
+  },
+};
+
+function createBaseImportLegacyDaemonTokenRequest(): ImportLegacyDaemonTokenRequest {
+  return { deviceUuid: "", token: "", expireTime: undefined };
+}
+
+export const ImportLegacyDaemonTokenRequest: MessageFns<ImportLegacyDaemonTokenRequest> = {
+  encode(message: ImportLegacyDaemonTokenRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deviceUuid !== "") {
+      writer.uint32(10).string(message.deviceUuid);
+    }
+    if (message.token !== "") {
+      writer.uint32(18).string(message.token);
+    }
+    if (message.expireTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.expireTime), writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ImportLegacyDaemonTokenRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseImportLegacyDaemonTokenRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deviceUuid = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.token = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.expireTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ImportLegacyDaemonTokenRequest {
+    return {
+      deviceUuid: isSet(object.deviceUuid)
+        ? globalThis.String(object.deviceUuid)
+        : isSet(object.device_uuid)
+        ? globalThis.String(object.device_uuid)
+        : "",
+      token: isSet(object.token) ? globalThis.String(object.token) : "",
+      expireTime: isSet(object.expireTime)
+        ? fromJsonTimestamp(object.expireTime)
+        : isSet(object.expire_time)
+        ? fromJsonTimestamp(object.expire_time)
+        : undefined,
+    };
+  },
+
+  toJSON(message: ImportLegacyDaemonTokenRequest): unknown {
+    const obj: any = {};
+    if (message.deviceUuid !== "") {
+      obj.deviceUuid = message.deviceUuid;
+    }
+    if (message.token !== "") {
+      obj.token = message.token;
+    }
+    if (message.expireTime !== undefined) {
+      obj.expireTime = message.expireTime.toISOString();
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ImportLegacyDaemonTokenRequest>, I>>(base?: I): ImportLegacyDaemonTokenRequest {
+    return ImportLegacyDaemonTokenRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ImportLegacyDaemonTokenRequest>, I>>(
+    object: I,
+  ): ImportLegacyDaemonTokenRequest {
+    const message = createBaseImportLegacyDaemonTokenRequest();
+    message.deviceUuid = object.deviceUuid ?? "";
+    message.token = object.token ?? "";
+    message.expireTime = object.expireTime ?? undefined;
     return message;
   },
 };
@@ -561,7 +708,7 @@ export const GetDaemonTokenRequest: MessageFns<GetDaemonTokenRequest> = {
 };
 
 function createBaseListDaemonTokensRequest(): ListDaemonTokensRequest {
-  return { pageSize: 0, pageToken: "", deviceUuid: undefined };
+  return { pageSize: 0, pageToken: "", deviceUuid: undefined, legacy: undefined };
 }
 
 export const ListDaemonTokensRequest: MessageFns<ListDaemonTokensRequest> = {
@@ -574,6 +721,9 @@ export const ListDaemonTokensRequest: MessageFns<ListDaemonTokensRequest> = {
     }
     if (message.deviceUuid !== undefined) {
       writer.uint32(26).string(message.deviceUuid);
+    }
+    if (message.legacy !== undefined) {
+      writer.uint32(32).bool(message.legacy);
     }
     return writer;
   },
@@ -615,6 +765,14 @@ export const ListDaemonTokensRequest: MessageFns<ListDaemonTokensRequest> = {
             message.deviceUuid = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.legacy = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -644,6 +802,7 @@ export const ListDaemonTokensRequest: MessageFns<ListDaemonTokensRequest> = {
         : isSet(object.device_uuid)
         ? globalThis.String(object.device_uuid)
         : undefined,
+      legacy: isSet(object.legacy) ? globalThis.Boolean(object.legacy) : undefined,
     };
   },
 
@@ -658,6 +817,9 @@ export const ListDaemonTokensRequest: MessageFns<ListDaemonTokensRequest> = {
     if (message.deviceUuid !== undefined) {
       obj.deviceUuid = message.deviceUuid;
     }
+    if (message.legacy !== undefined) {
+      obj.legacy = message.legacy;
+    }
     return obj;
   },
 
@@ -669,6 +831,7 @@ export const ListDaemonTokensRequest: MessageFns<ListDaemonTokensRequest> = {
     message.pageSize = object.pageSize ?? 0;
     message.pageToken = object.pageToken ?? "";
     message.deviceUuid = object.deviceUuid ?? undefined;
+    message.legacy = object.legacy ?? undefined;
     return message;
   },
 };
@@ -882,6 +1045,23 @@ export const DaemonTokenServiceService = {
     responseDeserialize: (value: Buffer): ListDaemonTokensResponse => ListDaemonTokensResponse.decode(value),
   },
   /**
+   * Imports a token of the original system for a device (docs: "Migrating from the original"):
+   * only its SHA-256 is stored; it is accepted on the legacy HTTP API only (LEGACY_HTTP_ADDR),
+   * until expire_time (unset = no expiry) or revocation (RevokeDaemonToken). Errors:
+   * INVALID_ARGUMENT (empty token, expire_time not in the future), NOT_FOUND (device),
+   * ALREADY_EXISTS (this token is already imported: re-running an import is safe).
+   */
+  importLegacyDaemonToken: {
+    path: "/titanbot.admin.v1.DaemonTokenService/ImportLegacyDaemonToken" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ImportLegacyDaemonTokenRequest): Buffer =>
+      Buffer.from(ImportLegacyDaemonTokenRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ImportLegacyDaemonTokenRequest => ImportLegacyDaemonTokenRequest.decode(value),
+    responseSerialize: (value: DaemonToken): Buffer => Buffer.from(DaemonToken.encode(value).finish()),
+    responseDeserialize: (value: Buffer): DaemonToken => DaemonToken.decode(value),
+  },
+  /**
    * Revokes at once (idempotent); the revocation travels on the change feed.
    * Errors: NOT_FOUND.
    */
@@ -904,6 +1084,14 @@ export interface DaemonTokenServiceServer extends UntypedServiceImplementation {
   getDaemonToken: handleUnaryCall<GetDaemonTokenRequest, DaemonToken>;
   /** Lists tokens ordered by uuid. Errors: INVALID_ARGUMENT (page_token). */
   listDaemonTokens: handleUnaryCall<ListDaemonTokensRequest, ListDaemonTokensResponse>;
+  /**
+   * Imports a token of the original system for a device (docs: "Migrating from the original"):
+   * only its SHA-256 is stored; it is accepted on the legacy HTTP API only (LEGACY_HTTP_ADDR),
+   * until expire_time (unset = no expiry) or revocation (RevokeDaemonToken). Errors:
+   * INVALID_ARGUMENT (empty token, expire_time not in the future), NOT_FOUND (device),
+   * ALREADY_EXISTS (this token is already imported: re-running an import is safe).
+   */
+  importLegacyDaemonToken: handleUnaryCall<ImportLegacyDaemonTokenRequest, DaemonToken>;
   /**
    * Revokes at once (idempotent); the revocation travels on the change feed.
    * Errors: NOT_FOUND.
@@ -959,6 +1147,28 @@ export interface DaemonTokenServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListDaemonTokensResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Imports a token of the original system for a device (docs: "Migrating from the original"):
+   * only its SHA-256 is stored; it is accepted on the legacy HTTP API only (LEGACY_HTTP_ADDR),
+   * until expire_time (unset = no expiry) or revocation (RevokeDaemonToken). Errors:
+   * INVALID_ARGUMENT (empty token, expire_time not in the future), NOT_FOUND (device),
+   * ALREADY_EXISTS (this token is already imported: re-running an import is safe).
+   */
+  importLegacyDaemonToken(
+    request: ImportLegacyDaemonTokenRequest,
+    callback: (error: ServiceError | null, response: DaemonToken) => void,
+  ): ClientUnaryCall;
+  importLegacyDaemonToken(
+    request: ImportLegacyDaemonTokenRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: DaemonToken) => void,
+  ): ClientUnaryCall;
+  importLegacyDaemonToken(
+    request: ImportLegacyDaemonTokenRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: DaemonToken) => void,
   ): ClientUnaryCall;
   /**
    * Revokes at once (idempotent); the revocation travels on the change feed.
