@@ -46,7 +46,7 @@ const PRIMARY_KEYS: Record<string, string[]> = {
   habit_pixels: ['habit_uuid', 'pixel_uuid'],
   habit_shapes: ['habit_uuid', 'shape_uuid'],
 };
-const TOKEN_COLUMNS = ['uuid', 'device_uuid', 'token_hash', 'prefix', 'create_time', 'expire_time', 'revoke_time'];
+const TOKEN_COLUMNS = ['uuid', 'device_uuid', 'token_hash', 'prefix', 'create_time', 'expire_time', 'revoke_time', 'kind'];
 const keyOf = (table: string, row: Record<string, unknown>): string =>
   (PRIMARY_KEYS[table] ?? ['uuid']).map((c) => String(row[c])).join('|');
 
@@ -398,7 +398,7 @@ describe('change feed', () => {
     }
   }, 30_000);
 
-  it('publishes daemon tokens with only uuid, device_uuid, token_hash, prefix, create_time, expire_time, revoke_time, including revocation and rotation grace', async () => {
+  it('publishes daemon tokens with only uuid, device_uuid, token_hash, prefix, create_time, expire_time, revoke_time, kind, including revocation and rotation grace', async () => {
     const head0 = await head();
     const sub = subscribe({ afterRevision: head0 });
     const device = await call(devices, devices.createDevice, CreateDeviceRequest.fromPartial({ device: { physicalId: uniqueInt() } }), h.adminToken);
