@@ -1,8 +1,9 @@
-import { flag, parseFlags, switchFlag, text, UsageError, type Flag } from './args.js';
+import { flag, parseFlags, required, switchFlag, text, UsageError, type Flag } from './args.js';
 import { connect, DEFAULT_SERVER, resolveCredential, resolveServer } from './client.js';
 import type { Command, Resource } from './command.js';
 import { RESOURCES } from './commands.js';
 import { describeServiceError, isServiceError } from './errors.js';
+import { importOriginal, importProgress } from './import.js';
 import { CLIENT_SECRET_ENV, logIn, logOut, sessionPath, writeSession } from './login.js';
 
 const GLOBAL_FLAGS = `Flags every verb takes:
@@ -30,6 +31,9 @@ ${lines.join('\n')}
 Operators log in with OAuth 2.0 (titanctl login --help):
   login   sign in (device authorization for people, client credentials for automation)
   logout  revoke and forget the saved session
+
+Moving over from the original system (titanctl import --help):
+  import  load a database of the original (MariaDB/MySQL) through the admin API
 
 ${GLOBAL_FLAGS}`;
 }
@@ -106,6 +110,41 @@ async function session(verb: 'login' | 'logout', argv: string[], now: () => numb
   return 0;
 }
 
+const FROM = required(flag('from', text, 'the original database: mysql://user:password@host:port/database (MariaDB or MySQL)'));
+const DRY_RUN = switchFlag('dry-run', 'read everything and report what would be sent; send nothing');
+const IMPORT_USAGE = `Usage: titanctl import --from mysql://... [--dry-run] [flags]
+
+Reads a database of the original system and loads it through the admin API in dependency order
+(legions, accounts, devices with their SSH key pairs and ports, device accounts with the current
+one, habits with pixels and shapes, empire dates), keeping every uuid. Rows already present are
+skipped, so it is safe to run again; rows the API refuses are reported with the reason. Progress:
+a bar on a terminal, JSON lines otherwise (stderr); the report, per table, on stdout. Exit 1 when
+any row was refused. Daemon tokens: titanctl legacy-tokens import, one device each.
+
+${[FROM, DRY_RUN].map(flagLine).join('\n')}
+
+${GLOBAL_FLAGS}`;
+
+/** `titanctl import`; resolves with the exit code like `main`. Throws UsageError, and what importOriginal throws. */
+async function importCommand(argv: string[], now: () => number): Promise<number> {
+  const { values, options } = parseFlags(argv, [FROM, DRY_RUN]);
+  if (options.help) {
+    process.stdout.write(`${IMPORT_USAGE}\n`);
+    return 0;
+  }
+  const dryRun = values.get(DRY_RUN) === true;
+  const api = dryRun ? undefined : connect(resolveServer(options.server, process.env), await resolveCredential(options.token, process.env, now), options.tls ? (options.caFile ? { caFile: options.caFile } : {}) : undefined);
+  try {
+    const reports = await importOriginal(values.get(FROM), api, importProgress(process.stderr));
+    process.stdout.write(`${JSON.stringify({ dryRun, tables: reports }, null, 2)}\n`);
+    const refused = reports.reduce((n, r) => n + r.rejected.length, 0);
+    if (refused > 0) process.stderr.write(`titanctl: ${refused} rows refused; the report says which and why\n`);
+    return refused > 0 ? 1 : 0;
+  } finally {
+    api?.close();
+  }
+}
+
 const isHelp = (arg: string | undefined): boolean => arg === '--help' || arg === '-h' || arg === 'help';
 
 function usageError(message: string, help: string): number {
@@ -126,6 +165,16 @@ export async function main(argv: string[], now: () => number = Date.now): Promis
   if (isHelp(resourceName)) {
     process.stdout.write(`${usage()}\n`);
     return 0;
+  }
+  if (resourceName === 'import') {
+    try {
+      return await importCommand(argv.slice(1), now);
+    } catch (err) {
+      if (err instanceof UsageError) return usageError(err.message, IMPORT_USAGE);
+      const lines = isServiceError(err) ? describeServiceError(err, resolveServer(undefined, process.env)) : [`titanctl: import failed: ${err instanceof Error ? err.message : String(err)}`];
+      process.stderr.write(`${lines.join('\n')}\n`);
+      return 1;
+    }
   }
   if (resourceName === 'login' || resourceName === 'logout') {
     try {

@@ -46,7 +46,8 @@ export const accountDto = (a: AccountRecord, googlePassword: string) => ({
 export const sshDto = (device: DeviceRecord, ssh: SshRecord, privateKey: string, server: { sshServerName: string; sshServerIp: string; sshServerCommonPort: number }) => ({
   uuid: device.uuid,
   physical_id: device.physicalId,
-  public: ssh.publicKey,
+  // The original stored the key line with its newline.
+  public: `${ssh.publicKey}\n`,
   private: privateKey,
   server_device_internal_port: ssh.serverDeviceInternalPort,
   server_name: server.sshServerName,

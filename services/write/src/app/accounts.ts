@@ -2,11 +2,11 @@ import { unlinkAccountEverywhere } from '../db/device-links.js';
 import { Account, type AccountFields } from '../domain/account.js';
 import { alreadyExists, checkEtag, notFound } from '../domain/errors.js';
 import { Legion } from '../domain/legion.js';
-import { decodePageToken, isUuid, newId, pageSize, requireUuid, toPage, type Page, type UseCaseContext } from './context.js';
+import { chosenId, decodePageToken, isUuid, type Page, pageSize, requireUuid, toPage, type UseCaseContext } from './context.js';
 
-/** CreateAccount. Errors: invalid, already_exists (logical_id), not_found (legion_uuid). */
-export async function createAccount(ctx: UseCaseContext, logicalId: number, fields: AccountFields): Promise<Account> {
-  const account = Account.create(newId(), logicalId, fields);
+/** CreateAccount, with the uuid `accountId` when not empty (AIP-133). Errors: invalid, already_exists (account_id, logical_id), not_found (legion_uuid). */
+export async function createAccount(ctx: UseCaseContext, logicalId: number, fields: AccountFields, accountId = ''): Promise<Account> {
+  const account = Account.create(await chosenId(ctx, Account, 'account_id', accountId), logicalId, fields);
   if (await ctx.em.count(Account, { logicalId })) throw alreadyExists('account', 'logical_id', logicalId);
   await ensureLegion(ctx, account.legionUuid);
   ctx.em.persist(account);

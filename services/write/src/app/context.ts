@@ -1,6 +1,7 @@
 import { v7 as uuidv7, validate } from 'uuid';
+import type { EntityName } from '@mikro-orm/core';
 import type { Em } from '../db/orm.js';
-import { invalid } from '../domain/errors.js';
+import { DomainError, invalid } from '../domain/errors.js';
 
 /** Settings use cases read; parsed once from the environment (config.ts). */
 export interface DomainSettings {
@@ -30,6 +31,18 @@ export interface UseCaseContext {
 
 /** New ids are UUID v7: time-ordered, so primary-key order is creation order. */
 export const newId = (): string => uuidv7();
+
+/**
+ * The uuid of a resource being created: `requested` (the request's AIP-133 `<resource>_id`,
+ * lower-cased) when not empty, else a new one. Errors: invalid naming `field` (not a UUID),
+ * ALREADY_EXISTS (a row of `entity` has it).
+ */
+export async function chosenId(ctx: UseCaseContext, entity: EntityName<{ uuid: string }>, field: string, requested: string): Promise<string> {
+  if (requested === '') return newId();
+  const uuid = requireUuid(field, requested);
+  if ((await ctx.em.count(entity, { uuid })) > 0) throw new DomainError('ALREADY_EXISTS', `${field} ${uuid} is taken`);
+  return uuid;
+}
 
 /** Returns `value` lower-cased; INVALID_ARGUMENT naming `field` unless it is a UUID. */
 export function requireUuid(field: string, value: string | undefined): string {

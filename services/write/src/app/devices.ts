@@ -2,18 +2,9 @@ import ssh2 from 'ssh2';
 import { accountLogicalIds, deleteDeviceChildren, linkAccount, smallestFreePort as findFreePort } from '../db/device-links.js';
 import { Account } from '../domain/account.js';
 import { Device, type DeviceSettings } from '../domain/device.js';
-import { alreadyExists, checkEtag, DomainError, notFound } from '../domain/errors.js';
+import { alreadyExists, checkEtag, DomainError, invalid, notFound } from '../domain/errors.js';
 import { MAX_PORT, Ssh, sshComment, type SshKeyPair } from '../domain/ssh.js';
-import {
-  decodePageToken,
-  isUuid,
-  newId,
-  pageSize,
-  requireUuid,
-  toPage,
-  type Page,
-  type UseCaseContext,
-} from './context.js';
+import { chosenId, decodePageToken, isUuid, type Page, pageSize, requireUuid, toPage, type UseCaseContext } from './context.js';
 
 /** A device with what its responses show of its bindings. */
 export interface DeviceView {
@@ -24,19 +15,23 @@ export interface DeviceView {
 }
 
 /**
- * CreateDevice: the device and its Ssh (fresh ed25519 pair, given port or the smallest free one
- * at or above SSH_PORT_RANGE_START) in one transaction (docs/domain.md, improved: never a device without keys).
- * Errors: invalid (fields, port), already_exists (physical_id, port), precondition (no free port).
+ * CreateDevice: the device and its Ssh (a fresh ed25519 pair, or the `imported` one; given port or
+ * the smallest free one at or above SSH_PORT_RANGE_START) in one transaction (docs/domain.md,
+ * improved: never a device without keys), with the uuid `imported.deviceId` when given.
+ * Errors: invalid (fields, port, device_id, a key pair that is not one), already_exists
+ * (device_id, physical_id, port), precondition (no free port).
  */
 export async function createDevice(
   ctx: UseCaseContext,
   settings: Partial<DeviceSettings> & { physicalId: number },
   port: number | undefined,
+  imported: { deviceId: string; sshPublicKey: string; sshPrivateKey: string } = { deviceId: '', sshPublicKey: '', sshPrivateKey: '' },
 ): Promise<DeviceView> {
-  const device = Device.create(newId(), settings);
+  const device = Device.create(await chosenId(ctx, Device, 'device_id', imported.deviceId), settings);
   await ensurePhysicalIdFree(ctx, device.physicalId);
+  const keys = imported.sshPublicKey === '' && imported.sshPrivateKey === '' ? generateKeys(device.physicalId) : importedKeys(imported.sshPublicKey, imported.sshPrivateKey);
   const chosen = port ?? (await smallestFreePort(ctx));
-  const ssh = Ssh.create(device.uuid, generateKeys(device.physicalId), chosen, 'server_device_internal_port');
+  const ssh = Ssh.create(device.uuid, keys, chosen, 'server_device_internal_port');
   if (port !== undefined) await ensurePortFree(ctx, port);
   // Relations are not mapped (aggregates refer by id), so the parent row is flushed first.
   await ctx.em.persist(device).flush();
@@ -176,6 +171,21 @@ async function smallestFreePort(ctx: UseCaseContext): Promise<number> {
   const port = await findFreePort(ctx.em, start, MAX_PORT);
   if (port === undefined) throw new DomainError('NO_FREE_PORT', `no free port in ${start}..${MAX_PORT}`);
   return port;
+}
+
+/**
+ * A key pair brought from elsewhere (the original system): the private key must parse (ssh2) as
+ * an unencrypted private key and `publicKey` must be its public half. Errors: invalid naming
+ * ssh_private_key or ssh_public_key.
+ */
+function importedKeys(publicKey: string, privateKey: string): SshKeyPair {
+  const parsed = ssh2.utils.parseKey(privateKey);
+  if (parsed instanceof Error || Array.isArray(parsed) || !parsed.isPrivateKey()) throw invalid('ssh_private_key', 'must be an unencrypted OpenSSH private key');
+  const [type, blob] = publicKey.trim().split(/\s+/);
+  if (!blob || parsed.type !== type || !parsed.getPublicSSH().equals(Buffer.from(blob, 'base64'))) {
+    throw invalid('ssh_public_key', 'must be the public half of ssh_private_key');
+  }
+  return { publicKey: publicKey.trim(), privateKey };
 }
 
 /** ed25519 in OpenSSH text form, comment `titanbot<physical_id>`, via ssh2. */

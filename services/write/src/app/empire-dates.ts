@@ -1,11 +1,11 @@
 import { alreadyExists, checkEtag, notFound } from '../domain/errors.js';
 import { nextEmpireTime } from '@titanbot/service-kit/empire-time';
 import { EmpireDate } from '../domain/empire-date.js';
-import { decodePageToken, newId, pageSize, requireUuid, toPage, type Page, type UseCaseContext } from './context.js';
+import { chosenId, decodePageToken, type Page, pageSize, requireUuid, toPage, type UseCaseContext } from './context.js';
 
-/** CreateEmpireDate (`date` YYYY-MM-DD). Errors: invalid, already_exists. */
-export async function createEmpireDate(ctx: UseCaseContext, date: string): Promise<EmpireDate> {
-  const empireDate = EmpireDate.create(newId(), date);
+/** CreateEmpireDate (`date` YYYY-MM-DD), with the uuid `empireDateId` when not empty (AIP-133). Errors: invalid, already_exists (empire_date_id, date). */
+export async function createEmpireDate(ctx: UseCaseContext, date: string, empireDateId = ''): Promise<EmpireDate> {
+  const empireDate = EmpireDate.create(await chosenId(ctx, EmpireDate, 'empire_date_id', empireDateId), date);
   await ensureDateFree(ctx, date);
   ctx.em.persist(empireDate);
   await ctx.em.flush();

@@ -1,11 +1,11 @@
 import { checkEtag, notFound } from '../domain/errors.js';
 import { Habit, type HabitFields, type Pixel, type Shape } from '../domain/habit.js';
 import { loadHabitLists, releaseHabitLists, storePixels, storeShapes } from '../db/habit-lists.js';
-import { decodePageToken, isUuid, newId, pageSize, requireUuid, toPage, type Page, type UseCaseContext } from './context.js';
+import { chosenId, decodePageToken, isUuid, type Page, pageSize, requireUuid, toPage, type UseCaseContext } from './context.js';
 
-/** CreateHabit: pixels and shapes are looked up, else created. Errors: invalid. */
-export async function createHabit(ctx: UseCaseContext, fields: Partial<HabitFields>, pixels: Pixel[], shapes: Shape[]): Promise<Habit> {
-  const habit = Habit.create(newId(), fields, pixels, shapes, ctx.now);
+/** CreateHabit, with the uuid `habitId` when not empty (AIP-133): pixels and shapes are looked up, else created. Errors: invalid, already_exists (habit_id). */
+export async function createHabit(ctx: UseCaseContext, fields: Partial<HabitFields>, pixels: Pixel[], shapes: Shape[], habitId = ''): Promise<Habit> {
+  const habit = Habit.create(await chosenId(ctx, Habit, 'habit_id', habitId), fields, pixels, shapes, ctx.now);
   ctx.em.persist(habit);
   await ctx.em.flush();
   await storePixels(ctx.em, habit);

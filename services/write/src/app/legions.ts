@@ -1,11 +1,11 @@
 import { Account } from '../domain/account.js';
 import { checkEtag, notFound } from '../domain/errors.js';
 import { Legion, type LegionFields } from '../domain/legion.js';
-import { decodePageToken, isUuid, newId, pageSize, requireUuid, toPage, type Page, type UseCaseContext } from './context.js';
+import { chosenId, decodePageToken, isUuid, type Page, pageSize, requireUuid, toPage, type UseCaseContext } from './context.js';
 
-/** CreateLegion. Errors: invalid. */
-export async function createLegion(ctx: UseCaseContext, fields: LegionFields): Promise<Legion> {
-  const legion = Legion.create(newId(), fields);
+/** CreateLegion, with the uuid `legionId` when not empty (AIP-133). Errors: invalid, already_exists (legion_id). */
+export async function createLegion(ctx: UseCaseContext, fields: LegionFields, legionId = ''): Promise<Legion> {
+  const legion = Legion.create(await chosenId(ctx, Legion, 'legion_id', legionId), fields);
   ctx.em.persist(legion);
   await ctx.em.flush();
   return legion;

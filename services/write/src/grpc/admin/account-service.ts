@@ -62,7 +62,7 @@ export function accountService(rt: Runtime): AccountServiceServer {
     createAccount: unary(rt, m.createAccount, { write: true, requestId: (r) => r.requestId }, async (ctx, req) => {
       const a = required(req.account, 'account');
       const fields = Object.assign({}, ...Object.values(ACCOUNT_FIELDS).map((pick) => pick(a))) as AccountFields;
-      return accountToProto(await accounts.createAccount(ctx, a.logicalId, fields));
+      return accountToProto(await accounts.createAccount(ctx, a.logicalId, fields, req.accountId));
     }),
     getAccount: unary(rt, m.getAccount, { write: false }, async (ctx, req) => accountToProto(await accounts.getAccount(ctx, req.uuid))),
     listAccounts: unary(rt, m.listAccounts, { write: false }, async (ctx, req) => {

@@ -69,7 +69,7 @@ export function deviceService(rt: Runtime): DeviceServiceServer {
     createDevice: unary(rt, m.createDevice, { write: true, requestId: (r) => r.requestId }, async (ctx, req) => {
       const d = required(req.device, 'device');
       const settings = Object.assign({ physicalId: d.physicalId }, ...Object.values(DEVICE_FIELDS).map((pick) => pick(d)));
-      return deviceToProto(await devices.createDevice(ctx, settings, req.serverDeviceInternalPort));
+      return deviceToProto(await devices.createDevice(ctx, settings, req.serverDeviceInternalPort, { deviceId: req.deviceId, sshPublicKey: req.sshPublicKey, sshPrivateKey: req.sshPrivateKey }));
     }),
     getDevice: unary(rt, m.getDevice, { write: false }, async (ctx, req) => deviceToProto(await devices.getDevice(ctx, req.uuid))),
     listDevices: unary(rt, m.listDevices, { write: false }, async (ctx, req) => {

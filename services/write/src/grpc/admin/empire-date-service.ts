@@ -24,7 +24,7 @@ export function empireDateService(rt: Runtime): EmpireDateServiceServer {
   return {
     createEmpireDate: unary(rt, m.createEmpireDate, { write: true, requestId: (r) => r.requestId }, async (ctx, req) => {
       const e = required(req.empireDate, 'empire_date');
-      return empireDateToProto(await empireDates.createEmpireDate(ctx, timestampToDate(e.date, 'empire_date.date')));
+      return empireDateToProto(await empireDates.createEmpireDate(ctx, timestampToDate(e.date, 'empire_date.date'), req.empireDateId));
     }),
     getEmpireDate: unary(rt, m.getEmpireDate, { write: false }, async (ctx, req) =>
       empireDateToProto(await empireDates.getEmpireDate(ctx, req.uuid)),

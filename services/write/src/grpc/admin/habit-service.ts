@@ -80,7 +80,7 @@ export function habitService(rt: Runtime): HabitServiceServer {
     createHabit: unary(rt, m.createHabit, { write: true, requestId: (r) => r.requestId }, async (ctx, req) => {
       const h = required(req.habit, 'habit');
       const [fields, lists] = split(Object.assign({}, ...Object.values(HABIT_FIELDS).map((pick) => pick(h))));
-      return habitToProto(await habits.createHabit(ctx, fields, lists.pixels ?? [], lists.shapes ?? []));
+      return habitToProto(await habits.createHabit(ctx, fields, lists.pixels ?? [], lists.shapes ?? [], req.habitId));
     }),
     getHabit: unary(rt, m.getHabit, { write: false }, async (ctx, req) => habitToProto(await habits.getHabit(ctx, req.uuid))),
     listHabits: unary(rt, m.listHabits, { write: false }, async (ctx, req) => {

@@ -29,7 +29,7 @@ export function legionService(rt: Runtime): LegionServiceServer {
     createLegion: unary(rt, m.createLegion, { write: true, requestId: (r) => r.requestId }, async (ctx, req) => {
       const l = required(req.legion, 'legion');
       const fields = Object.assign({}, ...Object.values(LEGION_FIELDS).map((pick) => pick(l))) as LegionFields;
-      return legionToProto(await legions.createLegion(ctx, fields));
+      return legionToProto(await legions.createLegion(ctx, fields, req.legionId));
     }),
     getLegion: unary(rt, m.getLegion, { write: false }, async (ctx, req) => legionToProto(await legions.getLegion(ctx, req.uuid))),
     listLegions: unary(rt, m.listLegions, { write: false }, async (ctx, req) => {

@@ -107,6 +107,11 @@ export interface CreateAccountRequest {
     | undefined;
   /** Idempotency key (AIP-155): empty, or a UUID; a retry with the same id returns the first result. */
   requestId: string;
+  /**
+   * The uuid to give the new resource (AIP-133), e.g. to keep the ids of imported data; empty = a
+   * new UUID v7. ALREADY_EXISTS when a resource has it.
+   */
+  accountId: string;
 }
 
 /** Request for GetAccount. */
@@ -427,7 +432,7 @@ export const Account: MessageFns<Account> = {
 };
 
 function createBaseCreateAccountRequest(): CreateAccountRequest {
-  return { account: undefined, requestId: "" };
+  return { account: undefined, requestId: "", accountId: "" };
 }
 
 export const CreateAccountRequest: MessageFns<CreateAccountRequest> = {
@@ -437,6 +442,9 @@ export const CreateAccountRequest: MessageFns<CreateAccountRequest> = {
     }
     if (message.requestId !== "") {
       writer.uint32(18).string(message.requestId);
+    }
+    if (message.accountId !== "") {
+      writer.uint32(26).string(message.accountId);
     }
     return writer;
   },
@@ -470,6 +478,14 @@ export const CreateAccountRequest: MessageFns<CreateAccountRequest> = {
             message.requestId = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.accountId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -490,6 +506,11 @@ export const CreateAccountRequest: MessageFns<CreateAccountRequest> = {
         : isSet(object.request_id)
         ? globalThis.String(object.request_id)
         : "",
+      accountId: isSet(object.accountId)
+        ? globalThis.String(object.accountId)
+        : isSet(object.account_id)
+        ? globalThis.String(object.account_id)
+        : "",
     };
   },
 
@@ -500,6 +521,9 @@ export const CreateAccountRequest: MessageFns<CreateAccountRequest> = {
     }
     if (message.requestId !== "") {
       obj.requestId = message.requestId;
+    }
+    if (message.accountId !== "") {
+      obj.accountId = message.accountId;
     }
     return obj;
   },
@@ -513,6 +537,7 @@ export const CreateAccountRequest: MessageFns<CreateAccountRequest> = {
       ? Account.fromPartial(object.account)
       : undefined;
     message.requestId = object.requestId ?? "";
+    message.accountId = object.accountId ?? "";
     return message;
   },
 };

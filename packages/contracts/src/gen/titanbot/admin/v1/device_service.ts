@@ -136,6 +136,18 @@ export interface CreateDeviceRequest {
     | undefined;
   /** Idempotency key (AIP-155): empty, or a UUID; a retry with the same id returns the first result. */
   requestId: string;
+  /**
+   * The uuid to give the new device (AIP-133), e.g. to keep the ids of imported data; empty = a
+   * new UUID v7. ALREADY_EXISTS when a device has it.
+   */
+  deviceId: string;
+  /**
+   * An existing OpenSSH key pair for the device (both or neither; the private key unencrypted,
+   * its public half `ssh_public_key`), e.g. one a device of the original system already trusts;
+   * empty = a new ed25519 pair. INVALID_ARGUMENT when they do not form a pair.
+   */
+  sshPublicKey: string;
+  sshPrivateKey: string;
 }
 
 /** Request for GetDevice. */
@@ -717,7 +729,14 @@ export const Ssh: MessageFns<Ssh> = {
 };
 
 function createBaseCreateDeviceRequest(): CreateDeviceRequest {
-  return { device: undefined, serverDeviceInternalPort: undefined, requestId: "" };
+  return {
+    device: undefined,
+    serverDeviceInternalPort: undefined,
+    requestId: "",
+    deviceId: "",
+    sshPublicKey: "",
+    sshPrivateKey: "",
+  };
 }
 
 export const CreateDeviceRequest: MessageFns<CreateDeviceRequest> = {
@@ -730,6 +749,15 @@ export const CreateDeviceRequest: MessageFns<CreateDeviceRequest> = {
     }
     if (message.requestId !== "") {
       writer.uint32(26).string(message.requestId);
+    }
+    if (message.deviceId !== "") {
+      writer.uint32(34).string(message.deviceId);
+    }
+    if (message.sshPublicKey !== "") {
+      writer.uint32(42).string(message.sshPublicKey);
+    }
+    if (message.sshPrivateKey !== "") {
+      writer.uint32(50).string(message.sshPrivateKey);
     }
     return writer;
   },
@@ -771,6 +799,30 @@ export const CreateDeviceRequest: MessageFns<CreateDeviceRequest> = {
             message.requestId = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.deviceId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.sshPublicKey = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.sshPrivateKey = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -796,6 +848,21 @@ export const CreateDeviceRequest: MessageFns<CreateDeviceRequest> = {
         : isSet(object.request_id)
         ? globalThis.String(object.request_id)
         : "",
+      deviceId: isSet(object.deviceId)
+        ? globalThis.String(object.deviceId)
+        : isSet(object.device_id)
+        ? globalThis.String(object.device_id)
+        : "",
+      sshPublicKey: isSet(object.sshPublicKey)
+        ? globalThis.String(object.sshPublicKey)
+        : isSet(object.ssh_public_key)
+        ? globalThis.String(object.ssh_public_key)
+        : "",
+      sshPrivateKey: isSet(object.sshPrivateKey)
+        ? globalThis.String(object.sshPrivateKey)
+        : isSet(object.ssh_private_key)
+        ? globalThis.String(object.ssh_private_key)
+        : "",
     };
   },
 
@@ -810,6 +877,15 @@ export const CreateDeviceRequest: MessageFns<CreateDeviceRequest> = {
     if (message.requestId !== "") {
       obj.requestId = message.requestId;
     }
+    if (message.deviceId !== "") {
+      obj.deviceId = message.deviceId;
+    }
+    if (message.sshPublicKey !== "") {
+      obj.sshPublicKey = message.sshPublicKey;
+    }
+    if (message.sshPrivateKey !== "") {
+      obj.sshPrivateKey = message.sshPrivateKey;
+    }
     return obj;
   },
 
@@ -823,6 +899,9 @@ export const CreateDeviceRequest: MessageFns<CreateDeviceRequest> = {
       : undefined;
     message.serverDeviceInternalPort = object.serverDeviceInternalPort ?? undefined;
     message.requestId = object.requestId ?? "";
+    message.deviceId = object.deviceId ?? "";
+    message.sshPublicKey = object.sshPublicKey ?? "";
+    message.sshPrivateKey = object.sshPrivateKey ?? "";
     return message;
   },
 };

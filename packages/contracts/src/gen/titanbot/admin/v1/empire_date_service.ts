@@ -46,6 +46,11 @@ export interface CreateEmpireDateRequest {
     | undefined;
   /** Idempotency key (AIP-155): empty, or a UUID; a retry with the same id returns the first result. */
   requestId: string;
+  /**
+   * The uuid to give the new resource (AIP-133), e.g. to keep the ids of imported data; empty = a
+   * new UUID v7. ALREADY_EXISTS when a resource has it.
+   */
+  empireDateId: string;
 }
 
 /** Request for GetEmpireDate. */
@@ -198,7 +203,7 @@ export const EmpireDate: MessageFns<EmpireDate> = {
 };
 
 function createBaseCreateEmpireDateRequest(): CreateEmpireDateRequest {
-  return { empireDate: undefined, requestId: "" };
+  return { empireDate: undefined, requestId: "", empireDateId: "" };
 }
 
 export const CreateEmpireDateRequest: MessageFns<CreateEmpireDateRequest> = {
@@ -208,6 +213,9 @@ export const CreateEmpireDateRequest: MessageFns<CreateEmpireDateRequest> = {
     }
     if (message.requestId !== "") {
       writer.uint32(18).string(message.requestId);
+    }
+    if (message.empireDateId !== "") {
+      writer.uint32(26).string(message.empireDateId);
     }
     return writer;
   },
@@ -241,6 +249,14 @@ export const CreateEmpireDateRequest: MessageFns<CreateEmpireDateRequest> = {
             message.requestId = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.empireDateId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -265,6 +281,11 @@ export const CreateEmpireDateRequest: MessageFns<CreateEmpireDateRequest> = {
         : isSet(object.request_id)
         ? globalThis.String(object.request_id)
         : "",
+      empireDateId: isSet(object.empireDateId)
+        ? globalThis.String(object.empireDateId)
+        : isSet(object.empire_date_id)
+        ? globalThis.String(object.empire_date_id)
+        : "",
     };
   },
 
@@ -275,6 +296,9 @@ export const CreateEmpireDateRequest: MessageFns<CreateEmpireDateRequest> = {
     }
     if (message.requestId !== "") {
       obj.requestId = message.requestId;
+    }
+    if (message.empireDateId !== "") {
+      obj.empireDateId = message.empireDateId;
     }
     return obj;
   },
@@ -288,6 +312,7 @@ export const CreateEmpireDateRequest: MessageFns<CreateEmpireDateRequest> = {
       ? EmpireDate.fromPartial(object.empireDate)
       : undefined;
     message.requestId = object.requestId ?? "";
+    message.empireDateId = object.empireDateId ?? "";
     return message;
   },
 };

@@ -181,6 +181,11 @@ export interface CreateHabitRequest {
     | undefined;
   /** Idempotency key (AIP-155): empty, or a UUID; a retry with the same id returns the first result. */
   requestId: string;
+  /**
+   * The uuid to give the new resource (AIP-133), e.g. to keep the ids of imported data; empty = a
+   * new UUID v7. ALREADY_EXISTS when a resource has it.
+   */
+  habitId: string;
 }
 
 /** Request for GetHabit. */
@@ -876,7 +881,7 @@ export const Habit: MessageFns<Habit> = {
 };
 
 function createBaseCreateHabitRequest(): CreateHabitRequest {
-  return { habit: undefined, requestId: "" };
+  return { habit: undefined, requestId: "", habitId: "" };
 }
 
 export const CreateHabitRequest: MessageFns<CreateHabitRequest> = {
@@ -886,6 +891,9 @@ export const CreateHabitRequest: MessageFns<CreateHabitRequest> = {
     }
     if (message.requestId !== "") {
       writer.uint32(18).string(message.requestId);
+    }
+    if (message.habitId !== "") {
+      writer.uint32(26).string(message.habitId);
     }
     return writer;
   },
@@ -919,6 +927,14 @@ export const CreateHabitRequest: MessageFns<CreateHabitRequest> = {
             message.requestId = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.habitId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -939,6 +955,11 @@ export const CreateHabitRequest: MessageFns<CreateHabitRequest> = {
         : isSet(object.request_id)
         ? globalThis.String(object.request_id)
         : "",
+      habitId: isSet(object.habitId)
+        ? globalThis.String(object.habitId)
+        : isSet(object.habit_id)
+        ? globalThis.String(object.habit_id)
+        : "",
     };
   },
 
@@ -950,6 +971,9 @@ export const CreateHabitRequest: MessageFns<CreateHabitRequest> = {
     if (message.requestId !== "") {
       obj.requestId = message.requestId;
     }
+    if (message.habitId !== "") {
+      obj.habitId = message.habitId;
+    }
     return obj;
   },
 
@@ -960,6 +984,7 @@ export const CreateHabitRequest: MessageFns<CreateHabitRequest> = {
     const message = createBaseCreateHabitRequest();
     message.habit = (object.habit !== undefined && object.habit !== null) ? Habit.fromPartial(object.habit) : undefined;
     message.requestId = object.requestId ?? "";
+    message.habitId = object.habitId ?? "";
     return message;
   },
 };

@@ -51,6 +51,11 @@ export interface CreateLegionRequest {
     | undefined;
   /** Idempotency key (AIP-155): empty, or a UUID; a retry with the same id returns the first result. */
   requestId: string;
+  /**
+   * The uuid to give the new resource (AIP-133), e.g. to keep the ids of imported data; empty = a
+   * new UUID v7. ALREADY_EXISTS when a resource has it.
+   */
+  legionId: string;
 }
 
 /** Request for GetLegion. */
@@ -233,7 +238,7 @@ export const Legion: MessageFns<Legion> = {
 };
 
 function createBaseCreateLegionRequest(): CreateLegionRequest {
-  return { legion: undefined, requestId: "" };
+  return { legion: undefined, requestId: "", legionId: "" };
 }
 
 export const CreateLegionRequest: MessageFns<CreateLegionRequest> = {
@@ -243,6 +248,9 @@ export const CreateLegionRequest: MessageFns<CreateLegionRequest> = {
     }
     if (message.requestId !== "") {
       writer.uint32(18).string(message.requestId);
+    }
+    if (message.legionId !== "") {
+      writer.uint32(26).string(message.legionId);
     }
     return writer;
   },
@@ -276,6 +284,14 @@ export const CreateLegionRequest: MessageFns<CreateLegionRequest> = {
             message.requestId = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.legionId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -296,6 +312,11 @@ export const CreateLegionRequest: MessageFns<CreateLegionRequest> = {
         : isSet(object.request_id)
         ? globalThis.String(object.request_id)
         : "",
+      legionId: isSet(object.legionId)
+        ? globalThis.String(object.legionId)
+        : isSet(object.legion_id)
+        ? globalThis.String(object.legion_id)
+        : "",
     };
   },
 
@@ -306,6 +327,9 @@ export const CreateLegionRequest: MessageFns<CreateLegionRequest> = {
     }
     if (message.requestId !== "") {
       obj.requestId = message.requestId;
+    }
+    if (message.legionId !== "") {
+      obj.legionId = message.legionId;
     }
     return obj;
   },
@@ -319,6 +343,7 @@ export const CreateLegionRequest: MessageFns<CreateLegionRequest> = {
       ? Legion.fromPartial(object.legion)
       : undefined;
     message.requestId = object.requestId ?? "";
+    message.legionId = object.legionId ?? "";
     return message;
   },
 };

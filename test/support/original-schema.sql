@@ -1,0 +1,57 @@
+-- The original system's MySQL schema at its latest migration (Version20260226065721), as
+-- LEGACY.md §3 gives it: uuids BINARY(16), booleans TINYINT, enums lower-case VARCHAR, dates
+-- UTC. For the importer's tests against a real MariaDB.
+CREATE TABLE doctrine_migration_versions (version VARCHAR(191) NOT NULL PRIMARY KEY, executed_at DATETIME NULL, execution_time INT NULL) DEFAULT CHARACTER SET utf8mb4;
+CREATE TABLE legions (uuid BINARY(16) NOT NULL PRIMARY KEY, title VARCHAR(255) NOT NULL, ext_title VARCHAR(255) NULL, pay_day_of_month INT NULL) DEFAULT CHARACTER SET utf8mb4;
+CREATE TABLE accounts (
+  uuid BINARY(16) NOT NULL PRIMARY KEY, logical_id INT NOT NULL, first_name VARCHAR(255) NOT NULL, last_name VARCHAR(255) NOT NULL,
+  birth_date DATE NOT NULL, gender VARCHAR(255) NOT NULL, google_login VARCHAR(255) NOT NULL, google_password VARCHAR(255) NOT NULL,
+  is_empire_sleeping TINYINT NOT NULL, legion_uuid BINARY(16) NULL,
+  UNIQUE KEY UNIQ_CAC89EACAD4915F9 (logical_id), KEY IDX_CAC89EACF459A85C (legion_uuid),
+  CONSTRAINT FK_CAC89EACF459A85C FOREIGN KEY (legion_uuid) REFERENCES legions (uuid) ON DELETE SET NULL
+) DEFAULT CHARACTER SET utf8mb4;
+CREATE TABLE ssh (
+  uuid BINARY(16) NOT NULL PRIMARY KEY, public VARCHAR(255) NOT NULL, private LONGTEXT NOT NULL, server_device_internal_port INT NOT NULL,
+  UNIQUE KEY UNIQ_EE8DCC44407C4FC3 (server_device_internal_port)
+) DEFAULT CHARACTER SET utf8mb4;
+CREATE TABLE devices (
+  uuid BINARY(16) NOT NULL PRIMARY KEY, physical_id INT NOT NULL, is_active TINYINT NOT NULL, is_ssh TINYINT NOT NULL DEFAULT 0,
+  is_need_to_update TINYINT NOT NULL DEFAULT 0, activity_type VARCHAR(255) NOT NULL, is_full_server_detection TINYINT NOT NULL,
+  is_able_to_clear_cache TINYINT NOT NULL, go_time_limit_seconds INT NOT NULL, current_account_uuid BINARY(16) NULL, ssh_uuid BINARY(16) NULL,
+  UNIQUE KEY UNIQ_11074E9AF5A63AC0 (physical_id), UNIQUE KEY UNIQ_11074E9A34A2D93B (ssh_uuid), KEY IDX_11074E9AA25D69D7 (current_account_uuid),
+  CONSTRAINT FK_11074E9AA25D69D7 FOREIGN KEY (current_account_uuid) REFERENCES accounts (uuid) ON DELETE SET NULL,
+  CONSTRAINT FK_11074E9A34A2D93B FOREIGN KEY (ssh_uuid) REFERENCES ssh (uuid) ON DELETE SET NULL
+) DEFAULT CHARACTER SET utf8mb4;
+CREATE TABLE device_accounts (
+  device_uuid BINARY(16) NOT NULL, account_uuid BINARY(16) NOT NULL, PRIMARY KEY (device_uuid, account_uuid),
+  CONSTRAINT FK_44FCC78C5846859C FOREIGN KEY (device_uuid) REFERENCES devices (uuid) ON DELETE CASCADE,
+  CONSTRAINT FK_44FCC78C5DECD70C FOREIGN KEY (account_uuid) REFERENCES accounts (uuid) ON DELETE CASCADE
+) DEFAULT CHARACTER SET utf8mb4;
+CREATE TABLE habits (
+  uuid BINARY(16) NOT NULL PRIMARY KEY, account_logical_id INT NULL, priority INT NULL, trigger_shell VARCHAR(255) NULL, log_template VARCHAR(255) NULL,
+  post_timeout_ms INT NULL, comment VARCHAR(255) NULL, sequence INT NULL, context VARCHAR(255) NULL, is_interruption TINYINT NOT NULL,
+  action VARCHAR(255) NULL, is_active TINYINT NOT NULL, updated_at DATETIME NOT NULL
+) DEFAULT CHARACTER SET utf8mb4;
+CREATE TABLE dots (uuid BINARY(16) NOT NULL PRIMARY KEY, x INT NOT NULL, y INT NOT NULL, UNIQUE KEY UNIQ_54D4AF218CDC1683FBDB2615 (x, y)) DEFAULT CHARACTER SET utf8mb4;
+CREATE TABLE colors (uuid BINARY(16) NOT NULL PRIMARY KEY, rgb_hex VARCHAR(255) NULL, deviation INT NOT NULL DEFAULT 0, UNIQUE KEY UNIQ_C2BEC39F8366E63390A873F4 (rgb_hex, deviation)) DEFAULT CHARACTER SET utf8mb4;
+CREATE TABLE pixels (
+  uuid BINARY(16) NOT NULL PRIMARY KEY, dot_uuid BINARY(16) NOT NULL, color_uuid BINARY(16) NOT NULL,
+  CONSTRAINT FK_CE113CCB96B6D553 FOREIGN KEY (dot_uuid) REFERENCES dots (uuid), CONSTRAINT FK_CE113CCBACA86BE2 FOREIGN KEY (color_uuid) REFERENCES colors (uuid)
+) DEFAULT CHARACTER SET utf8mb4;
+CREATE TABLE habit_pixels (
+  habit_uuid BINARY(16) NOT NULL, pixel_uuid BINARY(16) NOT NULL, PRIMARY KEY (habit_uuid, pixel_uuid),
+  CONSTRAINT FK_6357ED8F3C898F92 FOREIGN KEY (habit_uuid) REFERENCES habits (uuid) ON DELETE CASCADE,
+  CONSTRAINT FK_6357ED8F76762BF7 FOREIGN KEY (pixel_uuid) REFERENCES pixels (uuid) ON DELETE CASCADE
+) DEFAULT CHARACTER SET utf8mb4;
+CREATE TABLE shapes (
+  uuid BINARY(16) NOT NULL PRIMARY KEY, type VARCHAR(255) NOT NULL, x INT NOT NULL, y INT NOT NULL, width INT NOT NULL, height INT NOT NULL,
+  rgb_hex VARCHAR(6) NOT NULL, size INT NOT NULL, UNIQUE KEY shape_unique (type, x, y, width, height, rgb_hex, size)
+) DEFAULT CHARACTER SET utf8mb4;
+CREATE TABLE habit_shapes (
+  habit_uuid BINARY(16) NOT NULL, shape_uuid BINARY(16) NOT NULL, PRIMARY KEY (habit_uuid, shape_uuid),
+  CONSTRAINT FK_3E9D74563C898F92 FOREIGN KEY (habit_uuid) REFERENCES habits (uuid) ON DELETE CASCADE,
+  CONSTRAINT FK_3E9D7456FB274C16 FOREIGN KEY (shape_uuid) REFERENCES shapes (uuid) ON DELETE CASCADE
+) DEFAULT CHARACTER SET utf8mb4;
+CREATE TABLE daemon_tokens (uuid BINARY(16) NOT NULL PRIMARY KEY, token VARCHAR(255) NOT NULL) DEFAULT CHARACTER SET utf8mb4;
+CREATE TABLE empire_dates (uuid BINARY(16) NOT NULL PRIMARY KEY, date DATE NOT NULL) DEFAULT CHARACTER SET utf8mb4;
+INSERT INTO doctrine_migration_versions VALUES ('Titanbot\\Daemon\\Infrastructure\\Resources\\doctrine\\migrations\\Version20260226065721', '2026-02-26 07:00:00', 42);
