@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { status } from '@grpc/grpc-js';
 import { DeviceServiceClient, GetDeviceRequest, GetDeviceSshRequest } from '@titanbot/contracts/titanbot/admin/v1/device_service';
 import { GetHabitRequest, HabitServiceClient, ShapeType } from '@titanbot/contracts/titanbot/admin/v1/habit_service';
+import { ListLogsRequest, LogServiceClient } from '@titanbot/contracts/titanbot/admin/v1/log_service';
 import Database from 'better-sqlite3';
 import mysql from 'mysql2/promise';
 import ssh2 from 'ssh2';
@@ -143,6 +144,7 @@ describe('moving the original system over', () => {
   });
 
   it("serves the original's daemon, with its own token imported, the imported data over its HTTP flow", async () => {
+    const logs = sys.write.client(LogServiceClient);
     const imported = await ctl('legacy-tokens', 'import', '--device', canonical(f.devices[0]!), '--legacy-token', f.token);
     expect(imported.code).toBe(0);
     await replica.synced();
@@ -166,13 +168,27 @@ describe('moving the original system over', () => {
     expect(Buffer.from(await part.arrayBuffer()).equals(bytes.subarray(0, 1024))).toBe(true);
     const file = new Database(bytes);
     const uuids = new Set(file.prepare('select lower(hex(uuid)) from habits').pluck().all() as string[]);
-    // The account's imported active habit is there; the inactive, the other account's and the refused one are not.
+    // Of the account's own habits exactly the imported active one is there; the inactive global
+    // one, the other account's and the refused one are not. (Other global habits in the shared
+    // test database are exported too, as they should be.)
+    expect(file.prepare('select lower(hex(uuid)) from habits where account_logical_id is not null').pluck().all()).toEqual([f.habits.mine]);
     expect(uuids.has(f.habits.mine)).toBe(true);
     for (const absent of [f.habits.globalInactive, f.habits.other, f.habits.badPixel]) expect(uuids.has(absent)).toBe(false);
     expect(file.prepare('select count(*) from habit_pixels where lower(hex(habit_uuid)) = ?').pluck().get(f.habits.mine)).toBe(2);
     file.close();
+    // Its logs reach the write side, under its device.
+    const logged = await fetch(`http://${replica.service.legacyHttpAddress}/daemon/logs/bulk`, {
+      method: 'POST',
+      headers: { 'X-API-KEY': f.token },
+      body: JSON.stringify({ log_dto_list: [{ message: `${f.token.slice(-12)} started` }, { message: `${f.token.slice(-12)} synced` }] }),
+    });
+    expect(logged.status).toBe(201);
+    const lines = await call(logs, logs.listLogs, ListLogsRequest.fromPartial({ deviceUuid: canonical(f.devices[0]!), pageSize: 10 }), sys.write.adminToken);
+    expect(lines.logEntries.map((e) => e.line)).toEqual([`${f.token.slice(-12)} started`, `${f.token.slice(-12)} synced`]);
     // Another device's scope stays closed to this token; an unknown token gets the original's 401.
     expect((await http(`/daemon/db?logical_id=${uniqueInt()}`)).status).toBe(403);
-    expect((await http('/daemon/devices', { 'X-API-KEY': 'not imported' })).status).toBe(401);
+    const unknown = await http('/daemon/devices', { 'X-API-KEY': 'not imported' });
+    expect(unknown.status).toBe(401);
+    expect(await unknown.text()).toBe('');
   });
 });
