@@ -98,7 +98,10 @@ export async function startLegacyHttp(rt: ReadRuntime, settings: LegacyHttpSetti
     if (!settings.allowPlaintext) throw new StartupError(`refusing to serve the legacy HTTP API in plaintext on ${settings.address}: set TLS_CERT_FILE and TLS_KEY_FILE, or ALLOW_PLAINTEXT=true`);
     logger.warn({ address: settings.address }, 'ALLOW_PLAINTEXT: legacy HTTP API without TLS on a non-loopback address');
   }
-  const app = Fastify({ logger: false, exposeHeadRoutes: false, ...(tls ? { https: tls } : {}) });
+  // Room for a bulk of 1,000 lines of 16 KiB, the most one WriteLogs call takes.
+  const app = Fastify({ logger: false, exposeHeadRoutes: false, bodyLimit: 20 * 1024 * 1024, ...(tls ? { https: tls } : {}) });
+  // What the framework refuses itself (a body over the limit, a malformed URL) is problem+json too.
+  app.setErrorHandler((err: { statusCode?: number; message: string }, _request, reply) => problem(reply, err.statusCode && err.statusCode < 500 ? err.statusCode : 500, err.message));
   // The original never looked at Content-Type: every body is text, parsed by the route.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
@@ -121,7 +124,8 @@ async function dispatch(rt: ReadRuntime, request: FastifyRequest, reply: Fastify
   let principal: DaemonPrincipal;
   try {
     principal = daemonPrincipal(rt, `legacy ${request.method} ${route[0].source}`, request.headers['x-api-key'], 'legacy');
-  } catch {
+  } catch (err) {
+    if (!(err instanceof DomainError)) throw err;
     // The original answered 401 with an empty text/html body, never problem+json.
     return reply.code(401).header('content-type', 'text/html; charset=UTF-8').send('');
   }
@@ -137,8 +141,9 @@ async function dispatch(rt: ReadRuntime, request: FastifyRequest, reply: Fastify
     return await handler(rt, principal, request, reply);
   } catch (err) {
     if (err instanceof HttpProblem) return problem(reply, err.status, err.message, err.errors);
-    if (err instanceof DomainError && err.retryDelayMs !== undefined) {
-      return problem(reply.header('retry-after', String(Math.ceil(err.retryDelayMs / 1000))), 503, err.message);
+    // A dependency that is down (data keys, the write service, PostgreSQL behind it): retry later.
+    if (err instanceof DomainError && err.kind === 'unavailable') {
+      return problem(reply.header('retry-after', String(Math.ceil((err.retryDelayMs ?? 1_000) / 1000))), 503, err.message);
     }
     logger.error({ err, route: where }, 'legacy HTTP request failed');
     return problem(reply, 500, 'Internal Server Error');
@@ -219,7 +224,7 @@ async function database(rt: ReadRuntime, principal: DaemonPrincipal, request: Fa
       .send(sent.stream);
   }
   // The file was evicted between the lookup and the read: the daemon retries.
-  throw new DomainError('EXPORT_VERSION_GONE', 'the export was replaced while it was being sent; retry', [], 1_000);
+  throw new HttpProblem(503, 'the export was replaced while it was being sent; retry');
 }
 
 async function ssh(rt: ReadRuntime, principal: DaemonPrincipal, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
