@@ -17,9 +17,9 @@ module.exports = {
     },
     {
       name: 'grpc-not-to-storage',
-      comment: 'grpc/ only translates: it reaches storage through app/ (write) or the runtime it is given (read), never db/ or store/ directly.',
+      comment: 'grpc/ and legacy/ only translate: they reach storage through app/ (write) or the runtime they are given (read), never db/ or store/ directly.',
       severity: 'error',
-      from: { path: '^services/[^/]+/src/grpc/' },
+      from: { path: '^services/[^/]+/src/(grpc|legacy)/' },
       to: { path: '^services/[^/]+/src/(db|store)/', dependencyTypesNot: ['type-only'] },
     },
     {

@@ -155,7 +155,12 @@ export async function readSession(file: string): Promise<Session | undefined> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
-  const session = JSON.parse(text) as Partial<Session>;
+  let session: Partial<Session>;
+  try {
+    session = JSON.parse(text) as Partial<Session>;
+  } catch {
+    session = {};
+  }
   if (typeof session.accessToken !== 'string' || typeof session.expiresAt !== 'number' || !session.issuer || !session.clientId) {
     throw new LoginError(`${file} does not hold a titanctl session; remove it and log in again`);
   }
