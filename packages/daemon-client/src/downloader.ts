@@ -107,8 +107,8 @@ export class Downloader {
 
   /**
    * Downloads the latest export (or a delta to it from the file held) and installs it over
-   * `dbPath`; resolves with the installed version and the bytes downloaded. A partial file left for `wanted` (by an earlier attempt or process) is
-   * resumed. A broken stream or a "not now" answer (isRetryable) is retried from the bytes written,
+   * `dbPath`; resolves with the installed version and the bytes downloaded. A partial file left
+   * for `wanted` (by an earlier attempt or process) is resumed. A broken stream or a "not now" answer (isRetryable) is retried from the bytes written,
    * after retryDelayMs, until `deadlineMs` (epoch ms; default never). Rejects with the last error
    * when the next try would start after `deadlineMs`, after DOWNLOAD_RESTARTS restarts, at once for
    * any other answer (a refused token) or a protocol violation, and with ChecksumMismatchError

@@ -15,6 +15,7 @@
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { validate as isUuid } from 'uuid';
+import { InstallFailure } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { DomainError, type FieldViolation } from './errors.js';
 import { loadProtoRoot } from './protos.js';
 
@@ -177,3 +178,6 @@ export function checkRequest(request: unknown): void {
   const violations = requestViolations(request);
   if (violations.length > 0) throw new DomainError('INVALID_ARGUMENT', violations.map((v) => `${v.field}: ${v.description}`).join('; '), violations);
 }
+
+/** Whether `value` is one of InstallFailure's values (protobuf enums are open: any int32 decodes). */
+export const isInstallFailure = (value: number): boolean => value >= 0 && value in InstallFailure;

@@ -1,5 +1,6 @@
 import { DaemonServiceService as m, type DaemonServiceServer } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { DomainError, invalid } from '@titanbot/service-kit/errors';
+import { isSha256Hex } from '@titanbot/service-kit/file-digest';
 import { send } from '@titanbot/service-kit/stream';
 import { trace } from '@opentelemetry/api';
 import { linkTo, tracingEnabled } from '@titanbot/service-kit/tracing';
@@ -26,7 +27,7 @@ export function downloadHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'do
       const { offset, version, heldVersion, heldSha256 } = call.request;
       if (offset < 0) throw invalid('offset', 'must be >= 0');
       if ((heldVersion === '') !== (heldSha256 === '')) throw invalid(heldVersion === '' ? 'held_version' : 'held_sha256', 'set held_version and held_sha256 together, or neither');
-      if (heldSha256 !== '' && !/^[0-9a-f]{64}$/.test(heldSha256)) throw invalid('held_sha256', 'must be 64 lower-case hex digits');
+      if (heldSha256 !== '' && !isSha256Hex(heldSha256)) throw invalid('held_sha256', 'must be 64 lower-case hex digits');
       const scope = scopeFor(rt, call.request.logicalId, ctx.principal);
       rt.statuses.contact(ctx.principal.token.deviceUuid, scope);
       // Traced: the download links to the change that made the scope's current version.

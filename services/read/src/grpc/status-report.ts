@@ -1,10 +1,10 @@
-import { DaemonServiceService as m, InstallFailure, type DaemonServiceServer } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
+import { DaemonServiceService as m, type DaemonServiceServer } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { invalid } from '@titanbot/service-kit/errors';
+import { isSha256Hex } from '@titanbot/service-kit/file-digest';
+import { isInstallFailure } from '@titanbot/service-kit/request-checks';
 import { unary } from './pipeline.js';
 import type { ReadRuntime } from './runtime.js';
 import { scopeFor } from './scope.js';
-
-const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 /**
  * ReportStatus: the daemon says what it installed or why its install failed; kept in memory
@@ -15,8 +15,8 @@ const SHA256_HEX = /^[0-9a-f]{64}$/;
 export function statusReportHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'reportStatus'> {
   return {
     reportStatus: unary(rt, m.reportStatus, (req, ctx) => {
-      if (!(req.failure in InstallFailure) || req.failure < 0) throw invalid('failure', 'is not an InstallFailure');
-      if (req.installedSha256 !== '' && !SHA256_HEX.test(req.installedSha256)) throw invalid('installed_sha256', 'must be 64 lower-case hex digits, or empty');
+      if (!isInstallFailure(req.failure)) throw invalid('failure', 'is not an InstallFailure');
+      if (req.installedSha256 !== '' && !isSha256Hex(req.installedSha256)) throw invalid('installed_sha256', 'must be 64 lower-case hex digits, or empty');
       const scope = scopeFor(rt, req.logicalId, ctx.principal);
       rt.statuses.report(ctx.principal.token.deviceUuid, scope, req.installedVersion, req.installedSha256, req.failure, req.failureMessage);
       return {};

@@ -13,12 +13,12 @@ import { send } from '@titanbot/service-kit/stream';
 import * as fleet from '../app/fleet.js';
 import { serverStream, unary, type Runtime } from './handler.js';
 import { required } from './translate.js';
-import { InstallFailure } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
+import { isInstallFailure } from '@titanbot/service-kit/request-checks';
 import { invalid } from '../domain/errors.js';
 
 /** A reported InstallFailure, checked: only the enum's values are stored. INVALID_ARGUMENT naming `field` otherwise. */
 function installFailure(value: number, field: string): number {
-  if (!(value in InstallFailure) || value < 0) throw invalid(field, 'is not an InstallFailure');
+  if (!isInstallFailure(value)) throw invalid(field, 'is not an InstallFailure');
   return value;
 }
 
