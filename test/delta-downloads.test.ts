@@ -128,7 +128,7 @@ describe('delta downloads', () => {
       upgraded.close();
       const oldBytes = await readFile(oldFormat);
       const oldVersion = randomBytes(16).toString('hex');
-      await copyFile(oldFormat, path.join(replica.dataDir, 'read', 'exports', `${fleet.logicalId}-${oldVersion}.sqlite`));
+      await copyFile(oldFormat, path.join(replica.dataDir, 'read', 'exports', `${fleet.logicalId}-${oldVersion}-${sha256(oldBytes)}.sqlite`));
       await replica.stop({ keepData: true });
       replica = await sys.startReplica({ DELTA_MAX_RATIO: '1' }, replica.dataDir);
       await replica.synced();

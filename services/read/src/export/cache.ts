@@ -1,5 +1,5 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { digestFile } from '@titanbot/service-kit/file-digest';
@@ -56,8 +56,12 @@ export interface ExportCacheStats {
 /** What the LRU holds: whole files and deltas, both on disk, both within one byte budget. */
 type Entry = ExportFile | ExportDelta;
 
-/** `<scope>-<version>.sqlite`: the name a kept export has on disk, and how a restart finds it again. */
-const KEPT_FILE = /^(\d+)-([0-9a-f]{32})\.sqlite$/;
+/**
+ * `<scope>-<version>-<sha256>.sqlite`: the name a kept export has on disk. A restart finds it again
+ * by name alone, without reading it (the bytes under a name never change: files are renamed into
+ * place whole).
+ */
+const KEPT_FILE = /^(\d+)-([0-9a-f]{32})-([0-9a-f]{64})\.sqlite$/;
 
 /**
  * Daemon databases by (scope, version), built once each (single flight: concurrent requests for
@@ -66,8 +70,8 @@ const KEPT_FILE = /^(\d+)-([0-9a-f]{32})\.sqlite$/;
  * recently used out first, its file deleted). An entry larger than `maxBytes` counts as exactly
  * `maxBytes`, so the newest one always stays. An evicted file that a download still has open stays
  * readable to it (POSIX unlink semantics). Whole files survive a restart (a daemon one version
- * behind still gets a delta from a restarted replica): they are found again by name and hashed,
- * oldest first; deltas and unfinished builds are deleted, as they are cheap to make again.
+ * behind still gets a delta from a restarted replica): they are found again by name, oldest
+ * first; deltas and unfinished builds are deleted, as they are cheap to make again.
  */
 export class ExportCache {
   private readonly entries: LRUCache<string, Entry>;
@@ -98,15 +102,14 @@ export class ExportCache {
   private reload(): void {
     const kept = readdirSync(this.dir)
       .map((name) => ({ name, match: KEPT_FILE.exec(name), file: path.join(this.dir, name) }))
-      .map((f) => ({ ...f, mtimeMs: statSync(f.file).mtimeMs }))
-      .sort((a, b) => a.mtimeMs - b.mtimeMs);
-    for (const { match, file } of kept) {
+      .map((f) => ({ ...f, stat: statSync(f.file) }))
+      .sort((a, b) => a.stat.mtimeMs - b.stat.mtimeMs);
+    for (const { match, file, stat } of kept) {
       if (!match) {
         rmSync(file, { recursive: true, force: true });
         continue;
       }
-      const bytes = readFileSync(file);
-      const entry: ExportFile = { scope: Number(match[1]), version: match[2]!, path: file, sizeBytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex'), revision: 0 };
+      const entry: ExportFile = { scope: Number(match[1]), version: match[2]!, path: file, sizeBytes: stat.size, sha256: match[3]!, revision: 0 };
       this.entries.set(cacheKey(entry.scope, entry.version), entry);
     }
     if (kept.length) this.logger.info({ files: this.entries.size }, 'exports kept from before the restart');
@@ -204,7 +207,7 @@ export class ExportCache {
       const revision = this.model.checkpoint?.revision ?? 0;
       buildExport(this.model.reader, temp, scope);
       const { size, sha256 } = await digestFile(temp);
-      const file = path.join(this.dir, `${scope}-${version}.sqlite`);
+      const file = path.join(this.dir, `${scope}-${version}-${sha256}.sqlite`);
       await rename(temp, file);
       const entry: ExportFile = { scope, version, path: file, sizeBytes: size, sha256, revision };
       this.entries.set(cacheKey(scope, version), entry);

@@ -41,27 +41,29 @@ export const authenticate =
  */
 export function daemonPrincipal(rt: ReadRuntime, method: string, key: unknown, surface: 'grpc' | 'legacy'): DaemonPrincipal {
   if (typeof key !== 'string' || key === '') throw authFailure(rt, method, 'missing');
-  const ours = isWellFormedDaemonToken(key);
   let hash = knownTokenHashes.get(key);
   if (hash === undefined) {
-    if (!ours && surface === 'grpc') throw authFailure(rt, method, 'malformed');
+    if (surface === 'grpc' && !isWellFormedDaemonToken(key)) throw authFailure(rt, method, 'malformed');
     hash = hashDaemonToken(key);
   }
-  const shown = ours ? key : undefined;
   // Looked up on every call, so revocation, expiry and deletion take effect at once.
   const token = rt.model.tokenByHash(hash);
-  if (!token || (token.legacy && surface === 'grpc')) throw authFailure(rt, method, 'unknown', shown);
+  if (!token || (token.legacy && surface === 'grpc')) throw authFailure(rt, method, 'unknown', key);
   knownTokenHashes.set(key, hash);
-  if (token.revoked) throw authFailure(rt, method, 'revoked', shown);
-  if (rt.clock() >= token.expireTime) throw authFailure(rt, method, 'expired', shown);
+  if (token.revoked) throw authFailure(rt, method, 'revoked', key);
+  if (rt.clock() >= token.expireTime) throw authFailure(rt, method, 'expired', key);
   return { token, plaintext: key, hash };
 }
 
-function authFailure(rt: ReadRuntime, method: string, reason: AuthFailureReason, wellFormedKey?: string): DomainError {
+/**
+ * Counts and (throttled) logs a refusal. The presented `key`'s shown prefix is logged only when it
+ * is one of our tokens: a legacy token's characters are a secret someone else chose.
+ */
+function authFailure(rt: ReadRuntime, method: string, reason: AuthFailureReason, key?: string): DomainError {
   rt.counters.authFailures[reason]++;
   const suppressed = rt.refusalLog.admit(reason);
   if (suppressed >= 0) {
-    const tokenPrefix = wellFormedKey?.slice(0, SHOWN_PREFIX_CHARS);
+    const tokenPrefix = key !== undefined && isWellFormedDaemonToken(key) ? key.slice(0, SHOWN_PREFIX_CHARS) : undefined;
     rt.logger.warn({ method, reason, tokenPrefix, suppressed }, 'daemon authentication failed');
   }
   // One answer for every reason: the caller learns nothing about which tokens exist.

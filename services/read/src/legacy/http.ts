@@ -66,7 +66,8 @@ const ORIGINAL_ROUTES: readonly [RegExp, readonly string[]][] = [
   [/^\/daemon\/health-check$/, ['GET']],
 ];
 
-type Handler = (rt: ReadRuntime, principal: DaemonPrincipal, request: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+/** A daemon route's handler; `param` is the path segment its pattern captures (a uuid), if any. */
+type Handler = (rt: ReadRuntime, principal: DaemonPrincipal, request: FastifyRequest, reply: FastifyReply, param: string) => Promise<unknown>;
 
 /**
  * The routes a daemon may call (LEGACY.md §2.1 rules 2–4, 6, 8, 10, 12, 14), by method and path.
@@ -130,7 +131,12 @@ async function dispatch(rt: ReadRuntime, request: FastifyRequest, reply: Fastify
     return reply.code(401).header('content-type', 'text/html; charset=UTF-8').send('');
   }
   // HEAD matched no daemon rule in the original (they list GET only), so it fell to "admin only".
-  const handler = request.method === 'HEAD' ? undefined : DAEMON_ROUTES.find(([m, pattern]) => m === request.method && pattern.test(pathname))?.[2];
+  let handler: Handler | undefined;
+  let param = '';
+  for (const [m, pattern, h] of request.method === 'HEAD' ? [] : DAEMON_ROUTES) {
+    const match = m === request.method ? pattern.exec(pathname) : null;
+    if (match) [handler, param] = [h, match[1] ?? ''];
+  }
   if (!handler) return problem(reply, 403, 'Access Denied.');
   const waitMs = rt.limiter.take(principal.token.uuid);
   if (waitMs > 0) {
@@ -138,7 +144,7 @@ async function dispatch(rt: ReadRuntime, request: FastifyRequest, reply: Fastify
     return problem(reply.header('retry-after', String(Math.ceil(waitMs / 1000))), 429, 'Too many requests for this token; retry later.');
   }
   try {
-    return await handler(rt, principal, request, reply);
+    return await handler(rt, principal, request, reply, param);
   } catch (err) {
     if (err instanceof HttpProblem) return problem(reply, err.status, err.message, err.errors);
     // A dependency that is down (data keys, the write service, PostgreSQL behind it): retry later.
@@ -227,8 +233,8 @@ async function database(rt: ReadRuntime, principal: DaemonPrincipal, request: Fa
   throw new HttpProblem(503, 'the export was replaced while it was being sent; retry');
 }
 
-async function ssh(rt: ReadRuntime, principal: DaemonPrincipal, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
-  const uuid = pathUuid(/^\/daemon\/devices\/([^/]+)\/ssh$/.exec(request.url.split('?')[0]!)![1]!);
+async function ssh(rt: ReadRuntime, principal: DaemonPrincipal, _request: FastifyRequest, reply: FastifyReply, param: string): Promise<unknown> {
+  const uuid = pathUuid(param);
   const device = rt.queries.device(principal.token.deviceUuid);
   const record = uuid === principal.token.deviceUuid ? rt.queries.ssh(uuid) : undefined;
   // Another device's uuid is answered as the original answered an unknown one: nothing to learn.
@@ -236,8 +242,8 @@ async function ssh(rt: ReadRuntime, principal: DaemonPrincipal, request: Fastify
   return json(reply, 200, { ssh: sshDto(device, record, await unseal(rt, record.sealedPrivateKey, 'sshes.private_key'), rt.settings) });
 }
 
-async function legion(rt: ReadRuntime, principal: DaemonPrincipal, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
-  const uuid = pathUuid(/^\/daemon\/legions\/([^/]+)$/.exec(request.url.split('?')[0]!)![1]!);
+async function legion(rt: ReadRuntime, principal: DaemonPrincipal, _request: FastifyRequest, reply: FastifyReply, param: string): Promise<unknown> {
+  const uuid = pathUuid(param);
   const found = rt.queries.legion(uuid);
   if (!found || !rt.queries.legionIsOfDevice(principal.token.deviceUuid, uuid)) throw new HttpProblem(404, `LegionRepository with uuid ${uuid} is not found`);
   return json(reply, 200, { legion: legionDto(found) });
