@@ -152,9 +152,12 @@ export async function startBenchSystem(): Promise<BenchSystem> {
           DATA_DIR: path.join(dir, `read-${started.length}`),
           SECRETS_DIR: path.join(writeDir, 'secrets'),
           LOG_LEVEL: 'warn',
-          // The load generators use few tokens at thousands of calls per second.
+          // The load generators use few devices at thousands of calls, watches and log lines per second.
           DAEMON_RPS: '1000000000',
           DAEMON_BURST: '1000000000',
+          DAEMON_MAX_WATCHES: '1000000000',
+          DAEMON_LOG_LINES_PER_SECOND: '1000000000',
+          DAEMON_LOG_LINES_BURST: '1000000000',
           ...env,
         },
         address,

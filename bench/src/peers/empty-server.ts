@@ -1,13 +1,14 @@
 /**
  * Reference peer "empty RPC" (the ceiling): DaemonService with only CheckVersion, answering one
  * constant response with no authentication, no metrics and no logging, on the same grpc-js Server
- * options as the services (startGrpcServer: MAX_MESSAGE_BYTES, keepalive, health, reflection).
+ * options as the services (startGrpcServer: MAX_MESSAGE_BYTES, keepalive, stream limits, health,
+ * reflection).
  * Listens on PEER_ADDR. Every other method answers UNIMPLEMENTED (grpc-js default).
  */
 import { ServerCredentials } from '@grpc/grpc-js';
 import { DaemonServiceService, type CheckVersionRequest, type CheckVersionResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import type { handleUnaryCall } from '@grpc/grpc-js';
-import { startGrpcServer } from '@titanbot/service-kit/grpc-server';
+import { DEFAULT_STREAM_LIMITS, startGrpcServer } from '@titanbot/service-kit/grpc-server';
 
 const address = process.env['PEER_ADDR'] ?? '127.0.0.1:0';
 // The shape of a real answer: a 128-bit version in hex and a feed revision.
@@ -16,6 +17,6 @@ const checkVersion: handleUnaryCall<CheckVersionRequest, CheckVersionResponse> =
 
 const grpc = await startGrpcServer(address, ServerCredentials.createInsecure(), ['titanbot/daemon/v1/daemon_service.proto'], [
   { definition: DaemonServiceService, implementation: { checkVersion } },
-]);
+], DEFAULT_STREAM_LIMITS);
 grpc.health.setStatus('', 'SERVING');
 process.once('SIGTERM', () => grpc.server.forceShutdown());

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { ServerWritableStream } from '@grpc/grpc-js';
 import { DaemonServiceService, ExportEncoding, type DownloadExportRequest, type DownloadExportResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
-import { startGrpcServer, stopGrpcServer } from '@titanbot/service-kit/grpc-server';
+import { DEFAULT_STREAM_LIMITS, startGrpcServer, stopGrpcServer } from '@titanbot/service-kit/grpc-server';
 import { send } from '@titanbot/service-kit/stream';
 import Database from 'better-sqlite3';
 import pg from 'pg';
@@ -128,7 +128,7 @@ async function main(): Promise<void> {
     }
   };
 
-  const grpc = await startGrpcServer(address, ServerCredentials.createInsecure(), ['titanbot/daemon/v1/daemon_service.proto'], [{ definition: DaemonServiceService, implementation: { downloadExport } }]);
+  const grpc = await startGrpcServer(address, ServerCredentials.createInsecure(), ['titanbot/daemon/v1/daemon_service.proto'], [{ definition: DaemonServiceService, implementation: { downloadExport } }], DEFAULT_STREAM_LIMITS);
   grpc.health.setStatus('', 'SERVING');
   process.once('SIGTERM', () =>
     void stopGrpcServer(grpc.server, 1_000).then(async () => {

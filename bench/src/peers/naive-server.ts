@@ -6,7 +6,7 @@
  */
 import { ServerCredentials, status, type handleUnaryCall, type ServiceError } from '@grpc/grpc-js';
 import { DaemonServiceService, type CheckVersionRequest, type CheckVersionResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
-import { startGrpcServer } from '@titanbot/service-kit/grpc-server';
+import { DEFAULT_STREAM_LIMITS, startGrpcServer } from '@titanbot/service-kit/grpc-server';
 import pg from 'pg';
 
 const address = process.env['PEER_ADDR'] ?? '127.0.0.1:0';
@@ -30,7 +30,7 @@ const checkVersion: handleUnaryCall<CheckVersionRequest, CheckVersionResponse> =
 
 const grpc = await startGrpcServer(address, ServerCredentials.createInsecure(), ['titanbot/daemon/v1/daemon_service.proto'], [
   { definition: DaemonServiceService, implementation: { checkVersion } },
-]);
+], DEFAULT_STREAM_LIMITS);
 grpc.health.setStatus('', 'SERVING');
 process.once('SIGTERM', () => {
   grpc.server.forceShutdown();

@@ -2,7 +2,7 @@ import { ServerCredentials } from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import type { MethodDefinition, ServerWritableStream } from '@grpc/grpc-js';
-import { startGrpcServer, stopGrpcServer } from '@titanbot/service-kit/grpc-server';
+import { DEFAULT_STREAM_LIMITS, startGrpcServer, stopGrpcServer } from '@titanbot/service-kit/grpc-server';
 
 /** Identity (de)serialiser: each message is one Buffer as it is, no protobuf work at all. */
 const identity = (value: Buffer): Buffer => value;
@@ -52,7 +52,7 @@ async function main(): Promise<void> {
     };
     pump();
   };
-  const grpc = await startGrpcServer(address, ServerCredentials.createInsecure(), ['titanbot/daemon/v1/daemon_service.proto'], [{ definition: RAW_STREAM_SERVICE, implementation: { download } }]);
+  const grpc = await startGrpcServer(address, ServerCredentials.createInsecure(), ['titanbot/daemon/v1/daemon_service.proto'], [{ definition: RAW_STREAM_SERVICE, implementation: { download } }], DEFAULT_STREAM_LIMITS);
   grpc.health.setStatus('', 'SERVING');
   process.once('SIGTERM', () => void stopGrpcServer(grpc.server, 1_000).then(() => process.exit(0)));
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_STREAM_LIMITS } from './grpc-server.js';
 import { StartupError } from './process.js';
 
 const DURATION = /^(\d+)(ms|s|m|h|d)?$/;
@@ -32,6 +33,14 @@ export const port = z.coerce.number().int().min(0).max(65535);
 
 /** "true" or "false" (exactly; anything else is a configuration error). */
 export const flag = z.enum(['true', 'false']).transform((v) => v === 'true');
+
+/** The gRPC listener's stream limits, the same settings in both services (grpc-server.ts). */
+export const grpcServerLimits = {
+  /** HTTP/2 streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); a client queues the rest. */
+  GRPC_MAX_CONCURRENT_STREAMS: z.coerce.number().int().min(1).default(DEFAULT_STREAM_LIMITS.maxConcurrentStreams),
+  /** A call whose request message has not arrived this long after it opened is ended DEADLINE_EXCEEDED. */
+  GRPC_REQUEST_MESSAGE_TIMEOUT: duration.default(DEFAULT_STREAM_LIMITS.requestMessageTimeoutMs),
+};
 
 export const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info');
 

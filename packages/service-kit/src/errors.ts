@@ -121,8 +121,23 @@ export const ERROR_CATALOGUE = {
   },
   RATE_LIMITED: {
     kind: 'exhausted',
-    meaning: 'The daemon token made more than DAEMON_RPS calls per second (DAEMON_BURST at once).',
+    meaning: 'The device (all its daemon tokens together) made more than DAEMON_RPS calls per second (DAEMON_BURST at once).',
     action: 'Wait for the RetryInfo delay, then retry.',
+  },
+  LOG_RATE_LIMITED: {
+    kind: 'exhausted',
+    meaning: 'The device sent more than DAEMON_LOG_LINES_PER_SECOND log lines per second (DAEMON_LOG_LINES_BURST at once); none of the call\'s lines was stored.',
+    action: 'Wait for the RetryInfo delay, then send the same lines again (with the same request_id).',
+  },
+  WATCH_LIMIT: {
+    kind: 'exhausted',
+    meaning: 'The device already holds DAEMON_MAX_WATCHES open WatchVersion streams on this replica (whichever of its tokens opened them).',
+    action: 'Close watches that are no longer read (one per scope is enough), then retry after the RetryInfo delay.',
+  },
+  AUTH_THROTTLED: {
+    kind: 'exhausted',
+    meaning: 'Too many failed authentications from this peer address (AUTH_FAILURES_PER_SECOND, AUTH_FAILURES_BURST); the presented credential was not looked at.',
+    action: 'Fix the credential, wait for the RetryInfo delay, then retry.',
   },
   DATA_KEY_UNAVAILABLE: {
     kind: 'unavailable',

@@ -22,9 +22,12 @@ import { loadProtoRoot } from './protos.js';
 /** Default maximum length of a request string, in characters. */
 export const MAX_STRING_CHARS = 1024;
 
+/** The longest daemon log line, in characters (WriteLogs, IngestLogs, the legacy log routes). */
+export const MAX_LOG_LINE_CHARS = 16_384;
+
 /** Fields (by proto name, in any message) allowed longer strings, in characters. */
 export const LONG_STRING_FIELDS: Readonly<Record<string, number>> = {
-  line: 16_384,
+  line: MAX_LOG_LINE_CHARS,
   public_key: 16_384,
   private_key: 16_384,
   trigger_shell: 4096,
@@ -33,6 +36,9 @@ export const LONG_STRING_FIELDS: Readonly<Record<string, number>> = {
   context: 4096,
   action: 4096,
 };
+
+/** Most log lines one WriteLogs or IngestLogs call carries (and one legacy bulk request). */
+export const MAX_LOG_LINES_PER_CALL = 1000;
 
 /** google.protobuf.Timestamp's range: 0001-01-01T00:00:00Z ... 9999-12-31T23:59:59.999Z (ms). */
 export const MIN_TIMESTAMP_MS = new Date('0001-01-01T00:00:00Z').getTime();

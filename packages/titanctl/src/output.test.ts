@@ -33,6 +33,27 @@ describe('renderTable', () => {
   });
 });
 
+describe('terminal control characters in daemon text', () => {
+  // What a hostile daemon can put in a log line: clear the screen, set the title, a hyperlink,
+  // overwrite its own row (CR, backspace), a C1 CSI, and right-to-left override.
+  const hostile = 'ok\u001b[2J\u001b]0;owned\u0007\u001b]8;;http://x\u001b\\link\rother-uuid\b\u009b31m\u202eevil\u2066';
+
+  it('are shown escaped in a table, never sent raw', () => {
+    const comments = ['ok\u001b[2J\u001b]0;owned\u0007', 'a\rother-uuid\b', '\u009b31m\u202eevil\u2066'];
+    const table = renderTable(Habit, comments.map((comment) => Habit.fromPartial({ uuid: 'h', comment })));
+    expect(table).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e\u2066]/);
+    expect(table).toContain('ok\\u001b[2J\\u001b]0;owned\\u0007');
+    expect(table).toContain('a\\u000dother-uuid\\u0008');
+    expect(table).toContain('\\u009b31m\\u202eevil\\u2066');
+  });
+
+  it('are escaped in JSON too, which still parses to the same text', () => {
+    const json = renderJson(Habit, Habit.fromPartial({ uuid: 'h', comment: hostile }));
+    expect(json).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e\u2066]/);
+    expect(JSON.parse(json).comment).toBe(hostile);
+  });
+});
+
 describe('renderJson', () => {
   it('uses the proto JSON names and enum names', () => {
     expect(JSON.parse(renderJson(Device, Device.fromPartial({ physicalId: 3, activityType: 2 })))).toEqual({

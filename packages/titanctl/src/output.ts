@@ -7,9 +7,26 @@ export interface MessageType<T> {
 /** Widest a table cell gets; the JSON output has the full value. */
 const MAX_CELL = 60;
 
-/** The proto3 JSON of `message` (field names as in the proto JSON mapping), pretty-printed. */
+/**
+ * Characters a terminal acts on instead of showing, which text from a daemon (log lines, titles)
+ * may hold: C0 controls and DEL (ESC starts CSI and OSC sequences: clear the screen, set the title,
+ * hyperlinks; CR and backspace overwrite a row), C1 controls, the bidirectional formatting
+ * characters (U+202E shows text reversed) and the Unicode line and paragraph separators.
+ */
+const TERMINAL_CONTROLS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/** TERMINAL_CONTROLS but C0, which JSON.stringify already escapes inside strings (outside them, C0 is the layout). */
+const CONTROLS_JSON_LEAVES = /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/** `\uXXXX` for one character: valid in JSON, inert in a terminal. */
+const escapeControl = (c: string): string => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+
+/**
+ * The proto3 JSON of `message` (field names as in the proto JSON mapping), pretty-printed, with
+ * every TERMINAL_CONTROLS character escaped (JSON.stringify leaves DEL, C1 and bidi ones raw).
+ */
 export function renderJson<T>(type: MessageType<T>, message: T): string {
-  return JSON.stringify(type.toJSON(message), null, 2);
+  return JSON.stringify(type.toJSON(message), null, 2).replace(CONTROLS_JSON_LEAVES, escapeControl);
 }
 
 const isScalar = (v: unknown): boolean => v === undefined || v instanceof Date || typeof v !== 'object';
@@ -18,7 +35,8 @@ const isScalar = (v: unknown): boolean => v === undefined || v instanceof Date |
  * A plain-text table of `items`, one row each. Columns are the first-level scalar fields of `type`
  * (lists and nested messages are left to the JSON output), headed by their JSON names. Cells hold
  * the JSON value, or the field's default when proto3 JSON omits it (false, 0), so a false flag
- * reads `false` rather than blank. Newlines are shown as `\n` and long cells are cut with `…`.
+ * reads `false` rather than blank. Newlines are shown as `\n`, every other TERMINAL_CONTROLS
+ * character as `\uXXXX`, and long cells are cut with `…`.
  * Returns '' when the type has no scalar fields (e.g. google.protobuf.Empty).
  */
 export function renderTable<T>(type: MessageType<T>, items: readonly T[]): string {
@@ -37,6 +55,6 @@ export function renderTable<T>(type: MessageType<T>, items: readonly T[]): strin
 
 function cell(value: unknown): string {
   if (value === undefined || value === null) return '';
-  const text = (value instanceof Date ? value.toISOString() : String(value)).replace(/\r?\n/g, '\\n');
+  const text = (value instanceof Date ? value.toISOString() : String(value)).replace(/\n/g, '\\n').replace(TERMINAL_CONTROLS, escapeControl);
   return text.length > MAX_CELL ? `${text.slice(0, MAX_CELL - 1)}…` : text;
 }

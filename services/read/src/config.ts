@@ -1,10 +1,11 @@
 import path from 'node:path';
-import { byteSize, duration, flag, logLevel, parseConfig, port } from '@titanbot/service-kit/config';
+import { byteSize, duration, flag, logLevel, parseConfig, port, grpcServerLimits } from '@titanbot/service-kit/config';
 import { StartupError } from '@titanbot/service-kit/process';
 import { z } from 'zod';
 
 const schema = z.object({
   READ_GRPC_ADDR: z.string().default('127.0.0.1:50052'),
+  ...grpcServerLimits,
   // host:port of the original system's daemon HTTP API (LEGACY.md); unset = not served.
   LEGACY_HTTP_ADDR: z.string().regex(/^\S*:\d{1,5}$/, 'host:port').optional(),
   /** PEM certificate chain and key this listener serves TLS with (re-read every TLS_REFRESH_INTERVAL); unset = plaintext. */
@@ -63,6 +64,18 @@ const schema = z.object({
   DAEMON_RPS: z.coerce.number().positive().default(50),
   /** Per daemon token: calls that may be made at once before DAEMON_RPS paces them. */
   DAEMON_BURST: z.coerce.number().int().min(1).default(100),
+  /** Per device: open WatchVersion streams at once on this replica (a daemon needs one per scope it follows). */
+  DAEMON_MAX_WATCHES: z.coerce.number().int().min(1).default(4),
+  /** Per device: log lines per second refilled into its log bucket (WriteLogs and the legacy log routes charge one per line). */
+  DAEMON_LOG_LINES_PER_SECOND: z.coerce.number().positive().default(100),
+  /** Per device: log lines that may be sent at once; at least one full WriteLogs call (1,000 lines). */
+  DAEMON_LOG_LINES_BURST: z.coerce.number().int().min(1000, 'at least 1000: one full WriteLogs call').default(1000),
+  /** Per peer address: failed authentications per second refilled into its bucket; once it is empty, calls from the address are refused unchecked. */
+  AUTH_FAILURES_PER_SECOND: z.coerce.number().positive().default(1),
+  /** Per peer address: failed authentications allowed at once before AUTH_FAILURES_PER_SECOND paces them. */
+  AUTH_FAILURES_BURST: z.coerce.number().int().min(1).default(20),
+  /** How long the legacy HTTP API waits for a whole request (headers and body) before 408. */
+  LEGACY_HTTP_REQUEST_TIMEOUT: duration.default(30_000),
   /** host:port serving Prometheus metrics at GET /metrics (port 0 = any); unset = no metrics server. */
   METRICS_ADDR: z.string().regex(/^\S*:\d{1,5}$/, 'host:port').optional(),
   LOG_LEVEL: logLevel,

@@ -107,9 +107,12 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
       exportChunkBytes: config.EXPORT_CHUNK_BYTES,
       deltaMaxRatio: config.DELTA_MAX_RATIO,
       forwardTimeoutMs: config.FORWARD_TIMEOUT,
+      maxWatchesPerDevice: config.DAEMON_MAX_WATCHES,
     },
     gauges: { activeDownloads: 0, activeWatches: 0 },
     limiter: new RateLimiter({ ratePerSecond: config.DAEMON_RPS, burst: config.DAEMON_BURST, clock: clocks.monotonic }),
+    logLimiter: new RateLimiter({ ratePerSecond: config.DAEMON_LOG_LINES_PER_SECOND, burst: config.DAEMON_LOG_LINES_BURST, clock: clocks.monotonic }),
+    authFailureLimiter: new RateLimiter({ ratePerSecond: config.AUTH_FAILURES_PER_SECOND, burst: config.AUTH_FAILURES_BURST, clock: clocks.monotonic }),
     refusalLog: new LogThrottle(1000, clocks.monotonic),
     counters: newReadCounters(),
     metrics,
@@ -118,7 +121,7 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
   registerReadMetrics(metrics, rt, consumer, clocks.monotonic);
   const grpc = await startGrpcServer(config.READ_GRPC_ADDR, serverTls, ['titanbot/daemon/v1/daemon_service.proto'], [
     { definition: daemonServiceDefinition(), implementation: daemonService(rt) },
-  ]);
+  ], { maxConcurrentStreams: config.GRPC_MAX_CONCURRENT_STREAMS, requestMessageTimeoutMs: config.GRPC_REQUEST_MESSAGE_TIMEOUT });
   const address = `${config.READ_GRPC_ADDR.replace(/:\d+$/, '')}:${grpc.port}`;
   let metricsServer: MetricsServer | undefined;
   if (config.METRICS_ADDR) {
@@ -126,7 +129,13 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
     logger.info({ address: metricsServer.address }, 'metrics listening at /metrics');
   }
   const legacyHttp = config.LEGACY_HTTP_ADDR
-    ? await startLegacyHttp(rt, { address: config.LEGACY_HTTP_ADDR, certFile: config.TLS_CERT_FILE, keyFile: config.TLS_KEY_FILE, allowPlaintext: config.ALLOW_PLAINTEXT }, logger)
+    ? await startLegacyHttp(rt, {
+          address: config.LEGACY_HTTP_ADDR,
+          certFile: config.TLS_CERT_FILE,
+          keyFile: config.TLS_KEY_FILE,
+          allowPlaintext: config.ALLOW_PLAINTEXT,
+          requestTimeoutMs: config.LEGACY_HTTP_REQUEST_TIMEOUT,
+        }, logger)
     : undefined;
   if (legacyHttp) logger.info({ address: legacyHttp.address }, 'legacy HTTP API listening');
   consumer.start();
@@ -205,7 +214,8 @@ function registerReadMetrics(metrics: ServiceMetrics, rt: ReadRuntime, consumer:
   metrics.labelledCounter('auth_failures_total', 'Daemon calls refused UNAUTHENTICATED, by reason.', 'reason', () => rt.counters.authFailures);
   metrics.labelledCounter('export_downloads_total', 'DownloadExport streams started, by what they carried: delta, full, full_base_missing, full_delta_larger.', 'kind', () => rt.counters.downloads);
   metrics.counter('export_delta_builds_total', 'Export deltas built since start.', () => rt.exports.stats().deltaBuilds);
-  metrics.counter('rate_limited_total', 'Daemon calls refused RESOURCE_EXHAUSTED by the per-token rate limit.', () => rt.counters.rateLimited);
+  metrics.counter('rate_limited_total', 'Daemon calls refused RESOURCE_EXHAUSTED by the per-device call or log-line limit.', () => rt.counters.rateLimited);
+  metrics.counter('auth_throttled_total', 'Daemon calls refused unchecked because their peer address failed authentication too often.', () => rt.counters.authThrottled);
 }
 
 /** Entry point: `node services/read/dist/main.js` (npm run start:read). */

@@ -1,10 +1,11 @@
 import path from 'node:path';
-import { duration, flag, logLevel, parseConfig, port } from '@titanbot/service-kit/config';
+import { duration, flag, logLevel, parseConfig, port, grpcServerLimits } from '@titanbot/service-kit/config';
 import { StartupError } from '@titanbot/service-kit/process';
 import { z } from 'zod';
 
 const schema = z.object({
   WRITE_GRPC_ADDR: z.string().default('127.0.0.1:50051'),
+  ...grpcServerLimits,
   /** PEM certificate chain and key this listener serves TLS with (re-read every TLS_REFRESH_INTERVAL); unset = plaintext. */
   TLS_CERT_FILE: z.string().optional(),
   TLS_KEY_FILE: z.string().optional(),

@@ -209,7 +209,7 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
         shutdown: shutdown.signal,
       }),
     },
-  ]);
+  ], { maxConcurrentStreams: config.GRPC_MAX_CONCURRENT_STREAMS, requestMessageTimeoutMs: config.GRPC_REQUEST_MESSAGE_TIMEOUT });
   const address = `${config.WRITE_GRPC_ADDR.replace(/:\d+$/, '')}:${grpc.port}`;
 
   // SERVING only while the database answers with the schema this code expects.

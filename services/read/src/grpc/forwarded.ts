@@ -5,6 +5,7 @@ import { DomainError } from '@titanbot/service-kit/errors';
 import { CallFailure } from '@titanbot/service-kit/pipeline';
 import { errorReason } from '@titanbot/service-kit/status';
 import { injectTraceparent } from '@titanbot/service-kit/tracing';
+import { chargeLogLines } from './auth.js';
 import { unary } from './pipeline.js';
 import type { ReadRuntime } from './runtime.js';
 
@@ -18,7 +19,8 @@ const TOKEN_ARRIVAL_WAIT_MS = 2_000;
  * The calls a replica forwards to the write service on the daemon's behalf (reader credential):
  * WriteLogs (answered once the write service stored the lines, so an acknowledged line is never
  * lost; `request_id` makes a retry safe) and RotateToken (answered once the new token reached this
- * replica, at most 2 s, so the daemon can use it at once). Errors: UNAVAILABLE
+ * replica, at most 2 s, so the daemon can use it at once). WriteLogs charges its lines to the
+ * device's log bucket first (`chargeLogLines`). Errors: UNAVAILABLE
  * WRITE_SERVICE_UNAVAILABLE (RetryInfo 1 s) when the write service is unreachable or too slow;
  * otherwise the write service's own status (DATABASE_UNAVAILABLE among them), passed on as it is.
  */
@@ -41,6 +43,7 @@ export function forwardedHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'w
 
   return {
     writeLogs: unary(rt, m.writeLogs, async (req, ctx) => {
+      chargeLogLines(rt, ctx.principal, req.lines.length, 'lines');
       const response = await forward<{ acceptedCount: number }>(ctx.call.getDeadline(), (deadline, done) =>
         rt.feed.ingestLogs({ deviceUuid: ctx.principal.token.deviceUuid, lines: req.lines, requestId: req.requestId }, injectTraceparent(rt.readerMetadata()), { deadline }, done),
       );

@@ -43,6 +43,34 @@ describe('RateLimiter', () => {
     expect(limiter.take('a')).toBe(200);
   });
 
+  it('charges a cost of several tokens at once, refusing a cost the bucket cannot hold now without taking any', () => {
+    const clock = manualClock();
+    const limiter = new RateLimiter({ ratePerSecond: 100, burst: 1000, clock: clock.now });
+    expect(limiter.take('a', 1000)).toBe(0);
+    // 100 per second: 10 ms a token, so 500 tokens are back after 5 s.
+    expect(limiter.take('a', 500)).toBe(5000);
+    clock.advance(4_000);
+    expect(limiter.take('a', 500)).toBe(1000);
+    expect(limiter.take('a', 400)).toBe(0);
+    expect(limiter.take('a', 1)).toBe(10);
+    // More than the burst is never granted, even to a new key.
+    expect(limiter.take('b', 1001)).toBe(10);
+    expect(limiter.take('b', 1000)).toBe(0);
+  });
+
+  it('tells the wait for one token without taking it', () => {
+    const clock = manualClock();
+    const limiter = new RateLimiter({ ratePerSecond: 5, burst: 2, clock: clock.now });
+    expect(limiter.wait('a')).toBe(0);
+    expect(limiter.wait('a')).toBe(0);
+    expect(limiter.take('a', 2)).toBe(0);
+    expect(limiter.wait('a')).toBe(200);
+    expect(limiter.wait('a')).toBe(200);
+    clock.advance(200);
+    expect(limiter.wait('a')).toBe(0);
+    expect(limiter.take('a')).toBe(0);
+  });
+
   it('keeps keys apart and does not charge refused calls', () => {
     const clock = manualClock();
     const limiter = new RateLimiter({ ratePerSecond: 2, burst: 1, clock: clock.now });

@@ -15,19 +15,19 @@ export interface RateLimiterOptions {
   sweepEveryMs?: number;
 }
 
+/** Float error in a clock-time sum (ms); a clock that reads 1e6 ms with a fraction has about 1e-10. */
+const ROUNDING_MS = 1e-6;
+
 /**
- * Token buckets by key (a daemon token's uuid): each refills at `ratePerSecond` up to `burst`;
- * a call takes one token. A bucket is kept as the single instant it will be full again (the
- * "theoretical arrival time" form of a token bucket): each token taken pushes that instant one
- * interval (1000 / ratePerSecond ms) later, and a call is refused when the instant would lie more
+ * Token buckets by key (a device's uuid, a peer's address): each refills at `ratePerSecond` up to
+ * `burst`; a call takes one token, or its cost (log lines). A bucket is kept as the single instant
+ * it will be full again (the "theoretical arrival time" form of a token bucket): each token taken
+ * pushes that instant one interval (1000 / ratePerSecond ms) later, and a call is refused when the instant would lie more
  * than `burst` intervals ahead. O(1) per call (one Map lookup; one insert the first time a key
  * is seen), no timers. A full bucket is indistinguishable from a new one, so full buckets are
  * dropped by a sweep that runs at most every `sweepEveryMs`, during a call: memory stays bounded
  * by the keys active within `burst` intervals plus one sweep period.
  */
-/** Float error in a clock-time sum (ms); a clock that reads 1e6 ms with a fraction has about 1e-10. */
-const ROUNDING_MS = 1e-6;
-
 export class RateLimiter {
   private readonly buckets = new Map<string, Bucket>();
   private readonly intervalMs: number;
@@ -47,25 +47,28 @@ export class RateLimiter {
   }
 
   /**
-   * Takes one token from `key`'s bucket. Returns 0 when the call may proceed, else the whole
-   * number of ms (>= 1) until one token is available; a refused call takes nothing.
+   * Takes `cost` tokens (default 1; a positive integer at most `burst`) from `key`'s bucket.
+   * Returns 0 when the call may proceed, else the whole number of ms (>= 1) until `cost` tokens
+   * are available; a refused call takes nothing.
    */
-  take(key: string): number {
+  take(key: string, cost = 1): number {
     const now = this.clock();
     if (now - this.lastSweepMs >= this.sweepEveryMs) this.sweep(now);
     const bucket = this.buckets.get(key);
-    if (bucket === undefined) {
-      this.buckets.set(key, { fullAtMs: now + this.intervalMs });
-      return 0;
-    }
-    const fullAtMs = Math.max(bucket.fullAtMs, now) + this.intervalMs;
+    const fullAtMs = Math.max(bucket?.fullAtMs ?? now, now) + cost * this.intervalMs;
     const waitMs = fullAtMs - now - this.windowMs;
     // Sums of fractional clock readings are not exact: a wait below a nanosecond is rounding, not a refusal.
-    if (waitMs <= ROUNDING_MS) {
-      bucket.fullAtMs = fullAtMs;
-      return 0;
-    }
-    return Math.ceil(waitMs);
+    if (waitMs > ROUNDING_MS) return Math.ceil(waitMs);
+    if (bucket === undefined) this.buckets.set(key, { fullAtMs });
+    else bucket.fullAtMs = fullAtMs;
+    return 0;
+  }
+
+  /** Like `take(key)` but takes nothing: 0 when one token is available now, else the ms until it is. */
+  wait(key: string): number {
+    const now = this.clock();
+    const waitMs = Math.max(this.buckets.get(key)?.fullAtMs ?? now, now) + this.intervalMs - now - this.windowMs;
+    return waitMs > ROUNDING_MS ? Math.ceil(waitMs) : 0;
   }
 
   /** How many buckets are held (keys seen and not yet swept as full): for metrics and tests. */

@@ -17,8 +17,10 @@ export type AuthFailureReason = 'missing' | 'malformed' | 'unknown' | 'expired' 
 /** Counts of calls refused before reaching a handler, every one of them (for metrics). */
 export interface ReadCounters {
   authFailures: Record<AuthFailureReason, number>;
-  /** Calls refused RESOURCE_EXHAUSTED by the per-token rate limit. */
+  /** Calls refused RESOURCE_EXHAUSTED by the per-device rate limit (RATE_LIMITED) or log-line limit (LOG_RATE_LIMITED). */
   rateLimited: number;
+  /** Calls refused unchecked because their peer address failed authentication too often (AUTH_THROTTLED). */
+  authThrottled: number;
   /**
    * DownloadExport streams started, by what they carry: `delta`; `full` (no held file named);
    * `full_base_missing` (the held file is no longer kept here, or is not the one named);
@@ -33,6 +35,7 @@ export type DownloadKind = 'delta' | 'full' | 'full_base_missing' | 'full_delta_
 export const newReadCounters = (): ReadCounters => ({
   authFailures: { missing: 0, malformed: 0, unknown: 0, expired: 0, revoked: 0 },
   rateLimited: 0,
+  authThrottled: 0,
   downloads: { delta: 0, full: 0, full_base_missing: 0, full_delta_larger: 0 },
 });
 
@@ -63,11 +66,17 @@ export interface ReadRuntime {
     /** A delta is sent only when at most this fraction of the file's size (DELTA_MAX_RATIO). */
     deltaMaxRatio: number;
     forwardTimeoutMs: number;
+    /** Open WatchVersion streams a device may hold at once here (DAEMON_MAX_WATCHES). */
+    maxWatchesPerDevice: number;
   };
   /** Live figures for logs and metrics. */
   gauges: { activeDownloads: number; activeWatches: number };
-  /** Per daemon token (by uuid): DAEMON_RPS calls per second, DAEMON_BURST at once. */
+  /** Per device (by uuid, whichever of its tokens calls): DAEMON_RPS calls per second, DAEMON_BURST at once. */
   limiter: RateLimiter;
+  /** Per device (by uuid): log lines, one token each (DAEMON_LOG_LINES_PER_SECOND, DAEMON_LOG_LINES_BURST). */
+  logLimiter: RateLimiter;
+  /** Per peer address: failed authentications (AUTH_FAILURES_PER_SECOND, AUTH_FAILURES_BURST). */
+  authFailureLimiter: RateLimiter;
   /** Throttles the warn lines of refused calls, keyed by cause, so a flood cannot flood the logs. */
   refusalLog: LogThrottle;
   counters: ReadCounters;

@@ -7,15 +7,22 @@ import { serverStream, unary } from './pipeline.js';
 import type { DaemonPrincipal, ReadRuntime } from './runtime.js';
 import { scopeFor } from './scope.js';
 
+/** The RetryInfo delay of WATCH_LIMIT (ms): long enough that a daemon's closing watch is gone. */
+const WATCH_LIMIT_RETRY_MS = 5_000;
+
 /**
  * CheckVersion (answered from memory, in the same tick: no SQLite, no export build) and
  * WatchVersion (one message per change of the watched scope's version; while the transport is
- * full, newer versions replace older ones, so a slow watcher gets only the latest).
+ * full, newer versions replace older ones, so a slow watcher gets only the latest). A device holds
+ * at most DAEMON_MAX_WATCHES open watches here, whichever of its tokens opened them; one more is
+ * RESOURCE_EXHAUSTED WATCH_LIMIT with a RetryInfo delay (5 s).
  */
 export function versionHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'checkVersion' | 'watchVersion'> {
   // What ends every open stream at shutdown: one listener on the process-wide signal rather
   // than one per stream (EventTarget removal is linear, so 10,000 streams closing would be quadratic).
   const stops = new Set<() => void>();
+  /** Open watches per device uuid; a device with none has no entry. */
+  const watchesByDevice = new Map<string, number>();
   rt.shutdown.addEventListener(
     'abort',
     () => {
@@ -39,6 +46,10 @@ export function versionHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'che
     watchVersion: serverStream(rt, m.watchVersion, async (call, ctx) => {
       const scope = scopeFor(rt, call.request.logicalId, ctx.principal);
       const device = ctx.principal.token.deviceUuid;
+      const open = watchesByDevice.get(device) ?? 0;
+      if (open >= rt.settings.maxWatchesPerDevice) {
+        throw new DomainError('WATCH_LIMIT', `this device already has ${open} open watches (DAEMON_MAX_WATCHES)`, [], WATCH_LIMIT_RETRY_MS);
+      }
       rt.statuses.contact(device, scope, call.request.knownVersion);
       // Only the latest version matters: while the transport is full, newer ones replace older.
       let sent = call.request.knownVersion;
@@ -71,6 +82,7 @@ export function versionHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'che
       const stopped = new Promise<void>((resolve) => (stopWaiting = resolve));
       call.once('cancelled', stopWaiting);
       stops.add(stopWaiting);
+      watchesByDevice.set(device, open + 1);
       try {
         push(rt.model.versions.version(scope), rt.model.versions.revision(scope));
         // Headers now rather than with the first change, so a change costs each stream one message.
@@ -81,6 +93,9 @@ export function versionHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'che
         stops.delete(stopWaiting);
         tokenEnded.cancel();
         unlisten();
+        const left = watchesByDevice.get(device)! - 1;
+        if (left === 0) watchesByDevice.delete(device);
+        else watchesByDevice.set(device, left);
         rt.gauges.activeWatches--;
         rt.statuses.watching(device, -1);
       }

@@ -1,11 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { STATUS_CODES } from 'node:http';
 import path from 'node:path';
+import type { Duplex } from 'node:stream';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import send from '@fastify/send';
 import { nextEmpireTime } from '@titanbot/service-kit/empire-time';
 import { DomainError } from '@titanbot/service-kit/errors';
 import { StartupError } from '@titanbot/service-kit/process';
+import { MAX_MESSAGE_BYTES } from '@titanbot/service-kit/grpc-server';
+import { MAX_LOG_LINE_CHARS, MAX_LOG_LINES_PER_CALL } from '@titanbot/service-kit/request-checks';
 import { errorReason } from '@titanbot/service-kit/status';
 import { isLoopback } from '@titanbot/service-kit/tls';
 import { injectTraceparent } from '@titanbot/service-kit/tracing';
@@ -13,11 +17,11 @@ import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { validate as isUuid } from 'uuid';
 import { EXPORT_FILE_NAME } from '../export/build.js';
-import { daemonPrincipal } from '../grpc/auth.js';
+import { chargeLogLines, daemonPrincipal } from '../grpc/auth.js';
 import type { DaemonPrincipal, ReadRuntime } from '../grpc/runtime.js';
 import { unseal } from '../grpc/unseal.js';
 import { accountDto, deviceDto, legionDto, sshDto, uuidMap } from './dto.js';
-import { HttpProblem, problem } from './problem.js';
+import { HttpProblem, problem, problemBody } from './problem.js';
 
 /** Where the legacy surface listens, and how (LEGACY_HTTP_ADDR, TLS_* and ALLOW_PLAINTEXT). */
 export interface LegacyHttpSettings {
@@ -25,6 +29,8 @@ export interface LegacyHttpSettings {
   certFile?: string | undefined;
   keyFile?: string | undefined;
   allowPlaintext: boolean;
+  /** How long a request (headers and body) may take to arrive, ms (LEGACY_HTTP_REQUEST_TIMEOUT); then 408. */
+  requestTimeoutMs: number;
 }
 
 /** A running legacy HTTP listener. */
@@ -34,10 +40,6 @@ export interface LegacyHttp {
   close(): Promise<void>;
 }
 
-/** Lines per IngestLogs call: the feed API's limit. */
-const LINES_PER_CALL = 1_000;
-/** The longest log line the daemon API accepts (characters). */
-const MAX_LINE_CHARS = 16_384;
 
 /**
  * Every route of the original's API (LEGACY.md §2.5) and the methods it answers; a path in none
@@ -87,11 +89,31 @@ const DAEMON_ROUTES: readonly [string, RegExp, Handler][] = [
   ['POST', /^\/daemon\/logs\/bulk$/, logBulk],
 ];
 
+/** Largest body of POST /daemon/logs (bytes): one line of MAX_LOG_LINE_CHARS characters, each escaped as `\uXXXX` (6 bytes) at worst, and its envelope. */
+const LOG_BODY_BYTES = 6 * MAX_LOG_LINE_CHARS + 1024;
+/** Largest body of POST /daemon/logs/bulk (bytes): what one WriteLogs message may carry (4 MiB). */
+const BULK_BODY_BYTES = MAX_MESSAGE_BYTES;
+/** Largest body of every other request (bytes): none of them reads one. */
+const OTHER_BODY_BYTES = 1024;
+/** Deepest JSON nesting a log body may have: `{"log_dto_list":[{"message":…}]}` is 3; fields the original ignored get some room. */
+const MAX_JSON_DEPTH = 8;
+
+/** What the gate (`admit`) found for a request that may reach its handler. */
+interface Admitted {
+  handler: Handler;
+  principal: DaemonPrincipal;
+  param: string;
+}
+
 /**
  * Starts the original system's daemon-facing HTTP/1.1 API (LEGACY.md §2) on `settings.address`,
  * for daemons of that system, from the same read model and export cache as the gRPC API (no
  * PostgreSQL). HTTPS from TLS_CERT_FILE/TLS_KEY_FILE (read at start); plaintext only on loopback
- * unless `allowPlaintext`. Throws StartupError for plaintext off loopback.
+ * unless `allowPlaintext`. Limits (docs/architecture.md, "Input limits"): a request (headers and
+ * body) must arrive within `settings.requestTimeoutMs` (408); the path and the key are checked
+ * before a body is read; bodies are at most LOG_BODY_BYTES on POST /daemon/logs, BULK_BODY_BYTES
+ * on /daemon/logs/bulk and OTHER_BODY_BYTES elsewhere (413), and a log body nested deeper than
+ * MAX_JSON_DEPTH is 400 before it is parsed. Throws StartupError for plaintext off loopback.
  */
 export async function startLegacyHttp(rt: ReadRuntime, settings: LegacyHttpSettings, logger: Logger): Promise<LegacyHttp> {
   const tls = settings.certFile && settings.keyFile ? { key: readFileSync(settings.keyFile), cert: readFileSync(settings.certFile) } : undefined;
@@ -99,59 +121,114 @@ export async function startLegacyHttp(rt: ReadRuntime, settings: LegacyHttpSetti
     if (!settings.allowPlaintext) throw new StartupError(`refusing to serve the legacy HTTP API in plaintext on ${settings.address}: set TLS_CERT_FILE and TLS_KEY_FILE, or ALLOW_PLAINTEXT=true`);
     logger.warn({ address: settings.address }, 'ALLOW_PLAINTEXT: legacy HTTP API without TLS on a non-loopback address');
   }
-  // Room for a bulk of 1,000 lines of 16 KiB, the most one WriteLogs call takes.
-  const app = Fastify({ logger: false, exposeHeadRoutes: false, bodyLimit: 20 * 1024 * 1024, ...(tls ? { https: tls } : {}) });
+  // Node looks for requests past their timeout this often (its default, 30 s, would let one live twice as long).
+  const serverOptions = { connectionsCheckingInterval: Math.max(50, Math.min(1_000, settings.requestTimeoutMs / 4)) };
+  const app = Fastify({
+    logger: false,
+    exposeHeadRoutes: false,
+    bodyLimit: OTHER_BODY_BYTES,
+    requestTimeout: settings.requestTimeoutMs,
+    connectionTimeout: settings.requestTimeoutMs,
+    clientErrorHandler: clientError,
+    ...(tls ? { https: { ...tls, ...serverOptions } } : { http: serverOptions }),
+  });
   // What the framework refuses itself (a body over the limit, a malformed URL) is problem+json too.
   app.setErrorHandler((err: { statusCode?: number; message: string }, _request, reply) => problem(reply, err.statusCode && err.statusCode < 500 ? err.statusCode : 500, err.message));
   // The original never looked at Content-Type: every body is text, parsed by the route.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
-  app.all('/*', (request, reply) => dispatch(rt, request, reply, logger));
-  app.all('/', (request, reply) => dispatch(rt, request, reply, logger));
+  // Routing, the key and access are decided before the body is read (onRequest runs before parsing).
+  const admitted = new WeakMap<FastifyRequest, Admitted>();
+  app.addHook('onRequest', async (request, reply) => {
+    const outcome = admit(rt, request, reply);
+    if (outcome === reply) {
+      // A refused request's body is not read: the connection goes with it.
+      if (request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined) reply.header('connection', 'close');
+      return reply;
+    }
+    admitted.set(request, outcome as Admitted);
+    return undefined;
+  });
+  const handle = (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => run(rt, admitted.get(request)!, request, reply, logger);
+  app.post('/daemon/logs', { bodyLimit: LOG_BODY_BYTES }, handle);
+  app.post('/daemon/logs/bulk', { bodyLimit: BULK_BODY_BYTES }, handle);
+  app.all('/*', handle);
+  app.all('/', handle);
   const [host, port] = [settings.address.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''), Number(/:(\d+)$/.exec(settings.address)?.[1] ?? 0)];
   await app.listen({ host, port });
   const bound = app.server.address() as { address: string; port: number };
   return { address: `${bound.address.includes(':') ? `[${bound.address}]` : bound.address}:${bound.port}`, close: () => app.close() };
 }
 
-/** Routing, then authentication, then access, then the handler: the original's order (LEGACY.md §2.1). */
-async function dispatch(rt: ReadRuntime, request: FastifyRequest, reply: FastifyReply, logger: Logger): Promise<unknown> {
+/**
+ * What Node's HTTP parser refuses before the framework sees a request (malformed request line or
+ * headers, headers over the size limit, a request that did not arrive within its timeout), answered
+ * as problem+json like every other refusal, then the connection is closed.
+ */
+function clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+  const body = problemBody(status, status === 408 ? 'The request did not arrive in time.' : status === 431 ? 'The request headers are too large.' : 'The request is malformed.');
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`);
+    socket.write(body);
+  }
+  socket.destroy();
+}
+
+/**
+ * Routing, then authentication, then access, then the rate limit: the original's order (LEGACY.md
+ * §2.1), all before the body is read. Returns what the handler needs, or `reply` once a refusal
+ * is sent: 400 (a second Host header), 404, 405, 401, 429 (failed keys from this address, or the
+ * device's rate limit), 403.
+ */
+function admit(rt: ReadRuntime, request: FastifyRequest, reply: FastifyReply): Admitted | FastifyReply {
+  // Two Host headers would let a proxy and this server disagree about whom the request is for.
+  if (request.raw.rawHeaders.filter((name, i) => i % 2 === 0 && name.toLowerCase() === 'host').length > 1) return problem(reply, 400, 'More than one Host header.');
   const pathname = request.url.split('?')[0]!;
   const method = request.method === 'HEAD' ? 'GET' : request.method;
   const route = ORIGINAL_ROUTES.find(([pattern]) => pattern.test(pathname));
-  const where = `${request.method} http://${request.headers.host ?? 'localhost'}${pathname}`;
+  const where = `${request.method} ${pathname}`;
   if (!route) return problem(reply, 404, `No route found for "${where}"`);
   if (!route[1].includes(method)) return problem(reply, 405, `No route found for "${where}": Method Not Allowed (Allow: ${route[1].join(', ')})`);
   let principal: DaemonPrincipal;
   try {
-    principal = daemonPrincipal(rt, `legacy ${request.method} ${route[0].source}`, request.headers['x-api-key'], 'legacy');
+    principal = daemonPrincipal(rt, `legacy ${request.method} ${route[0].source}`, request.headers['x-api-key'], 'legacy', () => request.ip);
   } catch (err) {
     if (!(err instanceof DomainError)) throw err;
+    if (err.reason === 'AUTH_THROTTLED') return tooMany(reply, err);
     // The original answered 401 with an empty text/html body, never problem+json.
     return reply.code(401).header('content-type', 'text/html; charset=UTF-8').send('');
   }
   // HEAD matched no daemon rule in the original (they list GET only), so it fell to "admin only".
-  let handler: Handler | undefined;
-  let param = '';
-  for (const [m, pattern, h] of request.method === 'HEAD' ? [] : DAEMON_ROUTES) {
+  for (const [m, pattern, handler] of request.method === 'HEAD' ? [] : DAEMON_ROUTES) {
     const match = m === request.method ? pattern.exec(pathname) : null;
-    if (match) [handler, param] = [h, match[1] ?? ''];
+    if (!match) continue;
+    const waitMs = rt.limiter.take(principal.token.deviceUuid);
+    if (waitMs > 0) {
+      rt.counters.rateLimited++;
+      return tooMany(reply, new DomainError('RATE_LIMITED', 'Too many requests for this device; retry later.', [], waitMs));
+    }
+    return { handler, principal, param: match[1] ?? '' };
   }
-  if (!handler) return problem(reply, 403, 'Access Denied.');
-  const waitMs = rt.limiter.take(principal.token.uuid);
-  if (waitMs > 0) {
-    rt.counters.rateLimited++;
-    return problem(reply.header('retry-after', String(Math.ceil(waitMs / 1000))), 429, 'Too many requests for this token; retry later.');
-  }
+  return problem(reply, 403, 'Access Denied.');
+}
+
+/** 429 with Retry-After (whole seconds, at least 1) from a RESOURCE_EXHAUSTED DomainError's RetryInfo delay. */
+const tooMany = (reply: FastifyReply, err: DomainError): FastifyReply => problem(reply.header('retry-after', String(Math.max(1, Math.ceil((err.retryDelayMs ?? 1_000) / 1000)))), 429, err.message);
+
+/** Runs an admitted request's handler, answering its refusals and unavailable dependencies. */
+async function run(rt: ReadRuntime, { handler, principal, param }: Admitted, request: FastifyRequest, reply: FastifyReply, logger: Logger): Promise<unknown> {
   try {
     return await handler(rt, principal, request, reply, param);
   } catch (err) {
     if (err instanceof HttpProblem) return problem(reply, err.status, err.message, err.errors);
+    if (err instanceof DomainError && err.kind === 'exhausted') return tooMany(reply, err);
     // A dependency that is down (data keys, the write service, PostgreSQL behind it): retry later.
     if (err instanceof DomainError && err.kind === 'unavailable') {
       return problem(reply.header('retry-after', String(Math.ceil((err.retryDelayMs ?? 1_000) / 1000))), 503, err.message);
     }
-    logger.error({ err, route: where }, 'legacy HTTP request failed');
+    logger.error({ err, route: `${request.method} ${request.url.split('?')[0]}` }, 'legacy HTTP request failed');
     return problem(reply, 500, 'Internal Server Error');
   }
 }
@@ -220,6 +297,9 @@ async function checksum(rt: ReadRuntime, principal: DaemonPrincipal, request: Fa
 async function database(rt: ReadRuntime, principal: DaemonPrincipal, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
   const file = await rt.exports.latest(scopeOf(rt, principal, request));
   const sent = await send(request.raw, `/${path.basename(file.path)}`, { root: path.dirname(file.path), etag: false, cacheControl: false, contentType: false, dotfiles: 'deny' });
+  // If-Match (no ETag is sent, so none matches) or an If-Unmodified-Since before the file: RFC 9110 §13.1.
+  if (sent.statusCode === 412) throw new HttpProblem(412, 'The file does not meet the If-Match or If-Unmodified-Since precondition.');
+  if (sent.statusCode === 304) return reply.code(304).headers(sent.headers).send('');
   if (sent.type === 'file' || sent.statusCode === 416) {
     reply.code(sent.statusCode).headers(sent.headers);
     if (sent.type !== 'file') return reply.send('');
@@ -254,10 +334,14 @@ async function nextEmpireDate(rt: ReadRuntime, _p: DaemonPrincipal, _req: Fastif
   return json(reply, 200, { unix_timestamp: next ? Math.floor(next.getTime() / 1000) : null });
 }
 
-/** The request's JSON body as the original required it (LEGACY.md §2.3): an object or array, else 400. */
+/**
+ * The request's JSON body as the original required it (LEGACY.md §2.3): an object or array, else
+ * 400; nested deeper than MAX_JSON_DEPTH is 400 before it is parsed.
+ */
 function jsonBody(request: FastifyRequest): Record<string, unknown> {
   const text = typeof request.body === 'string' ? request.body : '';
   if (text.trim() === '') throw new HttpProblem(400, 'Request body is empty.');
+  if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) throw new HttpProblem(400, `Request body is nested deeper than ${MAX_JSON_DEPTH} levels.`);
   let body: unknown;
   try {
     body = JSON.parse(text);
@@ -268,48 +352,74 @@ function jsonBody(request: FastifyRequest): Record<string, unknown> {
   return body as Record<string, unknown>;
 }
 
+/**
+ * Whether `text` opens more than `max` JSON arrays or objects inside one another, judged by one
+ * pass over its characters (brackets inside strings do not count), without building anything:
+ * JSON.parse of a 4 MiB body of brackets takes long and builds millions of arrays before it fails.
+ */
+export function jsonDepthExceeds(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: the next character is escaped
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
+}
+
 /** One log message: a string of at most 16,384 characters; anything else is 422 naming `field`. */
 function message(value: unknown, field: string): string {
   if (value === undefined || value === null) throw new HttpProblem(422, `${field}: This value should not be null.`, { [field]: ['This value should not be null.'] });
   if (typeof value !== 'string') throw new HttpProblem(422, `${field}: This value should be of type string.`, { [field]: ['This value should be of type string.'] });
-  if (value.length > MAX_LINE_CHARS) throw new HttpProblem(422, `${field}: at most ${MAX_LINE_CHARS} characters.`, { [field]: [`This value is too long. It should have ${MAX_LINE_CHARS} characters or less.`] });
+  if (value.length > MAX_LOG_LINE_CHARS) throw new HttpProblem(422, `${field}: at most ${MAX_LOG_LINE_CHARS} characters.`, { [field]: [`This value is too long. It should have ${MAX_LOG_LINE_CHARS} characters or less.`] });
   return value;
 }
 
 async function log(rt: ReadRuntime, principal: DaemonPrincipal, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
-  await ingest(rt, principal, [message(jsonBody(request)['message'], 'message')]);
+  await ingest(rt, principal, [message(jsonBody(request)['message'], 'message')], 'message');
   return json(reply, 201, []);
 }
 
+/** At most MAX_LOG_LINES_PER_CALL lines (one WriteLogs call's worth), else 422. */
 async function logBulk(rt: ReadRuntime, principal: DaemonPrincipal, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
   const list = jsonBody(request)['log_dto_list'];
   if (!Array.isArray(list)) throw new HttpProblem(422, 'log_dto_list: This value should be of type array.', { log_dto_list: ['This value should be of type array.'] });
+  if (list.length > MAX_LOG_LINES_PER_CALL) {
+    const description = `This collection should contain ${MAX_LOG_LINES_PER_CALL} elements or less.`;
+    throw new HttpProblem(422, `log_dto_list: ${description}`, { log_dto_list: [description] });
+  }
   const lines = list.map((item, i) => message((item as Record<string, unknown> | null)?.['message'], `log_dto_list[${i}].message`));
-  await ingest(rt, principal, lines);
+  await ingest(rt, principal, lines, 'log_dto_list');
   return json(reply, 201, []);
 }
 
 /**
- * Stores the lines through the write service (as WriteLogs does), in order, 1,000 per call, each
- * call with its own request_id; answers once they are stored. Errors: DomainError
+ * Stores the lines (at most MAX_LOG_LINES_PER_CALL) through the write service in one call with its
+ * own request_id, as WriteLogs does, after charging them to the device's log bucket; answers once
+ * they are stored. Errors: DomainError LOG_RATE_LIMITED (429 with Retry-After),
  * WRITE_SERVICE_UNAVAILABLE (503 with Retry-After); a line the write service refuses → 422.
  */
-async function ingest(rt: ReadRuntime, principal: DaemonPrincipal, texts: string[]): Promise<void> {
+async function ingest(rt: ReadRuntime, principal: DaemonPrincipal, texts: string[], field: string): Promise<void> {
+  chargeLogLines(rt, principal, texts.length, field);
   const logTime = new Date(rt.clock());
-  for (let i = 0; i < texts.length; i += LINES_PER_CALL) {
-    const lines = texts.slice(i, i + LINES_PER_CALL).map((line) => ({ line, logTime }));
-    await new Promise<void>((resolve, reject) =>
-      rt.feed.ingestLogs(
-        { deviceUuid: principal.token.deviceUuid, lines, requestId: randomUUID() },
-        injectTraceparent(rt.readerMetadata()),
-        { deadline: Date.now() + rt.settings.forwardTimeoutMs },
-        (err: ServiceError | null) => {
-          if (!err) return resolve();
-          if (err.code === status.INVALID_ARGUMENT) return reject(new HttpProblem(422, err.details));
-          // An UNAVAILABLE with a reason is the write service's own answer (DATABASE_UNAVAILABLE).
-          reject(new DomainError(errorReason(err) === 'DATABASE_UNAVAILABLE' ? 'DATABASE_UNAVAILABLE' : 'WRITE_SERVICE_UNAVAILABLE', 'the logs could not be stored now; retry', [], 1_000));
-        },
-      ),
-    );
-  }
+  const lines = texts.map((line) => ({ line, logTime }));
+  await new Promise<void>((resolve, reject) =>
+    rt.feed.ingestLogs(
+      { deviceUuid: principal.token.deviceUuid, lines, requestId: randomUUID() },
+      injectTraceparent(rt.readerMetadata()),
+      { deadline: Date.now() + rt.settings.forwardTimeoutMs },
+      (err: ServiceError | null) => {
+        if (!err) return resolve();
+        if (err.code === status.INVALID_ARGUMENT) return reject(new HttpProblem(422, err.details));
+        // An UNAVAILABLE with a reason is the write service's own answer (DATABASE_UNAVAILABLE).
+        reject(new DomainError(errorReason(err) === 'DATABASE_UNAVAILABLE' ? 'DATABASE_UNAVAILABLE' : 'WRITE_SERVICE_UNAVAILABLE', 'the logs could not be stored now; retry', [], 1_000));
+      },
+    ),
+  );
 }

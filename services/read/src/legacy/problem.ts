@@ -6,8 +6,11 @@ const TITLES: Record<number, string> = {
   403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
+  408: 'Request Timeout',
+  412: 'Precondition Failed',
   413: 'Content Too Large',
   422: 'Unprocessable Entity',
+  431: 'Request Header Fields Too Large',
   429: 'Too Many Requests',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
@@ -30,6 +33,12 @@ export class HttpProblem extends Error {
  * `title`, `type`, `status`, `detail`.
  */
 export function problem(reply: FastifyReply, status: number, detail: string, errors?: Record<string, string[]>): FastifyReply {
+  // Sent as bytes, so the framework adds no charset (the original sent none).
+  return reply.code(status).header('content-type', 'application/problem+json').header('cache-control', 'no-cache, private').send(problemBody(status, detail, errors));
+}
+
+/** The bytes of `problem`'s body, for answers written to the socket before the framework sees a request. */
+export function problemBody(status: number, detail: string, errors?: Record<string, string[]>): Buffer {
   const body = {
     ...(errors ? { errors } : {}),
     title: TITLES[status] ?? 'Error',
@@ -37,6 +46,5 @@ export function problem(reply: FastifyReply, status: number, detail: string, err
     status,
     detail,
   };
-  // Sent as bytes, so the framework adds no charset (the original sent none).
-  return reply.code(status).header('content-type', 'application/problem+json').header('cache-control', 'no-cache, private').send(Buffer.from(JSON.stringify(body, null, 4)));
+  return Buffer.from(JSON.stringify(body, null, 4));
 }

@@ -1,5 +1,6 @@
 import { hashDaemonToken, isWellFormedDaemonToken } from '@titanbot/service-kit/daemon-token';
-import { DaemonToken } from '../domain/daemon-token.js';
+import { rotationChain } from '../db/token-chains.js';
+import { DaemonToken, legacyTokenWeakness } from '../domain/daemon-token.js';
 import { DomainError, invalid, notFound } from '../domain/errors.js';
 import { decodePageToken, isUuid, newId, pageSize, requireUuid, toPage, type Page, type UseCaseContext } from './context.js';
 import { findDevice } from './devices.js';
@@ -53,26 +54,38 @@ export async function listDaemonTokens(
 /**
  * ImportLegacyDaemonToken: a token of the original system (`plaintext` as its daemons send it)
  * bound to `deviceUuid`, accepted on the legacy HTTP API only, until `expireTime` (null = no
- * expiry) or revocation; only its SHA-256 is stored. Errors: invalid (empty token, expiry not in
- * the future), not_found (device), ALREADY_EXISTS (this token is already imported).
+ * expiry) or revocation; only its SHA-256 is stored. Surrounding white space is dropped, as HTTP
+ * drops it from the X-API-KEY header the daemon sends. Errors: invalid (empty token, a token
+ * `legacyTokenWeakness` refuses, expiry not in the future), not_found (device), ALREADY_EXISTS
+ * (this token is already imported).
  */
 export async function importLegacyDaemonToken(ctx: UseCaseContext, deviceUuid: string, plaintext: string, expireTime: Date | null): Promise<DaemonToken> {
-  if (plaintext === '') throw invalid('token', 'must not be empty');
+  const presented = plaintext.trim();
+  if (presented === '') throw invalid('token', 'must not be empty');
+  const weakness = legacyTokenWeakness(presented);
+  if (weakness !== undefined) throw invalid('token', weakness);
   if (expireTime !== null && expireTime <= ctx.now) throw invalid('expire_time', 'must be in the future');
   const device = await findDevice(ctx, deviceUuid, 'device_uuid');
-  if (await ctx.em.findOne(DaemonToken, { tokenHash: hashDaemonToken(plaintext) })) {
+  if (await ctx.em.findOne(DaemonToken, { tokenHash: hashDaemonToken(presented) })) {
     throw new DomainError('ALREADY_EXISTS', 'this token is already imported');
   }
-  const token = DaemonToken.importLegacy(newId(), device.uuid, plaintext, expireTime, ctx.now);
+  const token = DaemonToken.importLegacy(newId(), device.uuid, presented, expireTime, ctx.now);
   ctx.em.persist(token);
   await ctx.em.flush();
   return token;
 }
 
-/** RevokeDaemonToken: effective at once, idempotent; travels on the feed. Errors: invalid, not_found. */
+/**
+ * RevokeDaemonToken: revokes the token and its whole rotation chain (the token it was rotated
+ * from, back to the one first issued, and every token rotated from any of them), so a stolen
+ * token that was rotated, or that an operator knows only by its first uuid, ends with it.
+ * Effective at once, idempotent (a token revoked before keeps its revocation time); every
+ * revocation travels on the feed. Returns the named token. Errors: invalid, not_found.
+ */
 export async function revokeDaemonToken(ctx: UseCaseContext, uuid: string): Promise<DaemonToken> {
   const token = await getDaemonToken(ctx, uuid);
-  token.revoke(ctx.now);
+  const chain = await ctx.em.find(DaemonToken, { uuid: { $in: await rotationChain(ctx.em, token.uuid) } });
+  for (const link of chain) link.revoke(ctx.now);
   await ctx.em.flush();
   return token;
 }

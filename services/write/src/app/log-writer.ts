@@ -1,10 +1,8 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
+import { MAX_LOG_LINES_PER_CALL } from '@titanbot/service-kit/request-checks';
 import { existingDevices, insertLogBatch, type LogSubmission } from '../db/log-store.js';
 import { invalid, notFound } from '../domain/errors.js';
 import { requireUuid } from './context.js';
-
-/** Most lines one IngestLogs call may carry. */
-const MAX_LINES_PER_CALL = 1000;
 
 /** Most lines written by one flush (one transaction, three statements). */
 const MAX_LINES_PER_FLUSH = 20_000;
@@ -33,12 +31,12 @@ export class LogWriter {
 
   /**
    * Stores `lines` for `deviceUuid` and resolves with how many were accepted (the first answer for
-   * a repeated `requestId`). Errors: INVALID_ARGUMENT (more than MAX_LINES_PER_CALL lines, a
+   * a repeated `requestId`). Errors: INVALID_ARGUMENT (more than MAX_LOG_LINES_PER_CALL lines, a
    * device_uuid that is no UUID), NOT_FOUND (no such device), and whatever the database answers
    * for the whole flush (UNAVAILABLE DATABASE_UNAVAILABLE when it is down).
    */
   submit(deviceUuid: string, lines: LogSubmission['lines'], requestId: string): Promise<number> {
-    if (lines.length > MAX_LINES_PER_CALL) return Promise.reject(invalid('lines', `at most ${MAX_LINES_PER_CALL} per call`));
+    if (lines.length > MAX_LOG_LINES_PER_CALL) return Promise.reject(invalid('lines', `at most ${MAX_LOG_LINES_PER_CALL} per call`));
     let uuid: string;
     try {
       uuid = requireUuid('device_uuid', deviceUuid);

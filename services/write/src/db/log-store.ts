@@ -32,9 +32,25 @@ export interface LogSubmission {
   requestId: string;
 }
 
+/** How long before its receipt a line's own time is believed: a daemon keeps lines while its replica is away. */
+export const LOG_TIME_MAX_AGE_MS = 24 * 3_600_000;
+/** How far after its receipt a line's own time is believed: the daemon's clock running ahead. */
+export const LOG_TIME_MAX_AHEAD_MS = 5 * 60_000;
+
+/**
+ * The time a line is stored and listed under: the daemon's `logTime` when it lies within
+ * [receipt − LOG_TIME_MAX_AGE_MS, receipt + LOG_TIME_MAX_AHEAD_MS], else the receipt time `now`:
+ * a daemon whose clock is wrong (or lies) cannot file lines where no operator looks for them.
+ */
+export function boundedLogTime(logTime: Date | undefined, now: Date): Date {
+  if (logTime === undefined) return now;
+  const offsetMs = logTime.getTime() - now.getTime();
+  return offsetMs >= -LOG_TIME_MAX_AGE_MS && offsetMs <= LOG_TIME_MAX_AHEAD_MS ? logTime : now;
+}
+
 /**
  * Stores a batch of IngestLogs calls in the caller's transaction, each at most once by request_id,
- * received at `now`, and returns each call's answer (lines accepted): its own count when its lines
+ * received at `now` (each line's time bounded by `boundedLogTime`), and returns each call's answer (lines accepted): its own count when its lines
  * are stored now, the first call's when its request_id was stored before (AIP-155). Claiming a
  * request_id (`on conflict do nothing`) waits for a concurrent claimer to commit, so two write
  * replicas never both store one request. Lines go in with one statement, in call then line order.
@@ -63,13 +79,13 @@ export async function insertLogBatch(em: Em, batch: readonly LogSubmission[], no
     for (const r of rows) answered.set(r.request_id, r.accepted_count);
   }
   const stored = batch.filter((s, i) => !s.requestId || (claimed.has(s.requestId) && firstWithId.get(s.requestId) === i));
-  const lines = stored.flatMap((s) => s.lines.map((l) => ({ deviceUuid: s.deviceUuid, ...l })));
+  const lines = stored.flatMap((s) => s.lines.map((l) => ({ deviceUuid: s.deviceUuid, line: l.line, logTime: boundedLogTime(l.logTime, now) })));
   if (lines.length > 0) {
     await em.execute(
       `insert into log_entries (device_uuid, line, log_time, receive_time)
-         select d, l, coalesce(t, ?), ? from unnest(?::uuid[], ?::text[], ?::timestamptz[]) with ordinality u(d, l, t, n)
+         select d, l, t, ? from unnest(?::uuid[], ?::text[], ?::timestamptz[]) with ordinality u(d, l, t, n)
          order by n`,
-      [now, now, pgArray(lines.map((l) => l.deviceUuid)), pgArray(lines.map((l) => l.line)), pgArray(lines.map((l) => l.logTime ?? null))],
+      [now, pgArray(lines.map((l) => l.deviceUuid)), pgArray(lines.map((l) => l.line)), pgArray(lines.map((l) => l.logTime))],
     );
   }
   return batch.map((s) => (!s.requestId ? s.lines.length : (answered.get(s.requestId) ?? s.lines.length)));

@@ -3,6 +3,29 @@ import { generateDaemonToken, hashDaemonToken, SHOWN_PREFIX_CHARS } from '@titan
 /** What shown prefix a legacy token gets: none of its characters, which the operator chose and we did not. */
 export const LEGACY_PREFIX = 'legacy';
 
+/** The least a legacy token must have to be imported: characters, different characters, and estimated bits. */
+export const LEGACY_TOKEN_MINIMUM = { chars: 16, distinctChars: 8, bits: 64 } as const;
+
+/**
+ * Why a legacy token (as imported: trimmed) is too weak to accept, or undefined when it is strong
+ * enough. The original let operators choose any value, and a short one falls to online guessing
+ * however the guesses are throttled. The estimate is length × log2 of the alphabet its character
+ * classes span (lower case 26, upper case 26, digits 10, anything else 33): 32 hex digits give
+ * 165 bits, 16 decimal digits 53. It overrates human choices, so a minimum length and a number of
+ * different characters hold too (`aaaa…` has no entropy however long).
+ */
+export function legacyTokenWeakness(token: string): string | undefined {
+  const chars = [...token];
+  const classes = [/[a-z]/, /[A-Z]/, /[0-9]/, /[^a-zA-Z0-9]/];
+  const alphabet = [26, 26, 10, 33].reduce((sum, size, i) => sum + (classes[i]!.test(token) ? size : 0), 0);
+  const bits = Math.floor(chars.length * Math.log2(Math.max(alphabet, 1)));
+  const { chars: minChars, distinctChars, bits: minBits } = LEGACY_TOKEN_MINIMUM;
+  if (chars.length < minChars || new Set(chars).size < distinctChars || bits < minBits) {
+    return `too weak: at least ${minChars} characters, ${distinctChars} of them different, and about ${minBits} bits are needed (this one: ${chars.length} characters, about ${bits} bits)`;
+  }
+  return undefined;
+}
+
 /**
  * A daemon token acts for one device until it expires, is revoked, or is rotated and its grace
  * ends (rotation shortens `expireTime` to the end of the grace). Only its SHA-256 is stored. A

@@ -1047,9 +1047,11 @@ export const DaemonTokenServiceService = {
   /**
    * Imports a token of the original system for a device (docs: "Migrating from the original"):
    * only its SHA-256 is stored; it is accepted on the legacy HTTP API only (LEGACY_HTTP_ADDR),
-   * until expire_time (unset = no expiry) or revocation (RevokeDaemonToken). Errors:
-   * INVALID_ARGUMENT (empty token, expire_time not in the future), NOT_FOUND (device),
-   * ALREADY_EXISTS (this token is already imported: re-running an import is safe).
+   * until expire_time (unset = no expiry) or revocation (RevokeDaemonToken). Surrounding white
+   * space is dropped (HTTP drops it from the header). Errors: INVALID_ARGUMENT (empty token, a
+   * weak one: under 16 characters, under 8 different ones, or under about 64 bits; expire_time
+   * not in the future), NOT_FOUND (device), ALREADY_EXISTS (this token is already imported:
+   * re-running an import is safe).
    */
   importLegacyDaemonToken: {
     path: "/titanbot.admin.v1.DaemonTokenService/ImportLegacyDaemonToken" as const,
@@ -1062,8 +1064,10 @@ export const DaemonTokenServiceService = {
     responseDeserialize: (value: Buffer): DaemonToken => DaemonToken.decode(value),
   },
   /**
-   * Revokes at once (idempotent); the revocation travels on the change feed.
-   * Errors: NOT_FOUND.
+   * Revokes the token and its whole rotation chain at once: the token it was rotated from, back
+   * to the one first issued, and every token rotated from any of them (a rotated copy of a stolen
+   * token ends with it). Idempotent; every revocation travels on the change feed. Returns the
+   * named token. Errors: NOT_FOUND.
    */
   revokeDaemonToken: {
     path: "/titanbot.admin.v1.DaemonTokenService/RevokeDaemonToken" as const,
@@ -1087,14 +1091,18 @@ export interface DaemonTokenServiceServer extends UntypedServiceImplementation {
   /**
    * Imports a token of the original system for a device (docs: "Migrating from the original"):
    * only its SHA-256 is stored; it is accepted on the legacy HTTP API only (LEGACY_HTTP_ADDR),
-   * until expire_time (unset = no expiry) or revocation (RevokeDaemonToken). Errors:
-   * INVALID_ARGUMENT (empty token, expire_time not in the future), NOT_FOUND (device),
-   * ALREADY_EXISTS (this token is already imported: re-running an import is safe).
+   * until expire_time (unset = no expiry) or revocation (RevokeDaemonToken). Surrounding white
+   * space is dropped (HTTP drops it from the header). Errors: INVALID_ARGUMENT (empty token, a
+   * weak one: under 16 characters, under 8 different ones, or under about 64 bits; expire_time
+   * not in the future), NOT_FOUND (device), ALREADY_EXISTS (this token is already imported:
+   * re-running an import is safe).
    */
   importLegacyDaemonToken: handleUnaryCall<ImportLegacyDaemonTokenRequest, DaemonToken>;
   /**
-   * Revokes at once (idempotent); the revocation travels on the change feed.
-   * Errors: NOT_FOUND.
+   * Revokes the token and its whole rotation chain at once: the token it was rotated from, back
+   * to the one first issued, and every token rotated from any of them (a rotated copy of a stolen
+   * token ends with it). Idempotent; every revocation travels on the change feed. Returns the
+   * named token. Errors: NOT_FOUND.
    */
   revokeDaemonToken: handleUnaryCall<RevokeDaemonTokenRequest, DaemonToken>;
 }
@@ -1151,9 +1159,11 @@ export interface DaemonTokenServiceClient extends Client {
   /**
    * Imports a token of the original system for a device (docs: "Migrating from the original"):
    * only its SHA-256 is stored; it is accepted on the legacy HTTP API only (LEGACY_HTTP_ADDR),
-   * until expire_time (unset = no expiry) or revocation (RevokeDaemonToken). Errors:
-   * INVALID_ARGUMENT (empty token, expire_time not in the future), NOT_FOUND (device),
-   * ALREADY_EXISTS (this token is already imported: re-running an import is safe).
+   * until expire_time (unset = no expiry) or revocation (RevokeDaemonToken). Surrounding white
+   * space is dropped (HTTP drops it from the header). Errors: INVALID_ARGUMENT (empty token, a
+   * weak one: under 16 characters, under 8 different ones, or under about 64 bits; expire_time
+   * not in the future), NOT_FOUND (device), ALREADY_EXISTS (this token is already imported:
+   * re-running an import is safe).
    */
   importLegacyDaemonToken(
     request: ImportLegacyDaemonTokenRequest,
@@ -1171,8 +1181,10 @@ export interface DaemonTokenServiceClient extends Client {
     callback: (error: ServiceError | null, response: DaemonToken) => void,
   ): ClientUnaryCall;
   /**
-   * Revokes at once (idempotent); the revocation travels on the change feed.
-   * Errors: NOT_FOUND.
+   * Revokes the token and its whole rotation chain at once: the token it was rotated from, back
+   * to the one first issued, and every token rotated from any of them (a rotated copy of a stolen
+   * token ends with it). Idempotent; every revocation travels on the change feed. Returns the
+   * named token. Errors: NOT_FOUND.
    */
   revokeDaemonToken(
     request: RevokeDaemonTokenRequest,

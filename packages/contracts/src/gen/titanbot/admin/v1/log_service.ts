@@ -32,7 +32,10 @@ export interface LogEntry {
   deviceUuid: string;
   /** The text, as sent; at most 16,384 characters. */
   line: string;
-  /** When the daemon wrote it (its clock); receive time when the daemon sent none. */
+  /**
+   * When the daemon wrote it (its clock), when that lies within 24 h before to 5 min after
+   * receive_time; otherwise, and when the daemon sent none, receive_time.
+   */
   logTime?:
     | Date
     | undefined;

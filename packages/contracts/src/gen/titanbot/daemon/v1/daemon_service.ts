@@ -427,6 +427,10 @@ export interface DownloadExportResponse {
 export interface LogLine {
   /** At most 16,384 characters. */
   line: string;
+  /**
+   * The daemon's clock; kept only within 24 h before to 5 min after the line's receipt, else
+   * (and when unset) the line is filed under its receive time.
+   */
   logTime?: Date | undefined;
 }
 
@@ -3647,7 +3651,10 @@ export const ReportStatusResponse: MessageFns<ReportStatusResponse> = {
  * The API daemons call on the read service. Every call requires the daemon's own token
  * (`tbd_...`) in `x-api-key` and is limited to that token's device (docs/domain.md "Who may call
  * what"). No, malformed, unknown, expired or revoked token: UNAUTHENTICATED before anything
- * else is looked at. Any call may also fail with UNAVAILABLE while the replica catches up.
+ * else is looked at; from a peer address with too many failed authentications,
+ * RESOURCE_EXHAUSTED AUTH_THROTTLED (a key not seen in use is then not looked at). Every call
+ * draws on its device's budget (all its tokens together): RESOURCE_EXHAUSTED RATE_LIMITED with
+ * a RetryInfo delay beyond it. Any call may also fail with UNAVAILABLE while the replica catches up.
  * Errors carry a google.rpc.ErrorInfo reason (domain `titanbot.dev`) from the error catalogue:
  * packages/service-kit/src/errors.ts, listed with what a client should do in docs/architecture.md.
  * Input limits (docs/architecture.md "Input limits"): every string at most 1,024 characters and
@@ -3743,7 +3750,8 @@ export const DaemonServiceService = {
   },
   /**
    * One message at once if `known_version` is not the scope's current version, then one per
-   * change of the scope, until the client cancels. Errors: as CheckVersion.
+   * change of the scope, until the client cancels. Errors: as CheckVersion; RESOURCE_EXHAUSTED
+   * WATCH_LIMIT when the device already holds DAEMON_MAX_WATCHES open watches on this replica.
    */
   watchVersion: {
     path: "/titanbot.daemon.v1.DaemonService/WatchVersion" as const,
@@ -3777,8 +3785,10 @@ export const DaemonServiceService = {
   },
   /**
    * Appends log lines for the device, forwarded to the write service and acknowledged only once
-   * it has stored them. Errors: INVALID_ARGUMENT, UNAVAILABLE (write service unreachable: retry
-   * with the same request_id).
+   * it has stored them. Each line costs one from the device's log-line budget. Errors:
+   * INVALID_ARGUMENT, RESOURCE_EXHAUSTED LOG_RATE_LIMITED (over DAEMON_LOG_LINES_PER_SECOND:
+   * nothing stored; retry after the RetryInfo delay), UNAVAILABLE (write service unreachable:
+   * retry with the same request_id).
    */
   writeLogs: {
     path: "/titanbot.daemon.v1.DaemonService/WriteLogs" as const,
@@ -3856,7 +3866,8 @@ export interface DaemonServiceServer extends UntypedServiceImplementation {
   checkVersion: handleUnaryCall<CheckVersionRequest, CheckVersionResponse>;
   /**
    * One message at once if `known_version` is not the scope's current version, then one per
-   * change of the scope, until the client cancels. Errors: as CheckVersion.
+   * change of the scope, until the client cancels. Errors: as CheckVersion; RESOURCE_EXHAUSTED
+   * WATCH_LIMIT when the device already holds DAEMON_MAX_WATCHES open watches on this replica.
    */
   watchVersion: handleServerStreamingCall<WatchVersionRequest, WatchVersionResponse>;
   /**
@@ -3871,8 +3882,10 @@ export interface DaemonServiceServer extends UntypedServiceImplementation {
   downloadExport: handleServerStreamingCall<DownloadExportRequest, DownloadExportResponse>;
   /**
    * Appends log lines for the device, forwarded to the write service and acknowledged only once
-   * it has stored them. Errors: INVALID_ARGUMENT, UNAVAILABLE (write service unreachable: retry
-   * with the same request_id).
+   * it has stored them. Each line costs one from the device's log-line budget. Errors:
+   * INVALID_ARGUMENT, RESOURCE_EXHAUSTED LOG_RATE_LIMITED (over DAEMON_LOG_LINES_PER_SECOND:
+   * nothing stored; retry after the RetryInfo delay), UNAVAILABLE (write service unreachable:
+   * retry with the same request_id).
    */
   writeLogs: handleUnaryCall<WriteLogsRequest, WriteLogsResponse>;
   /** The presented token: its lifetime, so a daemon knows when to rotate. */
@@ -4012,7 +4025,8 @@ export interface DaemonServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * One message at once if `known_version` is not the scope's current version, then one per
-   * change of the scope, until the client cancels. Errors: as CheckVersion.
+   * change of the scope, until the client cancels. Errors: as CheckVersion; RESOURCE_EXHAUSTED
+   * WATCH_LIMIT when the device already holds DAEMON_MAX_WATCHES open watches on this replica.
    */
   watchVersion(
     request: WatchVersionRequest,
@@ -4043,8 +4057,10 @@ export interface DaemonServiceClient extends Client {
   ): ClientReadableStream<DownloadExportResponse>;
   /**
    * Appends log lines for the device, forwarded to the write service and acknowledged only once
-   * it has stored them. Errors: INVALID_ARGUMENT, UNAVAILABLE (write service unreachable: retry
-   * with the same request_id).
+   * it has stored them. Each line costs one from the device's log-line budget. Errors:
+   * INVALID_ARGUMENT, RESOURCE_EXHAUSTED LOG_RATE_LIMITED (over DAEMON_LOG_LINES_PER_SECOND:
+   * nothing stored; retry after the RetryInfo delay), UNAVAILABLE (write service unreachable:
+   * retry with the same request_id).
    */
   writeLogs(
     request: WriteLogsRequest,

@@ -197,7 +197,7 @@ export interface RotateDaemonTokenResponse {
 export interface LogLine {
   /** The text; at most 16,384 characters. */
   line: string;
-  /** When the daemon wrote it; unset = receive time. */
+  /** When the daemon wrote it; unset, or outside 24 h before to 5 min after receipt = receive time. */
   logTime?: Date | undefined;
 }
 
