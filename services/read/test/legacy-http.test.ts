@@ -33,7 +33,8 @@ beforeAll(async () => {
   more = moreAdminApi(sys.write);
   fleet = await provisionDevice(api);
   stranger = await provisionDevice(api);
-  replica = await sys.startReplica({ LEGACY_HTTP_ADDR: '127.0.0.1:0', BACKEND_PUBLIC_KEY: PUBLIC_KEY });
+  // Many bad keys from one address: the throttle of failed keys (test/hostile-daemon.test.ts) is lifted.
+  replica = await sys.startReplica({ LEGACY_HTTP_ADDR: '127.0.0.1:0', BACKEND_PUBLIC_KEY: PUBLIC_KEY, AUTH_FAILURES_BURST: '1000000' });
   await replica.synced();
   base = `http://${replica.service.legacyHttpAddress}`;
   daemon = replica.daemon();
@@ -185,7 +186,7 @@ describe('the original daemon HTTP API', () => {
       expect(res.status, `${method} ${path}`).toBe(403);
       if (method !== 'HEAD') expect((await problemOf(res, 403)).detail).toBe('Access Denied.');
     }
-    expect((await problemOf(await http('/daemon/nothing-here', { token: null }), 404)).detail).toMatch(/^No route found for "GET http:\/\/127\.0\.0\.1:\d+\/daemon\/nothing-here"$/);
+    expect((await problemOf(await http('/daemon/nothing-here', { token: null }), 404)).detail).toBe('No route found for "GET /daemon/nothing-here"');
     expect((await problemOf(await http('/daemon/db', { method: 'DELETE', token: null }), 405)).detail).toMatch(/Method Not Allowed \(Allow: GET\)$/);
 
     expect((await problemOf(await http('/daemon/logs', { method: 'POST', body: '' }), 400)).detail).toBe('Request body is empty.');

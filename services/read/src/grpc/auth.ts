@@ -28,16 +28,17 @@ export const authenticate =
   (rt: ReadRuntime): Step<DaemonCall, unknown> =>
   (next, method) =>
   (req, ctx) => {
-    ctx.principal = daemonPrincipal(rt, method.path, ctx.call.metadata.get('x-api-key')[0], 'grpc', () => grpcPeerAddress(ctx.call.getPeer()));
+    ctx.principal = daemonPrincipal(rt, method.path, ctx.call.metadata.get('x-api-key')[0], 'grpc', grpcPeerAddress, ctx.call);
     return next(req, ctx);
   };
 
-/** The address of a grpc-js peer (`host:port`, IPv6 without brackets), without its port. */
-const grpcPeerAddress = (peer: string): string => peer.replace(/:\d+$/, '');
+/** The address of a grpc-js call's peer (`getPeer()` is `host:port`, IPv6 without brackets), without its port. */
+const grpcPeerAddress = (call: DaemonCall['call']): string => call.getPeer().replace(/:\d+$/, '');
 
 /**
  * The daemon a presented `x-api-key` value names, for `method` (a gRPC path or an HTTP route, for
- * the log line), on `surface`, from `peer` (its address, asked for only when needed): the rules of
+ * the log line), on `surface`, from the peer address `peerOf(source)` (asked for only where it is
+ * needed; a function and its argument, so an admitted call allocates nothing): the rules of
  * `authenticate`, shared by every surface a daemon reaches. The gRPC API takes daemon tokens only
  * (a malformed one is refused by its checksum before any lookup); the legacy HTTP API also takes
  * imported legacy tokens, which have no form of ours. Every failure is charged to the peer's
@@ -46,13 +47,13 @@ const grpcPeerAddress = (peer: string): string => peer.replace(/:\d+$/, '');
  * `authenticate` says; a legacy token's characters are never logged), or AUTH_THROTTLED with a
  * RetryInfo delay for an unchecked key.
  */
-export function daemonPrincipal(rt: ReadRuntime, method: string, key: unknown, surface: 'grpc' | 'legacy', peer: () => string): DaemonPrincipal {
-  if (typeof key !== 'string' || key === '') throw authFailure(rt, method, 'missing', peer());
+export function daemonPrincipal<S>(rt: ReadRuntime, method: string, key: unknown, surface: 'grpc' | 'legacy', peerOf: (source: S) => string, source: S): DaemonPrincipal {
+  if (typeof key !== 'string' || key === '') throw authFailure(rt, method, 'missing', peerOf(source));
   let hash = knownTokenHashes.get(key);
   if (hash === undefined) {
     // Guessing is what the throttle stops: a key already seen in use is still checked, so the
     // fleet's daemons behind one address go on working while a guesser there is refused.
-    const address = peer();
+    const address = peerOf(source);
     const waitMs = rt.authFailureLimiter.wait(address);
     if (waitMs > 0) throw authThrottled(rt, method, address, waitMs);
     if (surface === 'grpc' && !isWellFormedDaemonToken(key)) throw authFailure(rt, method, 'malformed', address);
@@ -60,10 +61,10 @@ export function daemonPrincipal(rt: ReadRuntime, method: string, key: unknown, s
   }
   // Looked up on every call, so revocation, expiry and deletion take effect at once.
   const token = rt.model.tokenByHash(hash);
-  if (!token || (token.legacy && surface === 'grpc')) throw authFailure(rt, method, 'unknown', peer(), key);
+  if (!token || (token.legacy && surface === 'grpc')) throw authFailure(rt, method, 'unknown', peerOf(source), key);
   knownTokenHashes.set(key, hash);
-  if (token.revoked) throw authFailure(rt, method, 'revoked', peer(), key);
-  if (rt.clock() >= token.expireTime) throw authFailure(rt, method, 'expired', peer(), key);
+  if (token.revoked) throw authFailure(rt, method, 'revoked', peerOf(source), key);
+  if (rt.clock() >= token.expireTime) throw authFailure(rt, method, 'expired', peerOf(source), key);
   return { token, plaintext: key, hash };
 }
 

@@ -128,7 +128,9 @@ export async function startLegacyHttp(rt: ReadRuntime, settings: LegacyHttpSetti
     exposeHeadRoutes: false,
     bodyLimit: OTHER_BODY_BYTES,
     requestTimeout: settings.requestTimeoutMs,
-    connectionTimeout: settings.requestTimeoutMs,
+    // A connection idle this long (a stalled reader of a download) is closed; longer than the
+    // request timeout, so a slow request gets its 408 first.
+    connectionTimeout: 2 * settings.requestTimeoutMs,
     clientErrorHandler: clientError,
     ...(tls ? { https: { ...tls, ...serverOptions } } : { http: serverOptions }),
   });
@@ -140,11 +142,14 @@ export async function startLegacyHttp(rt: ReadRuntime, settings: LegacyHttpSetti
   // Routing, the key and access are decided before the body is read (onRequest runs before parsing).
   const admitted = new WeakMap<FastifyRequest, Admitted>();
   app.addHook('onRequest', async (request, reply) => {
+    // A refused request's body is not read: the connection goes with it.
+    const hasBody = request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined;
+    if (hasBody) reply.header('connection', 'close');
     const outcome = admit(rt, request, reply);
-    if (outcome === reply) {
-      // A refused request's body is not read: the connection goes with it.
-      if (request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined) reply.header('connection', 'close');
-      return reply;
+    if (outcome === reply) return reply;
+    if (hasBody) {
+      reply.removeHeader('connection');
+      bodyDeadline(request, settings.requestTimeoutMs);
     }
     admitted.set(request, outcome as Admitted);
     return undefined;
@@ -162,18 +167,39 @@ export async function startLegacyHttp(rt: ReadRuntime, settings: LegacyHttpSetti
 
 /**
  * What Node's HTTP parser refuses before the framework sees a request (malformed request line or
- * headers, headers over the size limit, a request that did not arrive within its timeout), answered
- * as problem+json like every other refusal, then the connection is closed.
+ * headers, headers over the size limit, headers that did not arrive within the request timeout),
+ * answered as problem+json like every other refusal, then the connection is closed.
  */
 function clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
-  const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : err.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
-  const body = problemBody(status, status === 408 ? 'The request did not arrive in time.' : status === 431 ? 'The request headers are too large.' : 'The request is malformed.');
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return answerAndClose(socket, 408, 'The request did not arrive in time.');
+  if (err.code === 'HPE_HEADER_OVERFLOW') return answerAndClose(socket, 431, 'The request headers are too large.');
+  answerAndClose(socket, 400, 'The request is malformed.');
+}
+
+/**
+ * Ends an admitted request whose body has not fully arrived `timeoutMs` after its headers did: 408,
+ * then the connection is closed. Node's own request timeout stops at the headers once a request is
+ * handed over, so a body sent a byte at a time would hold the connection for ever.
+ */
+function bodyDeadline(request: FastifyRequest, timeoutMs: number): void {
+  const timer = setTimeout(() => {
+    if (!request.raw.complete) answerAndClose(request.raw.socket, 408, 'The request body did not arrive in time.');
+  }, timeoutMs);
+  request.raw.once('end', () => clearTimeout(timer));
+  request.raw.once('close', () => clearTimeout(timer));
+}
+
+/** Writes a problem+json answer straight to `socket` (no request reached the framework, or it gave up on one) and closes it. */
+function answerAndClose(socket: Duplex, status: number, detail: string): void {
+  const body = problemBody(status, detail);
   if (socket.writable) {
     socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`);
     socket.write(body);
   }
-  socket.destroy();
+  // Destroyed once written: a client still sending its body must not keep the socket open.
+  socket.once('finish', () => socket.destroy());
+  socket.end();
 }
 
 /**
@@ -193,7 +219,7 @@ function admit(rt: ReadRuntime, request: FastifyRequest, reply: FastifyReply): A
   if (!route[1].includes(method)) return problem(reply, 405, `No route found for "${where}": Method Not Allowed (Allow: ${route[1].join(', ')})`);
   let principal: DaemonPrincipal;
   try {
-    principal = daemonPrincipal(rt, `legacy ${request.method} ${route[0].source}`, request.headers['x-api-key'], 'legacy', () => request.ip);
+    principal = daemonPrincipal(rt, `legacy ${request.method} ${route[0].source}`, request.headers['x-api-key'], 'legacy', requestAddress, request);
   } catch (err) {
     if (!(err instanceof DomainError)) throw err;
     if (err.reason === 'AUTH_THROTTLED') return tooMany(reply, err);
@@ -213,6 +239,9 @@ function admit(rt: ReadRuntime, request: FastifyRequest, reply: FastifyReply): A
   }
   return problem(reply, 403, 'Access Denied.');
 }
+
+/** A request's peer address, for the throttle of failed keys. */
+const requestAddress = (request: FastifyRequest): string => request.ip;
 
 /** 429 with Retry-After (whole seconds, at least 1) from a RESOURCE_EXHAUSTED DomainError's RetryInfo delay. */
 const tooMany = (reply: FastifyReply, err: DomainError): FastifyReply => problem(reply.header('retry-after', String(Math.max(1, Math.ceil((err.retryDelayMs ?? 1_000) / 1000)))), 429, err.message);
