@@ -40,7 +40,6 @@ export interface LegacyHttp {
   close(): Promise<void>;
 }
 
-
 /**
  * Every route of the original's API (LEGACY.md §2.5) and the methods it answers; a path in none
  * is 404, a method not listed is 405, both before the key is looked at, as the original routed.
@@ -89,13 +88,16 @@ const DAEMON_ROUTES: readonly [string, RegExp, Handler][] = [
   ['POST', /^\/daemon\/logs\/bulk$/, logBulk],
 ];
 
-/** Largest body of POST /daemon/logs (bytes): one line of MAX_LOG_LINE_CHARS characters, each escaped as `\uXXXX` (6 bytes) at worst, and its envelope. */
+/**
+ * Largest body of POST /daemon/logs (bytes): one line of MAX_LOG_LINE_CHARS characters, each
+ * escaped as `\uXXXX` (6 bytes) at worst, and its envelope.
+ */
 const LOG_BODY_BYTES = 6 * MAX_LOG_LINE_CHARS + 1024;
 /** Largest body of POST /daemon/logs/bulk (bytes): what one WriteLogs message may carry (4 MiB). */
 const BULK_BODY_BYTES = MAX_MESSAGE_BYTES;
 /** Largest body of every other request (bytes): none of them reads one. */
 const OTHER_BODY_BYTES = 1024;
-/** Deepest JSON nesting a log body may have: `{"log_dto_list":[{"message":…}]}` is 3; fields the original ignored get some room. */
+/** Deepest JSON nesting of a log body: `{"log_dto_list":[{"message":…}]}` is 3; fields the original ignored get room. */
 const MAX_JSON_DEPTH = 8;
 
 /** What the gate (`admit`) found for a request that may reach its handler. */
