@@ -4,16 +4,17 @@
  * import` (dry run, import, re-import), a daemon's original token is imported for its device, and
  * a scripted daemon of the original follows its HTTP flow on the replica's legacy port.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { status } from '@grpc/grpc-js';
 import { DeviceServiceClient, GetDeviceRequest, GetDeviceSshRequest } from '@titanbot/contracts/titanbot/admin/v1/device_service';
+import { DeviceState, FleetServiceClient, ListDeviceStatusesRequest } from '@titanbot/contracts/titanbot/admin/v1/fleet_service';
 import { GetHabitRequest, HabitServiceClient, ShapeType } from '@titanbot/contracts/titanbot/admin/v1/habit_service';
 import { ListLogsRequest, LogServiceClient } from '@titanbot/contracts/titanbot/admin/v1/log_service';
 import Database from 'better-sqlite3';
 import mysql from 'mysql2/promise';
 import ssh2 from 'ssh2';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { call, failure, uniqueInt } from '@titanbot/write/test-support/harness';
 import { startSystem, type Replica, type System } from '@titanbot/read/test-support/system';
 import { runCaptured } from '../packages/titanctl/src/run-captured.test-support.js';
@@ -83,7 +84,7 @@ beforeAll(async () => {
   await db.query('insert into daemon_tokens values (?, ?)', [b(id()), f.token]);
 
   sys = await startSystem();
-  replica = await sys.startReplica({ LEGACY_HTTP_ADDR: '127.0.0.1:0' });
+  replica = await sys.startReplica({ LEGACY_HTTP_ADDR: '127.0.0.1:0', STATUS_REPORT_INTERVAL: '100ms' });
 });
 afterAll(async () => {
   await sys?.stop();
@@ -158,11 +159,28 @@ describe('moving the original system over', () => {
     expect(ssh).toMatchObject({ public: `${f.keys[0]!.public.trim()}\n`, private: f.keys[0]!.private, server_device_internal_port: f.ports[0] });
     expect((await http(`/daemon/legions/${canonical(f.legion)}`)).status).toBe(200);
     expect((await http('/daemon/empire-dates-next')).status).toBe(200);
-    expect((await http(`/daemon/db/checksum?logical_id=${f.logicalIds[0]}`)).status).toBe(200);
+    // A migrating daemon polls the global checksum first, then its account's, then downloads.
+    expect((await http('/daemon/db/checksum')).status).toBe(200);
+    const checksum = JSON.parse(await (await http(`/daemon/db/checksum?logical_id=${f.logicalIds[0]}`)).text()).checksum as string;
 
     const res = await http(`/daemon/db?logical_id=${f.logicalIds[0]}`);
     expect(res.status).toBe(200);
     const bytes = Buffer.from(await res.arrayBuffer());
+    // The fleet view has it current on its account's scope, holding the file it downloaded whole.
+    const fleet = sys.write.client(FleetServiceClient);
+    await vi.waitFor(
+      async () => {
+        const statuses = await call(fleet, fleet.listDeviceStatuses, ListDeviceStatusesRequest.fromPartial({ logicalId: f.logicalIds[0], pageSize: 1000 }), sys.write.adminToken);
+        expect(statuses.deviceStatuses.find((d) => d.deviceUuid === canonical(f.devices[0]!))).toMatchObject({
+          state: DeviceState.DEVICE_STATE_CURRENT,
+          logicalId: f.logicalIds[0],
+          heldVersion: checksum,
+          currentVersion: checksum,
+          heldSha256: createHash('sha256').update(bytes).digest('hex'),
+        });
+      },
+      { timeout: 10_000, interval: 100 },
+    );
     const part = await http(`/daemon/db?logical_id=${f.logicalIds[0]}`, { Range: 'bytes=0-1023' });
     expect(part.status).toBe(206);
     expect(Buffer.from(await part.arrayBuffer()).equals(bytes.subarray(0, 1024))).toBe(true);

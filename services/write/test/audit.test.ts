@@ -3,6 +3,7 @@ import { status } from '@grpc/grpc-js';
 import { AuditServiceClient, ListAuditEventsRequest, type AuditEvent } from '@titanbot/contracts/titanbot/admin/v1/audit_service';
 import { CreateDeviceRequest, DeleteDeviceRequest, DeviceServiceClient, ListDevicesRequest } from '@titanbot/contracts/titanbot/admin/v1/device_service';
 import { AdminTokenServiceClient } from '@titanbot/contracts/titanbot/admin/v1/admin_token_service';
+import { DaemonTokenServiceClient, IssueDaemonTokenRequest } from '@titanbot/contracts/titanbot/admin/v1/daemon_token_service';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { call, failure, startHarness, uniqueInt, type Harness } from './support/harness.js';
@@ -28,6 +29,11 @@ describe('the audit trail', () => {
     const device = await call(devices, devices.createDevice, CreateDeviceRequest.fromPartial({ device: { physicalId: uniqueInt() }, requestId }), h.adminToken);
     await call(devices, devices.listDevices, ListDevicesRequest.fromPartial({ pageSize: 1 }), h.adminToken);
     await failure(call(devices, devices.deleteDevice, DeleteDeviceRequest.fromPartial({ uuid: device.uuid }), 'not-a-credential-at-all'));
+    // An identified caller on the wrong API is named in its refusal: a daemon token, the reader credential.
+    const tokens = h.client(DaemonTokenServiceClient);
+    const daemonToken = await call(tokens, tokens.issueDaemonToken, IssueDaemonTokenRequest.fromPartial({ deviceUuid: device.uuid }), h.adminToken);
+    await failure(call(devices, devices.deleteDevice, DeleteDeviceRequest.fromPartial({ uuid: device.uuid }), daemonToken.token));
+    await failure(call(devices, devices.deleteDevice, DeleteDeviceRequest.fromPartial({ uuid: device.uuid }), h.readerToken));
     await failure(call(devices, devices.deleteDevice, DeleteDeviceRequest.fromPartial({ uuid: 'not-a-uuid' }), h.adminToken));
     await call(devices, devices.deleteDevice, DeleteDeviceRequest.fromPartial({ uuid: device.uuid }), h.adminToken);
 
@@ -36,8 +42,12 @@ describe('the audit trail', () => {
     expect((await events({ resource: device.uuid })).map((e) => [e.method, e.actorSubject, e.code, e.requestId])).toEqual([
       [create, 'admin-token', status.OK, requestId],
       [remove, '', status.UNAUTHENTICATED, ''],
+      [remove, 'daemon-token', status.PERMISSION_DENIED, ''],
+      [remove, 'reader-credential', status.PERMISSION_DENIED, ''],
       [remove, 'admin-token', status.OK, ''],
     ]);
+    const byDaemon = await call(h.client(AuditServiceClient), h.client(AuditServiceClient).listAuditEvents, ListAuditEventsRequest.fromPartial({ actor: daemonToken.daemonToken!.uuid }), h.adminToken);
+    expect(byDaemon.auditEvents).toEqual([expect.objectContaining({ actorSubject: 'daemon-token', method: remove, code: status.PERMISSION_DENIED })]);
     const refusedInput = (await events({ method: remove, startTime: started })).filter((e) => e.code === status.INVALID_ARGUMENT);
     expect(refusedInput).toEqual([expect.objectContaining({ actorSubject: 'admin-token', resource: 'not-a-uuid' })]);
     // A hostile request is audited without its hostile values.

@@ -66,6 +66,9 @@ describe('OAuth 2.0 on the admin API', () => {
     const viewer = await accessToken('ops-viewer');
     expect((await list(viewer)).devices).toHaveLength(1);
     expect((await failure(create(viewer))).code).toBe(status.PERMISSION_DENIED);
+    // The refusal names the operator: the actor filter finds it.
+    const refusals = await unaryCall(audit, audit.listAuditEvents, ListAuditEventsRequest.fromPartial({ actor: 'ops-viewer', method: DeviceServiceClient.service.createDevice.path }), bearer(admin));
+    expect(refusals.auditEvents).toEqual([expect.objectContaining({ actorSubject: 'ops-viewer', actorClientId: 'ops-viewer', code: status.PERMISSION_DENIED })]);
     const issuerToken = await accessToken('ops-issuer');
     expect((await unaryCall(tokens, tokens.issueDaemonToken, IssueDaemonTokenRequest.fromPartial({ deviceUuid: device.uuid }), bearer(issuerToken))).token).toMatch(/^tbd_/);
     expect((await failure(list(issuerToken))).code).toBe(status.PERMISSION_DENIED);

@@ -324,6 +324,8 @@ async function checksum(rt: ReadRuntime, principal: DaemonPrincipal, request: Fa
  * named titanbotd.sqlite, Content-Length, Last-Modified, `Accept-Ranges: bytes` and single
  * `Range` requests (206, or 416 past the end) by @fastify/send. Unlike the original's file made
  * per request, ours is the cached export of the version, so a resumed range continues the same bytes.
+ * Once the file's last byte has been sent, the fleet view has the daemon holding that version of
+ * that scope, as a ReportStatus would (the original's daemons send none).
  */
 async function database(rt: ReadRuntime, principal: DaemonPrincipal, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
   const file = await rt.exports.latest(scopeOf(rt, principal, request));
@@ -334,6 +336,12 @@ async function database(rt: ReadRuntime, principal: DaemonPrincipal, request: Fa
   if (sent.type === 'file' || sent.statusCode === 416) {
     reply.code(sent.statusCode).headers(sent.headers);
     if (sent.type !== 'file') return reply.send('');
+    // A response that carries the file's last byte, sent whole, completes a download (a resumed one
+    // is a Range to the end): from then on the fleet view shows the daemon holding this version.
+    const lastByte = sent.statusCode === 200 || String(sent.headers['Content-Range'] ?? '').endsWith(`-${file.sizeBytes - 1}/${file.sizeBytes}`);
+    if (lastByte) {
+      reply.raw.once('finish', () => rt.statuses.report(principal.token.deviceUuid, file.scope, file.version, file.sha256, 0, ''));
+    }
     return reply
       .header('content-type', 'application/vnd.sqlite3')
       .header('content-disposition', `attachment; filename=${EXPORT_FILE_NAME}`)

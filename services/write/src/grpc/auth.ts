@@ -15,6 +15,19 @@ export type Principal =
   | { kind: 'daemon'; deviceUuid: string; tokenUuid: string }
   | ({ kind: 'operator' } & Operator);
 
+/**
+ * PERMISSION_DENIED for a caller who was identified (a valid credential of the wrong kind, or an
+ * operator without the role): it names them, so the audit trail records who was refused.
+ */
+export class CallerRefused extends DomainError {
+  constructor(
+    readonly principal: Principal,
+    message: string,
+  ) {
+    super('PERMISSION_DENIED', message);
+  }
+}
+
 /** How operators sign in besides the admin token (OIDC_* and ADMIN_TOKEN_ENABLED). */
 export interface OperatorSignIn {
   /** Verifies `authorization: Bearer <JWT>`; unset = bearer tokens are refused. */
@@ -38,7 +51,7 @@ export class Authenticator {
   /**
    * The caller of `path`. Errors: DomainError unauthenticated (no key, or not a current
    * credential: checked before anything else; with mutual TLS, the reader credential without a
-   * replica's client certificate), permission_denied (valid credential, wrong API).
+   * replica's client certificate), CallerRefused permission_denied (valid credential, wrong API).
    */
   async authorize(metadata: Metadata, path: string, now: Date, peer?: PeerCertificate): Promise<Principal> {
     const bearer = /^Bearer (\S+)$/i.exec(String(metadata.get('authorization')[0] ?? ''))?.[1];
@@ -50,7 +63,7 @@ export class Authenticator {
       throw new DomainError('UNAUTHENTICATED', 'the reader credential is accepted only with a replica client certificate (mutual TLS)');
     }
     if (principalOf(path) !== principal.kind) {
-      throw new DomainError('PERMISSION_DENIED', `a ${principal.kind} credential may not call ${path}`);
+      throw new CallerRefused(principal, `a ${principal.kind} credential may not call ${path}`);
     }
     return principal;
   }
@@ -58,15 +71,14 @@ export class Authenticator {
   /**
    * An operator with an OAuth 2.0 access token: allowed by their roles (policy.ts
    * operatorMayCall). Errors: unauthenticated (no OIDC issuer configured, or not a valid token),
-   * unavailable IDENTITY_PROVIDER_UNAVAILABLE, permission_denied (no role for `path`).
+   * unavailable IDENTITY_PROVIDER_UNAVAILABLE, CallerRefused permission_denied (no role for `path`).
    */
   private async authorizeOperator(token: string, path: string, now: Date): Promise<Principal> {
     if (!this.signIn.oidc) throw new DomainError('UNAUTHENTICATED', 'missing, unknown, expired or revoked credential');
     const operator = await this.signIn.oidc.verify(token, now);
-    if (!operatorMayCall(operator.roles, path)) {
-      throw new DomainError('PERMISSION_DENIED', `roles [${operator.roles.join(', ')}] may not call ${path}`);
-    }
-    return { kind: 'operator', ...operator };
+    const principal: Principal = { kind: 'operator', ...operator };
+    if (!operatorMayCall(operator.roles, path)) throw new CallerRefused(principal, `roles [${operator.roles.join(', ')}] may not call ${path}`);
+    return principal;
   }
 
   /** Cached comparisons first; a store refresh (rate-limited) only when nothing matched. */

@@ -11,7 +11,7 @@ import { principalOf } from '@titanbot/service-kit/policy';
 import { status } from '@grpc/grpc-js';
 import type { LogWriter } from '../app/log-writer.js';
 import { inWriteTransaction, onceByRequestId, type ResponseCodec } from '../app/write-transaction.js';
-import type { Authenticator, Principal } from './auth.js';
+import { CallerRefused, type Authenticator, type Principal } from './auth.js';
 import { mapDatabaseErrors } from './errors.js';
 
 /** What every handler needs, built once in main.ts. */
@@ -48,12 +48,21 @@ export interface WriteCall extends CallContext {
 
 type WriteStep = Step<WriteCall, UnaryOptions<unknown>>;
 
-/** Authorizes the caller against the policy table (UNAUTHENTICATED / PERMISSION_DENIED) before anything runs. */
+/**
+ * Authorizes the caller against the policy table (UNAUTHENTICATED / PERMISSION_DENIED) before
+ * anything runs. A refused caller who was identified is still set as `ctx.principal`, so the
+ * audit step names them.
+ */
 const authenticate =
   (rt: Runtime): WriteStep =>
   (next) =>
   async (req, ctx) => {
-    ctx.principal = await rt.auth.authorize(ctx.call.metadata, ctx.method, ctx.uc.now, ctx.call.getAuthContext().sslPeerCertificate);
+    try {
+      ctx.principal = await rt.auth.authorize(ctx.call.metadata, ctx.method, ctx.uc.now, ctx.call.getAuthContext().sslPeerCertificate);
+    } catch (err) {
+      if (err instanceof CallerRefused) ctx.principal = err.principal;
+      throw err;
+    }
     return next(req, ctx);
   };
 
@@ -149,11 +158,25 @@ const audit =
       );
   };
 
-/** The actor of a call as the audit trail names it: an operator's subject and client id, `admin-token`, or unknown (''). */
-const actorOfEvent = (principal: Principal | undefined): { actorSubject: string; actorClientId: string } =>
-  principal?.kind === 'operator'
-    ? { actorSubject: principal.subject, actorClientId: principal.clientId }
-    : { actorSubject: principal?.kind === 'admin' ? 'admin-token' : '', actorClientId: '' };
+/**
+ * The actor of a call as the audit trail names it: an operator's subject and client id,
+ * `admin-token`, `reader-credential`, `daemon-token` with the token's uuid as client id (a daemon
+ * refused on the admin API), or unknown ('') for a caller who was not identified.
+ */
+function actorOfEvent(principal: Principal | undefined): { actorSubject: string; actorClientId: string } {
+  switch (principal?.kind) {
+    case 'operator':
+      return { actorSubject: principal.subject, actorClientId: principal.clientId };
+    case 'admin':
+      return { actorSubject: 'admin-token', actorClientId: '' };
+    case 'reader':
+      return { actorSubject: 'reader-credential', actorClientId: '' };
+    case 'daemon':
+      return { actorSubject: 'daemon-token', actorClientId: principal.tokenUuid };
+    case undefined:
+      return { actorSubject: '', actorClientId: '' };
+  }
+}
 
 /** The write service's pipeline: observe, trace (when on), audit, map errors (database races and outages too), authenticate, check the input's limits, learn data keys, transaction. */
 export function writePipeline(rt: Runtime): Pipeline<WriteCall, UnaryOptions<unknown>> {

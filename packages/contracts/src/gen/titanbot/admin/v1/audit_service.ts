@@ -32,9 +32,13 @@ export interface AuditEvent {
   eventTime?:
     | Date
     | undefined;
-  /** The operator's `sub`, `admin-token`, or empty when the credential was not recognised. */
+  /**
+   * The operator's `sub`, `admin-token`, `reader-credential`, `daemon-token` (a daemon's token
+   * refused here), or empty when the credential was not recognised. A refused caller who was
+   * identified is named too.
+   */
   actorSubject: string;
-  /** The operator's OAuth 2.0 client id; empty otherwise. */
+  /** The operator's OAuth 2.0 client id, a refused daemon token's uuid; empty otherwise. */
   actorClientId: string;
   /** The gRPC method, `/package.Service/Method`. */
   method: string;
