@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A development certificate authority and the certificates the services use with it, for
-# docker-compose and the TLS tests. Never for production: keys are unencrypted, live beside their
-# certificates and are readable by every user (the containers run as `node`, not as you).
+# docker-compose and the TLS tests. Never for production: keys are unencrypted and live beside
+# their certificates. Keys are 0600 for the user who runs this; compose's containers read them as
+# `node` (uid 1000): `chown 1000 DIR/*-key.pem` when that is not you (README, "TLS set-up").
 #
 #   scripts/dev-ca.sh DIR [HOSTNAME...]
 #
@@ -33,4 +34,5 @@ issue server titanbot serverAuth "$san"
 issue client titanbot-read clientAuth ""
 rm -f ca.srl
 chmod 644 ./*.pem
+chmod 600 ./*-key.pem
 echo "development CA and certificates in $(pwd)"

@@ -1,12 +1,13 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { exitOnFatalErrors, exitOnStartupFailure, serviceLogger } from '@titanbot/service-kit/process';
+import { exitOnFatalErrors, exitOnStartupFailure, serviceLogger, StartupError } from '@titanbot/service-kit/process';
 import { setupTracing, stopTracing } from '@titanbot/service-kit/tracing';
-import { loadWriteConfig } from './config.js';
+import { loadWriteConfig, type WriteConfig } from './config.js';
 import { startEmbeddedPostgres } from './db/embedded-postgres.js';
 import { initOrm, migrate } from './db/orm.js';
 import { embeddedPostgresDir, startWriteService } from './main.js';
@@ -18,11 +19,36 @@ const nextPort = (address: string): string => address.replace(/:(\d+)$/, (_m, p:
 const READ_MAIN = fileURLToPath(new URL('../../read/dist/main.js', import.meta.url));
 
 /**
+ * How the replica under `npm start` reaches a write service that serves TLS: the CA that issued
+ * TLS_CERT_FILE (WRITE_SERVICE_TLS_CA_FILE, else `ca.pem` beside the certificate, where
+ * scripts/dev-ca.sh puts it) and, when the write service asks for replica certificates
+ * (TLS_CLIENT_CA_FILE), the replica's own (WRITE_SERVICE_TLS_CERT_FILE and _KEY_FILE, else
+ * `client.pem` and `client-key.pem` beside it). Without TLS, nothing. Throws StartupError naming
+ * the variable to set when a file is not there: a replica that cannot verify the write service
+ * would retry for ever.
+ */
+function replicaTlsEnv(config: WriteConfig, env: NodeJS.ProcessEnv): Record<string, string> {
+  if (!config.TLS_CERT_FILE) return {};
+  const beside = (name: string): string => path.join(path.dirname(config.TLS_CERT_FILE!), name);
+  const pick = (variable: string, fallback: string): string => {
+    const file = env[variable] ?? fallback;
+    if (!existsSync(file)) throw new StartupError(`TLS_CERT_FILE is set, so the read replica needs ${variable} (not found: ${file})`);
+    return file;
+  };
+  return {
+    WRITE_SERVICE_TLS_CA_FILE: pick('WRITE_SERVICE_TLS_CA_FILE', beside('ca.pem')),
+    ...(config.TLS_CLIENT_CA_FILE
+      ? { WRITE_SERVICE_TLS_CERT_FILE: pick('WRITE_SERVICE_TLS_CERT_FILE', beside('client.pem')), WRITE_SERVICE_TLS_KEY_FILE: pick('WRITE_SERVICE_TLS_KEY_FILE', beside('client-key.pem')) }
+      : {}),
+  };
+}
+
+/**
  * `npm start`: the whole system on one machine with embedded defaults. Starts PostgreSQL under
  * DATA_DIR unless DATABASE_URL is set, applies migrations, starts the write service in this
  * process and one read replica as a child process (its own process, as in production, with the
- * reader credential from the secret store), and prints where the admin token is kept and how a
- * daemon syncs. Without VAULT_ADDR both services use the file secret store (SECRET_STORE=file),
+ * reader credential from the secret store; under TLS with `replicaTlsEnv`), and prints where the
+ * admin token is kept and how to call both services (with `--ca-file` under TLS). Without VAULT_ADDR both services use the file secret store (SECRET_STORE=file),
  * said once in the banner. Stops everything on SIGTERM or SIGINT; if the replica dies, so does
  * the system. A setting or machine problem ends it with one line saying what to change.
  */
@@ -31,6 +57,7 @@ async function main(logger: Logger): Promise<void> {
   const secretStore = process.env.SECRET_STORE ?? (process.env.VAULT_ADDR ? 'vault' : 'file');
   const config = loadWriteConfig({ ...process.env, SECRET_STORE: secretStore });
   logger.level = config.LOG_LEVEL;
+  const readTls = replicaTlsEnv(config, process.env);
   const embedded = config.DATABASE_URL ? undefined : await startEmbeddedPostgres(embeddedPostgresDir(config), config.EMBEDDED_PG_PORT, logger);
   const databaseUrl = config.DATABASE_URL ?? embedded!.url;
   const orm = await initOrm(databaseUrl, { poolMax: 2, logger });
@@ -48,6 +75,7 @@ async function main(logger: Logger): Promise<void> {
       READER_TOKEN: write.readerCredential(),
       DATA_DIR: config.DATA_DIR,
       SECRET_STORE: secretStore,
+      ...readTls,
       // One METRICS_ADDR for `npm start`: the write service takes it, the replica the next port.
       ...(config.METRICS_ADDR ? { METRICS_ADDR: nextPort(config.METRICS_ADDR) } : {}),
     },
@@ -62,19 +90,24 @@ async function main(logger: Logger): Promise<void> {
   // Where the banner's daemon example keeps its token and database: inside DATA_DIR, not the checkout.
   const daemonDir = path.join(config.DATA_DIR, 'daemon');
   await mkdir(daemonDir, { recursive: true });
+  const caFile = readTls.WRITE_SERVICE_TLS_CA_FILE;
+  const caFlag = caFile ? ` --ca-file ${caFile}` : '';
+  const legacyAddress = process.env.LEGACY_HTTP_ADDR;
   process.stdout.write(
     [
       '',
-      `Titanbot write service (admin + feed API): ${write.address}`,
-      `Titanbot read service (daemon API):        ${readAddress}`,
+      `Titanbot write service (admin + feed API): ${write.address}${caFile ? ' (TLS)' : ''}`,
+      `Titanbot read service (daemon API):        ${readAddress}${caFile ? ' (TLS)' : ''}`,
+      ...(legacyAddress ? [`Original daemons' HTTP API (legacy):       ${legacyAddress}`] : []),
       `PostgreSQL:   ${embedded ? `embedded, under ${embeddedPostgresDir(config)}` : 'DATABASE_URL'}`,
       `Secrets:      ${secretStore === 'vault' ? `Vault ${config.VAULT_ADDR}` : `file store under ${secretsDir} (for development; set VAULT_ADDR for Vault)`}`,
-      `Admin token:  ${tokenAt}`,
+      `Admin token:  ${tokenAt} (titanctl reads it from there)`,
+      ...(caFile ? [`Trusted CA:   ${caFile}`, `Health:       HEALTH_CA_FILE=${caFile} TLS_CERT_FILE=${config.TLS_CERT_FILE} node packages/service-kit/dist/health-probe.js ${readAddress}`] : []),
       'Issue a daemon token for a device:',
-      `  grpcurl -plaintext -H "x-api-key: $ADMIN_TOKEN" -d '{"device":{"physical_id":7}}' ${write.address} titanbot.admin.v1.DeviceService/CreateDevice`,
-      `  grpcurl -plaintext -H "x-api-key: $ADMIN_TOKEN" -d '{"device_uuid":"<uuid>"}' ${write.address} titanbot.admin.v1.DaemonTokenService/IssueDaemonToken`,
+      `  npx titanctl devices create --physical-id 7 --server ${write.address}${caFlag}`,
+      `  npx titanctl tokens issue --device <uuid> --server ${write.address}${caFlag}`,
       `Keep a daemon database current (token in ${path.join(daemonDir, 'token.txt')}):`,
-      `  npx titanbot-daemon sync --watch --server ${readAddress} --token-file ${path.join(daemonDir, 'token.txt')} --db ${path.join(daemonDir, 'titanbotd.sqlite')} --logical-id <id>`,
+      `  npx titanbot-daemon sync --watch --server ${readAddress}${caFlag} --token-file ${path.join(daemonDir, 'token.txt')} --db ${path.join(daemonDir, 'titanbotd.sqlite')} --logical-id <id>`,
       '',
     ].join('\n'),
   );
