@@ -116,6 +116,32 @@ describe('the fleet view', () => {
     expect(await summary()).toMatchObject({ failing: 1 });
   });
 
+  it('shows a watching daemon whose database path cannot be used as failing, and keeps it retrying', async () => {
+    const { uuid, token } = await provision();
+    const home = path.join(dir, 'not-a-folder');
+    await mkdir(home);
+    await writeFile(path.join(home, 'token'), `${token}\n`, { mode: 0o600 });
+    // The database's parent is a file: every access to its state is ENOTDIR.
+    await writeFile(path.join(home, 'file'), 'not a folder');
+    const args = [DAEMON_BIN, 'sync', '--watch', '--server', replicas[0]!.service.address, '--token-file', path.join(home, 'token'), '--db', path.join(home, 'file', 'titanbotd.sqlite'), '--logical-id', String(logicalId)];
+    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    try {
+      await vi.waitFor(async () => expect(await statusOf(uuid)).toMatchObject({ state: DeviceState.DEVICE_STATE_FAILING, failure: InstallFailure.INSTALL_FAILURE_OTHER }), {
+        timeout: 10_000,
+        interval: 100,
+      });
+      expect((await statusOf(uuid))!.failureMessage).toMatch(/ENOTDIR/);
+      expect(out).toContain('"event":"held-unreadable"');
+      expect(child.exitCode).toBeNull();
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+  });
+
   it('shows a stopped daemon as offline once OFFLINE_AFTER has passed, while watching ones stay current', async () => {
     const stopped = watchers.pop()!;
     stopped.stop.abort();

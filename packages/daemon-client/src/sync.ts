@@ -73,11 +73,18 @@ export class DaemonSync {
    * RESOURCE_EXHAUSTED, ...) is retried with jittered waits of at most 1 s (or the server's
    * RetryInfo delay) until `timeoutMs` has passed; a download resumes from the bytes it has.
    * Rejects with an Error for an unreadable or malformed token file (before any call), with the
-   * gRPC ServiceError of a call that is refused (UNAUTHENTICATED, PERMISSION_DENIED, ...) or still
+   * Error of a database path whose state cannot be read (reported first, as an install failure),
+   * with the gRPC ServiceError of a call that is refused (UNAUTHENTICATED, PERMISSION_DENIED, ...) or still
    * failing at the deadline, or with an Error when the file fails verification (then deleted).
    */
   async syncOnce(): Promise<SyncResult> {
-    await this.loadState();
+    await this.token.load();
+    try {
+      await this.downloader.loadHeld();
+    } catch (err) {
+      await this.reportStatus(err);
+      throw err;
+    }
     const deadlineMs = Date.now() + (this.options.timeoutMs ?? DEFAULT_SYNC_TIMEOUT_MS);
     for (let attempt = 0; ; attempt++) {
       try {
@@ -100,11 +107,14 @@ export class DaemonSync {
    * Follows WatchVersion and downloads every announced version that differs from the one held
    * (announcements arriving during a download collapse into at most one more download), and
    * rotates the token at 80 % of its lifetime. Stream, download and rotation failures are logged
-   * and retried with capped, jittered backoff. Resolves once `signal` aborts and all calls and
-   * timers are stopped. Rejects only at start, for an unreadable or malformed token file.
+   * and retried with capped, jittered backoff; so is a database path whose state cannot be read
+   * (`heldUnreadable`), reported as an install failure each time. Resolves once `signal` aborts
+   * and all calls and timers are stopped. Rejects only at start, for an unreadable or malformed
+   * token file (without a token nothing can be reported).
    */
   async watch(signal: AbortSignal): Promise<void> {
-    await this.loadState();
+    await this.token.load();
+    await this.loadHeldUntilReadable(signal);
     if (signal.aborted) return;
     let wanted: string | undefined;
     let wake: (() => void) | undefined;
@@ -167,9 +177,25 @@ export class DaemonSync {
     }
   }
 
-  private async loadState(): Promise<void> {
-    await this.token.load();
-    await this.downloader.loadHeld();
+  /**
+   * Reads what the database path holds, retrying with jittered backoff (1 s doubling to 30 s)
+   * while it cannot be read (a parent that is a file, a folder without permission, an unreadable
+   * `.version`): each failure is reported (ReportStatus, so the fleet view shows the daemon
+   * failing and why) and logged as `held-unreadable`. Returns once read, or when `signal` aborts.
+   */
+  private async loadHeldUntilReadable(signal: AbortSignal): Promise<void> {
+    for (let failures = 0; !signal.aborted; failures++) {
+      try {
+        await this.downloader.loadHeld();
+        if (failures > 0) this.log('held-readable', { dbPath: this.options.dbPath });
+        return;
+      } catch (err) {
+        await this.reportStatus(err);
+        const retryInMs = fullJitter(failures, 1_000, 30_000);
+        this.log('held-unreadable', { dbPath: this.options.dbPath, ...describeError(err), retryInMs: Math.round(retryInMs) });
+        await sleep(retryInMs, signal, true);
+      }
+    }
   }
 
   /** Runs one download at a time while the latest announced version differs from the one held. */
