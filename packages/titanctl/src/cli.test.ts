@@ -222,11 +222,15 @@ describe('titanctl errors', () => {
     expect((await run('devices', 'explode')).err).toMatch(/^titanctl: unknown verb: devices explode\n/);
   });
 
-  it('explains UNAVAILABLE with a hint about --server', async () => {
+  it('explains UNAVAILABLE with a hint about --server, and about TLS for a plaintext call', async () => {
     const r = await run('legions', 'list', '--server', '127.0.0.1:1', '--token', 'x');
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/^titanctl: UNAVAILABLE: /);
     expect(r.err).toContain('127.0.0.1:1');
+    expect(r.err).toContain('if it serves TLS (TLS_CERT_FILE), connect with --ca-file PATH');
+    expect(r.err).not.toContain('Resolution note');
+    const tls = await run('legions', 'list', '--server', '127.0.0.1:1', '--token', 'x', '--tls');
+    expect(tls.err).not.toContain('if it serves TLS');
   });
 
   it('prints help on stdout with exit 0', async () => {

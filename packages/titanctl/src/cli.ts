@@ -171,7 +171,7 @@ export async function main(argv: string[], now: () => number = Date.now): Promis
       return await importCommand(argv.slice(1), now);
     } catch (err) {
       if (err instanceof UsageError) return usageError(err.message, IMPORT_USAGE);
-      const lines = isServiceError(err) ? describeServiceError(err, resolveServer(undefined, process.env)) : [`titanctl: import failed: ${err instanceof Error ? err.message : String(err)}`];
+      const lines = isServiceError(err) ? describeServiceError(err, resolveServer(undefined, process.env), argv.some((a) => a === '--tls' || a.startsWith('--ca-file'))) : [`titanctl: import failed: ${err instanceof Error ? err.message : String(err)}`];
       process.stderr.write(`${lines.join('\n')}\n`);
       return 1;
     }
@@ -196,6 +196,7 @@ export async function main(argv: string[], now: () => number = Date.now): Promis
   if (!command) return usageError(verb === undefined ? 'missing verb' : `unknown verb: ${resource.name} ${verb}`, resourceUsage(resource));
 
   let server = DEFAULT_SERVER;
+  let tls = false;
   let api: ReturnType<typeof connect> | undefined;
   try {
     const { values, options } = parseFlags(rest, command.flags, command.positional);
@@ -204,6 +205,7 @@ export async function main(argv: string[], now: () => number = Date.now): Promis
       return 0;
     }
     server = resolveServer(options.server, process.env);
+    tls = options.tls;
     api = connect(server, await resolveCredential(options.token, process.env, now), options.tls ? (options.caFile ? { caFile: options.caFile } : {}) : undefined);
     const { out, note } = await command.run(api, values, options.table);
     if (out) process.stdout.write(`${out}\n`);
@@ -212,7 +214,7 @@ export async function main(argv: string[], now: () => number = Date.now): Promis
   } catch (err) {
     if (err instanceof UsageError) return usageError(err.message, resourceUsage(resource));
     const lines = isServiceError(err)
-      ? describeServiceError(err, server)
+      ? describeServiceError(err, server, tls)
       : [`titanctl: ${err instanceof Error ? err.message : String(err)}`];
     process.stderr.write(`${lines.join('\n')}\n`);
     return 1;

@@ -9,11 +9,14 @@ export function isServiceError(err: unknown): err is ServiceError {
 
 /**
  * The lines titanctl prints for a failed call, without stack traces:
- * `titanctl: <CODE>: <message>`, then `  <field>: <description>` per BadRequest field violation,
- * then `  reason: <ErrorInfo reason>`, then a hint for UNAVAILABLE / DEADLINE_EXCEEDED naming `server`.
+ * `titanctl: <CODE>: <message>` (grpc-js's empty "Resolution note:" dropped), then
+ * `  <field>: <description>` per BadRequest field violation, then `  reason: <ErrorInfo reason>`,
+ * then for UNAVAILABLE / DEADLINE_EXCEEDED a hint naming `server` and, when the call was
+ * plaintext (`tls` false), that the server may speak TLS.
  */
-export function describeServiceError(err: ServiceError, server: string): string[] {
-  const lines = [`titanctl: ${status[err.code] ?? err.code}: ${err.details || err.message}`];
+export function describeServiceError(err: ServiceError, server: string, tls: boolean): string[] {
+  const details = (err.details || err.message).replace(/\s*Resolution note:\s*$/, '');
+  const lines = [`titanctl: ${status[err.code] ?? err.code}: ${details}`];
   const bin = err.metadata?.get('grpc-status-details-bin')[0];
   if (bin instanceof Buffer) {
     let reason = '';
@@ -27,6 +30,7 @@ export function describeServiceError(err: ServiceError, server: string): string[
   }
   if (err.code === status.UNAVAILABLE || err.code === status.DEADLINE_EXCEEDED) {
     lines.push(`  is the write service running at ${server}? Check --server (or TITANBOT_SERVER), or start it with \`npm start\`.`);
+    if (!tls) lines.push('  if it serves TLS (TLS_CERT_FILE), connect with --ca-file PATH (or --tls for the system\'s trust store).');
   }
   return lines;
 }

@@ -156,7 +156,9 @@ export class FeedNotifier extends EventEmitter {
     const client = new pg.Client({ connectionString: this.databaseUrl });
     client.on('notification', () => this.emit('change'));
     client.on('error', (err: Error) => {
-      this.logger.warn({ err }, 'feed listener connection lost; reconnecting');
+      // 57P01 admin_shutdown: PostgreSQL is stopping (Ctrl-C on `npm start` reaches the embedded one too).
+      if ((err as { code?: string }).code === '57P01') this.logger.info({ code: '57P01' }, 'PostgreSQL is shutting down; feed listener reconnecting');
+      else this.logger.warn({ err }, 'feed listener connection lost; reconnecting');
       this.client = null;
       void client.end().catch(() => undefined);
       this.reconnectLater();
