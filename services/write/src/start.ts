@@ -99,7 +99,7 @@ async function main(logger: Logger): Promise<void> {
       `Titanbot write service (admin + feed API): ${write.address}${caFile ? ' (TLS)' : ''}`,
       `Titanbot read service (daemon API):        ${readAddress}${caFile ? ' (TLS)' : ''}`,
       ...(legacyAddress ? [`Original daemons' HTTP API (legacy):       ${legacyAddress}`] : []),
-      `PostgreSQL:   ${embedded ? `embedded, under ${embeddedPostgresDir(config)}` : 'DATABASE_URL'}`,
+      `PostgreSQL:   ${embedded ? `embedded, under ${embedded.dir}` : 'DATABASE_URL'}`,
       `Secrets:      ${secretStore === 'vault' ? `Vault ${config.VAULT_ADDR}` : `file store under ${secretsDir} (for development; set VAULT_ADDR for Vault)`}`,
       `Admin token:  ${tokenAt} (titanctl reads it from there)`,
       ...(caFile ? [`Trusted CA:   ${caFile}`, `Health:       HEALTH_CA_FILE=${caFile} TLS_CERT_FILE=${config.TLS_CERT_FILE} node packages/service-kit/dist/health-probe.js ${readAddress}`] : []),
