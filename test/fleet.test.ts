@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -101,12 +101,14 @@ describe('the fleet view', () => {
     const home = path.join(dir, 'read-only');
     await mkdir(home);
     await writeFile(path.join(home, 'token'), `${token}\n`, { mode: 0o600 });
-    // Root writes anywhere: as root, the daemon runs as nobody, who may not write here.
-    const asNobody = process.getuid?.() === 0;
-    if (asNobody) await chown(path.join(home, 'token'), 65534, 65534);
     await chmod(home, 0o555);
     const args = [DAEMON_BIN, 'sync', '--once', '--timeout', '0', '--server', replicas[0]!.service.address, '--token-file', path.join(home, 'token'), '--db', path.join(home, 'titanbotd.sqlite'), '--logical-id', String(logicalId)];
-    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: 'ignore', ...(asNobody ? { uid: 65534, gid: 65534 } : {}) });
+    // Root writes anywhere: as root, the daemon runs without the capabilities that let it (it
+    // still reads the checkout it owns, which another user could not in a private folder).
+    const asRoot = process.getuid?.() === 0;
+    const child = asRoot
+      ? spawn('setpriv', ['--bounding-set=-dac_override,-dac_read_search', process.execPath, ...args], { cwd: ROOT, stdio: 'ignore' })
+      : spawn(process.execPath, args, { cwd: ROOT, stdio: 'ignore' });
     expect(await new Promise((resolve) => child.on('exit', resolve))).toBe(1);
     await vi.waitFor(async () => expect(await statusOf(uuid)).toMatchObject({ state: DeviceState.DEVICE_STATE_FAILING, failure: InstallFailure.INSTALL_FAILURE_PERMISSION }), {
       timeout: 10_000,

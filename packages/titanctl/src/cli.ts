@@ -3,7 +3,8 @@ import { connect, DEFAULT_SERVER, resolveCredential, resolveServer } from './cli
 import type { Command, Resource } from './command.js';
 import { RESOURCES } from './commands.js';
 import { describeServiceError, isServiceError } from './errors.js';
-import { importOriginal, importProgress } from './import.js';
+import { alignRows, prettyJson } from './output.js';
+import { importOriginal, importProgress, type TableReport } from './import.js';
 import { CLIENT_SECRET_ENV, logIn, logOut, sessionPath, writeSession } from './login.js';
 
 const GLOBAL_FLAGS = `Flags every verb takes:
@@ -136,13 +137,20 @@ async function importCommand(argv: string[], now: () => number): Promise<number>
   const api = dryRun ? undefined : connect(resolveServer(options.server, process.env), await resolveCredential(options.token, process.env, now), options.tls ? (options.caFile ? { caFile: options.caFile } : {}) : undefined);
   try {
     const reports = await importOriginal(values.get(FROM), api, importProgress(process.stderr));
-    process.stdout.write(`${JSON.stringify({ dryRun, tables: reports }, null, 2)}\n`);
+    process.stdout.write(`${options.table ? importTable(reports) : prettyJson({ dryRun, tables: reports })}\n`);
     const refused = reports.reduce((n, r) => n + r.rejected.length, 0);
-    if (refused > 0) process.stderr.write(`titanctl: ${refused} rows refused; the report says which and why\n`);
+    if (refused > 0) process.stderr.write(`titanctl: ${refused} ${refused === 1 ? 'row' : 'rows'} refused; the report says which and why\n`);
     return refused > 0 ? 1 : 0;
   } finally {
     api?.close();
   }
+}
+
+/** The import report as a table: one row per table of the original, then each refused row with its reason. */
+function importTable(reports: TableReport[]): string {
+  const counts = alignRows([['table', 'read', 'created', 'skipped', 'refused'], ...reports.map((r) => [r.table, String(r.read), String(r.created), String(r.skipped), String(r.rejected.length)])]);
+  const refusals = reports.flatMap((r) => r.rejected.map((x) => `refused ${r.table} ${x.uuid}: ${x.reason}`));
+  return [counts, ...(refusals.length ? ['', ...refusals] : [])].join('\n');
 }
 
 const isHelp = (arg: string | undefined): boolean => arg === '--help' || arg === '-h' || arg === 'help';

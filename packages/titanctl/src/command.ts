@@ -1,6 +1,6 @@
 import { flag, int, switchFlag, text, UsageError, type Flag, type Values } from './args.js';
 import type { AdminApi, Method } from './client.js';
-import { renderJson, renderTable, type MessageType } from './output.js';
+import { renderJson, renderTable, type CellFormat, type MessageType } from './output.js';
 
 /** What a command prints: `out` on stdout, `note` (e.g. where the next page starts) on stderr. */
 export interface Output {
@@ -35,6 +35,8 @@ interface Spec<Req, Res> {
   response: MessageType<Res>;
   /** Longer than the 10 s default for calls whose work grows with the data. */
   deadlineMs?: number;
+  /** How the table shows some columns (output.ts `renderTable`). */
+  cells?: Readonly<Record<string, CellFormat>>;
 }
 
 /** A command making one call: the request from the flags, the response printed whole. */
@@ -46,7 +48,7 @@ export function unary<Req, Res>(spec: Spec<Req, Res> & { request(v: Values): Req
     positional: spec.positional,
     async run(api, values, table) {
       const res = await api.call(spec.method, spec.request(values), spec.deadlineMs);
-      return { out: table ? renderTable(spec.response, [res]) : renderJson(spec.response, res) };
+      return { out: table ? renderTable(spec.response, [res], spec.cells) : renderJson(spec.response, res) };
     },
   };
 }
@@ -118,7 +120,7 @@ export function list<
       }
       if (!table) return { out: renderJson(spec.response, res) };
       return {
-        out: renderTable(spec.item, res[spec.field]),
+        out: renderTable(spec.item, res[spec.field], spec.cells),
         note: res.nextPageToken ? `more: --page-token ${res.nextPageToken} (or --all)` : undefined,
       };
     },

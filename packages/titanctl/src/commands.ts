@@ -1,3 +1,4 @@
+import { status } from '@grpc/grpc-js';
 import { Empty } from '@titanbot/contracts/google/protobuf/empty';
 import * as accounts from '@titanbot/contracts/titanbot/admin/v1/account_service';
 import * as adminToken from '@titanbot/contracts/titanbot/admin/v1/admin_token_service';
@@ -28,6 +29,7 @@ import {
   type Values,
 } from './args.js';
 import { ETAG, list, unary, update, type Resource } from './command.js';
+import { dateOnly } from './output.js';
 import { FLEET } from './fleet.js';
 
 // Flags are named after the proto fields in kebab-case (a few shortened where the proto name only
@@ -152,7 +154,12 @@ const TTL = flag('ttl', duration, 'lifetime (server default 24h)');
 const LEGACY_TOKEN = required(flag('legacy-token', text, "the token as the original system's daemon sends it in X-API-KEY"));
 const EXPIRES = flag('expires', later(), 'when it stops working (ISO date-time, or a span from now such as 90d; unset: never, as in the original)');
 
-const ACTOR = flag('actor', text, "only this actor: an operator's subject or client id, or admin-token");
+const ACTOR = flag('actor', text, "only this actor: an operator's subject or client id, admin-token, reader-credential, or a refused daemon token's uuid");
+const CALLED_SINCE = flag('since', instant(), 'only calls made at or after this time (ISO date-time, or a span ago: 2h)');
+const CALLED_UNTIL = flag('until', instant(), 'only calls made before this time (ISO date-time, or a span ago: 2h)');
+
+/** An account's birth date is a day; the table shows it as one. */
+const ACCOUNT_CELLS = { birthDate: dateOnly };
 const METHOD = flag('method', text, 'only this gRPC method, e.g. /titanbot.admin.v1.DeviceService/CreateDevice');
 const RESOURCE = flag('resource', text, 'only calls on this resource (its uuid)');
 const GREP = flag('grep', text, 'only lines containing this text (case-sensitive)');
@@ -253,6 +260,7 @@ export const RESOURCES: readonly Resource[] = [
         flags: [required(LOGICAL_ID), ...ACCOUNT_FLAGS.slice(0, 6).map((f) => required<unknown>(f)), ...ACCOUNT_FLAGS.slice(6), REQUEST_ID],
         method: accounts.AccountServiceService.createAccount,
         response: accounts.Account,
+        cells: ACCOUNT_CELLS,
         request: (v) =>
           accounts.CreateAccountRequest.fromPartial({ account: { logicalId: v.get(LOGICAL_ID), ...accountFields(v) }, requestId: v.get(REQUEST_ID) }),
       }),
@@ -263,6 +271,7 @@ export const RESOURCES: readonly Resource[] = [
         positional: ID,
         method: accounts.AccountServiceService.getAccount,
         response: accounts.Account,
+        cells: ACCOUNT_CELLS,
         request: (v) => accounts.GetAccountRequest.fromPartial({ uuid: v.get(ID) }),
       }),
       list({
@@ -273,6 +282,7 @@ export const RESOURCES: readonly Resource[] = [
         response: accounts.ListAccountsResponse,
         field: 'accounts',
         item: accounts.Account,
+        cells: ACCOUNT_CELLS,
         request: (v) => accounts.ListAccountsRequest.fromPartial({ logicalId: v.get(LOGICAL_ID), legionUuid: v.get(LEGION_FILTER) }),
       }),
       update({
@@ -282,6 +292,7 @@ export const RESOURCES: readonly Resource[] = [
         positional: ID,
         method: accounts.AccountServiceService.updateAccount,
         response: accounts.Account,
+        cells: ACCOUNT_CELLS,
         request: (v, updateMask) =>
           accounts.UpdateAccountRequest.fromPartial({ account: { uuid: v.get(ID), etag: v.get(ETAG), ...accountFields(v) }, updateMask }),
       }),
@@ -604,13 +615,15 @@ export const RESOURCES: readonly Resource[] = [
       list({
         verb: 'list',
         summary: 'list audit events, oldest first',
-        flags: [ACTOR, METHOD, RESOURCE, SINCE, UNTIL],
+        flags: [ACTOR, METHOD, RESOURCE, CALLED_SINCE, CALLED_UNTIL],
         method: audit.AuditServiceService.listAuditEvents,
         response: audit.ListAuditEventsResponse,
         field: 'auditEvents',
         item: audit.AuditEvent,
+        // The status code a call ended with, by its name (PERMISSION_DENIED), as titanctl's errors say it.
+        cells: { code: (_json, native) => status[native as number] ?? String(native) },
         request: (v) =>
-          audit.ListAuditEventsRequest.fromPartial({ actor: v.get(ACTOR), method: v.get(METHOD), resource: v.get(RESOURCE), startTime: v.get(SINCE), endTime: v.get(UNTIL) }),
+          audit.ListAuditEventsRequest.fromPartial({ actor: v.get(ACTOR), method: v.get(METHOD), resource: v.get(RESOURCE), startTime: v.get(CALLED_SINCE), endTime: v.get(CALLED_UNTIL) }),
       }),
     ],
   },

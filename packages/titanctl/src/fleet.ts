@@ -2,7 +2,7 @@ import * as fleet from '@titanbot/contracts/titanbot/admin/v1/fleet_service';
 import { duration, flag, int, type Values } from './args.js';
 import type { AdminApi } from './client.js';
 import type { Command, Resource } from './command.js';
-import { renderTable } from './output.js';
+import { jsonWithDefaults, prettyJson, renderTable } from './output.js';
 
 const SCOPE = flag('logical-id', int, 'only daemons syncing this scope (default: every scope)');
 const WORST = flag('worst', int, 'how many of the worst devices to show (default 10)');
@@ -22,9 +22,13 @@ async function fleetStatus(api: AdminApi, values: Values, table: boolean): Promi
     const page = await api.call(fleet.FleetServiceService.listDeviceStatuses, fleet.ListDeviceStatusesRequest.fromPartial({ state, logicalId, pageSize: limit - worst.length }));
     worst.push(...page.deviceStatuses);
   }
-  if (!table) return JSON.stringify({ summary: fleet.FleetSummary.toJSON(summary), worst: worst.map((d) => fleet.DeviceStatus.toJSON(d)) }, null, 2);
-  const waiting = summary.oldestBehind ? `${summary.oldestBehind.seconds}s` : '0s';
-  return `${renderTable(fleet.FleetSummary, [summary])}\noldest behind: ${waiting}\n\n${worst.length ? renderTable(fleet.DeviceStatus, worst) : 'no device is offline, failing or behind'}`;
+  // A Duration reads as proto3 JSON writes one ("12s"); zero when nobody is behind.
+  const waiting = `${summary.oldestBehind?.seconds ?? 0}s`;
+  if (!table) {
+    const worstJson = worst.map((d) => jsonWithDefaults(fleet.DeviceStatus, d));
+    return prettyJson({ summary: { ...jsonWithDefaults(fleet.FleetSummary, summary), oldestBehind: waiting }, worst: worstJson });
+  }
+  return `${renderTable(fleet.FleetSummary, [summary])}\noldest behind: ${waiting}\n\n${worst.length ? renderTable(fleet.DeviceStatus, worst, { failure: (json, native) => (native ? String(json) : '') }) : 'no device is offline, failing or behind'}`;
 }
 
 const status: Command = {

@@ -2,7 +2,7 @@ import { Device } from '@titanbot/contracts/titanbot/admin/v1/device_service';
 import { Habit } from '@titanbot/contracts/titanbot/admin/v1/habit_service';
 import { Empty } from '@titanbot/contracts/google/protobuf/empty';
 import { describe, expect, it } from 'vitest';
-import { renderJson, renderTable } from './output.js';
+import { dateOnly, renderJson, renderTable } from './output.js';
 
 describe('renderTable', () => {
   it('has one column per first-level scalar field and shows defaults that proto3 JSON omits', () => {
@@ -55,10 +55,23 @@ describe('terminal control characters in daemon text', () => {
 });
 
 describe('renderJson', () => {
-  it('uses the proto JSON names and enum names', () => {
-    expect(JSON.parse(renderJson(Device, Device.fromPartial({ physicalId: 3, activityType: 2 })))).toEqual({
+  it('uses the proto JSON names and enum names, and writes first-level defaults out (empty lists, zeros)', () => {
+    expect(JSON.parse(renderJson(Device, Device.fromPartial({ uuid: 'd', physicalId: 3, activityType: 2 })))).toMatchObject({
+      uuid: 'd',
       physicalId: 3,
       activityType: 'ACTIVITY_TYPE_AJAGPLAY',
+      isActive: false,
+      accountLogicalIds: [],
     });
+  });
+
+  it('shows a column its own way when asked: a code by name, a birth date as a day', () => {
+    const [, row] = renderTable(Habit, [Habit.fromPartial({ uuid: 'h', priority: 3, updatedAt: new Date('1990-05-17T00:00:00Z') })], {
+      priority: (_json, native) => `p${String(native)}`,
+      updatedAt: dateOnly,
+    }).split('\n');
+    expect(row).toMatch(/ p3 /);
+    expect(row).toContain('1990-05-17');
+    expect(row).not.toContain('T00:00');
   });
 });

@@ -16,7 +16,7 @@ const MAX_CELL = 60;
 const TERMINAL_CONTROLS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 
 /** TERMINAL_CONTROLS but C0, which JSON.stringify already escapes inside strings (outside them, C0 is the layout). */
-const CONTROLS_JSON_LEAVES = /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const TERMINAL_CONTROLS_IN_JSON = /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 
 /** `\uXXXX` for one character: valid in JSON, inert in a terminal. */
 const escapeControl = (c: string): string => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
@@ -26,8 +26,35 @@ const escapeControl = (c: string): string => `\\u${c.charCodeAt(0).toString(16).
  * every TERMINAL_CONTROLS character escaped (JSON.stringify leaves DEL, C1 and bidi ones raw).
  */
 export function renderJson<T>(type: MessageType<T>, message: T): string {
-  return JSON.stringify(type.toJSON(message), null, 2).replace(CONTROLS_JSON_LEAVES, escapeControl);
+  return prettyJson(jsonWithDefaults(type, message));
 }
+
+/** `value` as indented JSON, with every TERMINAL_CONTROLS character escaped. */
+export function prettyJson(value: unknown): string {
+  return JSON.stringify(value, null, 2).replace(TERMINAL_CONTROLS_IN_JSON, escapeControl);
+}
+
+/**
+ * The proto3 JSON of `message` with its first-level fields at their defaults written out too
+ * (the JSON mapping's "emit default values" option): an empty list reads `"devices": []`, not `{}`,
+ * and a count of zero reads `0` instead of missing.
+ */
+export function jsonWithDefaults<T>(type: MessageType<T>, message: T): Record<string, unknown> {
+  const json = type.toJSON(message) as Record<string, unknown>;
+  const defaults = type.create() as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(defaults)) {
+    const value = json[key] ?? defaults[key];
+    if (value !== undefined) out[key] = value;
+  }
+  return out;
+}
+
+/** How a table shows one column: from the field's JSON value and its value in the message. */
+export type CellFormat = (json: unknown, native: unknown) => string;
+
+/** A Timestamp that stands for a day (a birth date): `YYYY-MM-DD`. */
+export const dateOnly: CellFormat = (_json, native) => (native instanceof Date ? native.toISOString().slice(0, 10) : '');
 
 const isScalar = (v: unknown): boolean => v === undefined || v instanceof Date || typeof v !== 'object';
 
@@ -35,22 +62,30 @@ const isScalar = (v: unknown): boolean => v === undefined || v instanceof Date |
  * A plain-text table of `items`, one row each. Columns are the first-level scalar fields of `type`
  * (lists and nested messages are left to the JSON output), headed by their JSON names. Cells hold
  * the JSON value, or the field's default when proto3 JSON omits it (false, 0), so a false flag
- * reads `false` rather than blank. Newlines are shown as `\n`, every other TERMINAL_CONTROLS
- * character as `\uXXXX`, and long cells are cut with `…`.
+ * reads `false` rather than blank; `formats` shows a column its own way (a status code by name, a
+ * birth date as a day). Newlines are shown as `\n`, every other TERMINAL_CONTROLS character as
+ * `\uXXXX`, and long cells are cut with `…`.
  * Returns '' when the type has no scalar fields (e.g. google.protobuf.Empty).
  */
-export function renderTable<T>(type: MessageType<T>, items: readonly T[]): string {
+export function renderTable<T>(type: MessageType<T>, items: readonly T[], formats: Readonly<Record<string, CellFormat>> = {}): string {
   const defaults = type.create() as Record<string, unknown>;
   const natives = items as readonly Record<string, unknown>[];
   const columns = Object.keys(defaults).filter((key) => isScalar(defaults[key]) && natives.every((n) => isScalar(n[key])));
   if (columns.length === 0) return '';
   const rows = items.map((item, i) => {
     const json = type.toJSON(item) as Record<string, unknown>;
-    return columns.map((key) => cell(json[key] ?? natives[i]?.[key]));
+    return columns.map((key) => {
+      const format = formats[key];
+      return format ? cell(format(json[key], natives[i]?.[key])) : cell(json[key] ?? natives[i]?.[key]);
+    });
   });
-  const table = [columns, ...rows];
-  const widths = columns.map((_, c) => Math.max(...table.map((row) => (row[c] ?? '').length)));
-  return table.map((row) => row.map((v, c) => v.padEnd(widths[c] ?? 0)).join('  ').trimEnd()).join('\n');
+  return alignRows([columns, ...rows]);
+}
+
+/** Rows of cells (the first one the header) as columns two spaces apart, each as wide as its widest cell. */
+export function alignRows(rows: readonly (readonly string[])[]): string {
+  const widths = (rows[0] ?? []).map((_, c) => Math.max(...rows.map((row) => (row[c] ?? '').length)));
+  return rows.map((row) => row.map((v, c) => v.padEnd(widths[c] ?? 0)).join('  ').trimEnd()).join('\n');
 }
 
 function cell(value: unknown): string {
