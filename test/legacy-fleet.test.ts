@@ -102,12 +102,24 @@ describe('moving the original system over', () => {
     const devices = sys.write.client(DeviceServiceClient);
     const habits = sys.write.client(HabitServiceClient);
 
+    // The dry run predicts the real run: every row checked by the write service (validate_only),
+    // references to rows it would create first taken as satisfied, nothing changed.
+    const headBefore = (await sys.db.query('select head_revision from feed_state')).rows[0].head_revision;
     const dry = await ctl('import', '--from', importUrl, '--dry-run');
-    expect(dry.code).toBe(0);
-    expect(tables(dry.out)).toMatchObject({ legions: { read: 1 }, accounts: { read: 2 }, devices: { read: 2 }, device_accounts: { read: 1 }, habits: { read: 4 }, empire_dates: { read: 1 } });
+    expect(dry.code).toBe(1);
+    const predicted = tables(dry.out);
+    expect(predicted).toMatchObject({
+      legions: { read: 1, created: 1, skipped: 0 },
+      accounts: { read: 2, created: 2, skipped: 0 },
+      devices: { read: 2, created: 2, skipped: 0 },
+      device_accounts: { read: 1, created: 1, skipped: 0 },
+      habits: { read: 4, created: 3, skipped: 0 },
+      empire_dates: { read: 1, created: 1, skipped: 0 },
+    });
     expect((await failure(call(devices, devices.getDevice, GetDeviceRequest.fromPartial({ uuid: canonical(f.devices[0]!) }), sys.write.adminToken))).code).toBe(status.NOT_FOUND);
+    expect((await sys.db.query('select head_revision from feed_state')).rows[0].head_revision).toBe(headBefore);
     // Not a terminal here: one JSON line per table on stderr.
-    expect(dry.err.trim().split('\n').map((l) => JSON.parse(l).table)).toEqual(['legions', 'accounts', 'devices', 'device_accounts', 'habits', 'empire_dates']);
+    expect(dry.err.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l).table)).toEqual(['legions', 'accounts', 'devices', 'device_accounts', 'habits', 'empire_dates']);
 
     const first = await ctl('import', '--from', importUrl);
     // The habit with a pixel at x = 0 (the original's database never checked it) is refused, with the reason.
@@ -122,6 +134,8 @@ describe('moving the original system over', () => {
       empire_dates: { read: 1, created: 1, skipped: 0 },
     });
     expect(report.habits!.rejected).toEqual([{ uuid: canonical(f.habits.badPixel), reason: expect.stringMatching(/x/) }]);
+    // Word for word what the dry run said.
+    expect(predicted.habits!.rejected).toEqual(report.habits!.rejected);
 
     const device = await call(devices, devices.getDevice, GetDeviceRequest.fromPartial({ uuid: canonical(f.devices[0]!) }), sys.write.adminToken);
     expect(device).toMatchObject({ physicalId: f.physicalIds[0], isActive: true, isSsh: true, goTimeLimitSeconds: 120, currentAccountLogicalId: f.logicalIds[0] });
@@ -133,6 +147,16 @@ describe('moving the original system over', () => {
     expect(habit.pixels.map((p) => [p.x, p.y, p.rgbHex.toUpperCase(), p.deviation]).sort()).toEqual([[dot.x[0], dot.y[0], 'A1B2C3', 0], [dot.x[1], dot.y[1], 'FFFFFF', 4]].sort());
     expect(habit.shapes).toEqual([expect.objectContaining({ type: ShapeType.SHAPE_TYPE_CIRCLE, x: 3, y: 4, width: 5, height: 6, size: 7 })]);
 
+    // After the import, a dry run says every row would be skipped (and the refused one refused again).
+    const dryAgain = await ctl('import', '--from', importUrl, '--dry-run');
+    expect(tables(dryAgain.out)).toMatchObject({
+      legions: { created: 0, skipped: 1 },
+      accounts: { created: 0, skipped: 2 },
+      devices: { created: 0, skipped: 2 },
+      device_accounts: { created: 0, skipped: 1 },
+      habits: { created: 0, skipped: 3, rejected: report.habits!.rejected },
+      empire_dates: { created: 0, skipped: 1 },
+    });
     const again = await ctl('import', '--from', importUrl);
     expect(tables(again.out)).toMatchObject({
       legions: { created: 0, skipped: 1 },

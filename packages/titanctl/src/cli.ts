@@ -112,7 +112,7 @@ async function session(verb: 'login' | 'logout', argv: string[], now: () => numb
 }
 
 const FROM = required(flag('from', text, 'the original database: mysql://user:password@host:port/database (MariaDB or MySQL)'));
-const DRY_RUN = switchFlag('dry-run', 'read everything and report what would be sent; send nothing');
+const DRY_RUN = switchFlag('dry-run', 'send every row with validate_only: the write service checks it and changes nothing; the report says what would be created, skipped and refused');
 const IMPORT_USAGE = `Usage: titanctl import --from mysql://... [--dry-run] [flags]
 
 Reads a database of the original system and loads it through the admin API in dependency order
@@ -134,22 +134,23 @@ async function importCommand(argv: string[], now: () => number): Promise<number>
     return 0;
   }
   const dryRun = values.get(DRY_RUN) === true;
-  const api = dryRun ? undefined : connect(resolveServer(options.server, process.env), await resolveCredential(options.token, process.env, now), options.tls ? (options.caFile ? { caFile: options.caFile } : {}) : undefined);
+  const api = connect(resolveServer(options.server, process.env), await resolveCredential(options.token, process.env, now), options.tls ? (options.caFile ? { caFile: options.caFile } : {}) : undefined);
   try {
-    const reports = await importOriginal(values.get(FROM), api, importProgress(process.stderr));
-    process.stdout.write(`${options.table ? importTable(reports) : prettyJson({ dryRun, tables: reports })}\n`);
+    const reports = await importOriginal(values.get(FROM), api, dryRun, importProgress(process.stderr));
+    process.stdout.write(`${options.table ? importTable(reports, dryRun) : prettyJson({ dryRun, tables: reports })}\n`);
     const refused = reports.reduce((n, r) => n + r.rejected.length, 0);
     if (refused > 0) process.stderr.write(`titanctl: ${refused} ${refused === 1 ? 'row' : 'rows'} refused; the report says which and why\n`);
     return refused > 0 ? 1 : 0;
   } finally {
-    api?.close();
+    api.close();
   }
 }
 
 /** The import report as a table: one row per table of the original, then each refused row with its reason. */
-function importTable(reports: TableReport[]): string {
-  const counts = alignRows([['table', 'read', 'created', 'skipped', 'refused'], ...reports.map((r) => [r.table, String(r.read), String(r.created), String(r.skipped), String(r.rejected.length)])]);
-  const refusals = reports.flatMap((r) => r.rejected.map((x) => `refused ${r.table} ${x.uuid}: ${x.reason}`));
+function importTable(reports: TableReport[], dryRun: boolean): string {
+  const header = dryRun ? ['table', 'read', 'would-create', 'would-skip', 'would-refuse'] : ['table', 'read', 'created', 'skipped', 'refused'];
+  const counts = alignRows([header, ...reports.map((r) => [r.table, String(r.read), String(r.created), String(r.skipped), String(r.rejected.length)])]);
+  const refusals = reports.flatMap((r) => r.rejected.map((x) => `${dryRun ? 'would refuse' : 'refused'} ${r.table} ${x.uuid}: ${x.reason}`));
   return [counts, ...(refusals.length ? ['', ...refusals] : [])].join('\n');
 }
 

@@ -8,7 +8,7 @@ import mysql from 'mysql2/promise';
 import type { AdminApi } from './client.js';
 import { isServiceError } from './errors.js';
 
-/** What happened to one table's rows. */
+/** What happened to one table's rows (in a dry run: what would happen). */
 export interface TableReport {
   table: string;
   read: number;
@@ -18,8 +18,8 @@ export interface TableReport {
   rejected: { uuid: string; reason: string }[];
 }
 
-/** Where the rows go: the admin API, or nowhere (dry run: counted as created). */
-type Sink = AdminApi | undefined;
+/** One row's outcome, by which later rows that refer to it are judged in a dry run. */
+type Outcome = 'created' | 'skipped' | 'rejected';
 
 /** The latest schema of the original system this importer reads (LEGACY.md §3). */
 const LATEST_MIGRATION = 'Version20260226065721';
@@ -34,12 +34,16 @@ const bool = (v: unknown): boolean => Number(v) !== 0;
  * accounts, devices (with their SSH), device accounts (the current one bound last), habits with
  * pixels and shapes, empire dates. A row already present (ALREADY_EXISTS) is skipped, so running
  * it again is safe; a row the API refuses is reported with the reason, and the rest go on.
- * `api` undefined is a dry run: everything is read and nothing sent. `progress` is told each row.
- * Daemon tokens are not imported here: they need a device each (titanctl legacy-tokens import).
- * Throws an Error when the database is not the original's latest schema or cannot be read, and
- * the call's ServiceError when the write service is unavailable.
+ * `dryRun` sends every request with `validate_only` (AIP-163): the write service checks each row
+ * as it would apply it and changes nothing, so the report says what a real run would create, skip
+ * and refuse, with the same reasons. A row that refers to one the same dry run would create (an
+ * account's legion, a device's accounts) is checked without that reference, which a real run
+ * would have created first. `progress` is told each row. Daemon tokens are not imported here:
+ * they need a device each (titanctl legacy-tokens import). Throws an Error when the database is
+ * not the original's latest schema or cannot be read, and the call's ServiceError when the write
+ * service is unavailable or refuses the credential.
  */
-export async function importOriginal(url: string, api: Sink, progress: (table: string, done: number, total: number) => void): Promise<TableReport[]> {
+export async function importOriginal(url: string, api: AdminApi, dryRun: boolean, progress: (table: string, done: number, total: number) => void): Promise<TableReport[]> {
   const db = await mysql.createConnection({ uri: url, dateStrings: true, supportBigNumbers: true });
   try {
     const [versions] = await db.query<mysql.RowDataPacket[]>('select version from doctrine_migration_versions order by version desc limit 1');
@@ -47,31 +51,38 @@ export async function importOriginal(url: string, api: Sink, progress: (table: s
     if (!latest.endsWith(LATEST_MIGRATION)) throw new Error(`the database's schema is at ${latest || 'no migration'}; this importer reads ${LATEST_MIGRATION} (migrate the original first)`);
     const rows = async (sql: string): Promise<mysql.RowDataPacket[]> => (await db.query<mysql.RowDataPacket[]>(sql))[0];
     const reports: TableReport[] = [];
-    const run = async <R>(table: string, items: R[], uuid: (r: R) => string, send: (r: R) => Promise<unknown>): Promise<void> => {
+    /** Sends each row, counts its outcome, and returns the outcome of each row by its key. */
+    const run = async <R>(table: string, items: R[], uuid: (r: R) => string, send: (r: R) => Promise<unknown>): Promise<Map<string, Outcome>> => {
       const report: TableReport = { table, read: items.length, created: 0, skipped: 0, rejected: [] };
+      const outcomes = new Map<string, Outcome>();
       for (const [i, item] of items.entries()) {
-        if (!api) report.created++;
-        else await outcome(report, uuid(item), send(item));
+        outcomes.set(uuid(item), await outcome(report, uuid(item), send(item)));
         progress(table, i + 1, items.length);
       }
       if (items.length === 0) progress(table, 0, 0);
       reports.push(report);
+      return outcomes;
     };
+    /** In a dry run, whether a row this run would create is referred to: it does not exist yet, so it is left out of the check. */
+    const pending = (outcomes: Map<string, Outcome>, key: string): boolean => dryRun && outcomes.get(key) === 'created';
 
-    await run('legions', await rows('select lower(hex(uuid)) as uuid, title, ext_title, pay_day_of_month from legions order by uuid'), (r) => uuidOf(r['uuid']), (r) =>
-      api!.call(legions.LegionServiceService.createLegion, legions.CreateLegionRequest.fromPartial({
+    const legionOutcomes = await run('legions', await rows('select lower(hex(uuid)) as uuid, title, ext_title, pay_day_of_month from legions order by uuid'), (r) => uuidOf(r['uuid']), (r) =>
+      api.call(legions.LegionServiceService.createLegion, legions.CreateLegionRequest.fromPartial({
+        validateOnly: dryRun,
         legionId: uuidOf(r['uuid']),
         legion: { title: r['title'], extTitle: r['ext_title'] ?? undefined, payDayOfMonth: r['pay_day_of_month'] ?? undefined },
       })),
     );
 
-    await run(
+    const accountRows = await rows(`select lower(hex(uuid)) as uuid, logical_id, first_name, last_name, date_format(birth_date, '%Y-%m-%d') as birth_date, gender,
+                  google_login, google_password, is_empire_sleeping, lower(hex(legion_uuid)) as legion_uuid from accounts order by uuid`);
+    const accountOutcomes = await run(
       'accounts',
-      await rows(`select lower(hex(uuid)) as uuid, logical_id, first_name, last_name, date_format(birth_date, '%Y-%m-%d') as birth_date, gender,
-                  google_login, google_password, is_empire_sleeping, lower(hex(legion_uuid)) as legion_uuid from accounts order by uuid`),
+      accountRows,
       (r) => uuidOf(r['uuid']),
       (r) =>
-        api!.call(accounts.AccountServiceService.createAccount, accounts.CreateAccountRequest.fromPartial({
+        api.call(accounts.AccountServiceService.createAccount, accounts.CreateAccountRequest.fromPartial({
+          validateOnly: dryRun,
           accountId: uuidOf(r['uuid']),
           account: {
             logicalId: Number(r['logical_id']),
@@ -82,7 +93,7 @@ export async function importOriginal(url: string, api: Sink, progress: (table: s
             googleLogin: r['google_login'],
             googlePassword: r['google_password'],
             isEmpireSleeping: bool(r['is_empire_sleeping']),
-            legionUuid: uuidOf(r['legion_uuid']) || undefined,
+            legionUuid: pending(legionOutcomes, uuidOf(r['legion_uuid'])) ? undefined : uuidOf(r['legion_uuid']) || undefined,
           },
         })),
     );
@@ -90,8 +101,9 @@ export async function importOriginal(url: string, api: Sink, progress: (table: s
     const deviceRows = await rows(`select lower(hex(d.uuid)) as uuid, d.physical_id, d.is_active, d.is_ssh, d.is_need_to_update, d.activity_type, d.is_full_server_detection,
         d.is_able_to_clear_cache, d.go_time_limit_seconds, s.public, s.private, s.server_device_internal_port
       from devices d left join ssh s on s.uuid = d.ssh_uuid order by d.uuid`);
-    await run('devices', deviceRows, (r) => uuidOf(r['uuid']), (r) =>
-      api!.call(devices.DeviceServiceService.createDevice, devices.CreateDeviceRequest.fromPartial({
+    const deviceOutcomes = await run('devices', deviceRows, (r) => uuidOf(r['uuid']), (r) =>
+      api.call(devices.DeviceServiceService.createDevice, devices.CreateDeviceRequest.fromPartial({
+        validateOnly: dryRun,
         deviceId: uuidOf(r['uuid']),
         device: {
           physicalId: Number(r['physical_id']),
@@ -116,13 +128,22 @@ export async function importOriginal(url: string, api: Sink, progress: (table: s
       order by 1, 3, 2`);
     const byDevice = new Map<string, { logicalId: number; current: boolean }[]>();
     for (const l of links) byDevice.set(uuidOf(l['device_uuid']), [...(byDevice.get(uuidOf(l['device_uuid'])) ?? []), { logicalId: Number(l['logical_id']), current: bool(l['is_current']) }]);
+    const accountOutcomeByLogicalId = new Map(accountRows.map((r) => [String(r['logical_id']), accountOutcomes.get(uuidOf(r['uuid']))!]));
     await run('device_accounts', [...byDevice], ([device]) => device, async ([deviceUuid, wanted]) => {
-      const have = await api!.call(devices.DeviceServiceService.getDevice, devices.GetDeviceRequest.fromPartial({ uuid: deviceUuid }));
+      const accountPending = (logicalId: number): boolean => pending(accountOutcomeByLogicalId, String(logicalId));
+      // A device this dry run would create has no bindings yet: each is checked by its account.
+      if (pending(deviceOutcomes, deviceUuid)) {
+        const refused = wanted.find((w) => accountOutcomeByLogicalId.get(String(w.logicalId)) === 'rejected');
+        if (refused) throw new Refused(`account with logical_id ${refused.logicalId} would not be imported`);
+        return;
+      }
+      const have = await api.call(devices.DeviceServiceService.getDevice, devices.GetDeviceRequest.fromPartial({ uuid: deviceUuid }));
       const current = wanted.find((w) => w.current)?.logicalId;
       const missing = wanted.filter((w) => !w.current && !have.accountLogicalIds.includes(w.logicalId));
       if (missing.length === 0 && (current === undefined || have.currentAccountLogicalId === current)) throw new AlreadyPresent();
       for (const w of [...missing, ...wanted.filter((x) => x.current)]) {
-        await api!.call(devices.DeviceServiceService.bindAccount, devices.BindAccountRequest.fromPartial({ deviceUuid, logicalId: w.logicalId }));
+        if (accountPending(w.logicalId)) continue;
+        await api.call(devices.DeviceServiceService.bindAccount, devices.BindAccountRequest.fromPartial({ deviceUuid, logicalId: w.logicalId, validateOnly: dryRun }));
       }
     });
 
@@ -146,7 +167,8 @@ export async function importOriginal(url: string, api: Sink, progress: (table: s
                   is_interruption, action, is_active from habits order by uuid`),
       (r) => uuidOf(r['uuid']),
       (r) =>
-        api!.call(habits.HabitServiceService.createHabit, habits.CreateHabitRequest.fromPartial({
+        api.call(habits.HabitServiceService.createHabit, habits.CreateHabitRequest.fromPartial({
+          validateOnly: dryRun,
           habitId: uuidOf(r['uuid']),
           habit: {
             accountLogicalId: r['account_logical_id'] ?? undefined,
@@ -167,7 +189,8 @@ export async function importOriginal(url: string, api: Sink, progress: (table: s
     );
 
     await run('empire_dates', await rows("select lower(hex(uuid)) as uuid, date_format(date, '%Y-%m-%d') as date from empire_dates order by uuid"), (r) => uuidOf(r['uuid']), (r) =>
-      api!.call(empireDates.EmpireDateServiceService.createEmpireDate, empireDates.CreateEmpireDateRequest.fromPartial({
+      api.call(empireDates.EmpireDateServiceService.createEmpireDate, empireDates.CreateEmpireDateRequest.fromPartial({
+        validateOnly: dryRun,
         empireDateId: uuidOf(r['uuid']),
         empireDate: { date: new Date(`${r['date']}T00:00:00Z`) },
       })),
@@ -190,22 +213,34 @@ const ROW_REFUSALS = new Set<status>([status.INVALID_ARGUMENT, status.NOT_FOUND,
 /** A row found already imported by a check of ours rather than by the API's ALREADY_EXISTS. */
 class AlreadyPresent extends Error {}
 
-/** Counts one call's outcome in `report`; rethrows what is not about the row (the service is down, the credential refused). */
-async function outcome(report: TableReport, uuid: string, call: Promise<unknown>): Promise<void> {
+/** A row refused by a check of ours (a dry run's row that refers to one it would refuse). */
+class Refused extends Error {}
+
+/** Counts one call's outcome in `report` and returns it; rethrows what is not about the row (the service is down, the credential refused). */
+async function outcome(report: TableReport, uuid: string, call: Promise<unknown>): Promise<Outcome> {
   try {
     await call;
     report.created++;
+    return 'created';
   } catch (err) {
     if (err instanceof AlreadyPresent) {
       report.skipped++;
-      return;
+      return 'skipped';
+    }
+    if (err instanceof Refused) {
+      report.rejected.push({ uuid, reason: err.message });
+      return 'rejected';
     }
     if (!isServiceError(err)) throw err;
     // Its own uuid taken: imported before. Any other refusal is about the row (a physical_id or
     // port another device has, a value our rules reject): reported, and the import goes on.
-    if (err.code === status.ALREADY_EXISTS && /_id [0-9a-f-]{36} is taken$/.test(err.details)) report.skipped++;
-    else if (ROW_REFUSALS.has(err.code)) report.rejected.push({ uuid, reason: err.details });
-    else throw err;
+    if (err.code === status.ALREADY_EXISTS && /_id [0-9a-f-]{36} is taken$/.test(err.details)) {
+      report.skipped++;
+      return 'skipped';
+    }
+    if (!ROW_REFUSALS.has(err.code)) throw err;
+    report.rejected.push({ uuid, reason: err.details });
+    return 'rejected';
   }
 }
 

@@ -1,7 +1,7 @@
 import { Client, credentials, status, type MethodDefinition } from '@grpc/grpc-js';
 import { CreateAccountRequest, AccountServiceClient, Gender } from '@titanbot/contracts/titanbot/admin/v1/account_service';
 import { DaemonTokenServiceClient, IssueDaemonTokenRequest } from '@titanbot/contracts/titanbot/admin/v1/daemon_token_service';
-import { CreateDeviceRequest, DeviceServiceClient } from '@titanbot/contracts/titanbot/admin/v1/device_service';
+import { BindAccountRequest, CreateDeviceRequest, DeviceServiceClient } from '@titanbot/contracts/titanbot/admin/v1/device_service';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { POLICY, type PrincipalKind } from '@titanbot/service-kit/policy';
 import { call, failure, startHarness, uniqueInt, withKey, type Harness } from './support/harness.js';
@@ -144,7 +144,7 @@ describe('who may call what on the write service', () => {
       h.adminToken,
     );
     const device = await call(devices, devices.createDevice, CreateDeviceRequest.fromPartial({ device: { physicalId: uniqueInt() } }), h.adminToken);
-    await call(devices, devices.bindAccount, { deviceUuid: device.uuid, logicalId }, h.adminToken);
+    await call(devices, devices.bindAccount, BindAccountRequest.fromPartial({ deviceUuid: device.uuid, logicalId }), h.adminToken);
     const ssh = await call(devices, devices.getDeviceSsh, { deviceUuid: device.uuid }, h.adminToken);
     const daemon = await issueToken(device.uuid);
     await failure(call(devices, devices.getDevice, { uuid: device.uuid }, daemon.token));

@@ -36,6 +36,8 @@ export interface UnaryOptions<Req> extends ObserveOptions {
   write: boolean;
   /** AIP-155: the request's `request_id`; a repeat returns the stored first response. */
   requestId?: (req: Req) => string;
+  /** AIP-163: the request's `validate_only`; when true the call runs whole and is rolled back. */
+  validateOnly?: (req: Req) => boolean;
 }
 
 /** A write-service call as its steps and use cases see it. */
@@ -81,6 +83,8 @@ const learnDataKeys =
 /**
  * Write methods run in one transaction that first takes the global write lock; with a request_id,
  * a repeat answers the stored first response (AIP-155), stored sealed in the same transaction.
+ * A validate-only request (AIP-163) runs the same way and is rolled back: its request_id is not
+ * stored, nothing reaches the feed, and its answer (or refusal) is the one the call would give.
  */
 const transaction =
   (rt: Runtime): WriteStep =>
@@ -94,8 +98,19 @@ const transaction =
       decode: (stored) => responseDeserialize(Buffer.from(rt.keyring.open(stored.toString(), 'request_ids.response'), 'base64')),
     };
     const audited = isAudited(method.path);
-    return (req, ctx) =>
-      inWriteTransaction(ctx.uc.em, async (tx) => {
+    const validateOnlyOf = method.options.validateOnly;
+    return async (req, ctx) => {
+      if (validateOnlyOf?.(req)) {
+        // Everything a real call does, then a rollback: the answer is the one it would have given.
+        const validated = await inWriteTransaction(ctx.uc.em, async (tx) => {
+          throw new RolledBack(await next(req, { ...ctx, uc: { ...ctx.uc, em: tx } }));
+        }).catch((err: unknown) => {
+          if (err instanceof RolledBack) return err;
+          throw err;
+        });
+        return validated.response as Awaited<ReturnType<typeof next>>;
+      }
+      return inWriteTransaction(ctx.uc.em, async (tx) => {
         const inner: WriteCall = { ...ctx, uc: { ...ctx.uc, em: tx } };
         const requestId = requestIdOf?.(req);
         const response = requestId
@@ -107,7 +122,13 @@ const transaction =
         }
         return response;
       });
+    };
   };
+
+/** Thrown to roll a validate-only call's transaction back, carrying the response it would have had. */
+class RolledBack {
+  constructor(readonly response: unknown) {}
+}
 
 /** Admin methods that change state: everything of the admin API but its Get and List methods. */
 const isAudited = (path: string): boolean => principalOf(path) === 'admin' && !/\/(Get|List)[A-Z][^/]*$/.test(path);
@@ -140,13 +161,15 @@ const audit =
   (next, method) => {
     if (!isAudited(method.path)) return next;
     const requestIdOf = method.options.requestId;
+    const validateOnlyOf = method.options.validateOnly;
     const record = async (req: unknown, ctx: WriteCall, response: unknown, code: status): Promise<void> => {
       const requestId = withinLimits(String(requestIdOf?.(req) ?? ''));
       const event = { time: rt.clock(), ...actorOfEvent(ctx.principal), method: method.path, resource: withinLimits(resourceOf(response, req)), requestId, code };
       await recordAudit(rt.orm.em.fork(), event).catch((err: unknown) => rt.logger.error({ err, method: method.path, code }, 'audit: event not stored'));
     };
     return (req, ctx) =>
-      Promise.resolve(next(req, ctx)).then(
+      // A validate-only call changes nothing: there is nothing to audit.
+      validateOnlyOf?.(req) ? next(req, ctx) : Promise.resolve(next(req, ctx)).then(
         async (response) => {
           if (!method.options.write) await record(req, ctx, response, status.OK);
           return response;

@@ -59,7 +59,7 @@ export function accountToProto(a: Account): AccountMessage {
 export function accountService(rt: Runtime): AccountServiceServer {
   const m = AccountServiceService;
   return {
-    createAccount: unary(rt, m.createAccount, { write: true, requestId: (r) => r.requestId }, async (ctx, req) => {
+    createAccount: unary(rt, m.createAccount, { write: true, requestId: (r) => r.requestId, validateOnly: (r) => r.validateOnly }, async (ctx, req) => {
       const a = required(req.account, 'account');
       const fields = Object.assign({}, ...Object.values(ACCOUNT_FIELDS).map((pick) => pick(a))) as AccountFields;
       return accountToProto(await accounts.createAccount(ctx, a.logicalId, fields, req.accountId));

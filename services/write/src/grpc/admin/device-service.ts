@@ -66,7 +66,7 @@ export function sshToProto(ssh: Ssh, settings: DomainSettings): SshMessage {
 export function deviceService(rt: Runtime): DeviceServiceServer {
   const m = DeviceServiceService;
   return {
-    createDevice: unary(rt, m.createDevice, { write: true, requestId: (r) => r.requestId }, async (ctx, req) => {
+    createDevice: unary(rt, m.createDevice, { write: true, requestId: (r) => r.requestId, validateOnly: (r) => r.validateOnly }, async (ctx, req) => {
       const d = required(req.device, 'device');
       const settings = Object.assign({ physicalId: d.physicalId }, ...Object.values(DEVICE_FIELDS).map((pick) => pick(d)));
       return deviceToProto(await devices.createDevice(ctx, settings, req.serverDeviceInternalPort, { deviceId: req.deviceId, sshPublicKey: req.sshPublicKey, sshPrivateKey: req.sshPrivateKey }));
@@ -85,7 +85,7 @@ export function deviceService(rt: Runtime): DeviceServiceServer {
       await devices.deleteDevice(ctx, req.uuid);
       return {};
     }),
-    bindAccount: unary(rt, m.bindAccount, { write: true }, async (ctx, req) =>
+    bindAccount: unary(rt, m.bindAccount, { write: true, validateOnly: (r) => r.validateOnly }, async (ctx, req) =>
       deviceToProto(await devices.bindAccount(ctx, req.deviceUuid, req.logicalId)),
     ),
     getDeviceSsh: unary(rt, m.getDeviceSsh, { write: false }, async (ctx, req) =>

@@ -22,7 +22,7 @@ export const empireDateToProto = (e: EmpireDate): EmpireDateMessage => ({
 export function empireDateService(rt: Runtime): EmpireDateServiceServer {
   const m = EmpireDateServiceService;
   return {
-    createEmpireDate: unary(rt, m.createEmpireDate, { write: true, requestId: (r) => r.requestId }, async (ctx, req) => {
+    createEmpireDate: unary(rt, m.createEmpireDate, { write: true, requestId: (r) => r.requestId, validateOnly: (r) => r.validateOnly }, async (ctx, req) => {
       const e = required(req.empireDate, 'empire_date');
       return empireDateToProto(await empireDates.createEmpireDate(ctx, timestampToDate(e.date, 'empire_date.date'), req.empireDateId));
     }),

@@ -77,7 +77,7 @@ function split(patch: HabitPatch): [Partial<HabitFields>, { pixels?: Pixel[]; sh
 export function habitService(rt: Runtime): HabitServiceServer {
   const m = HabitServiceService;
   return {
-    createHabit: unary(rt, m.createHabit, { write: true, requestId: (r) => r.requestId }, async (ctx, req) => {
+    createHabit: unary(rt, m.createHabit, { write: true, requestId: (r) => r.requestId, validateOnly: (r) => r.validateOnly }, async (ctx, req) => {
       const h = required(req.habit, 'habit');
       const [fields, lists] = split(Object.assign({}, ...Object.values(HABIT_FIELDS).map((pick) => pick(h))));
       return habitToProto(await habits.createHabit(ctx, fields, lists.pixels ?? [], lists.shapes ?? [], req.habitId));

@@ -26,7 +26,7 @@ export const legionToProto = (l: Legion): LegionMessage => ({
 export function legionService(rt: Runtime): LegionServiceServer {
   const m = LegionServiceService;
   return {
-    createLegion: unary(rt, m.createLegion, { write: true, requestId: (r) => r.requestId }, async (ctx, req) => {
+    createLegion: unary(rt, m.createLegion, { write: true, requestId: (r) => r.requestId, validateOnly: (r) => r.validateOnly }, async (ctx, req) => {
       const l = required(req.legion, 'legion');
       const fields = Object.assign({}, ...Object.values(LEGION_FIELDS).map((pick) => pick(l))) as LegionFields;
       return legionToProto(await legions.createLegion(ctx, fields, req.legionId));

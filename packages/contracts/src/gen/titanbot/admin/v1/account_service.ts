@@ -112,6 +112,11 @@ export interface CreateAccountRequest {
    * new UUID v7. ALREADY_EXISTS when a resource has it.
    */
   accountId: string;
+  /**
+   * AIP-163: check the request as it would be applied (fields, keys taken, references) and
+   * answer what it would return, changing nothing (the transaction is rolled back; no audit row).
+   */
+  validateOnly: boolean;
 }
 
 /** Request for GetAccount. */
@@ -432,7 +437,7 @@ export const Account: MessageFns<Account> = {
 };
 
 function createBaseCreateAccountRequest(): CreateAccountRequest {
-  return { account: undefined, requestId: "", accountId: "" };
+  return { account: undefined, requestId: "", accountId: "", validateOnly: false };
 }
 
 export const CreateAccountRequest: MessageFns<CreateAccountRequest> = {
@@ -445,6 +450,9 @@ export const CreateAccountRequest: MessageFns<CreateAccountRequest> = {
     }
     if (message.accountId !== "") {
       writer.uint32(26).string(message.accountId);
+    }
+    if (message.validateOnly !== false) {
+      writer.uint32(32).bool(message.validateOnly);
     }
     return writer;
   },
@@ -486,6 +494,14 @@ export const CreateAccountRequest: MessageFns<CreateAccountRequest> = {
             message.accountId = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.validateOnly = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -511,6 +527,11 @@ export const CreateAccountRequest: MessageFns<CreateAccountRequest> = {
         : isSet(object.account_id)
         ? globalThis.String(object.account_id)
         : "",
+      validateOnly: isSet(object.validateOnly)
+        ? globalThis.Boolean(object.validateOnly)
+        : isSet(object.validate_only)
+        ? globalThis.Boolean(object.validate_only)
+        : false,
     };
   },
 
@@ -525,6 +546,9 @@ export const CreateAccountRequest: MessageFns<CreateAccountRequest> = {
     if (message.accountId !== "") {
       obj.accountId = message.accountId;
     }
+    if (message.validateOnly !== false) {
+      obj.validateOnly = message.validateOnly;
+    }
     return obj;
   },
 
@@ -538,6 +562,7 @@ export const CreateAccountRequest: MessageFns<CreateAccountRequest> = {
       : undefined;
     message.requestId = object.requestId ?? "";
     message.accountId = object.accountId ?? "";
+    message.validateOnly = object.validateOnly ?? false;
     return message;
   },
 };

@@ -148,6 +148,11 @@ export interface CreateDeviceRequest {
    */
   sshPublicKey: string;
   sshPrivateKey: string;
+  /**
+   * AIP-163: check the request as it would be applied (fields, keys taken, references) and
+   * answer what it would return, changing nothing (the transaction is rolled back; no audit row).
+   */
+  validateOnly: boolean;
 }
 
 /** Request for GetDevice. */
@@ -199,6 +204,11 @@ export interface BindAccountRequest {
   deviceUuid: string;
   /** Required. The account's business key. */
   logicalId: number;
+  /**
+   * AIP-163: check the request as it would be applied (fields, keys taken, references) and
+   * answer what it would return, changing nothing (the transaction is rolled back; no audit row).
+   */
+  validateOnly: boolean;
 }
 
 /** Request for GetDeviceSsh. */
@@ -736,6 +746,7 @@ function createBaseCreateDeviceRequest(): CreateDeviceRequest {
     deviceId: "",
     sshPublicKey: "",
     sshPrivateKey: "",
+    validateOnly: false,
   };
 }
 
@@ -758,6 +769,9 @@ export const CreateDeviceRequest: MessageFns<CreateDeviceRequest> = {
     }
     if (message.sshPrivateKey !== "") {
       writer.uint32(50).string(message.sshPrivateKey);
+    }
+    if (message.validateOnly !== false) {
+      writer.uint32(56).bool(message.validateOnly);
     }
     return writer;
   },
@@ -823,6 +837,14 @@ export const CreateDeviceRequest: MessageFns<CreateDeviceRequest> = {
             message.sshPrivateKey = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.validateOnly = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -863,6 +885,11 @@ export const CreateDeviceRequest: MessageFns<CreateDeviceRequest> = {
         : isSet(object.ssh_private_key)
         ? globalThis.String(object.ssh_private_key)
         : "",
+      validateOnly: isSet(object.validateOnly)
+        ? globalThis.Boolean(object.validateOnly)
+        : isSet(object.validate_only)
+        ? globalThis.Boolean(object.validate_only)
+        : false,
     };
   },
 
@@ -886,6 +913,9 @@ export const CreateDeviceRequest: MessageFns<CreateDeviceRequest> = {
     if (message.sshPrivateKey !== "") {
       obj.sshPrivateKey = message.sshPrivateKey;
     }
+    if (message.validateOnly !== false) {
+      obj.validateOnly = message.validateOnly;
+    }
     return obj;
   },
 
@@ -902,6 +932,7 @@ export const CreateDeviceRequest: MessageFns<CreateDeviceRequest> = {
     message.deviceId = object.deviceId ?? "";
     message.sshPublicKey = object.sshPublicKey ?? "";
     message.sshPrivateKey = object.sshPrivateKey ?? "";
+    message.validateOnly = object.validateOnly ?? false;
     return message;
   },
 };
@@ -1334,7 +1365,7 @@ export const DeleteDeviceRequest: MessageFns<DeleteDeviceRequest> = {
 };
 
 function createBaseBindAccountRequest(): BindAccountRequest {
-  return { deviceUuid: "", logicalId: 0 };
+  return { deviceUuid: "", logicalId: 0, validateOnly: false };
 }
 
 export const BindAccountRequest: MessageFns<BindAccountRequest> = {
@@ -1344,6 +1375,9 @@ export const BindAccountRequest: MessageFns<BindAccountRequest> = {
     }
     if (message.logicalId !== 0) {
       writer.uint32(16).int32(message.logicalId);
+    }
+    if (message.validateOnly !== false) {
+      writer.uint32(24).bool(message.validateOnly);
     }
     return writer;
   },
@@ -1377,6 +1411,14 @@ export const BindAccountRequest: MessageFns<BindAccountRequest> = {
             message.logicalId = reader.int32();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.validateOnly = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1401,6 +1443,11 @@ export const BindAccountRequest: MessageFns<BindAccountRequest> = {
         : isSet(object.logical_id)
         ? globalThis.Number(object.logical_id)
         : 0,
+      validateOnly: isSet(object.validateOnly)
+        ? globalThis.Boolean(object.validateOnly)
+        : isSet(object.validate_only)
+        ? globalThis.Boolean(object.validate_only)
+        : false,
     };
   },
 
@@ -1412,6 +1459,9 @@ export const BindAccountRequest: MessageFns<BindAccountRequest> = {
     if (message.logicalId !== 0) {
       obj.logicalId = Math.round(message.logicalId);
     }
+    if (message.validateOnly !== false) {
+      obj.validateOnly = message.validateOnly;
+    }
     return obj;
   },
 
@@ -1422,6 +1472,7 @@ export const BindAccountRequest: MessageFns<BindAccountRequest> = {
     const message = createBaseBindAccountRequest();
     message.deviceUuid = object.deviceUuid ?? "";
     message.logicalId = object.logicalId ?? 0;
+    message.validateOnly = object.validateOnly ?? false;
     return message;
   },
 };

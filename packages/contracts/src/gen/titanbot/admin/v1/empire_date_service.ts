@@ -51,6 +51,11 @@ export interface CreateEmpireDateRequest {
    * new UUID v7. ALREADY_EXISTS when a resource has it.
    */
   empireDateId: string;
+  /**
+   * AIP-163: check the request as it would be applied (fields, keys taken, references) and
+   * answer what it would return, changing nothing (the transaction is rolled back; no audit row).
+   */
+  validateOnly: boolean;
 }
 
 /** Request for GetEmpireDate. */
@@ -203,7 +208,7 @@ export const EmpireDate: MessageFns<EmpireDate> = {
 };
 
 function createBaseCreateEmpireDateRequest(): CreateEmpireDateRequest {
-  return { empireDate: undefined, requestId: "", empireDateId: "" };
+  return { empireDate: undefined, requestId: "", empireDateId: "", validateOnly: false };
 }
 
 export const CreateEmpireDateRequest: MessageFns<CreateEmpireDateRequest> = {
@@ -216,6 +221,9 @@ export const CreateEmpireDateRequest: MessageFns<CreateEmpireDateRequest> = {
     }
     if (message.empireDateId !== "") {
       writer.uint32(26).string(message.empireDateId);
+    }
+    if (message.validateOnly !== false) {
+      writer.uint32(32).bool(message.validateOnly);
     }
     return writer;
   },
@@ -257,6 +265,14 @@ export const CreateEmpireDateRequest: MessageFns<CreateEmpireDateRequest> = {
             message.empireDateId = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.validateOnly = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -286,6 +302,11 @@ export const CreateEmpireDateRequest: MessageFns<CreateEmpireDateRequest> = {
         : isSet(object.empire_date_id)
         ? globalThis.String(object.empire_date_id)
         : "",
+      validateOnly: isSet(object.validateOnly)
+        ? globalThis.Boolean(object.validateOnly)
+        : isSet(object.validate_only)
+        ? globalThis.Boolean(object.validate_only)
+        : false,
     };
   },
 
@@ -300,6 +321,9 @@ export const CreateEmpireDateRequest: MessageFns<CreateEmpireDateRequest> = {
     if (message.empireDateId !== "") {
       obj.empireDateId = message.empireDateId;
     }
+    if (message.validateOnly !== false) {
+      obj.validateOnly = message.validateOnly;
+    }
     return obj;
   },
 
@@ -313,6 +337,7 @@ export const CreateEmpireDateRequest: MessageFns<CreateEmpireDateRequest> = {
       : undefined;
     message.requestId = object.requestId ?? "";
     message.empireDateId = object.empireDateId ?? "";
+    message.validateOnly = object.validateOnly ?? false;
     return message;
   },
 };

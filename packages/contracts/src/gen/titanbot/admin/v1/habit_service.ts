@@ -186,6 +186,11 @@ export interface CreateHabitRequest {
    * new UUID v7. ALREADY_EXISTS when a resource has it.
    */
   habitId: string;
+  /**
+   * AIP-163: check the request as it would be applied (fields, keys taken, references) and
+   * answer what it would return, changing nothing (the transaction is rolled back; no audit row).
+   */
+  validateOnly: boolean;
 }
 
 /** Request for GetHabit. */
@@ -881,7 +886,7 @@ export const Habit: MessageFns<Habit> = {
 };
 
 function createBaseCreateHabitRequest(): CreateHabitRequest {
-  return { habit: undefined, requestId: "", habitId: "" };
+  return { habit: undefined, requestId: "", habitId: "", validateOnly: false };
 }
 
 export const CreateHabitRequest: MessageFns<CreateHabitRequest> = {
@@ -894,6 +899,9 @@ export const CreateHabitRequest: MessageFns<CreateHabitRequest> = {
     }
     if (message.habitId !== "") {
       writer.uint32(26).string(message.habitId);
+    }
+    if (message.validateOnly !== false) {
+      writer.uint32(32).bool(message.validateOnly);
     }
     return writer;
   },
@@ -935,6 +943,14 @@ export const CreateHabitRequest: MessageFns<CreateHabitRequest> = {
             message.habitId = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.validateOnly = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -960,6 +976,11 @@ export const CreateHabitRequest: MessageFns<CreateHabitRequest> = {
         : isSet(object.habit_id)
         ? globalThis.String(object.habit_id)
         : "",
+      validateOnly: isSet(object.validateOnly)
+        ? globalThis.Boolean(object.validateOnly)
+        : isSet(object.validate_only)
+        ? globalThis.Boolean(object.validate_only)
+        : false,
     };
   },
 
@@ -974,6 +995,9 @@ export const CreateHabitRequest: MessageFns<CreateHabitRequest> = {
     if (message.habitId !== "") {
       obj.habitId = message.habitId;
     }
+    if (message.validateOnly !== false) {
+      obj.validateOnly = message.validateOnly;
+    }
     return obj;
   },
 
@@ -985,6 +1009,7 @@ export const CreateHabitRequest: MessageFns<CreateHabitRequest> = {
     message.habit = (object.habit !== undefined && object.habit !== null) ? Habit.fromPartial(object.habit) : undefined;
     message.requestId = object.requestId ?? "";
     message.habitId = object.habitId ?? "";
+    message.validateOnly = object.validateOnly ?? false;
     return message;
   },
 };

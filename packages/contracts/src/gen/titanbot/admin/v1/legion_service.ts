@@ -56,6 +56,11 @@ export interface CreateLegionRequest {
    * new UUID v7. ALREADY_EXISTS when a resource has it.
    */
   legionId: string;
+  /**
+   * AIP-163: check the request as it would be applied (fields, keys taken, references) and
+   * answer what it would return, changing nothing (the transaction is rolled back; no audit row).
+   */
+  validateOnly: boolean;
 }
 
 /** Request for GetLegion. */
@@ -238,7 +243,7 @@ export const Legion: MessageFns<Legion> = {
 };
 
 function createBaseCreateLegionRequest(): CreateLegionRequest {
-  return { legion: undefined, requestId: "", legionId: "" };
+  return { legion: undefined, requestId: "", legionId: "", validateOnly: false };
 }
 
 export const CreateLegionRequest: MessageFns<CreateLegionRequest> = {
@@ -251,6 +256,9 @@ export const CreateLegionRequest: MessageFns<CreateLegionRequest> = {
     }
     if (message.legionId !== "") {
       writer.uint32(26).string(message.legionId);
+    }
+    if (message.validateOnly !== false) {
+      writer.uint32(32).bool(message.validateOnly);
     }
     return writer;
   },
@@ -292,6 +300,14 @@ export const CreateLegionRequest: MessageFns<CreateLegionRequest> = {
             message.legionId = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.validateOnly = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -317,6 +333,11 @@ export const CreateLegionRequest: MessageFns<CreateLegionRequest> = {
         : isSet(object.legion_id)
         ? globalThis.String(object.legion_id)
         : "",
+      validateOnly: isSet(object.validateOnly)
+        ? globalThis.Boolean(object.validateOnly)
+        : isSet(object.validate_only)
+        ? globalThis.Boolean(object.validate_only)
+        : false,
     };
   },
 
@@ -331,6 +352,9 @@ export const CreateLegionRequest: MessageFns<CreateLegionRequest> = {
     if (message.legionId !== "") {
       obj.legionId = message.legionId;
     }
+    if (message.validateOnly !== false) {
+      obj.validateOnly = message.validateOnly;
+    }
     return obj;
   },
 
@@ -344,6 +368,7 @@ export const CreateLegionRequest: MessageFns<CreateLegionRequest> = {
       : undefined;
     message.requestId = object.requestId ?? "";
     message.legionId = object.legionId ?? "";
+    message.validateOnly = object.validateOnly ?? false;
     return message;
   },
 };
