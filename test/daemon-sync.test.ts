@@ -137,15 +137,22 @@ describe('a daemon whose replica is killed and restarted', () => {
     const watching = sync.watch(stop.signal);
     try {
       await vi.waitFor(() => expect(count(events, 'installed')).toBe(1), { timeout: 10_000, interval: 5 });
+      expect(count(events, 'watching')).toBe(1);
       const restart = await kill();
-      // Six failed reconnects: enough for a backoff that kept doubling to pass 1 s.
-      await vi.waitFor(() => expect(count(events, 'watch-disconnected')).toBeGreaterThanOrEqual(6), { timeout: 20_000, interval: 5 });
+      // The loss, then six failed reconnects: enough for a backoff that kept doubling to pass 1 s.
+      await vi.waitFor(() => expect(count(events, 'watch-retry')).toBeGreaterThanOrEqual(6), { timeout: 20_000, interval: 5 });
+      expect(count(events, 'watch-lost')).toBe(1);
       await api.createHabit({ accountLogicalId: fleet.logicalId, comment: 'while the replica was down', pixels: [uniquePixel()] });
       await restart();
       await vi.waitFor(() => expect(count(events, 'installed')).toBe(2), { timeout: 10_000, interval: 5 });
       await expectCurrent(dbPath);
-      const waits = events.filter((e) => e.event === 'watch-disconnected').map((e) => Number(e.fields.retryInMs));
+      const waits = events.filter((e) => e.event === 'watch-lost' || e.event === 'watch-retry').map((e) => Number(e.fields.retryInMs));
       expect(Math.max(...waits)).toBeLessThanOrEqual(1000);
+      // Regained: said once, with how long and how many attempts it took.
+      const restored = events.filter((e) => e.event === 'watch-restored');
+      expect(restored).toHaveLength(1);
+      expect(restored[0]!.fields.attempts).toBe(count(events, 'watch-retry') + 1);
+      expect(count(events, 'watching')).toBe(1);
     } finally {
       stop.abort();
       await watching;

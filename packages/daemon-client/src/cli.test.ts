@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { generateDaemonToken } from '@titanbot/service-kit/daemon-token';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { main, parseCliArgs, UsageError } from './cli.js';
+import { main, parseCliArgs, quietRetries, UsageError } from './cli.js';
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -105,5 +105,30 @@ describe('main', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('quietRetries', () => {
+  it('prints the loss, the regain and every other event, and at most one reconnect attempt per 30 s with how many it held back', () => {
+    let now = 0;
+    const printed: [string, Record<string, unknown>][] = [];
+    const log = quietRetries((event, fields) => printed.push([event, fields]), () => now);
+    log('watching', {});
+    log('watch-lost', { retryInMs: 200 });
+    for (let i = 0; i < 29; i++) {
+      now += 1_000;
+      log('watch-retry', { attempt: i + 2 });
+    }
+    now += 1_000;
+    log('watch-retry', { attempt: 31 });
+    log('watch-restored', { attempts: 31 });
+    log('installed', { version: 'v2' });
+    expect(printed).toEqual([
+      ['watching', {}],
+      ['watch-lost', { retryInMs: 200 }],
+      ['watch-retry', { attempt: 31, suppressed: 29 }],
+      ['watch-restored', { attempts: 31 }],
+      ['installed', { version: 'v2' }],
+    ]);
   });
 });

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { parseDurationMs } from '@titanbot/service-kit/config';
 import { DaemonSync, DEFAULT_SYNC_TIMEOUT_MS, describeError } from './sync.js';
+import type { SyncLogger } from './sync-logger.js';
 
 /** Shown for `--help` and after a usage error. */
 export const USAGE = `Usage: titanbot-daemon sync (--once | --watch) --token-file PATH --db PATH [--server HOST:PORT] [--logical-id N] [--timeout DURATION] [--tls | --ca-file PATH]
@@ -95,6 +96,31 @@ const printEvent = (event: string, fields: Record<string, unknown>): void => {
   process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), event, ...fields })}\n`);
 };
 
+/** How often the CLI prints a `watch-retry` line while its replica is away (ms). */
+export const RETRY_LINE_EVERY_MS = 30_000;
+
+/**
+ * `print` with `watch-retry` events (one per reconnect attempt, up to one a second) printed at
+ * most once per RETRY_LINE_EVERY_MS after the `watch-lost` line, each saying how many were held
+ * back (`suppressed`). Every other event is printed as it comes. `now` in ms.
+ */
+export function quietRetries(print: SyncLogger, now: () => number = Date.now): SyncLogger {
+  let lastMs = Number.NEGATIVE_INFINITY;
+  let suppressed = 0;
+  return (event, fields) => {
+    if (event !== 'watch-retry') {
+      if (event === 'watch-lost') [lastMs, suppressed] = [now(), 0];
+      return print(event, fields);
+    }
+    if (now() - lastMs < RETRY_LINE_EVERY_MS) {
+      suppressed++;
+      return;
+    }
+    print(event, { ...fields, suppressed });
+    [lastMs, suppressed] = [now(), 0];
+  };
+}
+
 /**
  * Runs the CLI and resolves with its exit code: 0 on success (for --watch: after SIGINT/SIGTERM),
  * 1 when the sync fails (one line on stderr: gRPC status name and message), 2 for usage errors.
@@ -112,7 +138,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  const sync = new DaemonSync({ ...command, logger: printEvent });
+  const sync = new DaemonSync({ ...command, logger: quietRetries(printEvent) });
   try {
     if (command.mode === 'once') {
       printEvent('synced', { ...(await sync.syncOnce()) });

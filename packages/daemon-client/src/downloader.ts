@@ -7,7 +7,7 @@ import { digestFile } from '@titanbot/service-kit/file-digest';
 import { applyDelta } from 'fossil-delta';
 import { ChecksumMismatchError, DeltaFailedError, describeError, ExportProtocolError, IncompleteStreamError, isRestart, isRetryable, PinMismatchError, retryDelayMs, SchemaTooNewError } from './errors.js';
 import { fsyncDir, isNotFound, writeFileAtomic } from './files.js';
-import type { SyncLogger } from './sync.js';
+import type { SyncLogger } from './sync-logger.js';
 import type { TokenKeeper } from './token-keeper.js';
 
 /** The newest daemon database schema this client installs (ExportHeader.schema_version). */

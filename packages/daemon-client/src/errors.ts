@@ -82,7 +82,8 @@ export function describeError(err: unknown): { code?: string; reason?: string; m
   if (err === undefined) return { code: 'OK', message: 'stream ended' };
   if (isServiceError(err)) {
     const reason = errorReason(err);
-    return { code: status[err.code] ?? String(err.code), ...(reason ? { reason } : {}), message: err.details || err.message };
+    // grpc-js ends a connection failure with an empty "Resolution note:"; it says nothing.
+    return { code: status[err.code] ?? String(err.code), ...(reason ? { reason } : {}), message: (err.details || err.message).replace(/\s*Resolution note:\s*$/, '') };
   }
   return { message: err instanceof Error ? err.message : String(err) };
 }

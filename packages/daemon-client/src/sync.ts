@@ -2,15 +2,14 @@ import { CheckVersionRequest, ReportStatusRequest, type DaemonServiceClient } fr
 import { fullJitter, sleep } from '@titanbot/service-kit/backoff';
 import type { ClientTlsSettings } from '@titanbot/service-kit/tls';
 import { createDaemonClient } from './client.js';
+import type { SyncLogger } from './sync-logger.js';
 import { Downloader } from './downloader.js';
 import { describeError, installFailureOf, isAuthError, isRetryable, retryDelayMs } from './errors.js';
 import { TokenKeeper } from './token-keeper.js';
 import { watchVersions } from './version-watcher.js';
 
 export { describeError } from './errors.js';
-
-/** Receives one structured event (e.g. `installed`, `download-interrupted`, `token-rotated`). */
-export type SyncLogger = (event: string, fields: Record<string, unknown>) => void;
+export type { SyncLogger } from './sync-logger.js';
 
 /** Where to sync from and to. */
 export interface DaemonSyncOptions {

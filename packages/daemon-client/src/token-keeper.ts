@@ -8,7 +8,7 @@ import { MAX_TIMER_MS } from '@titanbot/service-kit/timers';
 import { injectTraceparent } from '@titanbot/service-kit/tracing';
 import { describeError } from './errors.js';
 import { writeFileAtomic } from './files.js';
-import type { SyncLogger } from './sync.js';
+import type { SyncLogger } from './sync-logger.js';
 
 /** Deadline of every unary call (ms). */
 const UNARY_DEADLINE_MS = 30_000;
