@@ -95,6 +95,7 @@ export interface ClientTlsSettings {
  */
 export function channelCredentials(tls: ClientTlsSettings | undefined): ChannelCredentials {
   if (!tls) return credentials.createInsecure();
+  dropIpServerNameWarning();
   if (Boolean(tls.certFile) !== Boolean(tls.keyFile)) throw new StartupError('a client certificate and its key go together');
   if (tls.refreshMs && tls.caFile) {
     const ca = new experimental.FileWatcherCertificateProvider({ caCertificateFile: tls.caFile, refreshIntervalMs: tls.refreshMs });
@@ -107,6 +108,25 @@ export function channelCredentials(tls: ClientTlsSettings | undefined): ChannelC
     tls.keyFile ? readPem(tls.keyFile) : null,
     tls.certFile ? readPem(tls.certFile) : null,
   );
+}
+
+let ipServerNameWarningDropped = false;
+
+/**
+ * grpc-js gives TLS the target's host as its ServerName even when it is an IP address
+ * (`--ca-file` against 127.0.0.1), and Node then prints DEP0123 once per process on stderr, in
+ * the middle of a CLI's output or a service's JSON log. An IP address has no server name to send
+ * (RFC 6066): nothing is lost, and Node already ignores it. Only that warning is dropped.
+ */
+function dropIpServerNameWarning(): void {
+  if (ipServerNameWarningDropped) return;
+  ipServerNameWarningDropped = true;
+  const emit = process.emitWarning.bind(process);
+  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+    const code = typeof rest[0] === 'object' && rest[0] !== null ? (rest[0] as { code?: string }).code : rest[1];
+    if (code === 'DEP0123') return;
+    (emit as (...args: unknown[]) => void)(warning, ...rest);
+  }) as typeof process.emitWarning;
 }
 
 function readPem(file: string): Buffer {
