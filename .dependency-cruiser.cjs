@@ -17,10 +17,17 @@ module.exports = {
     },
     {
       name: 'grpc-not-to-storage',
-      comment: 'grpc/ and legacy/ only translate: they reach storage through app/ (write) or the runtime they are given (read), never db/ or store/ directly.',
+      comment: 'grpc/, legacy/ and access/ reach storage through app/ (write) or the runtime they are given (read), never db/ or store/ directly.',
       severity: 'error',
-      from: { path: '^services/[^/]+/src/(grpc|legacy)/' },
+      from: { path: '^services/[^/]+/src/(grpc|legacy|access)/' },
       to: { path: '^services/[^/]+/src/(db|store)/', dependencyTypesNot: ['type-only'] },
+    },
+    {
+      name: 'adapters-apart',
+      comment: 'The read service\'s two daemon surfaces (grpc/, legacy/) only translate; what both need (who the daemon is, its budgets, the runtime) is in access/, below both.',
+      severity: 'error',
+      from: { path: '^services/read/src/(grpc|legacy|access)/' },
+      to: { path: '^services/read/src/(grpc|legacy)/', pathNot: ['^services/read/src/$1/'] },
     },
     {
       name: 'export-not-to-grpc',

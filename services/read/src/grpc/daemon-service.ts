@@ -3,7 +3,7 @@ import { downloadExportMethod } from '../export/wire-encoding.js';
 import { deviceDataHandlers } from './device-data.js';
 import { downloadHandlers } from './downloads.js';
 import { forwardedHandlers } from './forwarded.js';
-import type { ReadRuntime } from './runtime.js';
+import type { ReadRuntime } from '../access/runtime.js';
 import { statusReportHandlers } from './status-report.js';
 import { versionHandlers, watchVersionEncoder } from './versions.js';
 

@@ -12,8 +12,8 @@ import { validate as isUuid } from 'uuid';
 import type { AccountRecord } from '../store/device-queries.js';
 import type { TokenRecord } from '../store/read-model.js';
 import { unary } from './pipeline.js';
-import type { ReadRuntime } from './runtime.js';
-import { unseal } from './unseal.js';
+import type { ReadRuntime } from '../access/runtime.js';
+import { unseal } from '../access/unseal.js';
 
 /**
  * The calling device's own data, from the read model: GetDevice, GetSsh, ListAccounts, GetLegion,

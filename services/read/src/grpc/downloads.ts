@@ -7,7 +7,7 @@ import { linkTo, tracingEnabled } from '@titanbot/service-kit/tracing';
 import type { ExportDelta, ExportFile, HeldFile } from '../export/cache.js';
 import { exportMessages, versionGone } from '../export/chunks.js';
 import { serverStream } from './pipeline.js';
-import type { ReadRuntime } from './runtime.js';
+import type { ReadRuntime } from '../access/runtime.js';
 import { scopeFor } from './scope.js';
 
 /**

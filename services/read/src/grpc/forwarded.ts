@@ -5,9 +5,9 @@ import { DomainError } from '@titanbot/service-kit/errors';
 import { CallFailure } from '@titanbot/service-kit/pipeline';
 import { errorReason } from '@titanbot/service-kit/status';
 import { injectTraceparent } from '@titanbot/service-kit/tracing';
-import { chargeLogLines } from './auth.js';
+import { chargeLogLines } from '../access/principal.js';
 import { unary } from './pipeline.js';
-import type { ReadRuntime } from './runtime.js';
+import type { ReadRuntime } from '../access/runtime.js';
 
 /** The RetryInfo delay sent with WRITE_SERVICE_UNAVAILABLE (ms): about one write-service restart's worth. */
 const WRITE_SERVICE_RETRY_DELAY_MS = 1_000;

@@ -1,5 +1,5 @@
 import { DomainError } from '@titanbot/service-kit/errors';
-import type { DaemonPrincipal, ReadRuntime } from './runtime.js';
+import type { DaemonPrincipal, ReadRuntime } from '../access/runtime.js';
 
 /**
  * The scope a request names (its logical id; none = the global scope), if the caller's device may

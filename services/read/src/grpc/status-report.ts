@@ -3,7 +3,7 @@ import { invalid } from '@titanbot/service-kit/errors';
 import { isSha256Hex } from '@titanbot/service-kit/file-digest';
 import { isInstallFailure } from '@titanbot/service-kit/request-checks';
 import { unary } from './pipeline.js';
-import type { ReadRuntime } from './runtime.js';
+import type { ReadRuntime } from '../access/runtime.js';
 import { scopeFor } from './scope.js';
 
 /**

@@ -4,7 +4,7 @@ import { DaemonServiceService as m } from '@titanbot/contracts/titanbot/daemon/v
 import { DomainError } from '@titanbot/service-kit/errors';
 import { MAX_TIMER_MS } from '@titanbot/service-kit/timers';
 import { serverStream, unary } from './pipeline.js';
-import type { DaemonPrincipal, ReadRuntime } from './runtime.js';
+import type { DaemonPrincipal, ReadRuntime } from '../access/runtime.js';
 import { scopeFor } from './scope.js';
 
 /** The RetryInfo delay of WATCH_LIMIT (ms): long enough that a daemon's closing watch is gone. */

@@ -17,9 +17,9 @@ import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { validate as isUuid } from 'uuid';
 import { EXPORT_FILE_NAME } from '../export/build.js';
-import { chargeLogLines, daemonPrincipal } from '../grpc/auth.js';
-import type { DaemonPrincipal, ReadRuntime } from '../grpc/runtime.js';
-import { unseal } from '../grpc/unseal.js';
+import { chargeLogLines, daemonPrincipal, takeCall } from '../access/principal.js';
+import type { DaemonPrincipal, ReadRuntime } from '../access/runtime.js';
+import { unseal } from '../access/unseal.js';
 import { accountDto, deviceDto, legionDto, sshDto, uuidMap } from './dto.js';
 import { HttpProblem, problem, problemBody } from './problem.js';
 
@@ -232,10 +232,11 @@ function admit(rt: ReadRuntime, request: FastifyRequest, reply: FastifyReply): A
   for (const [m, pattern, handler] of request.method === 'HEAD' ? [] : DAEMON_ROUTES) {
     const match = m === request.method ? pattern.exec(pathname) : null;
     if (!match) continue;
-    const waitMs = rt.limiter.take(principal.token.deviceUuid);
-    if (waitMs > 0) {
-      rt.counters.rateLimited++;
-      return tooMany(reply, new DomainError('RATE_LIMITED', 'Too many requests for this device; retry later.', [], waitMs));
+    try {
+      takeCall(rt, principal, `legacy ${request.method} ${pattern.source}`);
+    } catch (err) {
+      if (err instanceof DomainError && err.kind === 'exhausted') return tooMany(reply, err);
+      throw err;
     }
     return { handler, principal, param: match[1] ?? '' };
   }

@@ -1,7 +1,6 @@
 import type { Metadata } from '@grpc/grpc-js';
 import type { ChangeFeedServiceClient } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
 import type { ServiceMetrics } from '@titanbot/service-kit/metrics';
-import type { CallContext } from '@titanbot/service-kit/pipeline';
 import type { DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
 import type { Logger } from 'pino';
 import type { StatusTracker } from '../fleet/status-tracker.js';
@@ -92,10 +91,4 @@ export interface DaemonPrincipal {
   plaintext: string;
   /** Hex SHA-256 of `plaintext`: the token's key in the read model. */
   hash: string;
-}
-
-/** A daemon call as the read service's steps and handlers see it. */
-export interface DaemonCall extends CallContext {
-  /** Set by the `authenticate` step before any handler runs. */
-  principal: DaemonPrincipal;
 }
