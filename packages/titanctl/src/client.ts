@@ -2,7 +2,7 @@ import path from 'node:path';
 import { Client, Metadata } from '@grpc/grpc-js';
 import { channelCredentials } from '@titanbot/service-kit/tls';
 import { FileSecretStore } from '@titanbot/service-kit/secrets/file-secret-store';
-import { apiKeyMetadata } from '@titanbot/service-kit/grpc-client';
+import { apiKeyMetadata, unaryCall, type UnaryMethod } from '@titanbot/service-kit/grpc-client';
 import { freshSession, readSession, sessionPath } from './login.js';
 
 /** Where the write service listens when neither --server nor TITANBOT_SERVER says otherwise. */
@@ -41,17 +41,10 @@ export function connect(server: string, credential: Credential, tls?: { caFile?:
   return {
     async call<Req, Res>(method: Method<Req, Res>, request: Req, deadlineMs = DEFAULT_DEADLINE_MS): Promise<Res> {
       const metadata = await credential();
-      return new Promise((resolve, reject) => {
-        client.makeUnaryRequest(
-          method.path,
-          (req: Req) => method.requestSerialize(req),
-          (buf: Buffer) => method.responseDeserialize(buf),
-          request,
-          metadata,
-          { deadline: Date.now() + deadlineMs },
-          (err, res) => (err || res === undefined ? reject(err) : resolve(res)),
-        );
-      });
+      // One generic client for every service: the method is its path and (de)serializers.
+      const byPath: UnaryMethod<Req, Res> = (req, md, options, callback) =>
+        client.makeUnaryRequest(method.path, method.requestSerialize, method.responseDeserialize, req, md, options, (err, res) => callback(err, res as Res));
+      return unaryCall(client, byPath, request, metadata, { deadline: Date.now() + deadlineMs });
     },
     close: () => client.close(),
   };

@@ -1,5 +1,6 @@
 import type { Metadata, ServiceError } from '@grpc/grpc-js';
 import type { ChangeFeedServiceClient } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
+import { unaryCall } from '@titanbot/service-kit/grpc-client';
 import type { Logger } from 'pino';
 import type { StatusTracker } from './status-tracker.js';
 
@@ -27,23 +28,17 @@ export function startStatusReports(deps: StatusReportDeps, replica: string, ever
   const send = (): Promise<void> => {
     const batch = deps.statuses.drain(MAX_BATCH);
     if (batch.statuses.length === 0 && batch.scopeVersions.length === 0) return Promise.resolve();
-    return new Promise((resolve) =>
-      deps.feed.reportDeviceStatuses(
-        { replica, statuses: batch.statuses, scopeVersions: batch.scopeVersions },
-        deps.readerMetadata(),
-        { deadline: Date.now() + Math.max(everyMs, 5_000) },
-        (err: ServiceError | null) => {
-          if (err) {
-            deps.statuses.requeue(batch);
-            if (!failing) deps.logger.warn({ code: err.code, err: err.details }, 'fleet: status batch not stored; kept for the next one');
-            failing = true;
-          } else if (failing) {
-            deps.logger.info('fleet: status batches stored again');
-            failing = false;
-          }
-          resolve();
-        },
-      ),
+    const request = { replica, statuses: batch.statuses, scopeVersions: batch.scopeVersions };
+    return unaryCall(deps.feed, deps.feed.reportDeviceStatuses, request, deps.readerMetadata(), { deadline: Date.now() + Math.max(everyMs, 5_000) }).then(
+      () => {
+        if (failing) deps.logger.info('fleet: status batches stored again');
+        failing = false;
+      },
+      (err: ServiceError) => {
+        deps.statuses.requeue(batch);
+        if (!failing) deps.logger.warn({ code: err.code, err: err.details }, 'fleet: status batch not stored; kept for the next one');
+        failing = true;
+      },
     );
   };
   const timer = setInterval(() => {

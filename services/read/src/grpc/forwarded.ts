@@ -5,6 +5,7 @@ import { DomainError } from '@titanbot/service-kit/errors';
 import { CallFailure } from '@titanbot/service-kit/pipeline';
 import { errorReason } from '@titanbot/service-kit/status';
 import { injectTraceparent } from '@titanbot/service-kit/tracing';
+import { unaryCall, type UnaryMethod } from '@titanbot/service-kit/grpc-client';
 import { chargeLogLines } from '../access/principal.js';
 import { unary } from './pipeline.js';
 import type { ReadRuntime } from '../access/runtime.js';
@@ -29,36 +30,26 @@ export function forwardedHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'w
    * Forwards a call by the daemon's own deadline or FORWARD_TIMEOUT, whichever comes first (an
    * answer the daemon can no longer receive must not change state).
    */
-  const forward = <Res>(daemonDeadline: Deadline, call: (deadline: Date, done: (err: ServiceError | null, res: Res) => void) => void): Promise<Res> =>
-    new Promise((resolve, reject) =>
-      call(new Date(Math.min(Date.now() + rt.settings.forwardTimeoutMs, deadlineMs(daemonDeadline))), (err, res) => {
-        if (!err) return resolve(res);
-        // An UNAVAILABLE with a reason is the write service's own answer (DATABASE_UNAVAILABLE): passed on.
-        if ((err.code === status.UNAVAILABLE && !errorReason(err)) || err.code === status.DEADLINE_EXCEEDED) {
-          return reject(new DomainError('WRITE_SERVICE_UNAVAILABLE', 'the write service is unreachable; retry', [], WRITE_SERVICE_RETRY_DELAY_MS));
-        }
-        reject(new CallFailure({ code: err.code, details: err.details, metadata: err.metadata }));
-      }),
-    );
+  const forward = <Req, Res>(daemonDeadline: Deadline, method: UnaryMethod<Req, Res>, request: Req): Promise<Res> =>
+    unaryCall(rt.feed, method, request, injectTraceparent(rt.readerMetadata()), {
+      deadline: new Date(Math.min(Date.now() + rt.settings.forwardTimeoutMs, deadlineMs(daemonDeadline))),
+    }).catch((err: ServiceError) => {
+      // An UNAVAILABLE with a reason is the write service's own answer (DATABASE_UNAVAILABLE): passed on.
+      if ((err.code === status.UNAVAILABLE && !errorReason(err)) || err.code === status.DEADLINE_EXCEEDED) {
+        throw new DomainError('WRITE_SERVICE_UNAVAILABLE', 'the write service is unreachable; retry', [], WRITE_SERVICE_RETRY_DELAY_MS);
+      }
+      throw new CallFailure({ code: err.code, details: err.details, metadata: err.metadata });
+    });
 
   return {
     writeLogs: unary(rt, m.writeLogs, async (req, ctx) => {
       chargeLogLines(rt, ctx.principal, req.lines.length, 'lines');
-      const response = await forward<{ acceptedCount: number }>(ctx.call.getDeadline(), (deadline, done) =>
-        rt.feed.ingestLogs({ deviceUuid: ctx.principal.token.deviceUuid, lines: req.lines, requestId: req.requestId }, injectTraceparent(rt.readerMetadata()), { deadline }, done),
-      );
+      const response = await forward(ctx.call.getDeadline(), rt.feed.ingestLogs, { deviceUuid: ctx.principal.token.deviceUuid, lines: req.lines, requestId: req.requestId });
       return { acceptedCount: response.acceptedCount };
     }),
 
     rotateToken: unary(rt, m.rotateToken, async (_req, ctx) => {
-      const rotated = await forward<{
-        token: string;
-        uuid: string;
-        deviceUuid: string;
-        createTime?: Date | undefined;
-        expireTime?: Date | undefined;
-        previousExpireTime?: Date | undefined;
-      }>(ctx.call.getDeadline(), (deadline, done) => rt.feed.rotateDaemonToken({ token: ctx.principal.plaintext }, injectTraceparent(rt.readerMetadata()), { deadline }, done));
+      const rotated = await forward(ctx.call.getDeadline(), rt.feed.rotateDaemonToken, { token: ctx.principal.plaintext });
       // The daemon will use the new token at once: let it reach this replica first.
       if (!(await rt.model.waitForToken(rotated.uuid, TOKEN_ARRIVAL_WAIT_MS))) {
         rt.logger.warn({ token: rotated.uuid }, "rotated token not yet on this replica's feed");

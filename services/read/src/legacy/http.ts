@@ -13,6 +13,7 @@ import { MAX_LOG_LINE_CHARS, MAX_LOG_LINES_PER_CALL } from '@titanbot/service-ki
 import { errorReason } from '@titanbot/service-kit/status';
 import { isLoopback } from '@titanbot/service-kit/tls';
 import { injectTraceparent } from '@titanbot/service-kit/tracing';
+import { unaryCall } from '@titanbot/service-kit/grpc-client';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { validate as isUuid } from 'uuid';
@@ -449,17 +450,11 @@ async function ingest(rt: ReadRuntime, principal: DaemonPrincipal, texts: string
   chargeLogLines(rt, principal, texts.length, field);
   const logTime = new Date(rt.clock());
   const lines = texts.map((line) => ({ line, logTime }));
-  await new Promise<void>((resolve, reject) =>
-    rt.feed.ingestLogs(
-      { deviceUuid: principal.token.deviceUuid, lines, requestId: randomUUID() },
-      injectTraceparent(rt.readerMetadata()),
-      { deadline: Date.now() + rt.settings.forwardTimeoutMs },
-      (err: ServiceError | null) => {
-        if (!err) return resolve();
-        if (err.code === status.INVALID_ARGUMENT) return reject(new HttpProblem(422, err.details));
-        // An UNAVAILABLE with a reason is the write service's own answer (DATABASE_UNAVAILABLE).
-        reject(new DomainError(errorReason(err) === 'DATABASE_UNAVAILABLE' ? 'DATABASE_UNAVAILABLE' : 'WRITE_SERVICE_UNAVAILABLE', 'the logs could not be stored now; retry', [], 1_000));
-      },
-    ),
-  );
+  await unaryCall(rt.feed, rt.feed.ingestLogs, { deviceUuid: principal.token.deviceUuid, lines, requestId: randomUUID() }, injectTraceparent(rt.readerMetadata()), {
+    deadline: Date.now() + rt.settings.forwardTimeoutMs,
+  }).catch((err: ServiceError) => {
+    if (err.code === status.INVALID_ARGUMENT) throw new HttpProblem(422, err.details);
+    // An UNAVAILABLE with a reason is the write service's own answer (DATABASE_UNAVAILABLE).
+    throw new DomainError(errorReason(err) === 'DATABASE_UNAVAILABLE' ? 'DATABASE_UNAVAILABLE' : 'WRITE_SERVICE_UNAVAILABLE', 'the logs could not be stored now; retry', [], 1_000);
+  });
 }
