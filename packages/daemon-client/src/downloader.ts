@@ -1,12 +1,8 @@
-import { createHash } from 'node:crypto';
-import { open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
-import path from 'node:path';
+import type { FileHandle } from 'node:fs/promises';
 import { DownloadExportRequest, ExportEncoding, type DaemonServiceClient, type DownloadExportResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { sleep } from '@titanbot/service-kit/backoff';
-import { digestFile } from '@titanbot/service-kit/file-digest';
-import { applyDelta } from 'fossil-delta';
-import { ChecksumMismatchError, DeltaFailedError, describeError, ExportProtocolError, IncompleteStreamError, isRestart, isRetryable, PinMismatchError, retryDelayMs, SchemaTooNewError } from './errors.js';
-import { fsyncDir, isNotFound, writeFileAtomic } from './files.js';
+import { DeltaFailedError, describeError, ExportProtocolError, IncompleteStreamError, isRestart, isRetryable, PinMismatchError, retryDelayMs, SchemaTooNewError } from './errors.js';
+import { isDeltaPin, LocalDatabase, payloadSize, type DownloadState, type Pin } from './local-database.js';
 import type { SyncLogger } from './sync-logger.js';
 import type { TokenKeeper } from './token-keeper.js';
 
@@ -15,39 +11,6 @@ export const SUPPORTED_SCHEMA_VERSION = 1;
 
 /** Restarts from zero (version gone from the server's cache) before a download gives up. */
 const DOWNLOAD_RESTARTS = 3;
-
-/** What `dbPath` holds, as kept in `${dbPath}.version` (JSON; an older client wrote the version alone). */
-interface Held {
-  version: string;
-  /** Lower-case hex SHA-256 of the file; absent in an older client's sidecar. */
-  sha256?: string;
-  /** The scope it was downloaded for (null = global); absent in an older client's sidecar. */
-  logicalId?: number | null;
-}
-
-/**
- * What a partial download is a prefix of, as kept in `${dbPath}.download.json`: the file it makes
- * (version, size, SHA-256) and what the bytes are (the file itself, or a delta from the held file
- * `base`). An older client's pin has no encoding: the file itself.
- */
-interface Pin {
-  version: string;
-  sizeBytes: number;
-  sha256: string;
-  encoding?: ExportEncoding;
-  /** Bytes of the delta; the file's size for the file itself. */
-  payloadSizeBytes?: number;
-  /** For a delta: the held file it applies to. */
-  base?: { version: string; sha256: string };
-}
-
-const isDeltaPin = (pin: Pin | undefined): boolean => pin?.encoding === ExportEncoding.EXPORT_ENCODING_FOSSIL_DELTA;
-const payloadSize = (pin: Pin): number => pin.payloadSizeBytes ?? pin.sizeBytes;
-
-interface DownloadState {
-  pin: Pin | undefined;
-  written: number;
-}
 
 /**
  * The resumable download state machine for one daemon database file (`dbPath`): bytes go to
@@ -62,47 +25,31 @@ interface DownloadState {
  * whose SHA-256 is already held is never downloaded again: only its new version is recorded.
  */
 export class Downloader {
-  private held: Held = { version: '' };
-  private readonly partPath: string;
-  private readonly pinPath: string;
-  private readonly versionPath: string;
+  private readonly local: LocalDatabase;
 
   constructor(
     private readonly client: DaemonServiceClient,
     private readonly token: TokenKeeper,
-    private readonly dbPath: string,
+    dbPath: string,
     private readonly logicalId: number | undefined,
     private readonly log: SyncLogger,
   ) {
-    this.partPath = `${dbPath}.download`;
-    this.pinPath = `${dbPath}.download.json`;
-    this.versionPath = `${dbPath}.version`;
+    this.local = new LocalDatabase(dbPath, logicalId, log);
   }
 
-  /**
-   * The version `dbPath` holds for this scope; '' when there is no file, no sidecar, or the file
-   * was downloaded for another scope (switching logical id downloads).
-   */
+  /** The version the file holds for this scope ('' when none; LocalDatabase.heldVersion). */
   get heldVersion(): string {
-    const scope = this.logicalId ?? null;
-    return this.held.logicalId === undefined || this.held.logicalId === scope ? this.held.version : '';
+    return this.local.heldVersion;
   }
 
   /** Lower-case hex SHA-256 of the file held for this scope; '' when unknown. */
   get heldSha256(): string {
-    return this.heldVersion === '' ? '' : (this.held.sha256 ?? '');
+    return this.local.heldSha256;
   }
 
-  /** Reads what `dbPath` holds from its sidecar. */
-  async loadHeld(): Promise<void> {
-    try {
-      await stat(this.dbPath);
-      const text = (await readFile(this.versionPath, 'utf8')).trim();
-      this.held = parseHeld(text);
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-      this.held = { version: '' };
-    }
+  /** Reads what the file holds (LocalDatabase.loadHeld). */
+  loadHeld(): Promise<void> {
+    return this.local.loadHeld();
   }
 
   /**
@@ -130,9 +77,9 @@ export class Downloader {
    * when a delta arrived whole but could not be applied (the partial files are then deleted).
    */
   private async fetch(wanted: string, mayDelta: boolean, signal: AbortSignal | undefined, deadlineMs: number): Promise<{ version: string; bytes: number }> {
-    let state = await this.readPartial();
+    let state = await this.local.readPartial();
     if (state?.pin?.version !== wanted || (!mayDelta && isDeltaPin(state.pin))) {
-      await this.discardPartial();
+      await this.local.discardPartial();
       state = { pin: undefined, written: 0 };
     }
     let stalls = 0;
@@ -143,8 +90,7 @@ export class Downloader {
         if (await this.attempt(state, mayDelta, signal)) {
           // The server's file is the one held (same SHA-256): record its version, download nothing.
           const pin = state.pin!;
-          await this.discardPartial();
-          await this.record({ version: pin.version, sha256: pin.sha256, logicalId: this.logicalId ?? null });
+          await this.local.recordAlreadyHeld(pin);
           this.log('already-held', { version: pin.version, sha256: pin.sha256 });
           return { version: pin.version, bytes: 0 };
         }
@@ -152,13 +98,13 @@ export class Downloader {
       } catch (err) {
         if (signal?.aborted) throw err;
         if (err instanceof ExportProtocolError) {
-          await this.discardPartial();
+          await this.local.discardPartial();
           throw err;
         }
         if (isRestart(err)) {
           if (++restarts > DOWNLOAD_RESTARTS) throw err;
           this.log('download-restarted', { version: state.pin?.version, ...describeError(err) });
-          await this.discardPartial();
+          await this.local.discardPartial();
           state = { pin: undefined, written: 0 };
           continue;
         }
@@ -173,8 +119,7 @@ export class Downloader {
     }
     const pin = state.pin;
     if (!pin) throw new ExportProtocolError('download finished without a header');
-    if (isDeltaPin(pin)) await this.patch(pin);
-    await this.install(pin);
+    await this.local.finish(pin);
     return { version: pin.version, bytes: payloadSize(pin) };
   }
 
@@ -226,13 +171,13 @@ export class Downloader {
             }
           } else {
             // The pin file must never describe bytes of another version: drop the old partial first.
-            await this.discardPartial();
+            await this.local.discardPartial();
             state.pin = pin;
-            if (pin.sha256 === this.held.sha256 && this.heldVersion !== '') return true;
-            await writeFileAtomic(this.pinPath, JSON.stringify(pin));
+            if (this.local.holds(pin.sha256)) return true;
+            await this.local.pinPartial(pin);
           }
           this.log('download-started', { version: pin.version, sizeBytes: pin.sizeBytes, offset: state.written, ...(delta ? { deltaBytes: pin.payloadSizeBytes } : {}) });
-          file = await open(this.partPath, state.written === 0 ? 'w' : 'r+');
+          file = await this.local.openPartial(state.written);
         } else if (kind?.$case === 'chunk') {
           const chunk = kind.value;
           if (!file || !state.pin) throw new ExportProtocolError('DownloadExport sent a chunk before the header');
@@ -255,78 +200,4 @@ export class Downloader {
     }
   }
 
-  /**
-   * Turns the complete delta in the partial file into the new file, in its place: the held file
-   * is read, checked against the delta's base, the delta applied in memory (Fossil's own checksum
-   * checked) and the result written atomically. Throws DeltaFailedError (partial files deleted)
-   * when the held file is not the base or the delta is corrupt; install() then verifies the result.
-   */
-  private async patch(pin: Pin): Promise<void> {
-    try {
-      const base = await readFile(this.dbPath);
-      if (createHash('sha256').update(base).digest('hex') !== pin.base?.sha256) throw new Error('the file held is no longer the delta\'s base');
-      // fossil-delta returns a plain Uint8Array whatever it is given: wrap it, do not copy it.
-      const target: Uint8Array = applyDelta(base, await readFile(this.partPath));
-      await writeFileAtomic(this.partPath, Buffer.from(target.buffer, target.byteOffset, target.byteLength));
-    } catch (err) {
-      await this.discardPartial();
-      throw new DeltaFailedError(`delta to ${pin.version}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  }
-
-  /** Verifies the complete new file against `pin`, renames it over `dbPath`, records the version. */
-  private async install(pin: Pin): Promise<void> {
-    const { size, sha256 } = await digestFile(this.partPath);
-    if (size !== pin.sizeBytes || sha256 !== pin.sha256) {
-      await this.discardPartial();
-      const message = `${isDeltaPin(pin) ? 'patched' : 'downloaded'} export ${pin.version} failed verification: ${size} bytes with sha256 ${sha256}, header announced ${pin.sizeBytes} bytes with sha256 ${pin.sha256}`;
-      throw isDeltaPin(pin) ? new DeltaFailedError(message) : new ChecksumMismatchError(message);
-    }
-    await rename(this.partPath, this.dbPath);
-    await fsyncDir(path.dirname(this.dbPath));
-    await rm(this.pinPath, { force: true });
-    await this.record({ version: pin.version, sha256, logicalId: this.logicalId ?? null });
-    this.log('installed', { version: pin.version, bytes: size, sha256, ...(isDeltaPin(pin) ? { deltaBytes: payloadSize(pin) } : {}) });
-  }
-
-  /** Writes what is held to the sidecar (atomically) and remembers it. */
-  private async record(held: Held): Promise<void> {
-    await writeFileAtomic(this.versionPath, `${JSON.stringify(held)}\n`);
-    this.held = held;
-  }
-
-  /** The pinned partial download left beside `dbPath`, if its pin file is intact and it is not oversized. */
-  private async readPartial(): Promise<DownloadState | undefined> {
-    let pin: unknown;
-    let written: number;
-    try {
-      pin = JSON.parse(await readFile(this.pinPath, 'utf8'));
-      written = (await stat(this.partPath)).size;
-    } catch {
-      return undefined;
-    }
-    if (!isPin(pin) || written > payloadSize(pin)) return undefined;
-    return { pin, written };
-  }
-
-  private async discardPartial(): Promise<void> {
-    await rm(this.partPath, { force: true });
-    await rm(this.pinPath, { force: true });
-  }
-}
-
-/** The sidecar's content: JSON, or an older client's bare version string. */
-function parseHeld(text: string): Held {
-  try {
-    const held = JSON.parse(text) as Partial<Held> | null;
-    if (typeof held?.version === 'string') return { version: held.version, sha256: held.sha256, logicalId: held.logicalId };
-  } catch {
-    // An older client's sidecar: the version alone.
-  }
-  return { version: text };
-}
-
-function isPin(value: unknown): value is Pin {
-  const pin = value as Partial<Pin> | null;
-  return typeof pin?.version === 'string' && Number.isSafeInteger(pin.sizeBytes) && typeof pin.sha256 === 'string';
 }
