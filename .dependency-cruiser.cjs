@@ -6,6 +6,13 @@
 module.exports = {
   forbidden: [
     {
+      name: 'no-circular',
+      comment: 'No module reaches itself through its imports (type-only ones included): a cycle is two concerns that should be one, or a shared piece that belongs below both.',
+      severity: 'error',
+      from: {},
+      to: { circular: true },
+    },
+    {
       name: 'domain-imports-only-domain',
       comment: 'domain/ holds plain rules: it imports nothing of ours but domain/ and the error catalogue (itself import-free).',
       severity: 'error',

@@ -7,7 +7,8 @@ import type { StatusTracker } from '../fleet/status-tracker.js';
 import type { ExportCache } from '../export/cache.js';
 import type { HotExports } from '../export/hot-exports.js';
 import type { DeviceQueries } from '../store/device-queries.js';
-import type { ReadModel, TokenRecord } from '../store/read-model.js';
+import type { TokenRecord } from '../store/device-index.js';
+import type { ReadModel } from '../store/read-model.js';
 import type { LogThrottle, RateLimiter } from './rate-limit.js';
 
 /** Why a daemon call failed authentication: the label of its counter and warn line. */

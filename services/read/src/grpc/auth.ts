@@ -1,7 +1,6 @@
-import type { Step } from '@titanbot/service-kit/pipeline';
+import type { CallContext, Step } from '@titanbot/service-kit/pipeline';
 import { daemonPrincipal, takeCall } from '../access/principal.js';
-import type { ReadRuntime } from '../access/runtime.js';
-import type { DaemonCall } from './pipeline.js';
+import type { DaemonPrincipal, ReadRuntime } from '../access/runtime.js';
 
 /**
  * The step that identifies the daemon behind `x-api-key`, from memory (one lookup), and sets
@@ -33,3 +32,9 @@ export const rateLimit =
     takeCall(rt, ctx.principal, method.path);
     return next(req, ctx);
   };
+
+/** A daemon call as the read service's steps and handlers see it. */
+export interface DaemonCall extends CallContext {
+  /** Set by the `authenticate` step before any handler runs. */
+  principal: DaemonPrincipal;
+}

@@ -10,7 +10,7 @@ import { nextEmpireTime } from '@titanbot/service-kit/empire-time';
 import { DomainError, invalid } from '@titanbot/service-kit/errors';
 import { validate as isUuid } from 'uuid';
 import type { AccountRecord } from '../store/device-queries.js';
-import type { TokenRecord } from '../store/read-model.js';
+import type { TokenRecord } from '../store/device-index.js';
 import { unary } from './pipeline.js';
 import type { ReadRuntime } from '../access/runtime.js';
 import { unseal } from '../access/unseal.js';

@@ -1,7 +1,7 @@
 import { status, type handleServerStreamingCall, type handleUnaryCall, type MethodDefinition, type ServerWritableStream } from '@grpc/grpc-js';
-import { checkInput, mapErrors, observe, traceCalls, pipelinePerRuntime, streamHandler, unaryHandler, type CallContext, type Next, type ObserveOptions, type Pipeline } from '@titanbot/service-kit/pipeline';
+import { checkInput, mapErrors, observe, traceCalls, pipelinePerRuntime, streamHandler, unaryHandler, type Next, type ObserveOptions, type Pipeline } from '@titanbot/service-kit/pipeline';
 import { tracerOf } from '@titanbot/service-kit/tracing';
-import { authenticate, rateLimit } from './auth.js';
+import { authenticate, rateLimit, type DaemonCall } from './auth.js';
 import type { DaemonPrincipal, ReadRuntime } from '../access/runtime.js';
 
 /**
@@ -32,10 +32,4 @@ export function serverStream<Req, Res>(
   stream: Next<ServerWritableStream<Req, Res>, void, DaemonCall>,
 ): handleServerStreamingCall<Req, Res> {
   return streamHandler(pipelineOf(rt), method, {}, stream);
-}
-
-/** A daemon call as the read service's steps and handlers see it. */
-export interface DaemonCall extends CallContext {
-  /** Set by the `authenticate` step before any handler runs. */
-  principal: DaemonPrincipal;
 }

@@ -1,6 +1,20 @@
 import type Database from 'better-sqlite3';
-import type { FeedEvent, TokenRecord } from './read-model.js';
+import type { FeedEvent } from './feed-event.js';
 import { GLOBAL_SCOPE } from './versions.js';
+
+/** A daemon token as the read side knows it: never the secret, only its hash (the map key). */
+export interface TokenRecord {
+  uuid: string;
+  deviceUuid: string;
+  prefix: string;
+  /** Milliseconds since the epoch. */
+  createTime: number;
+  /** Milliseconds since the epoch; Infinity for a legacy token imported without an expiry. */
+  expireTime: number;
+  revoked: boolean;
+  /** An imported token of the original system: accepted on the legacy HTTP API only. */
+  legacy: boolean;
+}
 
 type Row = Record<string, unknown>;
 

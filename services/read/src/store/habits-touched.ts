@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import type { FeedEvent } from './read-model.js';
+import type { FeedEvent } from './feed-event.js';
 import { mirroredValues, MIRRORED_TABLES, type SqlValue } from './schema.js';
 
 type Row = Record<string, unknown>;

@@ -5,37 +5,14 @@ import { HabitElements } from './habit-elements.js';
 import { habitsTouchedBy } from './habits-touched.js';
 import { LtHash } from './lt-hash.js';
 import { ScopeVersions } from './versions.js';
-import { DeviceIndex } from './device-index.js';
+import { DeviceIndex, type TokenRecord } from './device-index.js';
+import type { FeedEvent } from './feed-event.js';
 import { dropOutdatedMirror, mirroredValues, MIRRORED_TABLES, READ_MODEL_DDL, sqlValue } from './schema.js';
 
 /** Where the mirror stands on the feed. */
 export interface Checkpoint {
   epoch: string;
   revision: number;
-}
-
-/** One feed event as the consumer hands it over (row values as JSON: text, number, boolean, null). */
-export interface FeedEvent {
-  revision: number;
-  table: string;
-  operation: 'upsert' | 'delete';
-  row: Record<string, unknown>;
-  /** Whether the next revision belongs to the same write transaction (false from older write services). */
-  transactionContinues: boolean;
-}
-
-/** A daemon token as the read side knows it: never the secret, only its hash (the map key). */
-export interface TokenRecord {
-  uuid: string;
-  deviceUuid: string;
-  prefix: string;
-  /** Milliseconds since the epoch. */
-  createTime: number;
-  /** Milliseconds since the epoch; Infinity for a legacy token imported without an expiry. */
-  expireTime: number;
-  revoked: boolean;
-  /** An imported token of the original system: accepted on the legacy HTTP API only. */
-  legacy: boolean;
 }
 
 /** Thrown when a batch does not continue the checkpoint: the consumer must resync. */
