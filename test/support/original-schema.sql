@@ -1,5 +1,5 @@
 -- The original system's MySQL schema at its latest migration (Version20260226065721), as
--- LEGACY.md §3 gives it: uuids BINARY(16), booleans TINYINT, enums lower-case VARCHAR, dates
+-- docs/legacy.md §7 describes it: uuids BINARY(16), booleans TINYINT, enums lower-case VARCHAR, dates
 -- UTC. For the importer's tests against a real MariaDB.
 CREATE TABLE doctrine_migration_versions (version VARCHAR(191) NOT NULL PRIMARY KEY, executed_at DATETIME NULL, execution_time INT NULL) DEFAULT CHARACTER SET utf8mb4;
 CREATE TABLE legions (uuid BINARY(16) NOT NULL PRIMARY KEY, title VARCHAR(255) NOT NULL, ext_title VARCHAR(255) NULL, pay_day_of_month INT NULL) DEFAULT CHARACTER SET utf8mb4;

@@ -21,7 +21,7 @@ export interface TableReport {
 /** One row's outcome, by which later rows that refer to it are judged in a dry run. */
 type Outcome = 'created' | 'skipped' | 'rejected';
 
-/** The latest schema of the original system this importer reads (LEGACY.md §3). */
+/** The latest schema of the original system this importer reads (docs/legacy.md §7). */
 const LATEST_MIGRATION = 'Version20260226065721';
 
 /** 32 hex digits (as `lower(hex(uuid))` gives a BINARY(16)) to the canonical uuid text. */

@@ -6,7 +6,7 @@ import { z } from 'zod';
 const schema = z.object({
   READ_GRPC_ADDR: z.string().default('127.0.0.1:50052'),
   ...grpcServerLimits,
-  // host:port of the original system's daemon HTTP API (LEGACY.md); unset = not served.
+  // host:port of the original system's daemon HTTP API (docs/legacy.md); unset = not served.
   LEGACY_HTTP_ADDR: z.string().regex(/^\S*:\d{1,5}$/, 'host:port').optional(),
   /** PEM certificate chain and key this listener serves TLS with (re-read every TLS_REFRESH_INTERVAL); unset = plaintext. */
   TLS_CERT_FILE: z.string().optional(),

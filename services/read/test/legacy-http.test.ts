@@ -1,5 +1,5 @@
 /**
- * The original system's daemon HTTP API (LEGACY.md §2) served by a real replica on
+ * The original system's daemon HTTP API (docs/legacy.md) served by a real replica on
  * LEGACY_HTTP_ADDR: a scripted daemon of that system follows its flow over HTTP/1.1 and gets the
  * original's status codes, JSON shapes and headers, from the same read model and export cache as
  * the gRPC API; least privilege holds (a token sees its own device only).

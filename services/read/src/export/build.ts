@@ -46,7 +46,7 @@ const EXPORT_DDL = [
 /**
  * UUID text to its 16 raw bytes stored as TEXT, in SQL: the columns are declared BLOB (no
  * affinity), and the original exporter bound every value as text, so existing daemons read
- * `typeof(uuid) = 'text'` holding the 16 bytes (LEGACY.md §5). `hex(uuid)` gives the 32 digits
+ * `typeof(uuid) = 'text'` holding the 16 bytes (docs/legacy.md §6). `hex(uuid)` gives the 32 digits
  * either way; a comparison with a blob literal does not match, one with `CAST(x'..' AS TEXT)` does.
  */
 const blob = (column: string): string => `cast(unhex(replace(${column}, '-', '')) as text)`;

@@ -1,7 +1,7 @@
 import type { AccountRecord, DeviceRecord, LegionRecord, SshRecord } from '../store/device-queries.js';
 
 /**
- * The original's JSON shapes (LEGACY.md §2.2, §2.6): snake_case keys in declaration order, nulls
+ * The original's JSON shapes (docs/legacy.md §4): snake_case keys in declaration order, nulls
  * always present, enums as their lower-case values, dates as `YYYY-MM-DDTHH:MM:SS+00:00`.
  */
 

@@ -42,7 +42,7 @@ export interface LegacyHttp {
 }
 
 /**
- * Every route of the original's API (LEGACY.md §2.5) and the methods it answers; a path in none
+ * Every route of the original's API (docs/legacy.md §2) and the methods it answers; a path in none
  * is 404, a method not listed is 405, both before the key is looked at, as the original routed.
  */
 const ORIGINAL_ROUTES: readonly [RegExp, readonly string[]][] = [
@@ -72,7 +72,7 @@ const ORIGINAL_ROUTES: readonly [RegExp, readonly string[]][] = [
 type Handler = (rt: ReadRuntime, principal: DaemonPrincipal, request: FastifyRequest, reply: FastifyReply, param: string) => Promise<unknown>;
 
 /**
- * The routes a daemon may call (LEGACY.md §2.1 rules 2–4, 6, 8, 10, 12, 14), by method and path.
+ * The routes a daemon may call (docs/legacy.md §2), by method and path.
  * Everything else of the original is an admin route: a daemon token gets 403 there, as it did.
  * Least privilege holds here as on the gRPC API: a token sees its own device's data only.
  */
@@ -109,7 +109,7 @@ interface Admitted {
 }
 
 /**
- * Starts the original system's daemon-facing HTTP/1.1 API (LEGACY.md §2) on `settings.address`,
+ * Starts the original system's daemon-facing HTTP/1.1 API (docs/legacy.md) on `settings.address`,
  * for daemons of that system, from the same read model and export cache as the gRPC API (no
  * PostgreSQL). HTTPS from TLS_CERT_FILE/TLS_KEY_FILE (read at start); plaintext only on loopback
  * unless `allowPlaintext`. Limits (docs/architecture.md, "Input limits"): a request (headers and
@@ -206,8 +206,8 @@ function answerAndClose(socket: Duplex, status: number, detail: string): void {
 }
 
 /**
- * Routing, then authentication, then access, then the rate limit: the original's order (LEGACY.md
- * §2.1), all before the body is read. Returns what the handler needs, or `reply` once a refusal
+ * Routing, then authentication, then access, then the rate limit: the original's order (docs/legacy.md
+ * §2), all before the body is read. Returns what the handler needs, or `reply` once a refusal
  * is sent: 400 (a second Host header), 404, 405, 401, 429 (failed keys from this address, or the
  * device's rate limit), 403.
  */
@@ -376,7 +376,7 @@ async function nextEmpireDate(rt: ReadRuntime, _p: DaemonPrincipal, _req: Fastif
 }
 
 /**
- * The request's JSON body as the original required it (LEGACY.md §2.3): an object or array, else
+ * The request's JSON body as the original required it (docs/legacy.md §3): an object or array, else
  * 400; nested deeper than MAX_JSON_DEPTH is 400 before it is parsed.
  */
 function jsonBody(request: FastifyRequest): Record<string, unknown> {

@@ -28,7 +28,7 @@ export class HttpProblem extends Error {
 }
 
 /**
- * An RFC 7807 body as the original sent it (LEGACY.md §2.4): `application/problem+json`,
+ * An RFC 7807 body as the original sent it (docs/legacy.md §4): `application/problem+json`,
  * pretty-printed with 4 spaces, keys `errors` (when there are field messages) first, then
  * `title`, `type`, `status`, `detail`.
  */
