@@ -75,7 +75,7 @@ it('starts both services SERVING under TLS from the development CA, and says how
   await vi.waitFor(async () => expect(await healthy(readAddress)).toBe(true), { timeout: 30_000, interval: 200 });
 
   expect(banner).toContain(`Trusted CA:   ${ca}`);
-  expect(banner).toContain(`npx titanctl devices create --physical-id 7 --server ${writeAddress} --ca-file ${ca}`);
+  expect(banner).toContain(`DATA_DIR=${dataDir} npx titanctl devices create --physical-id 7 --server ${writeAddress} --ca-file ${ca}`);
   expect(banner).toContain(`npx titanbot-daemon sync --watch --server ${readAddress} --ca-file ${ca}`);
   expect(banner).not.toContain('-plaintext');
 

@@ -91,6 +91,8 @@ async function main(logger: Logger): Promise<void> {
   const daemonDir = path.join(config.DATA_DIR, 'daemon');
   await mkdir(daemonDir, { recursive: true });
   const caFile = readTls.WRITE_SERVICE_TLS_CA_FILE;
+  // titanctl finds the admin token under DATA_DIR (default .data): say which when it is another.
+  const titanctl = `${config.DATA_DIR === path.resolve('.data') ? '' : `DATA_DIR=${config.DATA_DIR} `}npx titanctl`;
   const caFlag = caFile ? ` --ca-file ${caFile}` : '';
   const legacyAddress = process.env.LEGACY_HTTP_ADDR;
   process.stdout.write(
@@ -101,11 +103,11 @@ async function main(logger: Logger): Promise<void> {
       ...(legacyAddress ? [`Original daemons' HTTP API (legacy):       ${legacyAddress}`] : []),
       `PostgreSQL:   ${embedded ? `embedded, under ${embedded.dir}` : 'DATABASE_URL'}`,
       `Secrets:      ${secretStore === 'vault' ? `Vault ${config.VAULT_ADDR}` : `file store under ${secretsDir} (for development; set VAULT_ADDR for Vault)`}`,
-      `Admin token:  ${tokenAt} (titanctl reads it from there)`,
+      `Admin token:  ${tokenAt}${secretStore === 'file' ? ' (titanctl reads it from there)' : ''}`,
       ...(caFile ? [`Trusted CA:   ${caFile}`, `Health:       HEALTH_CA_FILE=${caFile} TLS_CERT_FILE=${config.TLS_CERT_FILE} node packages/service-kit/dist/health-probe.js ${readAddress}`] : []),
       'Issue a daemon token for a device:',
-      `  npx titanctl devices create --physical-id 7 --server ${write.address}${caFlag}`,
-      `  npx titanctl tokens issue --device <uuid> --server ${write.address}${caFlag}`,
+      `  ${titanctl} devices create --physical-id 7 --server ${write.address}${caFlag}`,
+      `  ${titanctl} tokens issue --device <uuid> --server ${write.address}${caFlag}`,
       `Keep a daemon database current (token in ${path.join(daemonDir, 'token.txt')}):`,
       `  npx titanbot-daemon sync --watch --server ${readAddress}${caFlag} --token-file ${path.join(daemonDir, 'token.txt')} --db ${path.join(daemonDir, 'titanbotd.sqlite')} --logical-id <id>`,
       '',
