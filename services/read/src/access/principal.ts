@@ -21,13 +21,13 @@ const knownTokenHashes = new LRUCache<string, string>({ max: 4096 });
 /**
  * The daemon a presented `x-api-key` value names, for `method` (a gRPC path or an HTTP route, for
  * the log line), on `surface`, from the peer address `peerOf(source)` (asked for only where it is
- * needed; a function and its argument, so an admitted call allocates nothing): the rules
- * every surface a daemon reaches shares (the gRPC API's `authenticate` step, the legacy routes). The gRPC API takes daemon tokens only
- * (a malformed one is refused by its checksum before any lookup); the legacy HTTP API also takes
- * imported legacy tokens, which have no form of ours. Every failure is charged to the peer's
+ * needed; a function and its argument, so an admitted call allocates nothing). Every surface a
+ * daemon reaches uses it: the gRPC API's `authenticate` step and the legacy routes. The gRPC API
+ * takes daemon tokens only (a malformed one is refused by its checksum before any lookup); the
+ * legacy HTTP API also takes imported legacy tokens, which have no form of ours. Every failure is charged to the peer's
  * bucket (AUTH_FAILURES_PER_SECOND, AUTH_FAILURES_BURST); while it is empty, a key this process
- * has not seen in use is not looked at. Throws DomainError UNAUTHENTICATED (counted and logged as
- * `authenticate` says; a legacy token's characters are never logged), or AUTH_THROTTLED with a
+ * has not seen in use is not looked at. Throws DomainError UNAUTHENTICATED (counted, and logged
+ * throttled with the reason and a token's shown prefix; a legacy token's characters never), or AUTH_THROTTLED with a
  * RetryInfo delay for an unchecked key.
  */
 export function daemonPrincipal<S>(rt: ReadRuntime, method: string, key: unknown, surface: 'grpc' | 'legacy', peerOf: (source: S) => string, source: S): DaemonPrincipal {
