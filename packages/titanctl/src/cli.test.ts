@@ -120,11 +120,20 @@ describe('titanctl against a real write service', () => {
     const reported = { deviceUuid: device.uuid as string, logicalId, heldVersion: 'old', heldSha256: '', failure: 0, failureMessage: '', lastContactTime: new Date() };
     await call(feed, feed.reportDeviceStatuses, { replica: 'replica-a', statuses: [reported], scopeVersions: [{ logicalId, version: 'new', since: new Date() }] }, h.readerToken);
     const status = await json('fleet', 'status', '--logical-id', String(logicalId));
-    expect(status.summary).toMatchObject({ devices: 1, behind: 1 });
+    // Zero counts are written out; the oldest wait reads as a duration.
+    expect(status.summary).toMatchObject({ devices: 1, behind: 1, current: 0, failing: 0, offline: 0, oldestBehind: expect.stringMatching(/^\d+s$/) });
     expect(status.worst).toEqual([expect.objectContaining({ deviceUuid: device.uuid, state: 'DEVICE_STATE_BEHIND', heldVersion: 'old', currentVersion: 'new', replica: 'replica-a' })]);
+    expect(status.worst[0]).not.toHaveProperty('failure');
     const table = await ctl('fleet', 'status', '--logical-id', String(logicalId), '--table');
     expect(table.code).toBe(0);
     expect(table.out).toContain(device.uuid as string);
+    // No install failure reads as an empty cell, not `0`.
+    const lines = table.out.split('\n');
+    const header = lines.find((l) => l.startsWith('deviceUuid'))!;
+    const row = lines.find((l) => l.startsWith(device.uuid as string))!;
+    const at = header.indexOf(' failure ') + 1;
+    expect(at).toBeGreaterThan(0);
+    expect(row.slice(at, at + 'failure'.length).trim()).toBe('');
   });
 
   it('lists the audit trail of a resource', async () => {

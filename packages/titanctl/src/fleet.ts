@@ -26,7 +26,7 @@ async function fleetStatus(api: AdminApi, values: Values, table: boolean): Promi
   const waiting = `${summary.oldestBehind?.seconds ?? 0}s`;
   if (!table) {
     const worstJson = worst.map((d) => jsonWithDefaults(fleet.DeviceStatus, d));
-    return prettyJson({ summary: { ...jsonWithDefaults(fleet.FleetSummary, summary), oldestBehind: waiting }, worst: worstJson });
+    return prettyJson({ summary: { ...jsonWithDefaults(fleet.FleetSummary, summary, true), oldestBehind: waiting }, worst: worstJson });
   }
   return `${renderTable(fleet.FleetSummary, [summary])}\noldest behind: ${waiting}\n\n${worst.length ? renderTable(fleet.DeviceStatus, worst, { failure: (json, native) => (native ? String(json) : '') }) : 'no device is offline, failing or behind'}`;
 }

@@ -55,14 +55,10 @@ describe('terminal control characters in daemon text', () => {
 });
 
 describe('renderJson', () => {
-  it('uses the proto JSON names and enum names, and writes first-level defaults out (empty lists, zeros)', () => {
-    expect(JSON.parse(renderJson(Device, Device.fromPartial({ uuid: 'd', physicalId: 3, activityType: 2 })))).toMatchObject({
-      uuid: 'd',
-      physicalId: 3,
-      activityType: 'ACTIVITY_TYPE_AJAGPLAY',
-      isActive: false,
-      accountLogicalIds: [],
-    });
+  it('uses the proto JSON names and enum names, and writes first-level defaults out (empty lists, flags), but no enum as a number', () => {
+    const json = JSON.parse(renderJson(Device, Device.fromPartial({ uuid: 'd', physicalId: 3, activityType: 2 })));
+    expect(json).toMatchObject({ uuid: 'd', physicalId: 3, activityType: 'ACTIVITY_TYPE_AJAGPLAY', isActive: false, accountLogicalIds: [] });
+    expect(JSON.parse(renderJson(Device, Device.fromPartial({ uuid: 'd' })))).not.toHaveProperty('activityType');
   });
 
   it('shows a column its own way when asked: a code by name, a birth date as a day', () => {

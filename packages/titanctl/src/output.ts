@@ -37,14 +37,16 @@ export function prettyJson(value: unknown): string {
 /**
  * The proto3 JSON of `message` with its first-level fields at their defaults written out too
  * (the JSON mapping's "emit default values" option): an empty list reads `"devices": []`, not `{}`,
- * and a count of zero reads `0` instead of missing.
+ * a false flag `false`, an empty string `""`. Numbers at zero only with `counts` (a message whose
+ * numbers are all counts, such as the fleet summary): an enum is a number here too, and its zero
+ * would read `0` where its JSON is a name.
  */
-export function jsonWithDefaults<T>(type: MessageType<T>, message: T): Record<string, unknown> {
+export function jsonWithDefaults<T>(type: MessageType<T>, message: T, counts = false): Record<string, unknown> {
   const json = type.toJSON(message) as Record<string, unknown>;
   const defaults = type.create() as Record<string, unknown>;
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(defaults)) {
-    const value = json[key] ?? defaults[key];
+    const value = json[key] ?? (typeof defaults[key] === 'number' && !counts ? undefined : defaults[key]);
     if (value !== undefined) out[key] = value;
   }
   return out;

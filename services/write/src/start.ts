@@ -48,8 +48,8 @@ function replicaTlsEnv(config: WriteConfig, env: NodeJS.ProcessEnv): Record<stri
  * DATA_DIR unless DATABASE_URL is set, applies migrations, starts the write service in this
  * process and one read replica as a child process (its own process, as in production, with the
  * reader credential from the secret store; under TLS with `replicaTlsEnv`), and prints where the
- * admin token is kept and how to call both services (with `--ca-file` under TLS). Without VAULT_ADDR both services use the file secret store (SECRET_STORE=file),
- * said once in the banner. Stops everything on SIGTERM or SIGINT; if the replica dies, so does
+ * admin token is kept and how to call both services (with `--ca-file` under TLS). Without
+ * VAULT_ADDR both services use the file secret store (SECRET_STORE=file), said once in the banner. Stops everything on SIGTERM or SIGINT; if the replica dies, so does
  * the system. A setting or machine problem ends it with one line saying what to change.
  */
 async function main(logger: Logger): Promise<void> {
