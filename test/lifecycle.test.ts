@@ -1,7 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +17,7 @@ import { checkVersion } from '@titanbot/read/test-support/daemon';
 import { expectedExport, exportRows } from '@titanbot/read/test-support/expected';
 import { healthStatus } from '@titanbot/write/test-support/health';
 import { call } from '@titanbot/write/test-support/harness';
+import { freePort } from './support/free-port.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DAEMON_BIN = path.join(ROOT, 'packages/daemon-client/bin/titanbot-daemon.js');
@@ -67,14 +67,6 @@ function until<T>(what: string, probe: () => T | undefined | Promise<T | undefin
     },
     { timeout: timeoutMs, interval: 50 },
   );
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 let dir: string;
