@@ -17,7 +17,7 @@ import { checkVersion } from '@titanbot/read/test-support/daemon';
 import { expectedExport, exportRows } from '@titanbot/read/test-support/expected';
 import { healthStatus } from '@titanbot/write/test-support/health';
 import { call } from '@titanbot/write/test-support/harness';
-import { freePort } from './support/free-port.js';
+import { freePort } from '@titanbot/service-kit/free-port';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DAEMON_BIN = path.join(ROOT, 'packages/daemon-client/bin/titanbot-daemon.js');

@@ -6,7 +6,7 @@ import type { Benchmark, BenchContext } from './lib/context.js';
 import { cpuSeconds, rssBytes } from './lib/proc.js';
 import { printJson, printTable, type Row } from './lib/report.js';
 import { percentile, round } from './lib/stats.js';
-import { freePort } from './lib/system.js';
+import { freePort } from '@titanbot/service-kit/free-port';
 import type { DaemonSyncsConfig } from './load/daemon-syncs.js';
 import type { DeltaDaemonsConfig } from './load/delta-daemons.js';
 import { forkLoad, nextMessage, stopLoad } from './watch-fanout.js';

@@ -9,7 +9,8 @@ import type { DownloadLoadOptions, DownloadLoadResult } from './load/download.js
 import { measureCpu, rssBytes } from './lib/proc.js';
 import { printJson, printTable, type Row } from './lib/report.js';
 import { round } from './lib/stats.js';
-import { freePort, ROOT, startNode, waitServing } from './lib/system.js';
+import { freePort } from '@titanbot/service-kit/free-port';
+import { ROOT, startNode, waitServing } from './lib/system.js';
 
 const MIB = 1024 * 1024;
 /** The daemon client's window (packages/daemon-client createDaemonClient). */

@@ -4,7 +4,8 @@ import type { Benchmark, BenchContext } from './lib/context.js';
 import { cpuSeconds, rssBytes } from './lib/proc.js';
 import { printJson, printTable, type Row } from './lib/report.js';
 import { percentile, round } from './lib/stats.js';
-import { freePort, ROOT } from './lib/system.js';
+import { freePort } from '@titanbot/service-kit/free-port';
+import { ROOT } from './lib/system.js';
 
 const STREAMS = 10_000;
 const CONNECTIONS = 100;

@@ -1,7 +1,8 @@
 import { fork } from 'node:child_process';
 import path from 'node:path';
 import { cpuSeconds, measureCpu } from './proc.js';
-import { freePort, ROOT, startService, type ServiceProcess } from './system.js';
+import { freePort } from '@titanbot/service-kit/free-port';
+import { ROOT, startService, type ServiceProcess } from './system.js';
 
 /**
  * Starts a reference peer (a compiled script under bench/dist/peers) as its own process on a free

@@ -1,11 +1,11 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { freePort } from '@titanbot/service-kit/free-port';
 import pg from 'pg';
 
 /** The repository root (bench/dist/lib -> ../../..). */
@@ -31,14 +31,6 @@ export interface BenchSystem {
   /** Starts one more write service on the same database and secret store (with `env` added), waits until it serves. */
   startWriteService(env: Record<string, string>): Promise<ServiceProcess>;
   stop(): Promise<void>;
-}
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /**

@@ -84,6 +84,11 @@ export class StatusTracker {
     if (e) e.watches += delta;
   }
 
+  /** How many WatchVersion streams `device` holds open here (for DAEMON_MAX_WATCHES). */
+  openWatches(device: string): number {
+    return this.entries.get(device)?.watches ?? 0;
+  }
+
   /** Takes what changed since the last batch, at most `max` devices, and the scope versions they need. */
   drain(max: number): StatusBatch {
     const now = this.clock();

@@ -21,8 +21,6 @@ export function versionHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'che
   // What ends every open stream at shutdown: one listener on the process-wide signal rather
   // than one per stream (EventTarget removal is linear, so 10,000 streams closing would be quadratic).
   const stops = new Set<() => void>();
-  /** Open watches per device uuid; a device with none has no entry. */
-  const watchesByDevice = new Map<string, number>();
   rt.shutdown.addEventListener(
     'abort',
     () => {
@@ -46,7 +44,7 @@ export function versionHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'che
     watchVersion: serverStream(rt, m.watchVersion, async (call, ctx) => {
       const scope = scopeFor(rt, call.request.logicalId, ctx.principal);
       const device = ctx.principal.token.deviceUuid;
-      const open = watchesByDevice.get(device) ?? 0;
+      const open = rt.statuses.openWatches(device);
       if (open >= rt.settings.maxWatchesPerDevice) {
         throw new DomainError('WATCH_LIMIT', `this device already has ${open} open watches (DAEMON_MAX_WATCHES)`, [], WATCH_LIMIT_RETRY_MS);
       }
@@ -82,7 +80,6 @@ export function versionHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'che
       const stopped = new Promise<void>((resolve) => (stopWaiting = resolve));
       call.once('cancelled', stopWaiting);
       stops.add(stopWaiting);
-      watchesByDevice.set(device, open + 1);
       try {
         push(rt.model.versions.version(scope), rt.model.versions.revision(scope));
         // Headers now rather than with the first change, so a change costs each stream one message.
@@ -93,9 +90,6 @@ export function versionHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'che
         stops.delete(stopWaiting);
         tokenEnded.cancel();
         unlisten();
-        const left = watchesByDevice.get(device)! - 1;
-        if (left === 0) watchesByDevice.delete(device);
-        else watchesByDevice.set(device, left);
         rt.gauges.activeWatches--;
         rt.statuses.watching(device, -1);
       }

@@ -225,7 +225,7 @@ function admit(rt: ReadRuntime, request: FastifyRequest, reply: FastifyReply): A
     principal = daemonPrincipal(rt, `legacy ${request.method} ${route[0].source}`, request.headers['x-api-key'], 'legacy', requestAddress, request);
   } catch (err) {
     if (!(err instanceof DomainError)) throw err;
-    if (err.reason === 'AUTH_THROTTLED') return tooMany(reply, err);
+    if (err.reason === 'AUTH_THROTTLED') return retryLater(reply, 429, err);
     // The original answered 401 with an empty text/html body, never problem+json.
     return reply.code(401).header('content-type', 'text/html; charset=UTF-8').send('');
   }
@@ -236,7 +236,7 @@ function admit(rt: ReadRuntime, request: FastifyRequest, reply: FastifyReply): A
     try {
       takeCall(rt, principal, `legacy ${request.method} ${pattern.source}`);
     } catch (err) {
-      if (err instanceof DomainError && err.kind === 'exhausted') return tooMany(reply, err);
+      if (err instanceof DomainError && err.kind === 'exhausted') return retryLater(reply, 429, err);
       throw err;
     }
     return { handler, principal, param: match[1] ?? '' };
@@ -247,8 +247,9 @@ function admit(rt: ReadRuntime, request: FastifyRequest, reply: FastifyReply): A
 /** A request's peer address, for the throttle of failed keys. */
 const requestAddress = (request: FastifyRequest): string => request.ip;
 
-/** 429 with Retry-After (whole seconds, at least 1) from a RESOURCE_EXHAUSTED DomainError's RetryInfo delay. */
-const tooMany = (reply: FastifyReply, err: DomainError): FastifyReply => problem(reply.header('retry-after', String(Math.max(1, Math.ceil((err.retryDelayMs ?? 1_000) / 1000)))), 429, err.message);
+/** `status` (429 for a spent budget, 503 for a dependency that is down) with Retry-After: the DomainError's RetryInfo delay in whole seconds, at least 1. */
+const retryLater = (reply: FastifyReply, status: 429 | 503, err: DomainError): FastifyReply =>
+  problem(reply.header('retry-after', String(Math.max(1, Math.ceil((err.retryDelayMs ?? 1_000) / 1000)))), status, err.message);
 
 /** Runs an admitted request's handler, answering its refusals and unavailable dependencies. */
 async function run(rt: ReadRuntime, { handler, principal, param }: Admitted, request: FastifyRequest, reply: FastifyReply, logger: Logger): Promise<unknown> {
@@ -256,11 +257,9 @@ async function run(rt: ReadRuntime, { handler, principal, param }: Admitted, req
     return await handler(rt, principal, request, reply, param);
   } catch (err) {
     if (err instanceof HttpProblem) return problem(reply, err.status, err.message, err.errors);
-    if (err instanceof DomainError && err.kind === 'exhausted') return tooMany(reply, err);
+    if (err instanceof DomainError && err.kind === 'exhausted') return retryLater(reply, 429, err);
     // A dependency that is down (data keys, the write service, PostgreSQL behind it): retry later.
-    if (err instanceof DomainError && err.kind === 'unavailable') {
-      return problem(reply.header('retry-after', String(Math.ceil((err.retryDelayMs ?? 1_000) / 1000))), 503, err.message);
-    }
+    if (err instanceof DomainError && err.kind === 'unavailable') return retryLater(reply, 503, err);
     logger.error({ err, route: `${request.method} ${request.url.split('?')[0]}` }, 'legacy HTTP request failed');
     return problem(reply, 500, 'Internal Server Error');
   }

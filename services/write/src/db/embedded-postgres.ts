@@ -1,14 +1,14 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { constants, existsSync } from 'node:fs';
-import { access, chown, cp, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chown, cp, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
+import { freePort } from '@titanbot/service-kit/free-port';
 import { StartupError } from '@titanbot/service-kit/process';
 import pg from 'pg';
 import type { Logger } from 'pino';
@@ -151,7 +151,6 @@ async function initdb(bin: string, dir: string, password: string, asUser: { uid:
   await writeFile(passwordFile, `${password}\n`, { mode: 0o600 });
   try {
     if (asUser) await chown(passwordFile, asUser.uid, asUser.gid);
-    await access(path.join(bin, 'initdb'), constants.X_OK);
     await run(path.join(bin, 'initdb'), [`--pgdata=${dir}`, '--auth=password', '--username=postgres', `--pwfile=${passwordFile}`, '--encoding=UTF8', '--no-locale'], { ...asUser });
   } catch (err) {
     throw new StartupError(`the embedded PostgreSQL could not create its cluster in ${dir}: ${String((err as { stderr?: string }).stderr || (err as Error).message).trim()}`);
@@ -176,15 +175,4 @@ async function startServer(bin: string, dir: string, port: number, asUser: { uid
   });
   server.removeAllListeners('exit');
   return server;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => (address && typeof address === 'object' ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
 }
