@@ -6,6 +6,10 @@ export default defineConfig({
     // Tests run the TypeScript sources directly; no build step needed before `npm test`.
     alias: [
       {
+        find: /^@titanbot\/contracts\/es\/(.*)$/,
+        replacement: `${fileURLToPath(new URL('./packages/contracts/src/es/', import.meta.url))}$1.ts`,
+      },
+      {
         find: /^@titanbot\/contracts\/(.*)$/,
         replacement: `${fileURLToPath(new URL('./packages/contracts/src/gen/', import.meta.url))}$1.ts`,
       },

@@ -46,6 +46,18 @@ export const principalOf = (path: string): PrincipalKind | undefined => PRINCIPA
 
 /** What an operator signed in through OAuth 2.0 may be (the admin API's roles). */
 export type OperatorRole = 'admin' | 'viewer' | 'token-issuer';
+const ROLES: readonly OperatorRole[] = ['admin', 'viewer', 'token-issuer'];
+
+/**
+ * The roles an access token's claims give: the names in `rolesClaim` (a list, or a space-separated
+ * string) and `scope` entries `titanbot.<role>`. Unknown names are ignored.
+ */
+export function operatorRoles(claims: Record<string, unknown>, rolesClaim: string): OperatorRole[] {
+  const value = claims[rolesClaim];
+  const named = Array.isArray(value) ? value.map(String) : typeof value === 'string' ? value.split(' ') : [];
+  const scoped = typeof claims.scope === 'string' ? claims.scope.split(' ').filter((s) => s.startsWith('titanbot.')).map((s) => s.slice('titanbot.'.length)) : [];
+  return ROLES.filter((r) => named.includes(r) || scoped.includes(r));
+}
 
 /** The services a token-issuer may call, whole. */
 const TOKEN_ISSUER_SERVICES = new Set<string>(Object.values(DaemonTokenServiceService).map((m) => m.path));

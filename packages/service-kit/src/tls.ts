@@ -118,6 +118,20 @@ let ipServerNameWarningDropped = false;
  * the middle of a CLI's output or a service's JSON log. An IP address has no server name to send
  * (RFC 6066): nothing is lost, and Node already ignores it. Only that warning is dropped.
  */
+/**
+ * The same client TLS settings as Node's `tls.connect` options, for clients that are not grpc-js
+ * (the console's Connect transport): the files read once. Throws StartupError for a file that
+ * cannot be read, or a certificate without its key.
+ */
+export function clientTlsOptions(tls: ClientTlsSettings): { ca?: Buffer; cert?: Buffer; key?: Buffer } {
+  dropIpServerNameWarning();
+  if (Boolean(tls.certFile) !== Boolean(tls.keyFile)) throw new StartupError('a client certificate and its key go together');
+  return {
+    ...(tls.caFile ? { ca: readPem(tls.caFile) } : {}),
+    ...(tls.certFile ? { cert: readPem(tls.certFile), key: readPem(tls.keyFile!) } : {}),
+  };
+}
+
 function dropIpServerNameWarning(): void {
   if (ipServerNameWarningDropped) return;
   ipServerNameWarningDropped = true;

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -15,8 +16,13 @@ import { embeddedPostgresDir, startWriteService } from './main.js';
 /** `host:port` with the port one higher (port 0 stays 0: any free port). */
 const nextPort = (address: string): string => address.replace(/:(\d+)$/, (_m, p: string) => `:${Number(p) === 0 ? 0 : Number(p) + 1}`);
 
-/** The read service's entry point, built beside this one by `npm run build`. */
+/** The read service's and the console's entry points, built beside this one by `npm run build`. */
 const READ_MAIN = fileURLToPath(new URL('../../read/dist/main.js', import.meta.url));
+const CONSOLE_MAIN = fileURLToPath(new URL('../../console/dist/main.js', import.meta.url));
+/** Where the development OpenID Provider listens under `npm start` when no OIDC_ISSUER is set. */
+const DEV_OIDC_ISSUER = 'http://127.0.0.1:8081';
+/** The audience operators' access tokens are asked for when OIDC_AUDIENCE is unset. */
+const DEFAULT_AUDIENCE = 'urn:titanbot:admin';
 
 /**
  * How the replica under `npm start` reaches a write service that serves TLS: the CA that issued
@@ -46,16 +52,23 @@ function replicaTlsEnv(config: WriteConfig, env: NodeJS.ProcessEnv): Record<stri
 /**
  * `npm start`: the whole system on one machine with embedded defaults. Starts PostgreSQL under
  * DATA_DIR unless DATABASE_URL is set, applies migrations, starts the write service in this
- * process and one read replica as a child process (its own process, as in production, with the
- * reader credential from the secret store; under TLS with `replicaTlsEnv`), and prints where the
- * admin token is kept and how to call both services (with `--ca-file` under TLS). Without
- * VAULT_ADDR both services use the file secret store (SECRET_STORE=file), said once in the banner. Stops everything on SIGTERM or SIGINT; if the replica dies, so does
- * the system. A setting or machine problem ends it with one line saying what to change.
+ * process, one read replica and the operator console as child processes (their own processes, as
+ * in production: the replica with the reader credential from the secret store, both under TLS
+ * with `replicaTlsEnv`), and prints where the admin token is kept and how to call the services
+ * (with `--ca-file` under TLS). Without OIDC_ISSUER the console runs a development OpenID Provider
+ * on loopback (DEV_OIDC_ISSUER, default http://127.0.0.1:8081) that the write service trusts, with
+ * one operator whose password is made at each start and printed once. Without VAULT_ADDR the
+ * services use the file secret store (SECRET_STORE=file), said once in the banner. Stops
+ * everything on SIGTERM or SIGINT; if a child dies, so does the system. A setting or machine
+ * problem ends it with one line saying what to change.
  */
 async function main(logger: Logger): Promise<void> {
   // Unset SECRET_STORE under npm start means "the file store, knowingly" unless Vault is configured.
   const secretStore = process.env.SECRET_STORE ?? (process.env.VAULT_ADDR ? 'vault' : 'file');
-  const config = loadWriteConfig({ ...process.env, SECRET_STORE: secretStore });
+  // Without OIDC_ISSUER, operators sign in to the console with the development provider it runs.
+  const devIssuer = process.env.OIDC_ISSUER ? undefined : (process.env.DEV_OIDC_ISSUER ?? DEV_OIDC_ISSUER);
+  const oidcEnv = { OIDC_ISSUER: process.env.OIDC_ISSUER ?? devIssuer, OIDC_AUDIENCE: process.env.OIDC_AUDIENCE ?? DEFAULT_AUDIENCE };
+  const config = loadWriteConfig({ ...process.env, ...oidcEnv, SECRET_STORE: secretStore });
   logger.level = config.LOG_LEVEL;
   const readTls = replicaTlsEnv(config, process.env);
   const embedded = config.DATABASE_URL ? undefined : await startEmbeddedPostgres(embeddedPostgresDir(config), config.EMBEDDED_PG_PORT, logger);
@@ -81,6 +94,19 @@ async function main(logger: Logger): Promise<void> {
     },
   });
   const readExited = once(read, 'exit');
+  const devPassword = devIssuer ? randomBytes(15).toString('base64url') : undefined;
+  const consoleAddress = process.env.CONSOLE_HTTP_ADDR ?? '127.0.0.1:8080';
+  const consoleProcess = spawn(process.execPath, [CONSOLE_MAIN], {
+    stdio: 'inherit',
+    env: {
+      ...process.env,
+      WRITE_SERVICE_URL: write.address,
+      OIDC_AUDIENCE: oidcEnv.OIDC_AUDIENCE,
+      ...(devIssuer ? { DEV_OIDC_ISSUER: devIssuer, DEV_OPERATOR_PASSWORD: devPassword } : {}),
+      ...(readTls.WRITE_SERVICE_TLS_CA_FILE ? { WRITE_SERVICE_TLS_CA_FILE: readTls.WRITE_SERVICE_TLS_CA_FILE } : {}),
+    },
+  });
+  const consoleExited = once(consoleProcess, 'exit');
   const readAddress = process.env.READ_GRPC_ADDR ?? '127.0.0.1:50052';
   const secretsDir = path.join(config.DATA_DIR, 'secrets');
   const tokenAt =
@@ -100,6 +126,10 @@ async function main(logger: Logger): Promise<void> {
       '',
       `Titanbot write service (admin + feed API): ${write.address}${caFile ? ' (TLS)' : ''}`,
       `Titanbot read service (daemon API):        ${readAddress}${caFile ? ' (TLS)' : ''}`,
+      `Operator console:                          ${config.TLS_CERT_FILE ? 'https' : 'http'}://${consoleAddress}`,
+      ...(devIssuer
+        ? [`  sign in as "operator" with password ${devPassword} (development OpenID Provider at ${devIssuer}, new each start; set OIDC_ISSUER for yours)`]
+        : [`  operators sign in at ${config.OIDC_ISSUER}`]),
       ...(legacyAddress ? [`Original daemons' HTTP API (legacy):       ${legacyAddress}`] : []),
       `PostgreSQL:   ${embedded ? `embedded, under ${embedded.dir}` : 'DATABASE_URL'}`,
       `Secrets:      ${secretStore === 'vault' ? `Vault ${config.VAULT_ADDR}` : `file store under ${secretsDir} (for development; set VAULT_ADDR for Vault)`}`,
@@ -119,7 +149,8 @@ async function main(logger: Logger): Promise<void> {
     if (stopping) return;
     stopping = true;
     read.kill('SIGTERM');
-    readExited
+    consoleProcess.kill('SIGTERM');
+    Promise.all([readExited, consoleExited])
       .then(() => write.stop())
       .then(() => stopTracing())
       .then(() => embedded?.stop())
@@ -128,11 +159,13 @@ async function main(logger: Logger): Promise<void> {
         (err) => (logger.error({ err }, 'shutdown failed'), process.exit(1)),
       );
   };
-  void readExited.then(([code, signal]) => {
-    if (stopping) return;
-    logger.error({ code, signal }, 'read service exited; stopping');
-    stop(1);
-  });
+  for (const [name, exited] of [['read service', readExited], ['console', consoleExited]] as const) {
+    void exited.then(([code, signal]) => {
+      if (stopping) return;
+      logger.error({ code, signal }, `${name} exited; stopping`);
+      stop(1);
+    });
+  }
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
       logger.info({ signal }, 'shutting down');

@@ -49,14 +49,15 @@ export async function getFleetSummary(ctx: UseCaseContext, offlineAfterMs: numbe
   return { ...rest, oldestBehindMs: oldestWaitingSince ? Math.max(0, ctx.now.getTime() - oldestWaitingSince.getTime()) : 0 };
 }
 
-/** ListDeviceStatuses by device uuid. Errors: invalid (page_size, page_token). */
+/** ListDeviceStatuses by device uuid. Errors: invalid (page_size, page_token, device_uuid). */
 export async function listDeviceStatuses(
   ctx: UseCaseContext,
   offlineAfterMs: number,
-  query: { pageSize: number; pageToken: string; state?: DeviceState; logicalId?: number; replica: string },
+  query: { pageSize: number; pageToken: string; state?: DeviceState; logicalId?: number; replica: string; deviceUuid: string },
 ): Promise<Page<StoredStatus>> {
   const size = pageSize(query.pageSize);
   const afterUuid = decodePageToken(query.pageToken, isUuid);
+  const deviceUuid = query.deviceUuid ? requireUuid('device_uuid', query.deviceUuid) : undefined;
   const rows = await selectDeviceStatuses(
     ctx.em,
     new Date(ctx.now.getTime() - offlineAfterMs),
@@ -64,6 +65,7 @@ export async function listDeviceStatuses(
       ...(query.state ? { state: query.state } : {}),
       ...(query.logicalId === undefined ? {} : { scopeKey: scopeKey(query.logicalId) }),
       ...(query.replica ? { replica: query.replica } : {}),
+      ...(deviceUuid ? { deviceUuid } : {}),
       ...(afterUuid ? { afterUuid } : {}),
     },
     size + 1,

@@ -119,11 +119,11 @@ export interface StoredStatus extends Omit<ReportedStatus, 'lastContactTime'> {
   replica: string;
 }
 
-/** Up to `limit` statuses after `afterUuid` by device uuid, filtered by state, scope and replica. */
+/** Up to `limit` statuses after `afterUuid` by device uuid, filtered by state, scope, replica and device. */
 export async function selectDeviceStatuses(
   em: Em,
   offlineBefore: Date,
-  filter: { state?: DeviceState; scopeKey?: number; replica?: string; afterUuid?: string },
+  filter: { state?: DeviceState; scopeKey?: number; replica?: string; deviceUuid?: string; afterUuid?: string },
   limit: number,
 ): Promise<StoredStatus[]> {
   const where: string[] = [];
@@ -131,6 +131,7 @@ export async function selectDeviceStatuses(
   if (filter.state) (where.push('state = ?'), params.push(filter.state));
   if (filter.scopeKey !== undefined) (where.push('scope_key = ?'), params.push(filter.scopeKey));
   if (filter.replica) (where.push('replica = ?'), params.push(filter.replica));
+  if (filter.deviceUuid) (where.push('device_uuid = ?'), params.push(filter.deviceUuid));
   if (filter.afterUuid) (where.push('device_uuid > ?'), params.push(filter.afterUuid));
   params.push(limit);
   const rows: {

@@ -1,7 +1,7 @@
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload } from 'jose';
 
 type RemoteJWKSet = ReturnType<typeof createRemoteJWKSet>;
-import type { OperatorRole } from '@titanbot/service-kit/policy';
+import { operatorRoles, type OperatorRole } from '@titanbot/service-kit/policy';
 import { DomainError } from '../domain/errors.js';
 
 /** Where operators' access tokens come from and what they must say (OIDC_* settings). */
@@ -18,7 +18,6 @@ export interface OidcSettings {
 const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
 /** Clock skew allowed between us and the issuer on `exp`, `nbf` and `iat` (seconds). */
 const CLOCK_TOLERANCE_S = 30;
-const ROLES: readonly OperatorRole[] = ['admin', 'viewer', 'token-issuer'];
 
 /** An operator as an access token names them. */
 export interface Operator {
@@ -75,7 +74,7 @@ export class OidcVerifier {
       }
       throw new DomainError('UNAUTHENTICATED', 'missing, unknown, expired or revoked credential');
     }
-    return { subject: String(payload.sub ?? ''), clientId: String(payload.client_id ?? payload.azp ?? ''), roles: rolesOf(payload, this.settings.rolesClaim) };
+    return { subject: String(payload.sub ?? ''), clientId: String(payload.client_id ?? payload.azp ?? ''), roles: operatorRoles(payload, this.settings.rolesClaim) };
   }
 
   private async check(token: string, keys: Keys, now: Date): Promise<JWTPayload> {
@@ -125,10 +124,3 @@ export class OidcVerifier {
 }
 
 class IdentityProviderDown extends Error {}
-
-function rolesOf(payload: JWTPayload, claim: string): OperatorRole[] {
-  const value = payload[claim];
-  const named = Array.isArray(value) ? value.map(String) : typeof value === 'string' ? value.split(' ') : [];
-  const scoped = typeof payload.scope === 'string' ? payload.scope.split(' ').filter((s) => s.startsWith('titanbot.')).map((s) => s.slice('titanbot.'.length)) : [];
-  return ROLES.filter((r) => named.includes(r) || scoped.includes(r));
-}

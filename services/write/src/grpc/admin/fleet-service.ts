@@ -29,6 +29,7 @@ export function fleetService(rt: Runtime): FleetServiceServer {
         ...(req.state === ProtoState.DEVICE_STATE_UNSPECIFIED ? {} : { state: states.domain(req.state) }),
         ...(req.logicalId === undefined ? {} : { logicalId: req.logicalId }),
         replica: req.replica,
+        deviceUuid: req.deviceUuid,
       });
       return {
         deviceStatuses: page.items.map((s) => ({

@@ -141,6 +141,8 @@ export interface ListDeviceStatusesRequest {
     | undefined;
   /** Only devices last reported by this replica. */
   replica: string;
+  /** Only this device (its uuid); empty = all. A device no replica has reported yields none. */
+  deviceUuid: string;
 }
 
 /** Response for ListDeviceStatuses. */
@@ -631,7 +633,7 @@ export const DeviceStatus: MessageFns<DeviceStatus> = {
 };
 
 function createBaseListDeviceStatusesRequest(): ListDeviceStatusesRequest {
-  return { pageSize: 0, pageToken: "", state: 0, logicalId: undefined, replica: "" };
+  return { pageSize: 0, pageToken: "", state: 0, logicalId: undefined, replica: "", deviceUuid: "" };
 }
 
 export const ListDeviceStatusesRequest: MessageFns<ListDeviceStatusesRequest> = {
@@ -650,6 +652,9 @@ export const ListDeviceStatusesRequest: MessageFns<ListDeviceStatusesRequest> = 
     }
     if (message.replica !== "") {
       writer.uint32(42).string(message.replica);
+    }
+    if (message.deviceUuid !== "") {
+      writer.uint32(50).string(message.deviceUuid);
     }
     return writer;
   },
@@ -707,6 +712,14 @@ export const ListDeviceStatusesRequest: MessageFns<ListDeviceStatusesRequest> = 
             message.replica = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.deviceUuid = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -738,6 +751,11 @@ export const ListDeviceStatusesRequest: MessageFns<ListDeviceStatusesRequest> = 
         ? globalThis.Number(object.logical_id)
         : undefined,
       replica: isSet(object.replica) ? globalThis.String(object.replica) : "",
+      deviceUuid: isSet(object.deviceUuid)
+        ? globalThis.String(object.deviceUuid)
+        : isSet(object.device_uuid)
+        ? globalThis.String(object.device_uuid)
+        : "",
     };
   },
 
@@ -758,6 +776,9 @@ export const ListDeviceStatusesRequest: MessageFns<ListDeviceStatusesRequest> = 
     if (message.replica !== "") {
       obj.replica = message.replica;
     }
+    if (message.deviceUuid !== "") {
+      obj.deviceUuid = message.deviceUuid;
+    }
     return obj;
   },
 
@@ -771,6 +792,7 @@ export const ListDeviceStatusesRequest: MessageFns<ListDeviceStatusesRequest> = 
     message.state = object.state ?? 0;
     message.logicalId = object.logicalId ?? undefined;
     message.replica = object.replica ?? "";
+    message.deviceUuid = object.deviceUuid ?? "";
     return message;
   },
 };
@@ -894,7 +916,7 @@ export const FleetServiceService = {
   },
   /**
    * Device statuses by device uuid (filter by state for the worst).
-   * Errors: INVALID_ARGUMENT (page_token, page_size).
+   * Errors: INVALID_ARGUMENT (page_token, page_size, device_uuid).
    */
   listDeviceStatuses: {
     path: "/titanbot.admin.v1.FleetService/ListDeviceStatuses" as const,
@@ -914,7 +936,7 @@ export interface FleetServiceServer extends UntypedServiceImplementation {
   getFleetSummary: handleUnaryCall<GetFleetSummaryRequest, FleetSummary>;
   /**
    * Device statuses by device uuid (filter by state for the worst).
-   * Errors: INVALID_ARGUMENT (page_token, page_size).
+   * Errors: INVALID_ARGUMENT (page_token, page_size, device_uuid).
    */
   listDeviceStatuses: handleUnaryCall<ListDeviceStatusesRequest, ListDeviceStatusesResponse>;
 }
@@ -938,7 +960,7 @@ export interface FleetServiceClient extends Client {
   ): ClientUnaryCall;
   /**
    * Device statuses by device uuid (filter by state for the worst).
-   * Errors: INVALID_ARGUMENT (page_token, page_size).
+   * Errors: INVALID_ARGUMENT (page_token, page_size, device_uuid).
    */
   listDeviceStatuses(
     request: ListDeviceStatusesRequest,
