@@ -1,11 +1,15 @@
 /**
  * The README's TLS set-up, as a newcomer runs it: `scripts/dev-ca.sh certs`, then `npm start`'s
  * entry point with TLS_CERT_FILE and TLS_KEY_FILE only. Both services must turn SERVING (the
- * replica trusts the CA beside the certificate), the banner must say how to call them with
- * `--ca-file`, and titanctl and titanbot-daemon must work with it.
+ * replica trusts the CA beside the certificate), the console must serve HTTPS with HSTS, the
+ * banner must say how to call them with `--ca-file`, and titanctl and titanbot-daemon must work
+ * with it.
  */
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import https from 'node:https';
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,7 +26,8 @@ let started: ReturnType<typeof spawn> | undefined;
 
 beforeAll(async () => {
   // The services and CLIs run from their built output, as `npm start` runs them.
-  await run('npx', ['tsc', '-b', 'services/write', 'services/read', 'packages/titanctl', 'packages/daemon-client'], { cwd: ROOT });
+  await run('npx', ['tsc', '-b', 'services/write', 'services/read', 'services/console', 'packages/titanctl', 'packages/daemon-client'], { cwd: ROOT });
+  await run(process.execPath, ['services/console/dist/web-build.js'], { cwd: ROOT });
   dir = await mkdtemp(path.join(os.tmpdir(), 'titanbot-tls-start-'));
 }, 120_000);
 afterAll(async () => {
@@ -42,12 +47,15 @@ it('starts both services SERVING under TLS from the development CA, and says how
   await copyFile(path.join(inject('dataKeyDir'), 'data-key.json'), path.join(dataDir, 'secrets', 'data-key.json'));
   const writeAddress = `127.0.0.1:${await freePort()}`;
   const readAddress = `127.0.0.1:${await freePort()}`;
+  const consoleAddress = `127.0.0.1:${await freePort()}`;
   const env = {
     ...process.env,
     DATABASE_URL: inject('databaseUrl'),
     DATA_DIR: dataDir,
     WRITE_GRPC_ADDR: writeAddress,
     READ_GRPC_ADDR: readAddress,
+    CONSOLE_HTTP_ADDR: consoleAddress,
+    DEV_OIDC_ISSUER: `http://127.0.0.1:${await freePort()}`,
     TLS_CERT_FILE: path.join(certs, 'server.pem'),
     TLS_KEY_FILE: path.join(certs, 'server-key.pem'),
     LOG_LEVEL: 'warn',
@@ -66,6 +74,17 @@ it('starts both services SERVING under TLS from the development CA, and says how
   await vi.waitFor(async () => expect(await healthy(writeAddress)).toBe(true), { timeout: 30_000, interval: 200 });
   await vi.waitFor(async () => expect(await healthy(readAddress)).toBe(true), { timeout: 30_000, interval: 200 });
 
+  // The console: HTTPS with the same certificate, HSTS, and signing in starts at the development provider.
+  const consoleAnswer = await vi.waitFor(
+    () => new Promise<IncomingMessage>((resolve, reject) => https.get(`https://${consoleAddress}/`, { ca: readFileSync(ca) }, resolve).on('error', reject)),
+    { timeout: 30_000, interval: 200 },
+  );
+  consoleAnswer.resume();
+  expect(consoleAnswer.statusCode).toBe(303);
+  expect(consoleAnswer.headers['strict-transport-security']).toMatch(/^max-age=31536000/);
+  expect(consoleAnswer.headers.location).toBe('/auth/login?return_to=%2F');
+  expect(banner).toContain(`Operator console:                          https://${consoleAddress}`);
+  expect(banner).toMatch(/sign in as "operator" with password \S{20}/);
   expect(banner).toContain(`Trusted CA:   ${ca}`);
   expect(banner).toContain(`DATA_DIR=${dataDir} npx titanctl devices create --physical-id 7 --server ${writeAddress} --ca-file ${ca}`);
   expect(banner).toContain(`npx titanbot-daemon sync --watch --server ${readAddress} --ca-file ${ca}`);

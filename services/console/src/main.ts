@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import { exitOnFatalErrors, runIfEntryPoint, serviceLogger, StartupError, stopOnSignals } from '@titanbot/service-kit/process';
 import { freePort } from '@titanbot/service-kit/free-port';
@@ -44,6 +45,8 @@ export async function startConsole(config: ConsoleConfig, logger: Logger, option
   if (!config.TLS_CERT_FILE && !config.ALLOW_PLAINTEXT && !isLoopback(config.CONSOLE_HTTP_ADDR)) {
     throw new StartupError(`the console serves plain HTTP on loopback only: set TLS_CERT_FILE and TLS_KEY_FILE for ${config.CONSOLE_HTTP_ADDR}, or ALLOW_PLAINTEXT=true behind a TLS-terminating proxy`);
   }
+  const webDir = options.webDir ?? BUILT_WEB_DIR;
+  if (!existsSync(path.join(webDir, 'index.html'))) throw new StartupError(`the console's frontend is not built in ${webDir}: run npm run build`);
   const clientSecret = config.CONSOLE_OIDC_CLIENT_SECRET ?? randomBytes(32).toString('base64url');
   let dev: DevProvider | undefined;
   if (config.DEV_OIDC_ISSUER) {
@@ -74,7 +77,7 @@ export async function startConsole(config: ConsoleConfig, logger: Logger, option
   const app = await buildConsoleServer({
     origin,
     https: config.TLS_CERT_FILE ? { cert: readFileSync(config.TLS_CERT_FILE), key: readFileSync(config.TLS_KEY_FILE!) } : undefined,
-    webDir: options.webDir ?? BUILT_WEB_DIR,
+    webDir,
     issuerOrigin: new URL(issuer).origin,
     sessions: new SessionStore({ maxAgeMs: config.SESSION_MAX_AGE, idleTimeoutMs: config.SESSION_IDLE_TIMEOUT, maxCount: config.SESSION_MAX_COUNT }, now),
     signIn,
