@@ -33,7 +33,8 @@ const syncAll = () => Promise.all(daemons.map((d) => d.sync.syncOnce()));
 /** The fleet page of the test's scope. */
 const fleetUrl = () => `${consoleUrl}/?logical_id=${logicalId}`;
 const count = (page: Page, state: string) => page.getByTestId(`count-${state}`).textContent();
-const screenshot = (page: Page, name: string) => page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: true });
+/** The fleet page's first screen (the README shows it); other pages whole. */
+const screenshot = (page: Page, name: string) => page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`), fullPage: name !== 'fleet' });
 
 beforeAll(async () => {
   provider = await startTestProvider();

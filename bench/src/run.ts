@@ -12,9 +12,10 @@ import { fleetLogs } from './fleet-logs.js';
 import { fleetStatus } from './fleet-status.js';
 import { secureEdge } from './secure-edge.js';
 import { deltaFanout } from './delta-fanout.js';
+import { consoleBench } from './console.js';
 
 /** Every benchmark, in run order; `npm run bench -- <name>...` runs a subset. */
-const BENCHMARKS: Benchmark[] = [checkVersion, scaling, watchFanout, downloadBenchmark, feedLag, feedApply, fleetLogs, fleetStatus, secureEdge, deltaFanout, hostileSoak];
+const BENCHMARKS: Benchmark[] = [checkVersion, scaling, watchFanout, downloadBenchmark, feedLag, feedApply, fleetLogs, fleetStatus, secureEdge, deltaFanout, consoleBench, hostileSoak];
 
 /**
  * `npm run bench`: starts the system (each service its own process, from the built output),

@@ -1,7 +1,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { exportJWK, generateKeyPair } from 'jose';
-import Provider, { type Adapter, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { type Adapter, type ClientMetadata, type KoaContextWithOIDC } from 'oidc-provider';
 // @ts-expect-error oidc-provider's types do not declare the module of its in-memory adapter.
 import MemoryAdapter from 'oidc-provider/lib/adapters/memory_adapter.js';
 import { StartupError } from '@titanbot/service-kit/process';
@@ -32,6 +32,11 @@ export interface DevProviderOptions {
   rolesClaim: string;
   people: Record<string, DevPerson>;
   clients: DevClient[];
+  /**
+   * Confidential clients for automation by client credentials (e.g. `titanctl login
+   * --client-credentials`, benchmarks), by client id: their secret and the roles their tokens carry.
+   */
+  machines?: Record<string, { secret: string; roles: string[] }>;
   /** Seconds an access token lives (default 600): short, so renewal by refresh token is exercised. */
   accessTokenTtlSeconds?: number;
 }
@@ -51,10 +56,11 @@ const MAX_FORM_BYTES = 4096;
 
 /**
  * A development OpenID Provider (oidc-provider, a certified implementation) for the console when
- * no OIDC_ISSUER is configured, and for the console's tests: the authorization code flow with PKCE
- * for the registered confidential clients, a password sign-in page of its own, no consent page
- * (the console is first-party: its grant is made on sign-in), refresh tokens, RP-initiated logout,
- * and JWT access tokens for `audience` carrying each person's roles in `rolesClaim`. Keys and
+ * no OIDC_ISSUER is configured, and for the console's tests and benchmark: the authorization code
+ * flow with PKCE for the registered confidential clients, client credentials for `machines`, a
+ * password sign-in page of its own, no consent page (the console is first-party: its grant is made
+ * on sign-in), refresh tokens, RP-initiated logout, and JWT access tokens for `audience` carrying
+ * each person's (or machine's) roles in `rolesClaim`. Keys and
  * sessions live in memory. Refuses with StartupError to listen anywhere but loopback: it is not a
  * production identity provider.
  */
@@ -101,20 +107,31 @@ function configure(issuer: string, options: DevProviderOptions, key: Awaited<Ret
   const provider = new Provider(issuer, {
     adapter: DevStorage,
     jwks: { keys: [key] },
-    clients: options.clients.map((c) => ({
-      client_id: c.clientId,
-      client_secret: c.clientSecret,
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-      redirect_uris: [c.redirectUri],
-      id_token_signed_response_alg: 'ES256',
-      post_logout_redirect_uris: [c.postLogoutRedirectUri],
-    })),
+    clients: [
+      ...options.clients.map((c): ClientMetadata => ({
+        client_id: c.clientId,
+        client_secret: c.clientSecret,
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        redirect_uris: [c.redirectUri],
+        post_logout_redirect_uris: [c.postLogoutRedirectUri],
+      })),
+      ...Object.entries(options.machines ?? {}).map(([id, m]): ClientMetadata => ({
+        client_id: id,
+        client_secret: m.secret,
+        grant_types: ['client_credentials'],
+        response_types: [],
+        redirect_uris: [],
+        scope: 'titanbot.api',
+      })),
+    ],
+    // Its one signing key is ES256 (the library's default would be RS256).
+    clientDefaults: { id_token_signed_response_alg: 'ES256' },
     pkce: { required: () => true },
-    scopes: ['openid', 'profile'],
+    scopes: ['openid', 'profile', 'titanbot.api'],
     claims: { openid: ['sub'], profile: ['name'] },
     cookies: { keys: [randomBytes(32).toString('base64url')] },
-    ttl: { AccessToken: options.accessTokenTtlSeconds ?? 600, AuthorizationCode: 60, Grant: 86_400, IdToken: 3_600, Interaction: 600, RefreshToken: 86_400, Session: 86_400 },
+    ttl: { AccessToken: options.accessTokenTtlSeconds ?? 600, AuthorizationCode: 60, ClientCredentials: 600, Grant: 86_400, IdToken: 3_600, Interaction: 600, RefreshToken: 86_400, Session: 86_400 },
     findAccount: (_ctx, sub) => (sub in options.people ? { accountId: sub, claims: () => ({ sub, name: sub }) } : undefined),
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     // A first-party client: the grant is made when the person signs in, never asked for.
@@ -132,6 +149,7 @@ function configure(issuer: string, options: DevProviderOptions, key: Awaited<Ret
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     features: {
       devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
       revocation: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
@@ -153,8 +171,9 @@ function configure(issuer: string, options: DevProviderOptions, key: Awaited<Ret
       },
     },
     extraTokenClaims: (_ctx, token) => {
-      const { accountId } = token as { accountId?: string };
-      return accountId ? { [options.rolesClaim]: options.people[accountId]?.roles ?? [] } : undefined;
+      const { accountId, clientId } = token as { accountId?: string; clientId?: string };
+      const roles = accountId ? options.people[accountId]?.roles : options.machines?.[clientId ?? '']?.roles;
+      return { [options.rolesClaim]: roles ?? [] };
     },
     renderError: (ctx, out) => {
       ctx.type = 'html';

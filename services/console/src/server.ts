@@ -206,7 +206,7 @@ function localPath(returnTo: string | undefined): string {
   return returnTo && /^\/(?![/\\])/.test(returnTo) && !returnTo.startsWith('/auth/') ? returnTo : '/';
 }
 
-/** Sign-ins in progress by id, each usable once and for SIGN_IN_TTL_MS; the oldest are dropped beyond `max`. */
+/** Sign-ins in progress by id, each usable once and for SIGN_IN_TTL_MS; beyond 10,000 at once the oldest are dropped. */
 class PendingSignIns {
   private readonly byId = new LRUCache<string, PendingSignIn & { startedAt: number }>({ max: 10_000 });
 

@@ -75,7 +75,7 @@ export function AuditPage() {
       {events.loading && !events.error && <p aria-busy="true">Loading the audit trail…</p>}
       {events.data && events.data.auditEvents.length === 0 && <p>No call matches these filters.</p>}
       {events.data && events.data.auditEvents.length > 0 && (
-        <div class="overflow-auto">
+        <div class="overflow-auto" tabIndex={0} role="region" aria-label="Audit events">
           <table class="striped">
             <thead>
               <tr>

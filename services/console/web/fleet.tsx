@@ -147,7 +147,7 @@ function SummaryChart({ summary }: { summary: FleetSummary }) {
 
 function DeviceTable({ rows }: { rows: DeviceStatus[] }) {
   return (
-    <div class="overflow-auto">
+    <div class="overflow-auto" tabIndex={0} role="region" aria-label="Devices">
       <table class="striped">
         <thead>
           <tr>
@@ -165,8 +165,9 @@ function DeviceTable({ rows }: { rows: DeviceStatus[] }) {
           {rows.map((s) => (
             <tr key={s.deviceUuid} data-device={s.deviceUuid}>
               <td>
-                <a href={`/devices/${s.deviceUuid}`}>
-                  <code>{s.deviceUuid.slice(0, 8)}</code>
+                <a href={`/devices/${s.deviceUuid}`} title={s.deviceUuid}>
+                  {/* The uuid's random end: time-ordered uuids (v7) of one batch share their start. */}
+                  <code>…{s.deviceUuid.slice(-12)}</code>
                 </a>
               </td>
               <td>

@@ -96,7 +96,9 @@ async function main(logger: Logger): Promise<void> {
   const readExited = once(read, 'exit');
   const devPassword = devIssuer ? randomBytes(15).toString('base64url') : undefined;
   const consoleAddress = process.env.CONSOLE_HTTP_ADDR ?? '127.0.0.1:8080';
-  const consoleProcess = spawn(process.execPath, [CONSOLE_MAIN], {
+  // With their own provider, operators register the console there first (README "The operator console").
+  const consoleRuns = Boolean(devIssuer || process.env.CONSOLE_OIDC_CLIENT_SECRET);
+  const consoleProcess = consoleRuns ? spawn(process.execPath, [CONSOLE_MAIN], {
     stdio: 'inherit',
     env: {
       ...process.env,
@@ -105,8 +107,8 @@ async function main(logger: Logger): Promise<void> {
       ...(devIssuer ? { DEV_OIDC_ISSUER: devIssuer, DEV_OPERATOR_PASSWORD: devPassword } : {}),
       ...(readTls.WRITE_SERVICE_TLS_CA_FILE ? { WRITE_SERVICE_TLS_CA_FILE: readTls.WRITE_SERVICE_TLS_CA_FILE } : {}),
     },
-  });
-  const consoleExited = once(consoleProcess, 'exit');
+  }) : undefined;
+  const consoleExited = consoleProcess ? once(consoleProcess, 'exit') : undefined;
   const readAddress = process.env.READ_GRPC_ADDR ?? '127.0.0.1:50052';
   const secretsDir = path.join(config.DATA_DIR, 'secrets');
   const tokenAt =
@@ -126,10 +128,14 @@ async function main(logger: Logger): Promise<void> {
       '',
       `Titanbot write service (admin + feed API): ${write.address}${caFile ? ' (TLS)' : ''}`,
       `Titanbot read service (daemon API):        ${readAddress}${caFile ? ' (TLS)' : ''}`,
-      `Operator console:                          ${config.TLS_CERT_FILE ? 'https' : 'http'}://${consoleAddress}`,
-      ...(devIssuer
-        ? [`  sign in as "operator" with password ${devPassword} (development OpenID Provider at ${devIssuer}, new each start; set OIDC_ISSUER for yours)`]
-        : [`  operators sign in at ${config.OIDC_ISSUER}`]),
+      ...(!consoleRuns
+        ? ['Operator console:                          not started: OIDC_ISSUER is set, so register the console at your provider and set CONSOLE_OIDC_CLIENT_SECRET']
+        : [
+            `Operator console:                          ${config.TLS_CERT_FILE ? 'https' : 'http'}://${consoleAddress}`,
+            devIssuer
+              ? `  sign in as "operator" with password ${devPassword} (development OpenID Provider at ${devIssuer}, new each start; set OIDC_ISSUER for yours)`
+              : `  operators sign in at ${config.OIDC_ISSUER}`,
+          ]),
       ...(legacyAddress ? [`Original daemons' HTTP API (legacy):       ${legacyAddress}`] : []),
       `PostgreSQL:   ${embedded ? `embedded, under ${embedded.dir}` : 'DATABASE_URL'}`,
       `Secrets:      ${secretStore === 'vault' ? `Vault ${config.VAULT_ADDR}` : `file store under ${secretsDir} (for development; set VAULT_ADDR for Vault)`}`,
@@ -149,7 +155,7 @@ async function main(logger: Logger): Promise<void> {
     if (stopping) return;
     stopping = true;
     read.kill('SIGTERM');
-    consoleProcess.kill('SIGTERM');
+    consoleProcess?.kill('SIGTERM');
     Promise.all([readExited, consoleExited])
       .then(() => write.stop())
       .then(() => stopTracing())
@@ -160,7 +166,7 @@ async function main(logger: Logger): Promise<void> {
       );
   };
   for (const [name, exited] of [['read service', readExited], ['console', consoleExited]] as const) {
-    void exited.then(([code, signal]) => {
+    void exited?.then(([code, signal]) => {
       if (stopping) return;
       logger.error({ code, signal }, `${name} exited; stopping`);
       stop(1);
