@@ -104,6 +104,9 @@ describe('the operator console', () => {
     await page.goto(`${consoleUrl}/devices/${uuid}`);
     await page.getByRole('heading', { name: 'Daemon tokens' }).waitFor();
     await page.getByRole('cell', { name: 'issued' }).first().waitFor();
+    // Its history: its first contact holding no file, the version it first installed, the one after the change.
+    const history = page.getByRole('region', { name: 'Status history' }).locator('tbody tr');
+    await vi.waitFor(async () => expect(await history.count()).toBe(3), { timeout: 10_000, interval: 100 });
     await page.getByRole('button', { name: 'Issue a token' }).click();
     const token = await page.getByRole('textbox', { name: 'Token', exact: true }).inputValue();
     expect(token).toMatch(/^tbd_/);

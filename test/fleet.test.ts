@@ -4,12 +4,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { DeviceState, FleetServiceClient, GetFleetSummaryRequest, ListDeviceStatusesRequest, type DeviceStatus } from '@titanbot/contracts/titanbot/admin/v1/fleet_service';
+import { DeviceState, FleetServiceClient, GetFleetSummaryRequest, ListDeviceStatusChangesRequest, ListDeviceStatusesRequest, type DeviceStatus } from '@titanbot/contracts/titanbot/admin/v1/fleet_service';
 import { InstallFailure } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { DaemonSync } from '@titanbot/daemon-client';
 import { adminApi, uniquePixel } from '@titanbot/read/test-support/admin';
 import { startSystem, type Replica, type System } from '@titanbot/read/test-support/system';
-import { call, uniqueInt } from '@titanbot/write/test-support/harness';
+import { call, failure, uniqueInt } from '@titanbot/write/test-support/harness';
+import { status } from '@grpc/grpc-js';
 import { TestClock } from '@titanbot/write/test-support/test-clock';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
@@ -94,6 +95,18 @@ describe('the fleet view', () => {
     );
     const replicaNames = new Set(await Promise.all(watchers.map(async (w) => (await statusOf(w.uuid))!.replica)));
     expect(replicaNames).toEqual(new Set(replicas.map((r) => r.service.address)));
+
+    // Its history, newest first: its first contact holding no file, the first version it installed, the one after the change.
+    const now = (await statusOf(watchers[0]!.uuid))!;
+    const history = await call(fleet, fleet.listDeviceStatusChanges, ListDeviceStatusChangesRequest.fromPartial({ deviceUuid: watchers[0]!.uuid }), sys.write.adminToken);
+    expect(history.deviceStatusChanges.map((c) => [c.heldVersion, c.logicalId, c.replica])).toEqual([
+      [now.currentVersion, logicalId, now.replica],
+      [before, logicalId, now.replica],
+      ['', logicalId, now.replica],
+    ]);
+    expect(await failure(call(fleet, fleet.listDeviceStatusChanges, ListDeviceStatusChangesRequest.fromPartial({ deviceUuid: 'not-a-uuid' }), sys.write.adminToken))).toMatchObject({
+      code: status.INVALID_ARGUMENT,
+    });
   });
 
   it('shows a daemon whose database folder is read-only as failing, with the reason', async () => {

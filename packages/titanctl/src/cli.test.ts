@@ -134,6 +134,14 @@ describe('titanctl against a real write service', () => {
     const at = header.indexOf(' failure ') + 1;
     expect(at).toBeGreaterThan(0);
     expect(row.slice(at, at + 'failure'.length).trim()).toBe('');
+
+    // The device's history: its first report, then a failed install of the new version.
+    await call(feed, feed.reportDeviceStatuses, { replica: 'replica-b', statuses: [{ ...reported, failure: 3, failureMessage: 'EACCES', lastContactTime: new Date() }], scopeVersions: [] }, h.readerToken);
+    const history = await json('fleet', 'history', '--device', device.uuid as string);
+    expect(history.map((c: { heldVersion: string; failure?: string; replica: string }) => [c.heldVersion, c.failure, c.replica])).toEqual([
+      ['old', 'INSTALL_FAILURE_PERMISSION', 'replica-b'],
+      ['old', undefined, 'replica-a'],
+    ]);
   });
 
   it('lists the audit trail of a resource', async () => {

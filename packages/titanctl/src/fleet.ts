@@ -1,5 +1,5 @@
 import * as fleet from '@titanbot/contracts/titanbot/admin/v1/fleet_service';
-import { duration, flag, int, type Values } from './args.js';
+import { duration, flag, int, required, uuid, type Values } from './args.js';
 import type { AdminApi } from './client.js';
 import type { Command, Resource } from './command.js';
 import { jsonWithDefaults, prettyJson, renderTable } from './output.js';
@@ -7,6 +7,8 @@ import { jsonWithDefaults, prettyJson, renderTable } from './output.js';
 const SCOPE = flag('logical-id', int, 'only daemons syncing this scope (default: every scope)');
 const WORST = flag('worst', int, 'how many of the worst devices to show (default 10)');
 const EVERY = flag('every', duration, 'between refreshes (default 2s)');
+const DEVICE = required(flag('device', uuid, 'device id'));
+const LIMIT = flag('limit', int, 'how many changes, newest first (default 20)');
 
 /** Worst first: the states `fleet status` lists devices of. */
 const WORST_STATES = [fleet.DeviceState.DEVICE_STATE_OFFLINE, fleet.DeviceState.DEVICE_STATE_FAILING, fleet.DeviceState.DEVICE_STATE_BEHIND];
@@ -67,5 +69,19 @@ const watch: Command = {
   },
 };
 
-/** `titanctl fleet status|watch`. */
-export const FLEET: Resource = { name: 'fleet', summary: 'what every daemon holds: current, behind, failing, offline', commands: [status, watch] };
+const history: Command = {
+  verb: 'history',
+  summary: "a device's status changes, newest first: each version it installed, each install failure",
+  flags: [DEVICE, LIMIT],
+  async run(api, values, table) {
+    const page = await api.call(
+      fleet.FleetServiceService.listDeviceStatusChanges,
+      fleet.ListDeviceStatusChangesRequest.fromPartial({ deviceUuid: values.get(DEVICE), pageSize: values.get(LIMIT) ?? 20 }),
+    );
+    if (table) return { out: page.deviceStatusChanges.length ? renderTable(fleet.DeviceStatusChange, page.deviceStatusChanges, { failure: (json, native) => (native ? String(json) : '') }) : 'no status reported yet' };
+    return { out: prettyJson(page.deviceStatusChanges.map((c) => jsonWithDefaults(fleet.DeviceStatusChange, c))) };
+  },
+};
+
+/** `titanctl fleet status|watch|history`. */
+export const FLEET: Resource = { name: 'fleet', summary: 'what every daemon holds: current, behind, failing, offline', commands: [status, watch, history] };

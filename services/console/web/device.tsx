@@ -8,15 +8,16 @@ import { Time, Version } from './format';
 import { REFRESH_MS, usePolled } from './poll';
 import { useMay } from './session';
 
-/** Log lines shown on a device's page, newest first. */
+/** Log lines and status changes shown on a device's page, newest first. */
 const RECENT_LOGS = 20;
+const RECENT_CHANGES = 20;
 
 const ACTIVITIES: Record<ActivityType, string> = { [ActivityType.UNSPECIFIED]: '—', [ActivityType.ROWGPLAY]: 'ROWGPLAY', [ActivityType.AJAGPLAY]: 'AJAGPLAY' };
 
 /**
- * A device's page (`/devices/<uuid>`): its settings and accounts, what its daemon holds (refreshed
- * every REFRESH_MS), its SSH public key, its daemon tokens and its recent logs. Issuing and
- * revoking tokens are offered to the roles that may.
+ * A device's page (`/devices/<uuid>`): its settings, accounts and SSH switch, what its daemon
+ * holds and its status history (refreshed every REFRESH_MS), its daemon tokens and its recent
+ * logs. Issuing and revoking tokens are offered to the roles that may.
  */
 export function DevicePage() {
   const { params } = useRoute();
@@ -24,9 +25,9 @@ export function DevicePage() {
   const may = useMay();
   const device = usePolled(() => api.devices.getDevice({ uuid }), uuid);
   const status = usePolled(() => api.fleet.listDeviceStatuses({ deviceUuid: uuid, pageSize: 1 }), uuid, REFRESH_MS);
-  const ssh = usePolled(() => (may('DeviceService/GetDeviceSsh') ? api.devices.getDeviceSsh({ deviceUuid: uuid }) : Promise.resolve(undefined)), uuid);
   const tokens = usePolled(() => api.tokens.listDaemonTokens({ deviceUuid: uuid, pageSize: 100 }), uuid);
   const logs = usePolled(() => api.logs.listLogs({ deviceUuid: uuid, pageSize: RECENT_LOGS }), uuid, REFRESH_MS);
+  const history = usePolled(() => api.fleet.listDeviceStatusChanges({ deviceUuid: uuid, pageSize: RECENT_CHANGES }), uuid, REFRESH_MS);
   const [notice, setNotice] = useState<{ text: string; error?: boolean }>();
   const [issued, setIssued] = useState<string>();
 
@@ -112,24 +113,48 @@ export function DevicePage() {
             <dd>{d.accountLogicalIds.length ? d.accountLogicalIds.join(', ') : 'none bound'}</dd>
             <dt>Current account</dt>
             <dd>{d.currentAccountLogicalId ?? 'none'}</dd>
+            {/* Its keys are not fetched: GetDeviceSsh answers with the private key too, which the page must not hold. */}
             <dt>SSH</dt>
             <dd>{d.isSsh ? 'enabled' : 'disabled'}</dd>
           </dl>
         </section>
       </div>
 
-      {ssh.data && (
-        <section aria-labelledby="ssh-heading">
-          <h2 id="ssh-heading">SSH</h2>
-          <p>
-            Server {ssh.data.serverName} at {ssh.data.serverIp}:{ssh.data.serverCommonPort}, device port {ssh.data.serverDeviceInternalPort}
-          </p>
-          <label>
-            Public key
-            <textarea readOnly rows={3} value={ssh.data.publicKey} />
-          </label>
-        </section>
-      )}
+      <section aria-labelledby="history-heading">
+        <h2 id="history-heading">Status history</h2>
+        {history.error && <p role="alert">{history.error}</p>}
+        {history.data && history.data.deviceStatusChanges.length === 0 && <p>No report yet: entries appear when the daemon installs a version or fails to.</p>}
+        {history.data && history.data.deviceStatusChanges.length > 0 && (
+          <table class="striped">
+            <thead>
+              <tr>
+                <th scope="col">Since</th>
+                <th scope="col">Held version</th>
+                <th scope="col">Scope</th>
+                <th scope="col">Install failure</th>
+                <th scope="col">Replica</th>
+              </tr>
+            </thead>
+            <tbody>
+              {history.data.deviceStatusChanges.map((c) => (
+                <tr key={String(c.id)}>
+                  <td>
+                    <Time value={c.changeTime} />
+                  </td>
+                  <td>
+                    <Version value={c.heldVersion} />
+                  </td>
+                  <td>{c.logicalId ?? 'global'}</td>
+                  <td>
+                    <Failure status={c} />
+                  </td>
+                  <td>{c.replica}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </section>
 
       <section aria-labelledby="tokens-heading">
         <h2 id="tokens-heading">Daemon tokens</h2>

@@ -28,7 +28,7 @@ const FAILURES: Record<InstallFailure, string> = {
 };
 
 /** The install failure as a short name, with the daemon's message on hover. */
-export const Failure = ({ status }: { status: DeviceStatus }) =>
+export const Failure = ({ status }: { status: Pick<DeviceStatus, 'failure' | 'failureMessage'> }) =>
   status.failure === InstallFailure.UNSPECIFIED ? <span>—</span> : <span title={status.failureMessage}>{FAILURES[status.failure]}</span>;
 
 /**

@@ -53,6 +53,8 @@ const schema = z.object({
   LOG_RETENTION: duration.default(30 * 86_400_000),
   /** Audit events kept (the audit trail of admin calls that change state). */
   AUDIT_RETENTION: duration.default(365 * 86_400_000),
+  /** Devices' status history (ListDeviceStatusChanges) kept this long. */
+  STATUS_HISTORY_RETENTION: duration.default(7 * 86_400_000),
   /** A daemon no replica has heard from for this long counts as offline in the fleet view. */
   OFFLINE_AFTER: duration.default(300_000),
   /** Between database probes; health follows PostgreSQL within this plus DATABASE_PROBE_TIMEOUT. */

@@ -223,6 +223,7 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
     feedRetentionMs: config.FEED_RETENTION,
     logRetentionMs: config.LOG_RETENTION,
     auditRetentionMs: config.AUDIT_RETENTION,
+    statusHistoryRetentionMs: config.STATUS_HISTORY_RETENTION,
     everyMs: 3_600_000,
     clock,
   });

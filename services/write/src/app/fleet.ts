@@ -1,17 +1,19 @@
 import {
   fleetCounts,
   GLOBAL_SCOPE_KEY,
+  selectDeviceStatusChanges,
   selectDeviceStatuses,
   storeFleetReport,
   type DeviceState,
   type ReportedScopeVersion,
   type ReportedStatus,
   type StoredStatus,
+  type StoredStatusChange,
 } from '../db/fleet-store.js';
 import { invalid } from '../domain/errors.js';
-import { encodePageToken, isUuid, pageSize, requireUuid, decodePageToken, type Page, type UseCaseContext } from './context.js';
+import { encodePageToken, isUuid, pageSize, requireUuid, decodePageToken, toPage, type Page, type UseCaseContext } from './context.js';
 
-export type { DeviceState, StoredStatus };
+export type { DeviceState, StoredStatus, StoredStatusChange };
 
 /** Most statuses one ReportDeviceStatuses batch may carry. */
 const MAX_STATUSES_PER_BATCH = 10_000;
@@ -72,4 +74,16 @@ export async function listDeviceStatuses(
   );
   const items = rows.slice(0, size);
   return { items, nextPageToken: rows.length > size ? encodePageToken(items[items.length - 1]!.deviceUuid) : '' };
+}
+
+/**
+ * ListDeviceStatusChanges: one device's status history, newest first (entries are kept for
+ * STATUS_HISTORY_RETENTION). Errors: invalid (device_uuid, page_size, page_token).
+ */
+export async function listDeviceStatusChanges(ctx: UseCaseContext, query: { deviceUuid: string; pageSize: number; pageToken: string }): Promise<Page<StoredStatusChange>> {
+  const deviceUuid = requireUuid('device_uuid', query.deviceUuid);
+  const size = pageSize(query.pageSize);
+  const before = decodePageToken(query.pageToken, (key) => /^\d{1,15}$/.test(key));
+  const rows = await selectDeviceStatusChanges(ctx.em, deviceUuid, before === undefined ? undefined : Number(before), size + 1);
+  return toPage(rows, size, (r) => String(r.id));
 }

@@ -1,6 +1,7 @@
 import type { MikroORM } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import { pruneFeed } from '../db/feed-store.js';
+import { pruneDeviceStatusChanges } from '../db/fleet-store.js';
 import { ensureLogPartitions, pruneLogLines, pruneLogRequests } from '../db/log-store.js';
 import { pruneAudit } from './audit.js';
 import { pruneRequestIds } from '../db/request-ids.js';
@@ -15,6 +16,8 @@ export interface HousekeepingOptions {
   logRetentionMs: number;
   /** Audit events kept (ms). */
   auditRetentionMs: number;
+  /** Devices' status history kept (ms). */
+  statusHistoryRetentionMs: number;
   /** Between runs (ms). */
   everyMs: number;
   clock: () => Date;
@@ -26,7 +29,7 @@ const LOG_PARTITION_DAYS_AHEAD = 3;
 /**
  * One housekeeping pass: creates the coming days' log partitions, then deletes what is past its
  * retention: feed history, daemon log lines (whole day partitions first), stored request ids,
- * audit events.
+ * audit events, devices' status history.
  * Safe on any number of write replicas at once (each step is idempotent).
  */
 export async function housekeep(orm: MikroORM, logger: Logger, options: Omit<HousekeepingOptions, 'everyMs'>): Promise<void> {
@@ -39,6 +42,7 @@ export async function housekeep(orm: MikroORM, logger: Logger, options: Omit<Hou
   await pruneRequestIds(em, new Date(now - REQUEST_ID_RETENTION_MS));
   await pruneLogRequests(em, new Date(now - REQUEST_ID_RETENTION_MS));
   await pruneAudit(em, new Date(now - options.auditRetentionMs));
+  await pruneDeviceStatusChanges(em, new Date(now - options.statusHistoryRetentionMs));
 }
 
 /**

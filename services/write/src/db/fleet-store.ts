@@ -29,8 +29,10 @@ export const GLOBAL_SCOPE_KEY = 2 ** 32;
 
 /**
  * Stores a replica's batch, last write wins per device by last_contact_time and per scope by
- * since; statuses of devices that do not exist (deleted meanwhile) are dropped. Two statements,
- * no write lock, nothing on the change feed.
+ * since; statuses of devices that do not exist (deleted meanwhile) are dropped. A stored status
+ * whose version, install failure or scope changes (or a device's first) is added to its history
+ * by the table's triggers (migration 0009). Two statements, no write lock, nothing on the change
+ * feed.
  */
 export async function storeFleetReport(em: Em, replica: string, statuses: readonly ReportedStatus[], scopes: readonly ReportedScopeVersion[]): Promise<void> {
   if (statuses.length > 0) {
@@ -162,4 +164,52 @@ export async function selectDeviceStatuses(
     currentVersion: r.current_version,
     state: r.state,
   }));
+}
+
+/** One entry of a device's status history. */
+export interface StoredStatusChange {
+  id: number;
+  deviceUuid: string;
+  scopeKey: number;
+  heldVersion: string;
+  heldSha256: string;
+  failure: number;
+  failureMessage: string;
+  changeTime: Date;
+  replica: string;
+}
+
+/** Up to `limit` entries of a device's status history before id `beforeId` (all when undefined), newest first. */
+export async function selectDeviceStatusChanges(em: Em, deviceUuid: string, beforeId: number | undefined, limit: number): Promise<StoredStatusChange[]> {
+  const rows: {
+    id: string;
+    device_uuid: string;
+    scope_key: string;
+    held_version: string;
+    held_sha256: string;
+    failure: number;
+    failure_message: string;
+    change_time: string;
+    replica: string;
+  }[] = await em.execute(
+    `select id, device_uuid, scope_key, held_version, held_sha256, failure, failure_message, ${isoTimestamp('change_time')}, replica
+       from device_status_changes where device_uuid = ?${beforeId === undefined ? '' : ' and id < ?'} order by id desc limit ?`,
+    [deviceUuid, ...(beforeId === undefined ? [] : [beforeId]), limit],
+  );
+  return rows.map((r) => ({
+    id: Number(r.id),
+    deviceUuid: r.device_uuid,
+    scopeKey: Number(r.scope_key),
+    heldVersion: r.held_version,
+    heldSha256: r.held_sha256,
+    failure: r.failure,
+    failureMessage: r.failure_message,
+    changeTime: new Date(r.change_time),
+    replica: r.replica,
+  }));
+}
+
+/** Deletes status history older than `before`. */
+export async function pruneDeviceStatusChanges(em: Em, before: Date): Promise<void> {
+  await em.execute('delete from device_status_changes where change_time < ?', [before]);
 }

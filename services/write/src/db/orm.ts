@@ -12,6 +12,7 @@ import { MigrationFleetStatus } from './migrations/migration-0005-fleet-status.j
 import { MigrationFeedTraceContext } from './migrations/migration-0006-feed-trace-context.js';
 import { MigrationLegacyTokens } from './migrations/migration-0008-legacy-tokens.js';
 import { MigrationAuditEvents } from './migrations/migration-0007-audit-events.js';
+import { MigrationDeviceStatusChanges } from './migrations/migration-0009-device-status-changes.js';
 
 export type Em = EntityManager;
 
@@ -25,6 +26,7 @@ const MIGRATIONS = [
   { name: 'Migration0006FeedTraceContext', class: MigrationFeedTraceContext },
   { name: 'Migration0007AuditEvents', class: MigrationAuditEvents },
   { name: 'Migration0008LegacyTokens', class: MigrationLegacyTokens },
+  { name: 'Migration0009DeviceStatusChanges', class: MigrationDeviceStatusChanges },
 ];
 
 export interface OrmOptions {

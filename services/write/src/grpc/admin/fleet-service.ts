@@ -47,5 +47,22 @@ export function fleetService(rt: Runtime): FleetServiceServer {
         nextPageToken: page.nextPageToken,
       };
     }),
+    listDeviceStatusChanges: unary(rt, m.listDeviceStatusChanges, { write: false }, async (ctx, req) => {
+      const page = await fleet.listDeviceStatusChanges(ctx, req);
+      return {
+        deviceStatusChanges: page.items.map((c) => ({
+          id: c.id,
+          deviceUuid: c.deviceUuid,
+          logicalId: fleet.logicalIdOf(c.scopeKey),
+          heldVersion: c.heldVersion,
+          heldSha256: c.heldSha256,
+          failure: c.failure,
+          failureMessage: c.failureMessage,
+          changeTime: c.changeTime,
+          replica: c.replica,
+        })),
+        nextPageToken: page.nextPageToken,
+      };
+    }),
   };
 }

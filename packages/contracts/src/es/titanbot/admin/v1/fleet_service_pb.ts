@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file titanbot/admin/v1/fleet_service.proto.
  */
 export const file_titanbot_admin_v1_fleet_service: GenFile = /*@__PURE__*/
-  fileDesc("CiV0aXRhbmJvdC9hZG1pbi92MS9mbGVldF9zZXJ2aWNlLnByb3RvEhF0aXRhbmJvdC5hZG1pbi52MSJAChZHZXRGbGVldFN1bW1hcnlSZXF1ZXN0EhcKCmxvZ2ljYWxfaWQYASABKAVIAIgBAUINCgtfbG9naWNhbF9pZCKUAQoMRmxlZXRTdW1tYXJ5Eg8KB2RldmljZXMYASABKAUSDwoHY3VycmVudBgCIAEoBRIOCgZiZWhpbmQYAyABKAUSDwoHZmFpbGluZxgEIAEoBRIPCgdvZmZsaW5lGAUgASgFEjAKDW9sZGVzdF9iZWhpbmQYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24i1AIKDERldmljZVN0YXR1cxITCgtkZXZpY2VfdXVpZBgBIAEoCRItCgVzdGF0ZRgCIAEoDjIeLnRpdGFuYm90LmFkbWluLnYxLkRldmljZVN0YXRlEhcKCmxvZ2ljYWxfaWQYAyABKAVIAIgBARIUCgxoZWxkX3ZlcnNpb24YBCABKAkSFwoPY3VycmVudF92ZXJzaW9uGAUgASgJEhMKC2hlbGRfc2hhMjU2GAYgASgJEjMKB2ZhaWx1cmUYByABKA4yIi50aXRhbmJvdC5kYWVtb24udjEuSW5zdGFsbEZhaWx1cmUSFwoPZmFpbHVyZV9tZXNzYWdlGAggASgJEjUKEWxhc3RfY29udGFjdF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdyZXBsaWNhGAogASgJQg0KC19sb2dpY2FsX2lkIr8BChlMaXN0RGV2aWNlU3RhdHVzZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEi0KBXN0YXRlGAMgASgOMh4udGl0YW5ib3QuYWRtaW4udjEuRGV2aWNlU3RhdGUSFwoKbG9naWNhbF9pZBgEIAEoBUgAiAEBEg8KB3JlcGxpY2EYBSABKAkSEwoLZGV2aWNlX3V1aWQYBiABKAlCDQoLX2xvZ2ljYWxfaWQibwoaTGlzdERldmljZVN0YXR1c2VzUmVzcG9uc2USOAoPZGV2aWNlX3N0YXR1c2VzGAEgAygLMh8udGl0YW5ib3QuYWRtaW4udjEuRGV2aWNlU3RhdHVzEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSqSAQoLRGV2aWNlU3RhdGUSHAoYREVWSUNFX1NUQVRFX1VOU1BFQ0lGSUVEEAASGAoUREVWSUNFX1NUQVRFX09GRkxJTkUQARIYChRERVZJQ0VfU1RBVEVfRkFJTElORxACEhcKE0RFVklDRV9TVEFURV9CRUhJTkQQAxIYChRERVZJQ0VfU1RBVEVfQ1VSUkVOVBAEMuABCgxGbGVldFNlcnZpY2USXQoPR2V0RmxlZXRTdW1tYXJ5EikudGl0YW5ib3QuYWRtaW4udjEuR2V0RmxlZXRTdW1tYXJ5UmVxdWVzdBofLnRpdGFuYm90LmFkbWluLnYxLkZsZWV0U3VtbWFyeRJxChJMaXN0RGV2aWNlU3RhdHVzZXMSLC50aXRhbmJvdC5hZG1pbi52MS5MaXN0RGV2aWNlU3RhdHVzZXNSZXF1ZXN0Gi0udGl0YW5ib3QuYWRtaW4udjEuTGlzdERldmljZVN0YXR1c2VzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_titanbot_daemon_v1_daemon_service]);
+  fileDesc("CiV0aXRhbmJvdC9hZG1pbi92MS9mbGVldF9zZXJ2aWNlLnByb3RvEhF0aXRhbmJvdC5hZG1pbi52MSJAChZHZXRGbGVldFN1bW1hcnlSZXF1ZXN0EhcKCmxvZ2ljYWxfaWQYASABKAVIAIgBAUINCgtfbG9naWNhbF9pZCKUAQoMRmxlZXRTdW1tYXJ5Eg8KB2RldmljZXMYASABKAUSDwoHY3VycmVudBgCIAEoBRIOCgZiZWhpbmQYAyABKAUSDwoHZmFpbGluZxgEIAEoBRIPCgdvZmZsaW5lGAUgASgFEjAKDW9sZGVzdF9iZWhpbmQYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24i1AIKDERldmljZVN0YXR1cxITCgtkZXZpY2VfdXVpZBgBIAEoCRItCgVzdGF0ZRgCIAEoDjIeLnRpdGFuYm90LmFkbWluLnYxLkRldmljZVN0YXRlEhcKCmxvZ2ljYWxfaWQYAyABKAVIAIgBARIUCgxoZWxkX3ZlcnNpb24YBCABKAkSFwoPY3VycmVudF92ZXJzaW9uGAUgASgJEhMKC2hlbGRfc2hhMjU2GAYgASgJEjMKB2ZhaWx1cmUYByABKA4yIi50aXRhbmJvdC5kYWVtb24udjEuSW5zdGFsbEZhaWx1cmUSFwoPZmFpbHVyZV9tZXNzYWdlGAggASgJEjUKEWxhc3RfY29udGFjdF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdyZXBsaWNhGAogASgJQg0KC19sb2dpY2FsX2lkIr8BChlMaXN0RGV2aWNlU3RhdHVzZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEi0KBXN0YXRlGAMgASgOMh4udGl0YW5ib3QuYWRtaW4udjEuRGV2aWNlU3RhdGUSFwoKbG9naWNhbF9pZBgEIAEoBUgAiAEBEg8KB3JlcGxpY2EYBSABKAkSEwoLZGV2aWNlX3V1aWQYBiABKAlCDQoLX2xvZ2ljYWxfaWQibwoaTGlzdERldmljZVN0YXR1c2VzUmVzcG9uc2USOAoPZGV2aWNlX3N0YXR1c2VzGAEgAygLMh8udGl0YW5ib3QuYWRtaW4udjEuRGV2aWNlU3RhdHVzEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKYAgoSRGV2aWNlU3RhdHVzQ2hhbmdlEgoKAmlkGAEgASgDEhMKC2RldmljZV91dWlkGAIgASgJEhcKCmxvZ2ljYWxfaWQYAyABKAVIAIgBARIUCgxoZWxkX3ZlcnNpb24YBCABKAkSEwoLaGVsZF9zaGEyNTYYBSABKAkSMwoHZmFpbHVyZRgGIAEoDjIiLnRpdGFuYm90LmRhZW1vbi52MS5JbnN0YWxsRmFpbHVyZRIXCg9mYWlsdXJlX21lc3NhZ2UYByABKAkSLwoLY2hhbmdlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB3JlcGxpY2EYCSABKAlCDQoLX2xvZ2ljYWxfaWQiXAoeTGlzdERldmljZVN0YXR1c0NoYW5nZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEhMKC2RldmljZV91dWlkGAMgASgJIoABCh9MaXN0RGV2aWNlU3RhdHVzQ2hhbmdlc1Jlc3BvbnNlEkQKFWRldmljZV9zdGF0dXNfY2hhbmdlcxgBIAMoCzIlLnRpdGFuYm90LmFkbWluLnYxLkRldmljZVN0YXR1c0NoYW5nZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqkgEKC0RldmljZVN0YXRlEhwKGERFVklDRV9TVEFURV9VTlNQRUNJRklFRBAAEhgKFERFVklDRV9TVEFURV9PRkZMSU5FEAESGAoUREVWSUNFX1NUQVRFX0ZBSUxJTkcQAhIXChNERVZJQ0VfU1RBVEVfQkVISU5EEAMSGAoUREVWSUNFX1NUQVRFX0NVUlJFTlQQBDLjAgoMRmxlZXRTZXJ2aWNlEl0KD0dldEZsZWV0U3VtbWFyeRIpLnRpdGFuYm90LmFkbWluLnYxLkdldEZsZWV0U3VtbWFyeVJlcXVlc3QaHy50aXRhbmJvdC5hZG1pbi52MS5GbGVldFN1bW1hcnkScQoSTGlzdERldmljZVN0YXR1c2VzEiwudGl0YW5ib3QuYWRtaW4udjEuTGlzdERldmljZVN0YXR1c2VzUmVxdWVzdBotLnRpdGFuYm90LmFkbWluLnYxLkxpc3REZXZpY2VTdGF0dXNlc1Jlc3BvbnNlEoABChdMaXN0RGV2aWNlU3RhdHVzQ2hhbmdlcxIxLnRpdGFuYm90LmFkbWluLnYxLkxpc3REZXZpY2VTdGF0dXNDaGFuZ2VzUmVxdWVzdBoyLnRpdGFuYm90LmFkbWluLnYxLkxpc3REZXZpY2VTdGF0dXNDaGFuZ2VzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_titanbot_daemon_v1_daemon_service]);
 
 /**
  * Request for GetFleetSummary.
@@ -245,6 +245,138 @@ export const ListDeviceStatusesResponseSchema: GenMessage<ListDeviceStatusesResp
   messageDesc(file_titanbot_admin_v1_fleet_service, 4);
 
 /**
+ * One entry of a device's status history.
+ *
+ * @generated from message titanbot.admin.v1.DeviceStatusChange
+ */
+export type DeviceStatusChange = Message<"titanbot.admin.v1.DeviceStatusChange"> & {
+  /**
+   * Increasing in the order entries were stored.
+   *
+   * @generated from field: int64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * @generated from field: string device_uuid = 2;
+   */
+  deviceUuid: string;
+
+  /**
+   * The scope it synced; unset = the global scope.
+   *
+   * @generated from field: optional int32 logical_id = 3;
+   */
+  logicalId?: number | undefined;
+
+  /**
+   * What it held from then on: the version and its file's SHA-256 (hex).
+   *
+   * @generated from field: string held_version = 4;
+   */
+  heldVersion: string;
+
+  /**
+   * @generated from field: string held_sha256 = 5;
+   */
+  heldSha256: string;
+
+  /**
+   * Its last install's failure from then on; UNSPECIFIED = none.
+   *
+   * @generated from field: titanbot.daemon.v1.InstallFailure failure = 6;
+   */
+  failure: InstallFailure;
+
+  /**
+   * @generated from field: string failure_message = 7;
+   */
+  failureMessage: string;
+
+  /**
+   * The daemon's contact that carried the change, as its replica reported it.
+   *
+   * @generated from field: google.protobuf.Timestamp change_time = 8;
+   */
+  changeTime?: Timestamp | undefined;
+
+  /**
+   * The replica that reported it.
+   *
+   * @generated from field: string replica = 9;
+   */
+  replica: string;
+};
+
+/**
+ * Describes the message titanbot.admin.v1.DeviceStatusChange.
+ * Use `create(DeviceStatusChangeSchema)` to create a new message.
+ */
+export const DeviceStatusChangeSchema: GenMessage<DeviceStatusChange> = /*@__PURE__*/
+  messageDesc(file_titanbot_admin_v1_fleet_service, 5);
+
+/**
+ * Request for ListDeviceStatusChanges.
+ *
+ * @generated from message titanbot.admin.v1.ListDeviceStatusChangesRequest
+ */
+export type ListDeviceStatusChangesRequest = Message<"titanbot.admin.v1.ListDeviceStatusChangesRequest"> & {
+  /**
+   * 1..1000, default 100.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * From a previous ListDeviceStatusChangesResponse.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+
+  /**
+   * Required: the device's uuid.
+   *
+   * @generated from field: string device_uuid = 3;
+   */
+  deviceUuid: string;
+};
+
+/**
+ * Describes the message titanbot.admin.v1.ListDeviceStatusChangesRequest.
+ * Use `create(ListDeviceStatusChangesRequestSchema)` to create a new message.
+ */
+export const ListDeviceStatusChangesRequestSchema: GenMessage<ListDeviceStatusChangesRequest> = /*@__PURE__*/
+  messageDesc(file_titanbot_admin_v1_fleet_service, 6);
+
+/**
+ * Response for ListDeviceStatusChanges.
+ *
+ * @generated from message titanbot.admin.v1.ListDeviceStatusChangesResponse
+ */
+export type ListDeviceStatusChangesResponse = Message<"titanbot.admin.v1.ListDeviceStatusChangesResponse"> & {
+  /**
+   * @generated from field: repeated titanbot.admin.v1.DeviceStatusChange device_status_changes = 1;
+   */
+  deviceStatusChanges: DeviceStatusChange[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message titanbot.admin.v1.ListDeviceStatusChangesResponse.
+ * Use `create(ListDeviceStatusChangesResponseSchema)` to create a new message.
+ */
+export const ListDeviceStatusChangesResponseSchema: GenMessage<ListDeviceStatusChangesResponse> = /*@__PURE__*/
+  messageDesc(file_titanbot_admin_v1_fleet_service, 7);
+
+/**
  * A daemon's state, worst first. A device no replica has reported is not counted.
  *
  * @generated from enum titanbot.admin.v1.DeviceState
@@ -324,6 +456,20 @@ export const FleetService: GenService<{
     methodKind: "unary";
     input: typeof ListDeviceStatusesRequestSchema;
     output: typeof ListDeviceStatusesResponseSchema;
+  },
+  /**
+   * One device's status history, newest first: an entry each time a replica reported it holding
+   * another version, another install failure or another scope (and at its first report). Entries
+   * are kept for STATUS_HISTORY_RETENTION (7 days by default); going offline is not an entry (it
+   * is the absence of reports: see DeviceStatus.last_contact_time).
+   * Errors: INVALID_ARGUMENT (device_uuid, page_size, page_token).
+   *
+   * @generated from rpc titanbot.admin.v1.FleetService.ListDeviceStatusChanges
+   */
+  listDeviceStatusChanges: {
+    methodKind: "unary";
+    input: typeof ListDeviceStatusChangesRequestSchema;
+    output: typeof ListDeviceStatusChangesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_titanbot_admin_v1_fleet_service, 0);

@@ -152,6 +152,46 @@ export interface ListDeviceStatusesResponse {
   nextPageToken: string;
 }
 
+/** One entry of a device's status history. */
+export interface DeviceStatusChange {
+  /** Increasing in the order entries were stored. */
+  id: number;
+  deviceUuid: string;
+  /** The scope it synced; unset = the global scope. */
+  logicalId?:
+    | number
+    | undefined;
+  /** What it held from then on: the version and its file's SHA-256 (hex). */
+  heldVersion: string;
+  heldSha256: string;
+  /** Its last install's failure from then on; UNSPECIFIED = none. */
+  failure: InstallFailure;
+  failureMessage: string;
+  /** The daemon's contact that carried the change, as its replica reported it. */
+  changeTime?:
+    | Date
+    | undefined;
+  /** The replica that reported it. */
+  replica: string;
+}
+
+/** Request for ListDeviceStatusChanges. */
+export interface ListDeviceStatusChangesRequest {
+  /** 1..1000, default 100. */
+  pageSize: number;
+  /** From a previous ListDeviceStatusChangesResponse. */
+  pageToken: string;
+  /** Required: the device's uuid. */
+  deviceUuid: string;
+}
+
+/** Response for ListDeviceStatusChanges. */
+export interface ListDeviceStatusChangesResponse {
+  deviceStatusChanges: DeviceStatusChange[];
+  /** Empty on the last page. */
+  nextPageToken: string;
+}
+
 function createBaseGetFleetSummaryRequest(): GetFleetSummaryRequest {
   return { logicalId: undefined };
 }
@@ -890,6 +930,447 @@ export const ListDeviceStatusesResponse: MessageFns<ListDeviceStatusesResponse> 
   },
 };
 
+function createBaseDeviceStatusChange(): DeviceStatusChange {
+  return {
+    id: 0,
+    deviceUuid: "",
+    logicalId: undefined,
+    heldVersion: "",
+    heldSha256: "",
+    failure: 0,
+    failureMessage: "",
+    changeTime: undefined,
+    replica: "",
+  };
+}
+
+export const DeviceStatusChange: MessageFns<DeviceStatusChange> = {
+  encode(message: DeviceStatusChange, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).int64(message.id);
+    }
+    if (message.deviceUuid !== "") {
+      writer.uint32(18).string(message.deviceUuid);
+    }
+    if (message.logicalId !== undefined) {
+      writer.uint32(24).int32(message.logicalId);
+    }
+    if (message.heldVersion !== "") {
+      writer.uint32(34).string(message.heldVersion);
+    }
+    if (message.heldSha256 !== "") {
+      writer.uint32(42).string(message.heldSha256);
+    }
+    if (message.failure !== 0) {
+      writer.uint32(48).int32(message.failure);
+    }
+    if (message.failureMessage !== "") {
+      writer.uint32(58).string(message.failureMessage);
+    }
+    if (message.changeTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.changeTime), writer.uint32(66).fork()).join();
+    }
+    if (message.replica !== "") {
+      writer.uint32(74).string(message.replica);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeviceStatusChange {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeviceStatusChange();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.deviceUuid = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.logicalId = reader.int32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.heldVersion = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.heldSha256 = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.failure = reader.int32() as any;
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.failureMessage = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.changeTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.replica = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): DeviceStatusChange {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      deviceUuid: isSet(object.deviceUuid)
+        ? globalThis.String(object.deviceUuid)
+        : isSet(object.device_uuid)
+        ? globalThis.String(object.device_uuid)
+        : "",
+      logicalId: isSet(object.logicalId)
+        ? globalThis.Number(object.logicalId)
+        : isSet(object.logical_id)
+        ? globalThis.Number(object.logical_id)
+        : undefined,
+      heldVersion: isSet(object.heldVersion)
+        ? globalThis.String(object.heldVersion)
+        : isSet(object.held_version)
+        ? globalThis.String(object.held_version)
+        : "",
+      heldSha256: isSet(object.heldSha256)
+        ? globalThis.String(object.heldSha256)
+        : isSet(object.held_sha256)
+        ? globalThis.String(object.held_sha256)
+        : "",
+      failure: isSet(object.failure) ? installFailureFromJSON(object.failure) : 0,
+      failureMessage: isSet(object.failureMessage)
+        ? globalThis.String(object.failureMessage)
+        : isSet(object.failure_message)
+        ? globalThis.String(object.failure_message)
+        : "",
+      changeTime: isSet(object.changeTime)
+        ? fromJsonTimestamp(object.changeTime)
+        : isSet(object.change_time)
+        ? fromJsonTimestamp(object.change_time)
+        : undefined,
+      replica: isSet(object.replica) ? globalThis.String(object.replica) : "",
+    };
+  },
+
+  toJSON(message: DeviceStatusChange): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.deviceUuid !== "") {
+      obj.deviceUuid = message.deviceUuid;
+    }
+    if (message.logicalId !== undefined) {
+      obj.logicalId = Math.round(message.logicalId);
+    }
+    if (message.heldVersion !== "") {
+      obj.heldVersion = message.heldVersion;
+    }
+    if (message.heldSha256 !== "") {
+      obj.heldSha256 = message.heldSha256;
+    }
+    if (message.failure !== 0) {
+      obj.failure = installFailureToJSON(message.failure);
+    }
+    if (message.failureMessage !== "") {
+      obj.failureMessage = message.failureMessage;
+    }
+    if (message.changeTime !== undefined) {
+      obj.changeTime = message.changeTime.toISOString();
+    }
+    if (message.replica !== "") {
+      obj.replica = message.replica;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<DeviceStatusChange>, I>>(base?: I): DeviceStatusChange {
+    return DeviceStatusChange.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeviceStatusChange>, I>>(object: I): DeviceStatusChange {
+    const message = createBaseDeviceStatusChange();
+    message.id = object.id ?? 0;
+    message.deviceUuid = object.deviceUuid ?? "";
+    message.logicalId = object.logicalId ?? undefined;
+    message.heldVersion = object.heldVersion ?? "";
+    message.heldSha256 = object.heldSha256 ?? "";
+    message.failure = object.failure ?? 0;
+    message.failureMessage = object.failureMessage ?? "";
+    message.changeTime = object.changeTime ?? undefined;
+    message.replica = object.replica ?? "";
+    return message;
+  },
+};
+
+function createBaseListDeviceStatusChangesRequest(): ListDeviceStatusChangesRequest {
+  return { pageSize: 0, pageToken: "", deviceUuid: "" };
+}
+
+export const ListDeviceStatusChangesRequest: MessageFns<ListDeviceStatusChangesRequest> = {
+  encode(message: ListDeviceStatusChangesRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.pageSize !== 0) {
+      writer.uint32(8).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(18).string(message.pageToken);
+    }
+    if (message.deviceUuid !== "") {
+      writer.uint32(26).string(message.deviceUuid);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListDeviceStatusChangesRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListDeviceStatusChangesRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.deviceUuid = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListDeviceStatusChangesRequest {
+    return {
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+      deviceUuid: isSet(object.deviceUuid)
+        ? globalThis.String(object.deviceUuid)
+        : isSet(object.device_uuid)
+        ? globalThis.String(object.device_uuid)
+        : "",
+    };
+  },
+
+  toJSON(message: ListDeviceStatusChangesRequest): unknown {
+    const obj: any = {};
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    if (message.deviceUuid !== "") {
+      obj.deviceUuid = message.deviceUuid;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListDeviceStatusChangesRequest>, I>>(base?: I): ListDeviceStatusChangesRequest {
+    return ListDeviceStatusChangesRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListDeviceStatusChangesRequest>, I>>(
+    object: I,
+  ): ListDeviceStatusChangesRequest {
+    const message = createBaseListDeviceStatusChangesRequest();
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    message.deviceUuid = object.deviceUuid ?? "";
+    return message;
+  },
+};
+
+function createBaseListDeviceStatusChangesResponse(): ListDeviceStatusChangesResponse {
+  return { deviceStatusChanges: [], nextPageToken: "" };
+}
+
+export const ListDeviceStatusChangesResponse: MessageFns<ListDeviceStatusChangesResponse> = {
+  encode(message: ListDeviceStatusChangesResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.deviceStatusChanges) {
+      DeviceStatusChange.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(18).string(message.nextPageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListDeviceStatusChangesResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListDeviceStatusChangesResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deviceStatusChanges.push(DeviceStatusChange.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ListDeviceStatusChangesResponse {
+    return {
+      deviceStatusChanges: globalThis.Array.isArray(object?.deviceStatusChanges)
+        ? object.deviceStatusChanges.map((e: any) => DeviceStatusChange.fromJSON(e))
+        : globalThis.Array.isArray(object?.device_status_changes)
+        ? object.device_status_changes.map((e: any) => DeviceStatusChange.fromJSON(e))
+        : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: ListDeviceStatusChangesResponse): unknown {
+    const obj: any = {};
+    if (message.deviceStatusChanges?.length) {
+      obj.deviceStatusChanges = message.deviceStatusChanges.map((e) => DeviceStatusChange.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ListDeviceStatusChangesResponse>, I>>(base?: I): ListDeviceStatusChangesResponse {
+    return ListDeviceStatusChangesResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListDeviceStatusChangesResponse>, I>>(
+    object: I,
+  ): ListDeviceStatusChangesResponse {
+    const message = createBaseListDeviceStatusChangesResponse();
+    message.deviceStatusChanges = object.deviceStatusChanges?.map((e) => DeviceStatusChange.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
 /**
  * What every daemon holds, as its replicas report it: which are current, behind, failing or
  * offline. Requires the admin token in `x-api-key`.
@@ -929,6 +1410,25 @@ export const FleetServiceService = {
       Buffer.from(ListDeviceStatusesResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListDeviceStatusesResponse => ListDeviceStatusesResponse.decode(value),
   },
+  /**
+   * One device's status history, newest first: an entry each time a replica reported it holding
+   * another version, another install failure or another scope (and at its first report). Entries
+   * are kept for STATUS_HISTORY_RETENTION (7 days by default); going offline is not an entry (it
+   * is the absence of reports: see DeviceStatus.last_contact_time).
+   * Errors: INVALID_ARGUMENT (device_uuid, page_size, page_token).
+   */
+  listDeviceStatusChanges: {
+    path: "/titanbot.admin.v1.FleetService/ListDeviceStatusChanges" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListDeviceStatusChangesRequest): Buffer =>
+      Buffer.from(ListDeviceStatusChangesRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListDeviceStatusChangesRequest => ListDeviceStatusChangesRequest.decode(value),
+    responseSerialize: (value: ListDeviceStatusChangesResponse): Buffer =>
+      Buffer.from(ListDeviceStatusChangesResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListDeviceStatusChangesResponse =>
+      ListDeviceStatusChangesResponse.decode(value),
+  },
 } as const;
 
 export interface FleetServiceServer extends UntypedServiceImplementation {
@@ -939,6 +1439,14 @@ export interface FleetServiceServer extends UntypedServiceImplementation {
    * Errors: INVALID_ARGUMENT (page_token, page_size, device_uuid).
    */
   listDeviceStatuses: handleUnaryCall<ListDeviceStatusesRequest, ListDeviceStatusesResponse>;
+  /**
+   * One device's status history, newest first: an entry each time a replica reported it holding
+   * another version, another install failure or another scope (and at its first report). Entries
+   * are kept for STATUS_HISTORY_RETENTION (7 days by default); going offline is not an entry (it
+   * is the absence of reports: see DeviceStatus.last_contact_time).
+   * Errors: INVALID_ARGUMENT (device_uuid, page_size, page_token).
+   */
+  listDeviceStatusChanges: handleUnaryCall<ListDeviceStatusChangesRequest, ListDeviceStatusChangesResponse>;
 }
 
 export interface FleetServiceClient extends Client {
@@ -976,6 +1484,28 @@ export interface FleetServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListDeviceStatusesResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * One device's status history, newest first: an entry each time a replica reported it holding
+   * another version, another install failure or another scope (and at its first report). Entries
+   * are kept for STATUS_HISTORY_RETENTION (7 days by default); going offline is not an entry (it
+   * is the absence of reports: see DeviceStatus.last_contact_time).
+   * Errors: INVALID_ARGUMENT (device_uuid, page_size, page_token).
+   */
+  listDeviceStatusChanges(
+    request: ListDeviceStatusChangesRequest,
+    callback: (error: ServiceError | null, response: ListDeviceStatusChangesResponse) => void,
+  ): ClientUnaryCall;
+  listDeviceStatusChanges(
+    request: ListDeviceStatusChangesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListDeviceStatusChangesResponse) => void,
+  ): ClientUnaryCall;
+  listDeviceStatusChanges(
+    request: ListDeviceStatusChangesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListDeviceStatusChangesResponse) => void,
   ): ClientUnaryCall;
 }
 
@@ -1021,6 +1551,17 @@ function fromJsonTimestamp(o: any): Date {
   } else {
     return fromTimestamp(Timestamp.fromJSON(o));
   }
+}
+
+function longToNumber(int64: { toString(): string }): number {
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+  }
+  return num;
 }
 
 function isSet(value: any): boolean {
