@@ -20,7 +20,7 @@ const AUDIENCE = 'urn:titanbot:admin';
 const SECRET = 'bench-console-secret';
 const PASSWORD = 'bench-operator-password';
 /** Each path is measured this many times, alternating, so drift on a shared machine hits both alike. */
-const ROUNDS = 3;
+const ROUNDS = 5;
 /** Devices whose statuses the fleet page reads. */
 const DEVICES = 10_000;
 /** The fleet page's table size (services/console/web/fleet.tsx). */

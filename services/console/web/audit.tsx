@@ -2,6 +2,7 @@ import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { useLocation } from 'preact-iso';
 import { api } from './api';
 import { Time } from './format';
+import { Pager, useQueryNavigation } from './paging';
 import { usePolled } from './poll';
 
 const PAGE_SIZE = 50;
@@ -20,7 +21,8 @@ const timestampOf = (text: string | undefined) => {
  * method, resource and time from the URL (`?actor=…&method=…&resource=…&start=…&end=…`).
  */
 export function AuditPage() {
-  const { query, route } = useLocation();
+  const { query } = useLocation();
+  const go = useQueryNavigation('/audit');
   const request = {
     actor: query.actor ?? '',
     method: query.method ?? '',
@@ -31,11 +33,6 @@ export function AuditPage() {
     pageSize: PAGE_SIZE,
   };
   const events = usePolled(() => api.audit.listAuditEvents(request), JSON.stringify(query));
-  const go = (changes: Record<string, string>) => {
-    const next = new URLSearchParams({ ...query, page_token: '', ...changes });
-    for (const [k, v] of [...next]) if (!v) next.delete(k);
-    route(`/audit${next.size ? `?${next}` : ''}`);
-  };
 
   return (
     <>
@@ -108,14 +105,7 @@ export function AuditPage() {
           </table>
         </div>
       )}
-      <nav aria-label="Pages" class="pager">
-        {query.page_token && (
-          <button class="secondary" onClick={() => go({})}>
-            First page
-          </button>
-        )}
-        {events.data?.nextPageToken && <button onClick={() => go({ page_token: events.data!.nextPageToken })}>Next page</button>}
-      </nav>
+      <Pager pageToken={query.page_token} nextPageToken={events.data?.nextPageToken} go={go} />
     </>
   );
 }

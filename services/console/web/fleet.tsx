@@ -3,6 +3,7 @@ import { InstallFailure } from '@titanbot/contracts/es/titanbot/daemon/v1/daemon
 import { useLocation } from 'preact-iso';
 import { api } from './api';
 import { durationText, Time, Version } from './format';
+import { Pager, useQueryNavigation } from './paging';
 import { REFRESH_MS, usePolled } from './poll';
 
 /** Devices per page of the table. */
@@ -37,7 +38,8 @@ export const Failure = ({ status }: { status: Pick<DeviceStatus, 'failure' | 'fa
  * every REFRESH_MS without a reload.
  */
 export function FleetPage() {
-  const { query, route } = useLocation();
+  const { query } = useLocation();
+  const go = useQueryNavigation('/');
   const state = STATES.find((s) => s.key === query.state)?.state ?? DeviceState.UNSPECIFIED;
   const logicalId = /^\d+$/.test(query.logical_id ?? '') ? Number(query.logical_id) : undefined;
   const filter = { state, logicalId, replica: query.replica ?? '', pageToken: query.page_token ?? '' };
@@ -45,12 +47,6 @@ export function FleetPage() {
   const summary = usePolled(() => api.fleet.getFleetSummary({ logicalId }), String(logicalId), REFRESH_MS);
   const devices = usePolled(() => api.fleet.listDeviceStatuses({ ...filter, pageSize: PAGE_SIZE }), key, REFRESH_MS);
 
-  /** Moves to the URL of `changes` applied to the current filter (a new filter starts at its first page). */
-  const go = (changes: Record<string, string>) => {
-    const next = new URLSearchParams({ ...query, page_token: '', ...changes });
-    for (const [k, v] of [...next]) if (!v) next.delete(k);
-    route(`/${next.size ? `?${next}` : ''}`);
-  };
 
   return (
     <>
@@ -98,14 +94,7 @@ export function FleetPage() {
         ) : (
           devices.data && <DeviceTable rows={devices.data.deviceStatuses} />
         )}
-        <nav aria-label="Pages" class="pager">
-          {filter.pageToken && (
-            <button class="secondary" onClick={() => go({})}>
-              First page
-            </button>
-          )}
-          {devices.data?.nextPageToken && <button onClick={() => go({ page_token: devices.data!.nextPageToken })}>Next page</button>}
-        </nav>
+        <Pager pageToken={filter.pageToken} nextPageToken={devices.data?.nextPageToken} go={go} />
       </section>
     </>
   );

@@ -64,6 +64,9 @@ const NotFound = () => (
   </>
 );
 
-const operator = await loadOperator();
-if (operator) render(<App operator={operator} />, document.getElementById('app')!);
-else location.assign(signInUrl());
+const root = document.getElementById('app')!;
+// null: the console did not answer (undefined: it did, without a session).
+const operator = await loadOperator().catch(() => null);
+if (operator) render(<App operator={operator} />, root);
+else if (operator === undefined) location.assign(signInUrl());
+else render(<main class="container"><p role="alert">The console did not answer. Reload the page to try again.</p></main>, root);
