@@ -88,8 +88,8 @@ export class SignIn {
       oidc.authorizationCodeGrant(config, callbackUrl, { pkceCodeVerifier: pending.codeVerifier, expectedState: pending.state, expectedNonce: pending.nonce, idTokenExpected: true }, { resource: this.settings.audience }),
     );
     const claims = tokens.claims()!;
-    const refreshed = this.tokensOf(tokens, undefined);
-    return { subject: claims.sub, name: typeof claims.name === 'string' && claims.name ? claims.name : claims.sub, roles: this.rolesOf(refreshed.accessToken), tokens: refreshed };
+    const issued = this.tokensOf(tokens, undefined);
+    return { subject: claims.sub, name: typeof claims.name === 'string' && claims.name ? claims.name : claims.sub, roles: this.rolesOf(issued.accessToken), tokens: issued };
   }
 
   /** New tokens by refresh token. Errors: SignInRefused (no refresh token, or one the provider refuses), ProviderUnavailable. */

@@ -7,11 +7,13 @@ import { createServer as createNetServer } from 'node:net';
 import { Metadata, status } from '@grpc/grpc-js';
 import { AuditServiceClient, ListAuditEventsRequest } from '@titanbot/contracts/titanbot/admin/v1/audit_service';
 import { DaemonTokenServiceClient, IssueDaemonTokenRequest } from '@titanbot/contracts/titanbot/admin/v1/daemon_token_service';
-import { CreateDeviceRequest, DeviceServiceClient, ListDevicesRequest } from '@titanbot/contracts/titanbot/admin/v1/device_service';
+import { AccountServiceClient, CreateAccountRequest, Gender, GetAccountRequest, ListAccountsRequest } from '@titanbot/contracts/titanbot/admin/v1/account_service';
+import { CreateDeviceRequest, DeviceServiceClient, GetDeviceSshRequest, ListDevicesRequest } from '@titanbot/contracts/titanbot/admin/v1/device_service';
+
 import { unaryCall } from '@titanbot/service-kit/grpc-client';
 import { generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { errorDetails, failure, startHarness, uniqueInt, type Harness } from './support/harness.js';
+import { call, errorDetails, failure, startHarness, uniqueInt, type Harness } from './support/harness.js';
 import { startOpenIdProvider, type TestClient, type TestProvider } from './support/openid-provider.js';
 import { TestClock } from './support/test-clock.js';
 
@@ -75,6 +77,33 @@ describe('OAuth 2.0 on the admin API', () => {
     const scoped = await accessToken('ops-scoped');
     expect((await list(scoped)).devices).toHaveLength(1);
     expect((await failure(create(scoped))).code).toBe(status.PERMISSION_DENIED);
+  });
+
+  it("sends an account's Google password and a device's SSH private key to admins only: other roles get them empty", async () => {
+    const accounts = h.client(AccountServiceClient);
+    const devices = h.client(DeviceServiceClient);
+    const logicalId = uniqueInt();
+    const account = await unaryCall(
+      accounts,
+      accounts.createAccount,
+      CreateAccountRequest.fromPartial({ account: { logicalId, firstName: 'Ann', lastName: 'Lee', birthDate: new Date('1990-05-17T00:00:00Z'), gender: Gender.GENDER_FEMALE, googleLogin: `ann${logicalId}@example.com`, googlePassword: 'secret-pw' } }),
+      bearer(await accessToken('ops-admin')),
+    );
+    const device = await unaryCall(devices, devices.createDevice, CreateDeviceRequest.fromPartial({ device: { physicalId: uniqueInt() } }), bearer(await accessToken('ops-admin')));
+    const read = async (client: string) => {
+      const md = bearer(await accessToken(client));
+      const one = await unaryCall(accounts, accounts.getAccount, GetAccountRequest.fromPartial({ uuid: account.uuid }), md);
+      const listed = (await unaryCall(accounts, accounts.listAccounts, ListAccountsRequest.fromPartial({ logicalId, pageSize: 10 }), md)).accounts;
+      const ssh = await unaryCall(devices, devices.getDeviceSsh, GetDeviceSshRequest.fromPartial({ deviceUuid: device.uuid }), md);
+      return { password: one.googlePassword, listed: listed.map((a) => a.googlePassword), login: one.googleLogin, privateKey: ssh.privateKey, publicKey: ssh.publicKey };
+    };
+    const admin = await read('ops-admin');
+    expect(admin).toMatchObject({ password: 'secret-pw', listed: ['secret-pw'], privateKey: expect.stringContaining('PRIVATE KEY') });
+    for (const client of ['ops-viewer', 'ops-scoped']) {
+      expect(await read(client)).toEqual({ ...admin, password: '', listed: [''], privateKey: '' });
+    }
+    // The admin token is an admin.
+    expect((await call(accounts, accounts.getAccount, GetAccountRequest.fromPartial({ uuid: account.uuid }), h.adminToken)).googlePassword).toBe('secret-pw');
   });
 
   it('refuses a token for another audience or issuer, tampered, signed by an unknown key, unsigned, signed with HMAC, or past its expiry', async () => {

@@ -6,6 +6,7 @@ import { UnknownDataKeyError, type DataKeyring } from '@titanbot/service-kit/sec
 import type { Logger } from 'pino';
 import { tracerOf } from '@titanbot/service-kit/tracing';
 import { recordAudit } from '../app/audit.js';
+import { withholdSecrets } from './secrets-by-role.js';
 import type { DomainSettings, UseCaseContext } from '../app/context.js';
 import { principalOf } from '@titanbot/service-kit/policy';
 import { status } from '@grpc/grpc-js';
@@ -49,6 +50,13 @@ export interface WriteCall extends CallContext {
 }
 
 type WriteStep = Step<WriteCall, UnaryOptions<unknown>>;
+
+/** Sends secrets in a response only to callers whose role may see them (secrets-by-role.ts). */
+const withholding =
+  (): WriteStep =>
+  (next) =>
+  async (req, ctx) =>
+    withholdSecrets(ctx.principal, ctx.method, await next(req, ctx));
 
 /**
  * Authorizes the caller against the policy table (UNAUTHENTICATED / PERMISSION_DENIED) before
@@ -204,7 +212,7 @@ function actorOfEvent(principal: Principal | undefined): { actorSubject: string;
 /** The write service's pipeline: observe, trace (when on), audit, map errors (database races and outages too), authenticate, check the input's limits, learn data keys, transaction. */
 export function writePipeline(rt: Runtime): Pipeline<WriteCall, UnaryOptions<unknown>> {
   return {
-    steps: [observe(rt.logger, rt.metrics), traceCalls(tracerOf('write')), audit(rt), mapErrors(mapDatabaseErrors), authenticate(rt), checkInput(), learnDataKeys(rt), transaction(rt)],
+    steps: [observe(rt.logger, rt.metrics), traceCalls(tracerOf('write')), audit(rt), mapErrors(mapDatabaseErrors), authenticate(rt), withholding(), checkInput(), learnDataKeys(rt), transaction(rt)],
     context: (method, call) => ({ method, call, uc: { em: rt.orm.em.fork(), now: rt.clock(), settings: rt.settings } }),
   };
 }

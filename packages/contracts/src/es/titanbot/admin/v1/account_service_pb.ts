@@ -70,7 +70,8 @@ export type Account = Message<"titanbot.admin.v1.Account"> & {
   googleLogin: string;
 
   /**
-   * Required. A secret: never logged.
+   * Required. A secret: never logged, and sent only to the admin token and operators with the
+   * `admin` role (other roles read it empty).
    *
    * @generated from field: string google_password = 8;
    */

@@ -135,7 +135,7 @@ export type Ssh = Message<"titanbot.admin.v1.Ssh"> & {
   publicKey: string;
 
   /**
-   * Output only. OpenSSH private key file text.
+   * Output only. OpenSSH private key file text; empty for operators without the `admin` role.
    *
    * @generated from field: string private_key = 3;
    */
@@ -573,7 +573,8 @@ export const DeviceService: GenService<{
     output: typeof DeviceSchema;
   },
   /**
-   * Returns the device's Ssh, private key included. Errors: NOT_FOUND.
+   * Returns the device's Ssh, private key included for the admin token and `admin` operators
+   * (other roles read it empty). Errors: NOT_FOUND.
    *
    * @generated from rpc titanbot.admin.v1.DeviceService.GetDeviceSsh
    */

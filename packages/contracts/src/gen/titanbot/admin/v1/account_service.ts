@@ -87,7 +87,10 @@ export interface Account {
   gender: Gender;
   /** Required. */
   googleLogin: string;
-  /** Required. A secret: never logged. */
+  /**
+   * Required. A secret: never logged, and sent only to the admin token and operators with the
+   * `admin` role (other roles read it empty).
+   */
   googlePassword: string;
   /** Default false. */
   isEmpireSleeping: boolean;

@@ -112,7 +112,7 @@ export interface Ssh {
   deviceUuid: string;
   /** Output only. One-line OpenSSH public key, comment `titanbot<physical_id>`. */
   publicKey: string;
-  /** Output only. OpenSSH private key file text. */
+  /** Output only. OpenSSH private key file text; empty for operators without the `admin` role. */
   privateKey: string;
   /** Unique port on the server tunnelled to this device. */
   serverDeviceInternalPort: number;
@@ -1723,7 +1723,10 @@ export const DeviceServiceService = {
     responseSerialize: (value: Device): Buffer => Buffer.from(Device.encode(value).finish()),
     responseDeserialize: (value: Buffer): Device => Device.decode(value),
   },
-  /** Returns the device's Ssh, private key included. Errors: NOT_FOUND. */
+  /**
+   * Returns the device's Ssh, private key included for the admin token and `admin` operators
+   * (other roles read it empty). Errors: NOT_FOUND.
+   */
   getDeviceSsh: {
     path: "/titanbot.admin.v1.DeviceService/GetDeviceSsh" as const,
     requestStream: false as const,
@@ -1774,7 +1777,10 @@ export interface DeviceServiceServer extends UntypedServiceImplementation {
    * Errors: NOT_FOUND (device or account logical_id).
    */
   bindAccount: handleUnaryCall<BindAccountRequest, Device>;
-  /** Returns the device's Ssh, private key included. Errors: NOT_FOUND. */
+  /**
+   * Returns the device's Ssh, private key included for the admin token and `admin` operators
+   * (other roles read it empty). Errors: NOT_FOUND.
+   */
   getDeviceSsh: handleUnaryCall<GetDeviceSshRequest, Ssh>;
   /**
    * Replaces the key pair, and the port when `port` is set (the old port is freed).
@@ -1892,7 +1898,10 @@ export interface DeviceServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Device) => void,
   ): ClientUnaryCall;
-  /** Returns the device's Ssh, private key included. Errors: NOT_FOUND. */
+  /**
+   * Returns the device's Ssh, private key included for the admin token and `admin` operators
+   * (other roles read it empty). Errors: NOT_FOUND.
+   */
   getDeviceSsh(
     request: GetDeviceSshRequest,
     callback: (error: ServiceError | null, response: Ssh) => void,
