@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ACCESS_TOKEN_TTL_S, PEOPLE, SESSION_COOKIE, SESSION_IDLE_TIMEOUT_MS, startTestConsole, startTestProvider, type TestProvider } from '@titanbot/console/test-support/console';
 import { launchChromium, seriousViolations, signIn } from '@titanbot/console/test-support/browser';
+import { ShapeType } from '@titanbot/contracts/titanbot/admin/v1/habit_service';
 import { DaemonSync } from '@titanbot/daemon-client';
 import { adminApi, uniquePixel } from '@titanbot/read/test-support/admin';
 import { startSystem, type Replica, type System } from '@titanbot/read/test-support/system';
@@ -215,6 +216,56 @@ describe('a viewer', () => {
     }, logicalId);
     expect(forged.status).toBe(403);
     expect(forged.body.code).toBe('permission_denied');
+    await context.close();
+  });
+});
+
+describe('habits, drawn', () => {
+  it("lists a scope's habits by priority with their drawings, and draws a habit's pixels and shapes to scale, naming each element's values", async () => {
+    const pixels = [
+      { x: 120, y: 300, rgbHex: 'FF0000', deviation: 4 },
+      { x: 540, y: 960, rgbHex: '00AA00', deviation: 0 },
+      { x: 900, y: 1700, rgbHex: '0000FF', deviation: 12 },
+    ];
+    const circle = { type: ShapeType.SHAPE_TYPE_CIRCLE, x: 200, y: 1200, width: 300, height: 300, size: 2, rgbHex: 'FFAA00' };
+    const drawn = await api.createHabit({ accountLogicalId: logicalId, action: 'tap the red dot', priority: 50, pixels, shapes: [circle] });
+    await api.createHabit({ accountLogicalId: logicalId, action: 'first in line', priority: 90, pixels: [uniquePixel()] });
+
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await context.newPage();
+    await signIn(page, `${consoleUrl}/habits?scope=${logicalId}`, 'ada', PEOPLE.ada.password);
+    const cards = page.locator('.habit-list strong');
+    await cards.first().waitFor();
+    // Priority order, as daemons read them: 90, 50, then the ones without a priority.
+    expect((await cards.allTextContents()).slice(0, 2)).toEqual(['first in line', 'tap the red dot']);
+    expect(await seriousViolations(page)).toEqual([]);
+    await page.getByLabel('Action contains').fill('red dot');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await vi.waitFor(async () => expect(await cards.allTextContents()).toEqual(['tap the red dot']));
+    expect(new URL(page.url()).searchParams.get('action')).toBe('red dot');
+
+    await page.getByRole('link', { name: /tap the red dot/ }).click();
+    const canvas = page.getByRole('img', { name: '3 pixels and 1 shapes on the daemon\'s screen' });
+    await canvas.waitFor();
+    expect(await canvas.getAttribute('viewBox')).toBe('0 0 1080 1920');
+    const dots = await page.locator('.habit-view circle.pixel').evaluateAll((els) => els.map((e) => [e.getAttribute('cx'), e.getAttribute('cy'), e.getAttribute('fill')]));
+    expect(dots).toEqual(pixels.map((p) => [String(p.x), String(p.y), `#${p.rgbHex}`]));
+    // Deviation drawn as a ring, only where there is one.
+    expect(await page.locator('.habit-view circle.deviation').count()).toBe(2);
+    const ellipse = page.locator('.habit-view ellipse');
+    expect(await ellipse.evaluate((e) => ['cx', 'cy', 'rx', 'ry', 'stroke'].map((a) => e.getAttribute(a)))).toEqual(['350', '1350', '150', '150', '#FFAA00']);
+    await page.locator('[data-element="pixel-2"]').click();
+    expect(await page.locator('.habit-view figcaption').textContent()).toBe('pixel at 900, 1700: #0000FF, deviation ±12');
+    await page.getByRole('button', { name: /circle at 200, 1200/ }).click();
+    expect(await page.locator('.habit-view figcaption').textContent()).toBe('circle at 200, 1200: 300 × 300, size 2, #FFAA00');
+    expect(await seriousViolations(page)).toEqual([]);
+    await screenshot(page, 'habit');
+    expect(drawn.uuid).toBe(new URL(page.url()).pathname.split('/')[2]);
+
+    // A phone: the page fits its width.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'habit-phone.png'), fullPage: true });
+    expect(await page.locator('html').evaluate((html) => html.scrollWidth)).toBeLessThanOrEqual(390);
     await context.close();
   });
 });

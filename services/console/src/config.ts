@@ -54,6 +54,16 @@ const schema = z.object({
   /** Sessions kept at once (the least recently used is ended beyond this). */
   SESSION_MAX_COUNT: z.coerce.number().int().min(1).default(10_000),
 
+  /** The daemons' screen in pixels, `<width>x<height>`: the canvas habits are drawn on. */
+  CONSOLE_SCREEN_SIZE: z
+    .string()
+    .regex(/^\d{1,5}x\d{1,5}$/, 'WIDTHxHEIGHT, e.g. 1080x1920')
+    .transform((text) => {
+      const [width, height] = text.split('x').map(Number) as [number, number];
+      return { width, height };
+    })
+    .default({ width: 1080, height: 1920 }),
+
   LOG_LEVEL: logLevel,
 });
 

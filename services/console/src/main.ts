@@ -79,6 +79,7 @@ export async function startConsole(config: ConsoleConfig, logger: Logger, option
     https: config.TLS_CERT_FILE ? { cert: readFileSync(config.TLS_CERT_FILE), key: readFileSync(config.TLS_KEY_FILE!) } : undefined,
     webDir,
     issuerOrigin: new URL(issuer).origin,
+    screen: config.CONSOLE_SCREEN_SIZE,
     sessions: new SessionStore({ maxAgeMs: config.SESSION_MAX_AGE, idleTimeoutMs: config.SESSION_IDLE_TIMEOUT, maxCount: config.SESSION_MAX_COUNT }, now),
     signIn,
     transport: writeServiceTransport(config.WRITE_SERVICE_URL, tls),

@@ -32,6 +32,8 @@ export interface ConsoleServerOptions {
   webDir: string;
   /** The OpenID Provider's origin: the logout form's redirect goes there (CSP form-action). */
   issuerOrigin: string;
+  /** The daemons' screen (px), the canvas habits are drawn on. */
+  screen: { width: number; height: number };
   sessions: SessionStore;
   signIn: SignIn;
   /** To the write service's admin API. */
@@ -57,7 +59,7 @@ const ADMIN_METHOD_PATHS = ADMIN_SERVICES.flatMap((s) => s.methods.map((m) => me
  * - `GET /auth/callback`: the provider's answer; starts the session and returns to `return_to`
  *   (400 for a callback without its sign-in cookie, or one the provider or the checks refuse).
  * - `POST /auth/logout`: ends the session here and at the provider (`end_session_endpoint`).
- * - `GET /auth/session`: JSON `{subject, name, roles, methods, expiresAt}` (401 without a session).
+ * - `GET /auth/session`: JSON `{subject, name, roles, methods, expiresAt, screen}` (401 without a session).
  * - `GET /healthz`: 200 while the process serves.
  * - `GET /assets/*`: the built frontend, content-named and immutable.
  * - any other `GET`: the frontend's page with a session, else a redirect to sign-in.
@@ -186,6 +188,7 @@ export async function buildConsoleServer(options: ConsoleServerOptions): Promise
       roles: session.roles,
       methods: ADMIN_METHOD_PATHS.filter((p) => operatorMayCall(session.roles, p)),
       expiresAt: new Date(sessions.expiresAt(session)).toISOString(),
+      screen: options.screen,
     });
   });
 

@@ -8,6 +8,7 @@ import { AuditService } from '@titanbot/contracts/es/titanbot/admin/v1/audit_ser
 import { DaemonTokenService } from '@titanbot/contracts/es/titanbot/admin/v1/daemon_token_service_pb';
 import { DeviceService } from '@titanbot/contracts/es/titanbot/admin/v1/device_service_pb';
 import { FleetService } from '@titanbot/contracts/es/titanbot/admin/v1/fleet_service_pb';
+import { HabitService } from '@titanbot/contracts/es/titanbot/admin/v1/habit_service_pb';
 import { LogService } from '@titanbot/contracts/es/titanbot/admin/v1/log_service_pb';
 import { BadRequestSchema, ErrorInfoSchema } from '@titanbot/contracts/es/google/rpc/error_details_pb';
 
@@ -16,6 +17,7 @@ const transport = createConnectTransport({ baseUrl: location.origin });
 export const api = {
   fleet: createClient(FleetService, transport),
   devices: createClient(DeviceService, transport),
+  habits: createClient(HabitService, transport),
   tokens: createClient(DaemonTokenService, transport),
   logs: createClient(LogService, transport),
   audit: createClient(AuditService, transport),

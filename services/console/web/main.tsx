@@ -6,6 +6,7 @@ import { signInUrl } from './api';
 import { AuditPage } from './audit';
 import { DevicePage } from './device';
 import { FleetPage } from './fleet';
+import { HabitPage, HabitsPage } from './habits';
 import { loadOperator, OperatorContext, type Operator } from './session';
 
 /** The console's frame: the pages, the signed-in operator and sign-out. */
@@ -21,6 +22,9 @@ function App({ operator }: { operator: Operator }) {
               </li>
               <li>
                 <a href="/">Fleet</a>
+              </li>
+              <li>
+                <a href="/habits">Habits</a>
               </li>
               <li>
                 <a href="/audit">Audit</a>
@@ -46,6 +50,8 @@ function App({ operator }: { operator: Operator }) {
           <Router>
             <Route path="/" component={FleetPage} />
             <Route path="/devices/:uuid" component={DevicePage} />
+            <Route path="/habits" component={HabitsPage} />
+            <Route path="/habits/:uuid" component={HabitPage} />
             <Route path="/audit" component={AuditPage} />
             <Route default component={NotFound} />
           </Router>

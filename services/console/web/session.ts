@@ -9,9 +9,14 @@ export interface Operator {
   /** The admin methods (`/package.Service/Method`) the operator's roles allow. */
   methods: string[];
   expiresAt: string;
+  /** The daemons' screen (px): the canvas habits are drawn on. */
+  screen: { width: number; height: number };
 }
 
 export const OperatorContext = createContext<Operator | undefined>(undefined);
+
+/** The signed-in operator (the app renders only with one). */
+export const useOperator = (): Operator => useContext(OperatorContext)!;
 
 /** Whether the operator may call `Service/Method` of `titanbot.admin.v1`: controls for the rest are not shown (the write service refuses them anyway). */
 export function useMay(): (serviceMethod: string) => boolean {

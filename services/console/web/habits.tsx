@@ -1,0 +1,225 @@
+import { ShapeType, type Habit, type Pixel, type Shape } from '@titanbot/contracts/es/titanbot/admin/v1/habit_service_pb';
+import { useLocation, useRoute } from 'preact-iso';
+import { useState } from 'preact/hooks';
+import { api } from './api';
+import { Time } from './format';
+import { usePolled } from './poll';
+import { useOperator } from './session';
+import { useQueryNavigation } from './paging';
+
+/** Habits fetched per ListHabits call when a scope's whole list is read (the API's largest page). */
+const PAGE_SIZE = 1000;
+
+const SHAPE_NAMES: Record<ShapeType, string> = {
+  [ShapeType.UNSPECIFIED]: 'unknown',
+  [ShapeType.RECTANGLE]: 'rectangle',
+  [ShapeType.CIRCLE]: 'circle',
+  [ShapeType.TRIANGLE]: 'triangle',
+  [ShapeType.IRREGULAR]: 'irregular',
+};
+
+/** One drawn element's values, as the hover text and the selection panel name them. */
+export const pixelText = (p: Pixel): string => `pixel at ${p.x}, ${p.y}: #${p.rgbHex}, deviation ±${p.deviation}`;
+export const shapeText = (s: Shape): string => `${SHAPE_NAMES[s.type]} at ${s.x}, ${s.y}: ${s.width} × ${s.height}, size ${s.size}, #${s.rgbHex}`;
+
+/** A scope's habits in the order a daemon reads them: higher priority first, no priority last, then by uuid. */
+function byPriority(a: Habit, b: Habit): number {
+  const pa = a.priority ?? Number.NEGATIVE_INFINITY;
+  const pb = b.priority ?? Number.NEGATIVE_INFINITY;
+  return pa === pb ? (a.uuid < b.uuid ? -1 : 1) : pb - pa;
+}
+
+/** Every habit of a scope (`global` or a logical id), all pages. */
+async function scopeHabits(scope: string): Promise<Habit[]> {
+  const all: Habit[] = [];
+  let pageToken = '';
+  do {
+    const page = await api.habits.listHabits(scope === 'global' ? { globalOnly: true, pageSize: PAGE_SIZE, pageToken } : { accountLogicalId: Number(scope), pageSize: PAGE_SIZE, pageToken });
+    all.push(...page.habits);
+    pageToken = page.nextPageToken;
+  } while (pageToken);
+  return all.sort(byPriority);
+}
+
+/**
+ * A habit drawn to scale on the daemons' screen: each pixel a dot in its colour with a ring as
+ * wide as its allowed deviation, each shape outlined in its colour in its box (x, y, width ×
+ * height; a circle and a triangle inscribed, an irregular shape dashed). Each element names its
+ * values on hover (`<title>`), and `selected` is outlined. A thumbnail is the same drawing, small
+ * and without interaction.
+ */
+export function HabitCanvas({ habit, width, label, selected, onSelect }: { habit: Pick<Habit, 'pixels' | 'shapes'>; width: number; label: string; selected?: string; onSelect?: (key: string) => void }) {
+  const { screen } = useOperator();
+  // Marks are sized on the screen's scale so they stay visible when the drawing is small.
+  const mark = Math.max(6, screen.width / 90);
+  return (
+    <svg class="habit-canvas" viewBox={`0 0 ${screen.width} ${screen.height}`} width={width} height={(width * screen.height) / screen.width} role="img" aria-label={label}>
+      <rect class="screen" x={0} y={0} width={screen.width} height={screen.height} />
+      {habit.shapes.map((s, i) => {
+        const key = `shape-${i}`;
+        const stroke = { stroke: `#${s.rgbHex}`, 'stroke-width': mark / 2, fill: 'none', 'data-element': key, class: selected === key ? 'selected' : undefined, onClick: onSelect && (() => onSelect(key)) };
+        const [x, y, w, h] = [s.x, s.y, Math.abs(s.width), Math.abs(s.height)];
+        const shape =
+          s.type === ShapeType.CIRCLE ? (
+            <ellipse cx={x + w / 2} cy={y + h / 2} rx={w / 2} ry={h / 2} {...stroke} />
+          ) : s.type === ShapeType.TRIANGLE ? (
+            <polygon points={`${x + w / 2},${y} ${x + w},${y + h} ${x},${y + h}`} {...stroke} />
+          ) : (
+            <rect x={x} y={y} width={w} height={h} stroke-dasharray={s.type === ShapeType.IRREGULAR ? `${mark} ${mark}` : undefined} {...stroke} />
+          );
+        return (
+          <g key={key}>
+            <title>{shapeText(s)}</title>
+            {shape}
+          </g>
+        );
+      })}
+      {habit.pixels.map((p, i) => {
+        const key = `pixel-${i}`;
+        return (
+          <g key={key} data-element={key} class={selected === key ? 'selected' : undefined} onClick={onSelect && (() => onSelect(key))}>
+            <title>{pixelText(p)}</title>
+            {p.deviation > 0 && <circle class="deviation" cx={p.x} cy={p.y} r={mark + p.deviation} stroke={`#${p.rgbHex}`} />}
+            <circle class="pixel" cx={p.x} cy={p.y} r={mark} fill={`#${p.rgbHex}`} />
+          </g>
+        );
+      })}
+    </svg>
+  );
+}
+
+/**
+ * The habits of a scope (`/habits?scope=global|<logical id>&active=yes|no&action=<text>`), in the
+ * order daemons read them (priority), each with its drawing, priority, action, trigger and active
+ * flag; filtered by active and action text in the page (the API lists a scope whole).
+ */
+export function HabitsPage() {
+  const { query } = useLocation();
+  const go = useQueryNavigation('/habits');
+  const scope = /^\d+$/.test(query.scope ?? '') ? query.scope! : 'global';
+  const habits = usePolled(() => scopeHabits(scope), scope);
+  const action = (query.action ?? '').toLowerCase();
+  const shown = (habits.data ?? []).filter((h) => (query.active === 'yes' ? h.isActive !== false : query.active === 'no' ? h.isActive === false : true) && (!action || (h.action ?? '').toLowerCase().includes(action)));
+
+  return (
+    <>
+      <h1>Habits {scope === 'global' ? '(global)' : `of scope ${scope}`}</h1>
+      <form
+        class="filters"
+        role="search"
+        onSubmit={(e) => {
+          e.preventDefault();
+          const form = new FormData(e.currentTarget);
+          go({ scope: String(form.get('scope')).trim(), active: String(form.get('active')), action: String(form.get('action')).trim() });
+        }}
+      >
+        <label>
+          Scope (logical id, empty = global)
+          <input name="scope" inputMode="numeric" pattern="\d*" value={scope === 'global' ? '' : scope} />
+        </label>
+        <label>
+          Active
+          <select name="active" value={query.active ?? ''}>
+            <option value="">All</option>
+            <option value="yes">Active</option>
+            <option value="no">Inactive</option>
+          </select>
+        </label>
+        <label>
+          Action contains
+          <input name="action" value={query.action ?? ''} />
+        </label>
+        <button type="submit">Filter</button>
+      </form>
+      {habits.error && <p role="alert">{habits.error}</p>}
+      {habits.loading && !habits.error && <p aria-busy="true">Loading the habits…</p>}
+      {habits.data && shown.length === 0 && <p>{habits.data.length ? 'No habit matches these filters.' : 'This scope has no habit yet: create one with titanctl habits create, or through the admin API.'}</p>}
+      {shown.length > 0 && (
+        <ol class="habit-list">
+          {shown.map((h) => (
+            <li key={h.uuid}>
+              <a href={`/habits/${h.uuid}`} class="habit-card">
+                <HabitCanvas habit={h} width={54} label={`${h.pixels.length} pixels, ${h.shapes.length} shapes`} />
+                <span>
+                  <strong>{h.action || '(no action)'}</strong>
+                  <small>
+                    priority {h.priority ?? '—'} · {h.isActive === false ? 'inactive' : 'active'}
+                    {h.triggerShell ? ` · trigger: ${h.triggerShell}` : ''}
+                  </small>
+                </span>
+              </a>
+            </li>
+          ))}
+        </ol>
+      )}
+    </>
+  );
+}
+
+/** A habit's page (`/habits/<uuid>`): its fields, and its pixels and shapes drawn and listed; selecting one in either names its values. */
+export function HabitPage() {
+  const { params } = useRoute();
+  const uuid = params.uuid!;
+  const habit = usePolled(() => api.habits.getHabit({ uuid }), uuid);
+  const [selected, setSelected] = useState<string>();
+  if (habit.error) return <p role="alert">{habit.error}</p>;
+  if (!habit.data) return <p aria-busy="true">Loading the habit…</p>;
+  const h = habit.data;
+  const scope = h.accountLogicalId === undefined ? 'global' : String(h.accountLogicalId);
+  const selectedText = selected?.startsWith('pixel-') ? pixelText(h.pixels[Number(selected.slice(6))]!) : selected ? shapeText(h.shapes[Number(selected.slice(6))]!) : undefined;
+  return (
+    <>
+      <nav aria-label="breadcrumb">
+        <ul>
+          <li>
+            <a href={`/habits?scope=${scope}`}>Habits {scope === 'global' ? '(global)' : `of scope ${scope}`}</a>
+          </li>
+          <li>{h.action || h.uuid}</li>
+        </ul>
+      </nav>
+      <h1>{h.action || '(no action)'}</h1>
+      <div class="habit-view">
+        <figure>
+          <HabitCanvas habit={h} width={360} label={`${h.pixels.length} pixels and ${h.shapes.length} shapes on the daemon's screen`} selected={selected} onSelect={setSelected} />
+          <figcaption aria-live="polite">{selectedText ?? 'Select an element to see its values.'}</figcaption>
+        </figure>
+        <section aria-labelledby="fields-heading">
+          <h2 id="fields-heading">Fields</h2>
+          <dl>
+            <dt>Scope</dt>
+            <dd>{scope}</dd>
+            <dt>Priority</dt>
+            <dd>{h.priority ?? '—'}</dd>
+            <dt>Active</dt>
+            <dd>{h.isActive === false ? 'no' : 'yes'}</dd>
+            <dt>Trigger</dt>
+            <dd>{h.triggerShell ? <code>{h.triggerShell}</code> : '—'}</dd>
+            <dt>Interruption</dt>
+            <dd>{h.isInterruption === false ? 'no' : 'yes'}</dd>
+            <dt>Updated</dt>
+            <dd>
+              <Time value={h.updatedAt} />
+            </dd>
+          </dl>
+          <h2>Elements</h2>
+          <ul class="elements">
+            {h.pixels.map((p, i) => (
+              <li key={`pixel-${i}`}>
+                <button class={selected === `pixel-${i}` ? '' : 'outline'} aria-pressed={selected === `pixel-${i}`} onClick={() => setSelected(`pixel-${i}`)}>
+                  <span class="swatch" style={{ background: `#${p.rgbHex}` }} aria-hidden="true" /> {pixelText(p)}
+                </button>
+              </li>
+            ))}
+            {h.shapes.map((s, i) => (
+              <li key={`shape-${i}`}>
+                <button class={selected === `shape-${i}` ? '' : 'outline'} aria-pressed={selected === `shape-${i}`} onClick={() => setSelected(`shape-${i}`)}>
+                  <span class="swatch" style={{ background: `#${s.rgbHex}` }} aria-hidden="true" /> {shapeText(s)}
+                </button>
+              </li>
+            ))}
+          </ul>
+        </section>
+      </div>
+    </>
+  );
+}
