@@ -1,6 +1,7 @@
 import { ShapeType, type Habit, type Pixel, type Shape } from '@titanbot/contracts/es/titanbot/admin/v1/habit_service_pb';
 import { useLocation, useRoute } from 'preact-iso';
-import { useState } from 'preact/hooks';
+import { memo } from 'preact/compat';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api } from './api';
 import { Time } from './format';
 import { usePolled } from './poll';
@@ -9,6 +10,11 @@ import { useQueryNavigation } from './paging';
 
 /** Habits fetched per ListHabits call when a scope's whole list is read (the API's largest page). */
 const PAGE_SIZE = 1000;
+/**
+ * Habits rendered at first, and added each time the end of the list comes into view: a scope of
+ * thousands would otherwise be drawn whole before its first screen shows (`npm run bench -- console`).
+ */
+const RENDER_STEP = 60;
 
 const SHAPE_NAMES: Record<ShapeType, string> = {
   [ShapeType.UNSPECIFIED]: 'unknown',
@@ -99,7 +105,23 @@ export function HabitsPage() {
   const scope = /^\d+$/.test(query.scope ?? '') ? query.scope! : 'global';
   const habits = usePolled(() => scopeHabits(scope), scope);
   const action = (query.action ?? '').toLowerCase();
-  const shown = (habits.data ?? []).filter((h) => (query.active === 'yes' ? h.isActive !== false : query.active === 'no' ? h.isActive === false : true) && (!action || (h.action ?? '').toLowerCase().includes(action)));
+  // User Timing: the frame after the list is on screen (read by `npm run bench -- console`).
+  useEffect(() => {
+    if (habits.data) requestAnimationFrame(() => performance.mark('habits-list-shown'));
+  }, [habits.data]);
+  const shown = useMemo(
+    () => (habits.data ?? []).filter((h) => (query.active === 'yes' ? h.isActive !== false : query.active === 'no' ? h.isActive === false : true) && (!action || (h.action ?? '').toLowerCase().includes(action))),
+    [habits.data, query.active, action],
+  );
+  const [rendered, setRendered] = useState(RENDER_STEP);
+  useEffect(() => setRendered(RENDER_STEP), [scope, query.active, query.action]);
+  const end = useRef<HTMLLIElement>(null);
+  useEffect(() => {
+    if (!end.current) return undefined;
+    const observer = new IntersectionObserver((entries) => entries.some((e) => e.isIntersecting) && setRendered((n) => n + RENDER_STEP), { rootMargin: '800px' });
+    observer.observe(end.current);
+    return () => observer.disconnect();
+  }, [shown.length > rendered, rendered]);
 
   return (
     <>
@@ -136,25 +158,38 @@ export function HabitsPage() {
       {habits.data && shown.length === 0 && <p>{habits.data.length ? 'No habit matches these filters.' : 'This scope has no habit yet: create one with titanctl habits create, or through the admin API.'}</p>}
       {shown.length > 0 && (
         <ol class="habit-list">
-          {shown.map((h) => (
-            <li key={h.uuid}>
-              <a href={`/habits/${h.uuid}`} class="habit-card">
-                <HabitCanvas habit={h} width={54} label={`${h.pixels.length} pixels, ${h.shapes.length} shapes`} />
-                <span>
-                  <strong>{h.action || '(no action)'}</strong>
-                  <small>
-                    priority {h.priority ?? '—'} · {h.isActive === false ? 'inactive' : 'active'}
-                    {h.triggerShell ? ` · trigger: ${h.triggerShell}` : ''}
-                  </small>
-                </span>
-              </a>
-            </li>
+          {shown.slice(0, rendered).map((h) => (
+            <HabitCard key={h.uuid} habit={h} />
           ))}
+          {shown.length > rendered && (
+            <li ref={end} aria-busy="true">
+              Showing {rendered} of {shown.length}…
+            </li>
+          )}
         </ol>
       )}
     </>
   );
 }
+
+/**
+ * One habit in a scope's list: its drawing, action, priority, active flag and trigger. Memoised:
+ * adding the next habits to a long list must not redraw the ones already shown.
+ */
+const HabitCard = memo(({ habit: h }: { habit: Habit }) => (
+  <li>
+    <a href={`/habits/${h.uuid}`} class="habit-card">
+      <HabitCanvas habit={h} width={54} label={`${h.pixels.length} pixels, ${h.shapes.length} shapes`} />
+      <span>
+        <strong>{h.action || '(no action)'}</strong>
+        <small>
+          priority {h.priority ?? '—'} · {h.isActive === false ? 'inactive' : 'active'}
+          {h.triggerShell ? ` · trigger: ${h.triggerShell}` : ''}
+        </small>
+      </span>
+    </a>
+  </li>
+));
 
 /** A habit's page (`/habits/<uuid>`): its fields, and its pixels and shapes drawn and listed; selecting one in either names its values. */
 export function HabitPage() {
