@@ -252,7 +252,7 @@ function IssuedToken({ token, onClose }: { token: string; onClose: () => void })
 }
 
 /** A destructive action behind a dialog that names what it does; focus returns to the button. */
-export function ConfirmButton({ label, question, onConfirm }: { label: string; question: string; onConfirm: () => Promise<void> }) {
+function ConfirmButton({ label, question, onConfirm }: { label: string; question: string; onConfirm: () => Promise<void> }) {
   const dialog = useRef<HTMLDialogElement>(null);
   const [busy, setBusy] = useState(false);
   return (

@@ -10,7 +10,7 @@ import { REFRESH_MS, usePolled } from './poll';
 const PAGE_SIZE = 50;
 
 /** The states in the order the chart and filter show them, with their names in the URL. */
-export const STATES = [
+const STATES = [
   { state: DeviceState.CURRENT, key: 'current', label: 'Current' },
   { state: DeviceState.BEHIND, key: 'behind', label: 'Behind' },
   { state: DeviceState.FAILING, key: 'failing', label: 'Failing' },

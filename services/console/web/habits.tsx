@@ -25,8 +25,8 @@ const SHAPE_NAMES: Record<ShapeType, string> = {
 };
 
 /** One drawn element's values, as the hover text and the selection panel name them. */
-export const pixelText = (p: Pixel): string => `pixel at ${p.x}, ${p.y}: #${p.rgbHex}, deviation ±${p.deviation}`;
-export const shapeText = (s: Shape): string => `${SHAPE_NAMES[s.type]} at ${s.x}, ${s.y}: ${s.width} × ${s.height}, size ${s.size}, #${s.rgbHex}`;
+const pixelText = (p: Pixel): string => `pixel at ${p.x}, ${p.y}: #${p.rgbHex}, deviation ±${p.deviation}`;
+const shapeText = (s: Shape): string => `${SHAPE_NAMES[s.type]} at ${s.x}, ${s.y}: ${s.width} × ${s.height}, size ${s.size}, #${s.rgbHex}`;
 
 /** A scope's habits in the order a daemon reads them: higher priority first, no priority last, then by uuid. */
 function byPriority(a: Habit, b: Habit): number {
@@ -54,7 +54,7 @@ async function scopeHabits(scope: string): Promise<Habit[]> {
  * values on hover (`<title>`), and `selected` is outlined. A thumbnail is the same drawing, small
  * and without interaction.
  */
-export function HabitCanvas({ habit, width, label, selected, onSelect }: { habit: Pick<Habit, 'pixels' | 'shapes'>; width: number; label: string; selected?: string; onSelect?: (key: string) => void }) {
+function HabitCanvas({ habit, width, label, selected, onSelect }: { habit: Pick<Habit, 'pixels' | 'shapes'>; width: number; label: string; selected?: string; onSelect?: (key: string) => void }) {
   const { screen } = useOperator();
   // Marks are sized on the screen's scale so they stay visible when the drawing is small.
   const mark = Math.max(6, screen.width / 90);
