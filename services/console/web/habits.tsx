@@ -1,6 +1,8 @@
 import { ShapeType, type Habit, type Pixel, type Shape } from '@titanbot/contracts/es/titanbot/admin/v1/habit_service_pb';
 import { useLocation, useRoute } from 'preact-iso';
+import { observeWindowOffset, observeWindowRect, Virtualizer, windowScroll, type VirtualizerOptions } from '@tanstack/virtual-core';
 import { memo } from 'preact/compat';
+import type { RefObject } from 'preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api } from './api';
 import { Time } from './format';
@@ -10,11 +12,8 @@ import { useQueryNavigation } from './paging';
 
 /** Habits fetched per ListHabits call when a scope's whole list is read (the API's largest page). */
 const PAGE_SIZE = 1000;
-/**
- * Habits rendered at first, and added each time the end of the list comes into view: a scope of
- * thousands would otherwise be drawn whole before its first screen shows (`npm run bench -- console`).
- */
-const RENDER_STEP = 60;
+/** A habit card's height (px; `.habit-list li` in style.css): the list renders only the rows in view. */
+const ROW_PX = 112;
 
 const SHAPE_NAMES: Record<ShapeType, string> = {
   [ShapeType.UNSPECIFIED]: 'unknown',
@@ -95,6 +94,32 @@ function HabitCanvas({ habit, width, label, selected, onSelect }: { habit: Pick<
 }
 
 /**
+ * The rows of a list of `count` rows of ROW_PX in the window's view (and a few around it), from
+ * TanStack Virtual: a scope of thousands of habits is never drawn whole (`npm run bench --
+ * console`: drawn whole, 2,000 took 881 ms to a first screen).
+ */
+function useWindowRows(count: number, list: RefObject<HTMLOListElement | null>): Virtualizer<Window, Element> {
+  const [, redraw] = useState(0);
+  const options = (): VirtualizerOptions<Window, Element> => ({
+    count,
+    estimateSize: () => ROW_PX,
+    overscan: 4,
+    getScrollElement: () => window,
+    scrollToFn: windowScroll,
+    observeElementRect: observeWindowRect,
+    observeElementOffset: observeWindowOffset,
+    // Where the list starts on the page: rows are placed from there.
+    scrollMargin: list.current ? list.current.getBoundingClientRect().top + window.scrollY : 0,
+    onChange: () => redraw((n) => n + 1),
+  });
+  const rows = useMemo(() => new Virtualizer(options()), []);
+  rows.setOptions(options());
+  useEffect(() => rows._didMount(), []);
+  useEffect(() => rows._willUpdate());
+  return rows;
+}
+
+/**
  * The habits of a scope (`/habits?scope=global|<logical id>&active=yes|no&action=<text>`), in the
  * order daemons read them (priority), each with its drawing, priority, action, trigger and active
  * flag; filtered by active and action text in the page (the API lists a scope whole).
@@ -113,15 +138,8 @@ export function HabitsPage() {
     () => (habits.data ?? []).filter((h) => (query.active === 'yes' ? h.isActive !== false : query.active === 'no' ? h.isActive === false : true) && (!action || (h.action ?? '').toLowerCase().includes(action))),
     [habits.data, query.active, action],
   );
-  const [rendered, setRendered] = useState(RENDER_STEP);
-  useEffect(() => setRendered(RENDER_STEP), [scope, query.active, query.action]);
-  const end = useRef<HTMLLIElement>(null);
-  useEffect(() => {
-    if (!end.current) return undefined;
-    const observer = new IntersectionObserver((entries) => entries.some((e) => e.isIntersecting) && setRendered((n) => n + RENDER_STEP), { rootMargin: '800px' });
-    observer.observe(end.current);
-    return () => observer.disconnect();
-  }, [shown.length > rendered, rendered]);
+  const list = useRef<HTMLOListElement>(null);
+  const rows = useWindowRows(shown.length, list);
 
   return (
     <>
@@ -157,15 +175,10 @@ export function HabitsPage() {
       {habits.loading && !habits.error && <p aria-busy="true">Loading the habits…</p>}
       {habits.data && shown.length === 0 && <p>{habits.data.length ? 'No habit matches these filters.' : 'This scope has no habit yet: create one with titanctl habits create, or through the admin API.'}</p>}
       {shown.length > 0 && (
-        <ol class="habit-list">
-          {shown.slice(0, rendered).map((h) => (
-            <HabitCard key={h.uuid} habit={h} />
+        <ol class="habit-list" ref={list} style={{ height: `${rows.getTotalSize()}px` }}>
+          {rows.getVirtualItems().map((row) => (
+            <HabitCard key={shown[row.index]!.uuid} habit={shown[row.index]!} top={row.start - rows.options.scrollMargin} />
           ))}
-          {shown.length > rendered && (
-            <li ref={end} aria-busy="true">
-              Showing {rendered} of {shown.length}…
-            </li>
-          )}
         </ol>
       )}
     </>
@@ -173,11 +186,11 @@ export function HabitsPage() {
 }
 
 /**
- * One habit in a scope's list: its drawing, action, priority, active flag and trigger. Memoised:
- * adding the next habits to a long list must not redraw the ones already shown.
+ * One habit in a scope's list, `top` px below the list's start: its drawing, action, priority,
+ * active flag and trigger. Memoised: a row that stays in view is not drawn again while scrolling.
  */
-const HabitCard = memo(({ habit: h }: { habit: Habit }) => (
-  <li>
+const HabitCard = memo(({ habit: h, top }: { habit: Habit; top: number }) => (
+  <li style={{ transform: `translateY(${top}px)` }}>
     <a href={`/habits/${h.uuid}`} class="habit-card">
       <HabitCanvas habit={h} width={54} label={`${h.pixels.length} pixels, ${h.shapes.length} shapes`} />
       <span>
