@@ -193,7 +193,16 @@ export const consoleBench: Benchmark = {
         CONSOLE_OIDC_CLIENT_SECRET: SECRET,
         LOG_LEVEL: 'warn',
       });
-      started.push({ address: origin, pid: consoleProcess.pid!, child: consoleProcess, stop: async () => void (consoleProcess.kill('SIGTERM'), await new Promise((r) => consoleProcess.once('exit', r))) });
+      const consoleExited = new Promise((resolve) => consoleProcess.once('exit', resolve));
+      started.push({
+        address: origin,
+        pid: consoleProcess.pid!,
+        child: consoleProcess,
+        async stop() {
+          consoleProcess.kill('SIGTERM');
+          await consoleExited;
+        },
+      });
       for (let i = 0; !(await fetch(`${origin}/healthz`).then((r) => r.ok, () => false)); i++) {
         if (i > 300) throw new Error('the console did not start');
         await new Promise((r) => setTimeout(r, 100));

@@ -16,8 +16,6 @@ import { BUILT_WEB_DIR } from './web-build.js';
 export interface ConsoleService {
   /** The origin browsers use, e.g. `http://127.0.0.1:8080`. */
   url: string;
-  /** The OpenID Provider's issuer the console signs operators in with. */
-  issuer: string;
   stop(): Promise<void>;
 }
 
@@ -96,7 +94,6 @@ export async function startConsole(config: ConsoleConfig, logger: Logger, option
   logger.info({ url: origin, issuer, writeService: config.WRITE_SERVICE_URL }, 'console serving');
   return {
     url: origin,
-    issuer,
     async stop() {
       await app.close();
       await dev?.stop();

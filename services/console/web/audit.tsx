@@ -2,7 +2,7 @@ import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { useLocation } from 'preact-iso';
 import { api } from './api';
 import { Time } from './format';
-import { Pager, useQueryNavigation } from './paging';
+import { FilterForm, Pager, useQueryNavigation } from './paging';
 import { usePolled } from './poll';
 
 const PAGE_SIZE = 50;
@@ -37,15 +37,7 @@ export function AuditPage() {
   return (
     <>
       <h1>Audit trail</h1>
-      <form
-        class="filters"
-        role="search"
-        onSubmit={(e) => {
-          e.preventDefault();
-          const form = new FormData(e.currentTarget);
-          go(Object.fromEntries(FIELDS.map((f) => [f, String(form.get(f) ?? '').trim()])));
-        }}
-      >
+      <FilterForm fields={FIELDS} go={go}>
         <label>
           Actor
           <input name="actor" value={query.actor ?? ''} placeholder="subject or client id" />
@@ -66,8 +58,7 @@ export function AuditPage() {
           To
           <input name="end" type="datetime-local" step="1" value={query.end ?? ''} />
         </label>
-        <button type="submit">Filter</button>
-      </form>
+      </FilterForm>
       {events.error && <p role="alert">{events.error}</p>}
       {events.loading && !events.error && <p aria-busy="true">Loading the audit trail…</p>}
       {events.data && events.data.auditEvents.length === 0 && <p>No call matches these filters.</p>}

@@ -3,7 +3,7 @@ import { InstallFailure } from '@titanbot/contracts/es/titanbot/daemon/v1/daemon
 import { useLocation } from 'preact-iso';
 import { api } from './api';
 import { durationText, Time, Version } from './format';
-import { Pager, useQueryNavigation } from './paging';
+import { FilterForm, Pager, useQueryNavigation } from './paging';
 import { REFRESH_MS, usePolled } from './poll';
 
 /** Devices per page of the table. */
@@ -58,15 +58,7 @@ export function FleetPage() {
       </section>
       <section aria-labelledby="devices-heading">
         <h2 id="devices-heading">Devices</h2>
-        <form
-          class="filters"
-          role="search"
-          onSubmit={(e) => {
-            e.preventDefault();
-            const form = new FormData(e.currentTarget);
-            go({ state: String(form.get('state')), logical_id: String(form.get('logical_id')).trim(), replica: String(form.get('replica')).trim() });
-          }}
-        >
+        <FilterForm fields={['state', 'logical_id', 'replica']} go={go}>
           <label>
             State
             <select name="state" value={query.state ?? ''}>
@@ -84,8 +76,7 @@ export function FleetPage() {
             Replica
             <input name="replica" value={query.replica ?? ''} />
           </label>
-          <button type="submit">Filter</button>
-        </form>
+        </FilterForm>
         {devices.error && <p role="alert">{devices.error}</p>}
         {devices.loading && !devices.error ? (
           <p aria-busy="true">Loading devices…</p>

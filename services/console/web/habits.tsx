@@ -8,7 +8,7 @@ import { api } from './api';
 import { Time } from './format';
 import { usePolled } from './poll';
 import { useOperator } from './session';
-import { useQueryNavigation } from './paging';
+import { FilterForm, useQueryNavigation } from './paging';
 
 /** Habits fetched per ListHabits call when a scope's whole list is read (the API's largest page). */
 const PAGE_SIZE = 1000;
@@ -144,15 +144,7 @@ export function HabitsPage() {
   return (
     <>
       <h1>Habits {scope === 'global' ? '(global)' : `of scope ${scope}`}</h1>
-      <form
-        class="filters"
-        role="search"
-        onSubmit={(e) => {
-          e.preventDefault();
-          const form = new FormData(e.currentTarget);
-          go({ scope: String(form.get('scope')).trim(), active: String(form.get('active')), action: String(form.get('action')).trim() });
-        }}
-      >
+      <FilterForm fields={['scope', 'active', 'action']} go={go}>
         <label>
           Scope (logical id, empty = global)
           <input name="scope" inputMode="numeric" pattern="\d*" value={scope === 'global' ? '' : scope} />
@@ -169,8 +161,7 @@ export function HabitsPage() {
           Action contains
           <input name="action" value={query.action ?? ''} />
         </label>
-        <button type="submit">Filter</button>
-      </form>
+      </FilterForm>
       {habits.error && <p role="alert">{habits.error}</p>}
       {habits.loading && !habits.error && <p aria-busy="true">Loading the habits…</p>}
       {habits.data && shown.length === 0 && <p>{habits.data.length ? 'No habit matches these filters.' : 'This scope has no habit yet: create one with titanctl habits create, or through the admin API.'}</p>}
@@ -214,7 +205,11 @@ export function HabitPage() {
   if (!habit.data) return <p aria-busy="true">Loading the habit…</p>;
   const h = habit.data;
   const scope = h.accountLogicalId === undefined ? 'global' : String(h.accountLogicalId);
-  const selectedText = selected?.startsWith('pixel-') ? pixelText(h.pixels[Number(selected.slice(6))]!) : selected ? shapeText(h.shapes[Number(selected.slice(6))]!) : undefined;
+  // Pixels then shapes, keyed as the drawing keys them: the list and the caption name the same elements.
+  const elements = [
+    ...h.pixels.map((p, i) => ({ key: `pixel-${i}`, rgbHex: p.rgbHex, text: pixelText(p) })),
+    ...h.shapes.map((s, i) => ({ key: `shape-${i}`, rgbHex: s.rgbHex, text: shapeText(s) })),
+  ];
   return (
     <>
       <nav aria-label="breadcrumb">
@@ -229,7 +224,7 @@ export function HabitPage() {
       <div class="habit-view">
         <figure>
           <HabitCanvas habit={h} width={360} label={`${h.pixels.length} pixels and ${h.shapes.length} shapes on the daemon's screen`} selected={selected} onSelect={setSelected} />
-          <figcaption aria-live="polite">{selectedText ?? 'Select an element to see its values.'}</figcaption>
+          <figcaption aria-live="polite">{elements.find((e) => e.key === selected)?.text ?? 'Select an element to see its values.'}</figcaption>
         </figure>
         <section aria-labelledby="fields-heading">
           <h2 id="fields-heading">Fields</h2>
@@ -251,17 +246,10 @@ export function HabitPage() {
           </dl>
           <h2>Elements</h2>
           <ul class="elements">
-            {h.pixels.map((p, i) => (
-              <li key={`pixel-${i}`}>
-                <button class={selected === `pixel-${i}` ? '' : 'outline'} aria-pressed={selected === `pixel-${i}`} onClick={() => setSelected(`pixel-${i}`)}>
-                  <span class="swatch" style={{ background: `#${p.rgbHex}` }} aria-hidden="true" /> {pixelText(p)}
-                </button>
-              </li>
-            ))}
-            {h.shapes.map((s, i) => (
-              <li key={`shape-${i}`}>
-                <button class={selected === `shape-${i}` ? '' : 'outline'} aria-pressed={selected === `shape-${i}`} onClick={() => setSelected(`shape-${i}`)}>
-                  <span class="swatch" style={{ background: `#${s.rgbHex}` }} aria-hidden="true" /> {shapeText(s)}
+            {elements.map((e) => (
+              <li key={e.key}>
+                <button class={selected === e.key ? '' : 'outline'} aria-pressed={selected === e.key} onClick={() => setSelected(e.key)}>
+                  <span class="swatch" style={{ background: `#${e.rgbHex}` }} aria-hidden="true" /> {e.text}
                 </button>
               </li>
             ))}

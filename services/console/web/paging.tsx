@@ -1,3 +1,4 @@
+import type { ComponentChildren } from 'preact';
 import { useLocation } from 'preact-iso';
 
 /**
@@ -25,5 +26,23 @@ export function Pager({ pageToken, nextPageToken, go }: { pageToken: string | un
       )}
       {nextPageToken && <button onClick={() => go({ page_token: nextPageToken })}>Next page</button>}
     </nav>
+  );
+}
+
+/** A list page's filter form: on submit, its `fields` (trimmed) become the URL's query through `go`. */
+export function FilterForm({ fields, go, children }: { fields: readonly string[]; go: (changes: Record<string, string>) => void; children: ComponentChildren }) {
+  return (
+    <form
+      class="filters"
+      role="search"
+      onSubmit={(e) => {
+        e.preventDefault();
+        const form = new FormData(e.currentTarget);
+        go(Object.fromEntries(fields.map((f) => [f, String(form.get(f) ?? '').trim()])));
+      }}
+    >
+      {children}
+      <button type="submit">Filter</button>
+    </form>
   );
 }
