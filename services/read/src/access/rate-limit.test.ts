@@ -23,11 +23,15 @@ describe('RateLimiter', () => {
     expect(limiter.take('a')).toBe(200);
   });
 
-  it('grants the whole burst at a fractional clock reading (float sums are not exact)', () => {
-    const clock = manualClock(1006.579_000_9);
-    const limiter = new RateLimiter({ ratePerSecond: 5, burst: 10, clock: clock.now });
-    for (let i = 0; i < 10; i++) expect(limiter.take('a'), `call ${i + 1}`).toBe(0);
-    expect(limiter.take('a')).toBe(200);
+  it('grants the whole burst at a fractional clock reading, and names the exact delay (float sums are not exact)', () => {
+    // Readings whose sums once made the delay 201 ms.
+    for (const start of [1006.579_000_9, 31_270.619_282_940_283, 3_043.922_790_978_758_3]) {
+      const clock = manualClock(start);
+      const limiter = new RateLimiter({ ratePerSecond: 5, burst: 10, clock: clock.now });
+      for (let i = 0; i < 10; i++) expect(limiter.take('a'), `call ${i + 1} at ${start}`).toBe(0);
+      expect(limiter.wait('a'), `wait at ${start}`).toBe(200);
+      expect(limiter.take('a'), `refusal at ${start}`).toBe(200);
+    }
   });
 
   it('refills at the rate but never above the burst', () => {

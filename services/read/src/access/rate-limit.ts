@@ -19,6 +19,12 @@ export interface RateLimiterOptions {
 const ROUNDING_MS = 1e-6;
 
 /**
+ * A wait as the whole ms a caller is told: 0 when it is only rounding, else rounded up, the
+ * rounding taken off first so that 200 ms plus float error is 200, not 201.
+ */
+const wholeMs = (waitMs: number): number => (waitMs > ROUNDING_MS ? Math.ceil(waitMs - ROUNDING_MS) : 0);
+
+/**
  * Token buckets by key (a device's uuid, a peer's address): each refills at `ratePerSecond` up to
  * `burst`; a call takes one token, or its cost (log lines). A bucket is kept as the single instant
  * it will be full again (the "theoretical arrival time" form of a token bucket): each token taken
@@ -56,9 +62,9 @@ export class RateLimiter {
     if (now - this.lastSweepMs >= this.sweepEveryMs) this.sweep(now);
     const bucket = this.buckets.get(key);
     const fullAtMs = Math.max(bucket?.fullAtMs ?? now, now) + cost * this.intervalMs;
-    const waitMs = fullAtMs - now - this.windowMs;
     // Sums of fractional clock readings are not exact: a wait below a nanosecond is rounding, not a refusal.
-    if (waitMs > ROUNDING_MS) return Math.ceil(waitMs);
+    const waitMs = wholeMs(fullAtMs - now - this.windowMs);
+    if (waitMs > 0) return waitMs;
     if (bucket === undefined) this.buckets.set(key, { fullAtMs });
     else bucket.fullAtMs = fullAtMs;
     return 0;
@@ -67,8 +73,7 @@ export class RateLimiter {
   /** Like `take(key)` but takes nothing: 0 when one token is available now, else the ms until it is. */
   wait(key: string): number {
     const now = this.clock();
-    const waitMs = Math.max(this.buckets.get(key)?.fullAtMs ?? now, now) + this.intervalMs - now - this.windowMs;
-    return waitMs > ROUNDING_MS ? Math.ceil(waitMs) : 0;
+    return wholeMs(Math.max(this.buckets.get(key)?.fullAtMs ?? now, now) + this.intervalMs - now - this.windowMs);
   }
 
   /** How many buckets are held (keys seen and not yet swept as full): for metrics and tests. */
