@@ -215,6 +215,12 @@ describe('habits', () => {
     expect(err.fields).toEqual(['habit.shapes[0].type']);
   });
 
+  it('names every violation of a habit at once, an unknown shape type among them', async () => {
+    const err = await failure(createHabit({ pixels: [{ ...uniquePixel(), x: 0 }], shapes: [{ ...uniqueShape(99 as ShapeType), rgbHex: 'nope' }] }));
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.fields).toEqual(['habit.pixels[0].x', 'habit.shapes[0].type', 'habit.shapes[0].rgb_hex']);
+  });
+
   it("rejects rgb_hex 'XYZ' with INVALID_ARGUMENT naming habit.pixels[0].rgb_hex", async () => {
     const err = await failure(createHabit({ pixels: [{ ...uniquePixel(), rgbHex: 'XYZ' }] }));
     expect(err.code).toBe(status.INVALID_ARGUMENT);

@@ -1,10 +1,10 @@
 import { checkEtag, notFound } from '../domain/errors.js';
-import { Habit, type HabitFields, type Pixel, type Shape } from '../domain/habit.js';
+import { Habit, type HabitFields, type Pixel, type ShapeInput } from '../domain/habit.js';
 import { loadHabitLists, releaseHabitLists, storePixels, storeShapes } from '../db/habit-lists.js';
 import { chosenId, decodePageToken, isUuid, type Page, pageSize, requireUuid, toPage, type UseCaseContext } from './context.js';
 
 /** CreateHabit, with the uuid `habitId` when not empty (AIP-133): pixels and shapes are looked up, else created. Errors: invalid, already_exists (habit_id). */
-export async function createHabit(ctx: UseCaseContext, fields: Partial<HabitFields>, pixels: Pixel[], shapes: Shape[], habitId = ''): Promise<Habit> {
+export async function createHabit(ctx: UseCaseContext, fields: Partial<HabitFields>, pixels: Pixel[], shapes: ShapeInput[], habitId = ''): Promise<Habit> {
   const habit = Habit.create(await chosenId(ctx, Habit, 'habit_id', habitId), fields, pixels, shapes, ctx.now);
   ctx.em.persist(habit);
   await ctx.em.flush();
@@ -50,7 +50,7 @@ export async function updateHabit(
   uuid: string,
   etag: string | undefined,
   patch: Partial<HabitFields>,
-  lists: { pixels?: Pixel[]; shapes?: Shape[] },
+  lists: { pixels?: Pixel[]; shapes?: ShapeInput[] },
 ): Promise<Habit> {
   const habit = await getHabit(ctx, uuid);
   checkEtag('habit', habit.version, etag);

@@ -23,6 +23,9 @@ export interface Shape {
   rgbHex: string;
 }
 
+/** A shape as a client gave it: its type is checked with its other fields, so an unknown type is one field violation among the rest. */
+export type ShapeInput = Omit<Shape, 'type'> & { type: string };
+
 export interface HabitFields {
   /** Null = global: exported to every daemon. A soft reference to an account's logical id. */
   accountLogicalId: number | null;
@@ -77,7 +80,7 @@ export class Habit {
   shapes: readonly Shape[] = [];
 
   /** Creating with no fields at all is valid (docs/domain.md). Throws DomainError('invalid'). */
-  static create(uuid: string, fields: Partial<HabitFields>, pixels: Pixel[], shapes: Shape[], now: Date): Habit {
+  static create(uuid: string, fields: Partial<HabitFields>, pixels: Pixel[], shapes: ShapeInput[], now: Date): Habit {
     const all = { ...HABIT_DEFAULTS, ...fields };
     const v = new Violations();
     validateFields(all, v);
@@ -90,7 +93,7 @@ export class Habit {
    * Applies the given fields and, when given, replaces a whole list; moves `updatedAt` forward.
    * Returns false, changing nothing, when every field and list is already as given.
    */
-  update(patch: Partial<HabitFields>, lists: { pixels?: Pixel[]; shapes?: Shape[] }, now: Date): boolean {
+  update(patch: Partial<HabitFields>, lists: { pixels?: Pixel[]; shapes?: ShapeInput[] }, now: Date): boolean {
     const current = this.fields();
     const next: HabitFields = { ...current, ...patch };
     const v = new Violations();
@@ -129,7 +132,7 @@ function validateFields(f: HabitFields, v: Violations): void {
 }
 
 /** Upper-cases hex colors; rejects out-of-range values and duplicates within one list. */
-function validateLists(pixels: Pixel[], shapes: Shape[], v: Violations): { pixels: Pixel[]; shapes: Shape[] } {
+function validateLists(pixels: Pixel[], shapes: ShapeInput[], v: Violations): { pixels: Pixel[]; shapes: Shape[] } {
   const seenPixels = new Set<string>();
   const outPixels = pixels.map((p, i) => {
     const px = { ...p, rgbHex: p.rgbHex.toUpperCase() };
@@ -147,14 +150,15 @@ function validateLists(pixels: Pixel[], shapes: Shape[], v: Violations): { pixel
   const outShapes = shapes.map((s, i) => {
     const sh = { ...s, rgbHex: s.rgbHex.toUpperCase() };
     const at = `habit.shapes[${i}]`;
-    v.check(SHAPE_TYPES.includes(sh.type), `${at}.type`, `must be one of ${SHAPE_TYPES.join(', ')}`)
+    v.check((SHAPE_TYPES as readonly string[]).includes(sh.type), `${at}.type`, `must be one of ${SHAPE_TYPES.join(', ')}`)
       .check([sh.x, sh.y, sh.width, sh.height].every(isInt32), at, 'coordinates must be int32')
       .check(isInt32(sh.size) && sh.size >= 1, `${at}.size`, 'must be >= 1')
       .check(HEX.test(sh.rgbHex), `${at}.rgb_hex`, 'must be six hex digits');
     const key = [sh.type, sh.x, sh.y, sh.width, sh.height, sh.size, sh.rgbHex].join(',');
     v.check(!seenShapes.has(key), at, 'duplicates an earlier shape');
     seenShapes.add(key);
-    return sh;
+    // Checked above: the violations are thrown before a shape of another type is kept.
+    return sh as Shape;
   });
   return { pixels: outPixels, shapes: outShapes };
 }

@@ -7,7 +7,7 @@ import {
   type Shape as ShapeMessage,
 } from '@titanbot/contracts/titanbot/admin/v1/habit_service';
 import * as habits from '../../app/habits.js';
-import type { Habit, HabitFields, Pixel, Shape } from '../../domain/habit.js';
+import type { Habit, HabitFields, Pixel, ShapeInput } from '../../domain/habit.js';
 import { invalid } from '../../domain/errors.js';
 import { unary, type Runtime } from '../handler.js';
 import { enumMap, orNull, orUndefined, patchFromMask, required } from '../translate.js';
@@ -19,7 +19,7 @@ const SHAPE_TYPE_PAIRS = [
   [ShapeType.SHAPE_TYPE_IRREGULAR, 'irregular'],
 ] as const;
 
-type HabitPatch = Partial<HabitFields> & { pixels?: Pixel[]; shapes?: Shape[] };
+type HabitPatch = Partial<HabitFields> & { pixels?: Pixel[]; shapes?: ShapeInput[] };
 
 const HABIT_FIELDS: Record<string, (h: HabitMessage) => HabitPatch> = {
   account_logical_id: (h) => ({ accountLogicalId: orNull(h.accountLogicalId) }),
@@ -39,8 +39,11 @@ const HABIT_FIELDS: Record<string, (h: HabitMessage) => HabitPatch> = {
 
 const pixelFromProto = (p: PixelMessage): Pixel => ({ x: p.x, y: p.y, rgbHex: p.rgbHex, deviation: p.deviation });
 
-function shapeFromProto(s: ShapeMessage, i: number): Shape {
-  const type = enumMap(SHAPE_TYPE_PAIRS, `habit.shapes[${i}].type`).domain(s.type);
+const SHAPE_TYPE_NAMES = new Map<number, string>(SHAPE_TYPE_PAIRS);
+
+/** An unspecified or unknown type goes on as its number: the domain refuses it with the habit's other violations, so a client sees them all at once. */
+function shapeFromProto(s: ShapeMessage): ShapeInput {
+  const type = SHAPE_TYPE_NAMES.get(s.type) ?? String(s.type);
   return { type, x: s.x, y: s.y, width: s.width, height: s.height, size: s.size, rgbHex: s.rgbHex };
 }
 
@@ -68,7 +71,7 @@ export function habitToProto(h: Habit): HabitMessage {
 }
 
 /** Splits a patch into scalar fields and whole-list replacements. */
-function split(patch: HabitPatch): [Partial<HabitFields>, { pixels?: Pixel[]; shapes?: Shape[] }] {
+function split(patch: HabitPatch): [Partial<HabitFields>, { pixels?: Pixel[]; shapes?: ShapeInput[] }] {
   const { pixels, shapes, ...fields } = patch;
   return [fields, { ...(pixels ? { pixels } : {}), ...(shapes ? { shapes } : {}) }];
 }
