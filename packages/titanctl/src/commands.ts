@@ -165,6 +165,7 @@ const RESOURCE = flag('resource', text, 'only calls on this resource (its uuid)'
 const GREP = flag('grep', text, 'only lines containing this text (case-sensitive)');
 const SINCE = flag('since', instant(), 'only lines logged at or after this time (ISO date-time, or a span ago: 2h)');
 const UNTIL = flag('until', instant(), 'only lines logged before this time (ISO date-time, or a span ago: 2h)');
+const NEWEST_FIRST = switchFlag('newest-first', 'newest lines first');
 
 /** DeviceService.BindAccount, offered as `devices bind` and `accounts bind`. */
 const BIND_ACCOUNT = unary({
@@ -553,19 +554,14 @@ export const RESOURCES: readonly Resource[] = [
     commands: [
       list({
         verb: 'list',
-        summary: 'list log lines, oldest first',
-        flags: [
-          GREP,
-          DEVICE_FILTER,
-          SINCE,
-          UNTIL,
-        ],
+        summary: 'list log lines, oldest first (--newest-first: newest first)',
+        flags: [GREP, DEVICE_FILTER, SINCE, UNTIL, NEWEST_FIRST],
         method: logs.LogServiceService.listLogs,
         response: logs.ListLogsResponse,
         field: 'logEntries',
         item: logs.LogEntry,
         request: (v) =>
-          logs.ListLogsRequest.fromPartial({ contains: v.get(GREP), deviceUuid: v.get(DEVICE_FILTER), startTime: v.get(SINCE), endTime: v.get(UNTIL) }),
+          logs.ListLogsRequest.fromPartial({ contains: v.get(GREP), deviceUuid: v.get(DEVICE_FILTER), startTime: v.get(SINCE), endTime: v.get(UNTIL), orderBy: v.get(NEWEST_FIRST) ? 'log_time desc' : '' }),
       }),
       unary({
         verb: 'clear',

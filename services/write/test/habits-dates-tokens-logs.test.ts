@@ -383,6 +383,26 @@ describe('logs', () => {
     expect(await list(device.uuid, 'no such text')).toEqual([]);
   });
 
+  it('order_by "log_time desc" pages newest first; a token of one order is refused in the other; an unknown order is INVALID_ARGUMENT', async () => {
+    const device = await createDevice();
+    const lines = Array.from({ length: 5 }, (_, i) => `line ${i}`);
+    await ingest(device.uuid, lines);
+    const page = (orderBy: string, pageToken = '') => call(logs, logs.listLogs, ListLogsRequest.fromPartial({ deviceUuid: device.uuid, pageSize: 2, orderBy, pageToken }), h.adminToken);
+    const newest: string[] = [];
+    let token = '';
+    do {
+      const p = await page('log_time desc', token);
+      newest.push(...p.logEntries.map((e) => e.line));
+      token = p.nextPageToken;
+    } while (token);
+    expect(newest).toEqual([...lines].reverse());
+    const first = await page('log_time desc');
+    expect((await failure(page('log_time', first.nextPageToken))).fields).toEqual(['page_token']);
+    expect((await page('log_time')).logEntries.map((e) => e.line)).toEqual(lines.slice(0, 2));
+    const unknown = await failure(page('line desc'));
+    expect([unknown.code, unknown.fields]).toEqual([status.INVALID_ARGUMENT, ['order_by']]);
+  });
+
   it('ClearLogs for a device empties its logs and leaves other devices alone (OK)', async () => {
     const device = await createDevice();
     const other = await createDevice();

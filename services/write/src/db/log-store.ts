@@ -20,8 +20,10 @@ export interface LogFilter {
   startTime?: Date;
   /** Exclusive upper bound of log_time. */
   endTime?: Date;
-  /** Keyset cursor: lines after this (log_time, id). */
+  /** Keyset cursor: lines after this (log_time, id) in the order read. */
   after?: { logTime: Date; id: number };
+  /** Read newest first: `after` then means older than. */
+  newestFirst?: boolean;
 }
 
 /** One IngestLogs call in a batch. */
@@ -97,12 +99,12 @@ export async function existingDevices(em: Em, uuids: readonly string[]): Promise
   return new Set(rows.map((r) => r.uuid));
 }
 
-/** Up to `limit` lines matching `filter`, oldest first (log_time, then arrival). */
+/** Up to `limit` lines matching `filter`, oldest first (log_time, then arrival) or newest first. */
 export async function selectLogLines(em: Em, filter: LogFilter, limit: number): Promise<StoredLogLine[]> {
   const knex = em.getKnex();
   const query = where(knex('log_entries'), filter)
     .select('id', 'device_uuid', 'line', knex.raw(isoTimestamp('log_time')), knex.raw(isoTimestamp('receive_time')))
-    .orderBy([{ column: 'log_entries.log_time' }, { column: 'log_entries.id' }])
+    .orderBy(['log_entries.log_time', 'log_entries.id'].map((column) => ({ column, order: filter.newestFirst ? 'desc' : 'asc' })))
     .limit(limit);
   const rows: { id: string; device_uuid: string; line: string; log_time: string; receive_time: string }[] = await em.execute(query);
   return rows.map((r) => ({ id: Number(r.id), deviceUuid: r.device_uuid, line: r.line, logTime: new Date(r.log_time), receiveTime: new Date(r.receive_time) }));
@@ -176,6 +178,6 @@ function where(query: Knex.QueryBuilder, f: LogFilter): Knex.QueryBuilder {
   if (f.deviceUuid !== undefined) query.where('device_uuid', f.deviceUuid);
   if (f.startTime !== undefined) query.where('log_time', '>=', f.startTime);
   if (f.endTime !== undefined) query.where('log_time', '<', f.endTime);
-  if (f.after !== undefined) query.whereRaw('(log_time, id) > (?, ?)', [f.after.logTime, f.after.id]);
+  if (f.after !== undefined) query.whereRaw(`(log_time, id) ${f.newestFirst ? '<' : '>'} (?, ?)`, [f.after.logTime, f.after.id]);
   return query;
 }

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file titanbot/admin/v1/log_service.proto.
  */
 export const file_titanbot_admin_v1_log_service: GenFile = /*@__PURE__*/
-  fileDesc("CiN0aXRhbmJvdC9hZG1pbi92MS9sb2dfc2VydmljZS5wcm90bxIRdGl0YW5ib3QuYWRtaW4udjEimQEKCExvZ0VudHJ5EgoKAmlkGAEgASgDEhMKC2RldmljZV91dWlkGAIgASgJEgwKBGxpbmUYAyABKAkSLAoIbG9nX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHJlY2VpdmVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi0gEKD0xpc3RMb2dzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIQCghjb250YWlucxgDIAEoCRIYCgtkZXZpY2VfdXVpZBgEIAEoCUgAiAEBEi4KCnN0YXJ0X3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIOCgxfZGV2aWNlX3V1aWQiXQoQTGlzdExvZ3NSZXNwb25zZRIwCgtsb2dfZW50cmllcxgBIAMoCzIbLnRpdGFuYm90LmFkbWluLnYxLkxvZ0VudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJqChBDbGVhckxvZ3NSZXF1ZXN0EhgKC2RldmljZV91dWlkGAEgASgJSACIAQESLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQg4KDF9kZXZpY2VfdXVpZCIqChFDbGVhckxvZ3NSZXNwb25zZRIVCg1kZWxldGVkX2NvdW50GAEgASgDMrkBCgpMb2dTZXJ2aWNlElMKCExpc3RMb2dzEiIudGl0YW5ib3QuYWRtaW4udjEuTGlzdExvZ3NSZXF1ZXN0GiMudGl0YW5ib3QuYWRtaW4udjEuTGlzdExvZ3NSZXNwb25zZRJWCglDbGVhckxvZ3MSIy50aXRhbmJvdC5hZG1pbi52MS5DbGVhckxvZ3NSZXF1ZXN0GiQudGl0YW5ib3QuYWRtaW4udjEuQ2xlYXJMb2dzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CiN0aXRhbmJvdC9hZG1pbi92MS9sb2dfc2VydmljZS5wcm90bxIRdGl0YW5ib3QuYWRtaW4udjEimQEKCExvZ0VudHJ5EgoKAmlkGAEgASgDEhMKC2RldmljZV91dWlkGAIgASgJEgwKBGxpbmUYAyABKAkSLAoIbG9nX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHJlY2VpdmVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi5AEKD0xpc3RMb2dzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIQCghjb250YWlucxgDIAEoCRIYCgtkZXZpY2VfdXVpZBgEIAEoCUgAiAEBEi4KCnN0YXJ0X3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghvcmRlcl9ieRgHIAEoCUIOCgxfZGV2aWNlX3V1aWQiXQoQTGlzdExvZ3NSZXNwb25zZRIwCgtsb2dfZW50cmllcxgBIAMoCzIbLnRpdGFuYm90LmFkbWluLnYxLkxvZ0VudHJ5EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJqChBDbGVhckxvZ3NSZXF1ZXN0EhgKC2RldmljZV91dWlkGAEgASgJSACIAQESLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQg4KDF9kZXZpY2VfdXVpZCIqChFDbGVhckxvZ3NSZXNwb25zZRIVCg1kZWxldGVkX2NvdW50GAEgASgDMrkBCgpMb2dTZXJ2aWNlElMKCExpc3RMb2dzEiIudGl0YW5ib3QuYWRtaW4udjEuTGlzdExvZ3NSZXF1ZXN0GiMudGl0YW5ib3QuYWRtaW4udjEuTGlzdExvZ3NSZXNwb25zZRJWCglDbGVhckxvZ3MSIy50aXRhbmJvdC5hZG1pbi52MS5DbGVhckxvZ3NSZXF1ZXN0GiQudGl0YW5ib3QuYWRtaW4udjEuQ2xlYXJMb2dzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * One line a daemon wrote.
@@ -111,6 +111,14 @@ export type ListLogsRequest = Message<"titanbot.admin.v1.ListLogsRequest"> & {
    * @generated from field: google.protobuf.Timestamp end_time = 6;
    */
   endTime?: Timestamp | undefined;
+
+  /**
+   * AIP-132: "log_time" (the default; oldest first) or "log_time desc" (newest first). A
+   * page_token continues in the order it was returned in.
+   *
+   * @generated from field: string order_by = 7;
+   */
+  orderBy: string;
 };
 
 /**
@@ -127,7 +135,7 @@ export const ListLogsRequestSchema: GenMessage<ListLogsRequest> = /*@__PURE__*/
  */
 export type ListLogsResponse = Message<"titanbot.admin.v1.ListLogsResponse"> & {
   /**
-   * One page, oldest first.
+   * One page, in the order asked for.
    *
    * @generated from field: repeated titanbot.admin.v1.LogEntry log_entries = 1;
    */
@@ -211,7 +219,8 @@ export const ClearLogsResponseSchema: GenMessage<ClearLogsResponse> = /*@__PURE_
  */
 export const LogService: GenService<{
   /**
-   * Lists log entries oldest first. Errors: INVALID_ARGUMENT (page_token, time range).
+   * Lists log entries oldest first, or newest first by order_by.
+   * Errors: INVALID_ARGUMENT (page_token, time range, order_by).
    *
    * @generated from rpc titanbot.admin.v1.LogService.ListLogs
    */

@@ -60,12 +60,19 @@ export interface ListLogsRequest {
     | Date
     | undefined;
   /** Only lines with log_time < end_time. */
-  endTime?: Date | undefined;
+  endTime?:
+    | Date
+    | undefined;
+  /**
+   * AIP-132: "log_time" (the default; oldest first) or "log_time desc" (newest first). A
+   * page_token continues in the order it was returned in.
+   */
+  orderBy: string;
 }
 
 /** Response for ListLogs. */
 export interface ListLogsResponse {
-  /** One page, oldest first. */
+  /** One page, in the order asked for. */
   logEntries: LogEntry[];
   /** Empty on the last page. */
   nextPageToken: string;
@@ -233,7 +240,15 @@ export const LogEntry: MessageFns<LogEntry> = {
 };
 
 function createBaseListLogsRequest(): ListLogsRequest {
-  return { pageSize: 0, pageToken: "", contains: "", deviceUuid: undefined, startTime: undefined, endTime: undefined };
+  return {
+    pageSize: 0,
+    pageToken: "",
+    contains: "",
+    deviceUuid: undefined,
+    startTime: undefined,
+    endTime: undefined,
+    orderBy: "",
+  };
 }
 
 export const ListLogsRequest: MessageFns<ListLogsRequest> = {
@@ -255,6 +270,9 @@ export const ListLogsRequest: MessageFns<ListLogsRequest> = {
     }
     if (message.endTime !== undefined) {
       Timestamp.encode(toTimestamp(message.endTime), writer.uint32(50).fork()).join();
+    }
+    if (message.orderBy !== "") {
+      writer.uint32(58).string(message.orderBy);
     }
     return writer;
   },
@@ -320,6 +338,14 @@ export const ListLogsRequest: MessageFns<ListLogsRequest> = {
             message.endTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.orderBy = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -360,6 +386,11 @@ export const ListLogsRequest: MessageFns<ListLogsRequest> = {
         : isSet(object.end_time)
         ? fromJsonTimestamp(object.end_time)
         : undefined,
+      orderBy: isSet(object.orderBy)
+        ? globalThis.String(object.orderBy)
+        : isSet(object.order_by)
+        ? globalThis.String(object.order_by)
+        : "",
     };
   },
 
@@ -383,6 +414,9 @@ export const ListLogsRequest: MessageFns<ListLogsRequest> = {
     if (message.endTime !== undefined) {
       obj.endTime = message.endTime.toISOString();
     }
+    if (message.orderBy !== "") {
+      obj.orderBy = message.orderBy;
+    }
     return obj;
   },
 
@@ -397,6 +431,7 @@ export const ListLogsRequest: MessageFns<ListLogsRequest> = {
     message.deviceUuid = object.deviceUuid ?? undefined;
     message.startTime = object.startTime ?? undefined;
     message.endTime = object.endTime ?? undefined;
+    message.orderBy = object.orderBy ?? "";
     return message;
   },
 };
@@ -672,7 +707,10 @@ export const ClearLogsResponse: MessageFns<ClearLogsResponse> = {
  */
 export type LogServiceService = typeof LogServiceService;
 export const LogServiceService = {
-  /** Lists log entries oldest first. Errors: INVALID_ARGUMENT (page_token, time range). */
+  /**
+   * Lists log entries oldest first, or newest first by order_by.
+   * Errors: INVALID_ARGUMENT (page_token, time range, order_by).
+   */
   listLogs: {
     path: "/titanbot.admin.v1.LogService/ListLogs" as const,
     requestStream: false as const,
@@ -695,14 +733,20 @@ export const LogServiceService = {
 } as const;
 
 export interface LogServiceServer extends UntypedServiceImplementation {
-  /** Lists log entries oldest first. Errors: INVALID_ARGUMENT (page_token, time range). */
+  /**
+   * Lists log entries oldest first, or newest first by order_by.
+   * Errors: INVALID_ARGUMENT (page_token, time range, order_by).
+   */
   listLogs: handleUnaryCall<ListLogsRequest, ListLogsResponse>;
   /** Deletes the matching log entries (all when no filter is set). */
   clearLogs: handleUnaryCall<ClearLogsRequest, ClearLogsResponse>;
 }
 
 export interface LogServiceClient extends Client {
-  /** Lists log entries oldest first. Errors: INVALID_ARGUMENT (page_token, time range). */
+  /**
+   * Lists log entries oldest first, or newest first by order_by.
+   * Errors: INVALID_ARGUMENT (page_token, time range, order_by).
+   */
   listLogs(
     request: ListLogsRequest,
     callback: (error: ServiceError | null, response: ListLogsResponse) => void,
