@@ -256,7 +256,7 @@ describe('habits, drawn', () => {
     expect(await ellipse.evaluate((e) => ['cx', 'cy', 'rx', 'ry', 'stroke'].map((a) => e.getAttribute(a)))).toEqual(['350', '1350', '150', '150', '#FFAA00']);
     await page.locator('[data-element="pixel-2"]').click();
     expect(await page.locator('.habit-view figcaption').textContent()).toBe('pixel at 900, 1700: #0000FF, deviation ±12');
-    await page.getByRole('button', { name: /circle at 200, 1200/ }).click();
+    await page.getByRole('button', { name: /^circle at 200, 1200/ }).click();
     expect(await page.locator('.habit-view figcaption').textContent()).toBe('circle at 200, 1200: 300 × 300, size 2, #FFAA00');
     expect(await seriousViolations(page)).toEqual([]);
     await screenshot(page, 'habit');

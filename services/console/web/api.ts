@@ -4,11 +4,16 @@
  */
 import { Code, ConnectError, createClient, type Client } from '@connectrpc/connect';
 import { createConnectTransport } from '@connectrpc/connect-web';
+import { AccountService } from '@titanbot/contracts/es/titanbot/admin/v1/account_service_pb';
+import { AdminTokenService } from '@titanbot/contracts/es/titanbot/admin/v1/admin_token_service_pb';
 import { AuditService } from '@titanbot/contracts/es/titanbot/admin/v1/audit_service_pb';
 import { DaemonTokenService } from '@titanbot/contracts/es/titanbot/admin/v1/daemon_token_service_pb';
+import { DataKeyService } from '@titanbot/contracts/es/titanbot/admin/v1/data_key_service_pb';
 import { DeviceService } from '@titanbot/contracts/es/titanbot/admin/v1/device_service_pb';
+import { EmpireDateService } from '@titanbot/contracts/es/titanbot/admin/v1/empire_date_service_pb';
 import { FleetService } from '@titanbot/contracts/es/titanbot/admin/v1/fleet_service_pb';
 import { HabitService } from '@titanbot/contracts/es/titanbot/admin/v1/habit_service_pb';
+import { LegionService } from '@titanbot/contracts/es/titanbot/admin/v1/legion_service_pb';
 import { LogService } from '@titanbot/contracts/es/titanbot/admin/v1/log_service_pb';
 import { BadRequestSchema, ErrorInfoSchema } from '@titanbot/contracts/es/google/rpc/error_details_pb';
 
@@ -17,10 +22,15 @@ const transport = createConnectTransport({ baseUrl: location.origin });
 export const api = {
   fleet: createClient(FleetService, transport),
   devices: createClient(DeviceService, transport),
+  accounts: createClient(AccountService, transport),
+  legions: createClient(LegionService, transport),
+  empireDates: createClient(EmpireDateService, transport),
   habits: createClient(HabitService, transport),
   tokens: createClient(DaemonTokenService, transport),
   logs: createClient(LogService, transport),
   audit: createClient(AuditService, transport),
+  dataKeys: createClient(DataKeyService, transport),
+  adminTokens: createClient(AdminTokenService, transport),
 } satisfies Record<string, Client<never>>;
 
 /** Where the console signs an operator in, coming back to the page they were on. */

@@ -1,6 +1,7 @@
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { useLocation } from 'preact-iso';
 import { api } from './api';
+import { Scrolls } from './ui';
 import { Time } from './format';
 import { FilterForm, Pager, useQueryNavigation } from './paging';
 import { usePolled } from './poll';
@@ -63,7 +64,7 @@ export function AuditPage() {
       {events.loading && !events.error && <p aria-busy="true">Loading the audit trail…</p>}
       {events.data && events.data.auditEvents.length === 0 && <p>No call matches these filters.</p>}
       {events.data && events.data.auditEvents.length > 0 && (
-        <div class="overflow-auto" tabIndex={0} role="region" aria-label="Audit events">
+        <Scrolls label="Audit events">
           <table class="striped">
             <thead>
               <tr>
@@ -94,7 +95,7 @@ export function AuditPage() {
               ))}
             </tbody>
           </table>
-        </div>
+        </Scrolls>
       )}
       <Pager pageToken={query.page_token} nextPageToken={events.data?.nextPageToken} go={go} />
     </>

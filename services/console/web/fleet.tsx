@@ -2,6 +2,7 @@ import { DeviceState, type DeviceStatus, type FleetSummary } from '@titanbot/con
 import { InstallFailure } from '@titanbot/contracts/es/titanbot/daemon/v1/daemon_service_pb';
 import { useLocation } from 'preact-iso';
 import { api } from './api';
+import { Scrolls } from './ui';
 import { durationText, Time, Version } from './format';
 import { FilterForm, Pager, useQueryNavigation } from './paging';
 import { REFRESH_MS, usePolled } from './poll';
@@ -127,7 +128,7 @@ function SummaryChart({ summary }: { summary: FleetSummary }) {
 
 function DeviceTable({ rows }: { rows: DeviceStatus[] }) {
   return (
-    <div class="overflow-auto" tabIndex={0} role="region" aria-label="Devices">
+    <Scrolls label="Devices">
       <table class="striped">
         <thead>
           <tr>
@@ -171,6 +172,6 @@ function DeviceTable({ rows }: { rows: DeviceStatus[] }) {
           ))}
         </tbody>
       </table>
-    </div>
+    </Scrolls>
   );
 }

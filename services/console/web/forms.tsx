@@ -6,7 +6,7 @@
 import { timestampDate, timestampFromDate, type Timestamp } from '@bufbuild/protobuf/wkt';
 import type { ConnectError } from '@connectrpc/connect';
 import { BadRequestSchema } from '@titanbot/contracts/es/google/rpc/error_details_pb';
-import type { JSX } from 'preact';
+import type { InputHTMLAttributes } from 'preact';
 
 /** How a field is typed and sent. `secret` is write-only: never filled from the resource, sent only when typed. */
 export type FieldKind = 'text' | 'optional-text' | 'int' | 'optional-int' | 'bool' | 'enum' | 'date' | 'datetime' | 'secret';
@@ -83,16 +83,17 @@ export const fieldId = (name: string): string => `f-${name.replace(/[^\w-]/g, '-
 
 /**
  * One labelled input whose `name` is its field path; a violation of that path is shown under it
- * (Pico styles `aria-invalid`) and named by `aria-describedby`.
+ * (Pico styles `aria-invalid`) and named by `aria-describedby`, outside the label so that the
+ * input's accessible name stays its label.
  */
-export function Input({ name, label, error, ...input }: { name: string; label: string; error: string | undefined } & JSX.HTMLAttributes<HTMLInputElement>) {
+export function Input({ name, label, error, ...input }: { name: string; label: string; error: string | undefined } & InputHTMLAttributes<HTMLInputElement>) {
   const id = fieldId(name);
   return (
-    <label for={id}>
-      {label}
+    <div class="field">
+      <label for={id}>{label}</label>
       <input id={id} name={name} aria-invalid={error ? true : undefined} aria-describedby={error ? `${id}-error` : undefined} {...input} />
       {error && <small id={`${id}-error`}>{error}</small>}
-    </label>
+    </div>
   );
 }
 
@@ -123,31 +124,33 @@ export function Fields({ resource, fields, values, errors, creating, onChange }:
             </select>
           ) : (
             <input
-              id={id}
-              name={name}
-              type={f.kind === 'date' ? 'date' : f.kind === 'datetime' ? 'datetime-local' : f.kind === 'secret' ? 'password' : f.kind.endsWith('int') ? 'number' : 'text'}
-              autoComplete={f.kind === 'secret' ? 'new-password' : 'off'}
-              placeholder={f.kind === 'secret' && !creating ? 'unchanged (never shown)' : undefined}
-              value={String(values[f.path])}
-              onInput={text}
-              readOnly={readOnly}
-              {...described}
+              {...({
+                id,
+                name,
+                type: f.kind === 'date' ? 'date' : f.kind === 'datetime' ? 'datetime-local' : f.kind === 'secret' ? 'password' : f.kind.endsWith('int') ? 'number' : 'text',
+                autoComplete: f.kind === 'secret' ? 'new-password' : 'off',
+                placeholder: f.kind === 'secret' && !creating ? 'unchanged (never shown)' : undefined,
+                value: String(values[f.path]),
+                onInput: text,
+                readOnly,
+                ...described,
+              } as InputHTMLAttributes<HTMLInputElement>)}
             />
           );
         return (
-          <label key={f.path} for={id}>
+          <div class="field" key={f.path}>
             {f.kind === 'bool' ? (
-              <>
+              <label for={id}>
                 {control} {f.label}
-              </>
+              </label>
             ) : (
               <>
-                {f.label}
+                <label for={id}>{f.label}</label>
                 {control}
               </>
             )}
             {error ? <small id={`${id}-error`}>{error}</small> : f.hint && <small id={`${id}-hint`}>{f.hint}</small>}
-          </label>
+          </div>
         );
       })}
     </>

@@ -1,13 +1,12 @@
 import { ShapeType, type Habit, type Pixel, type Shape } from '@titanbot/contracts/es/titanbot/admin/v1/habit_service_pb';
-import { useLocation, useRoute } from 'preact-iso';
+import { useLocation } from 'preact-iso';
 import { observeWindowOffset, observeWindowRect, Virtualizer, windowScroll, type VirtualizerOptions } from '@tanstack/virtual-core';
 import { memo } from 'preact/compat';
-import type { RefObject } from 'preact';
+import type { RefObject, SVGAttributes } from 'preact';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api } from './api';
-import { Time } from './format';
 import { usePolled } from './poll';
-import { useOperator } from './session';
+import { useMay, useOperator } from './session';
 import { FilterForm, useQueryNavigation } from './paging';
 
 /** Habits fetched per ListHabits call when a scope's whole list is read (the API's largest page). */
@@ -15,7 +14,7 @@ const PAGE_SIZE = 1000;
 /** A habit card's height (px; `.habit-list li` in style.css): the list renders only the rows in view. */
 const ROW_PX = 112;
 
-const SHAPE_NAMES: Record<ShapeType, string> = {
+export const SHAPE_NAMES: Record<ShapeType, string> = {
   [ShapeType.UNSPECIFIED]: 'unknown',
   [ShapeType.RECTANGLE]: 'rectangle',
   [ShapeType.CIRCLE]: 'circle',
@@ -23,9 +22,13 @@ const SHAPE_NAMES: Record<ShapeType, string> = {
   [ShapeType.IRREGULAR]: 'irregular',
 };
 
+/** A pixel's and a shape's values, without their message's type. */
+export type PixelValues = Omit<Pixel, '$typeName' | '$unknown'>;
+export type ShapeValues = Omit<Shape, '$typeName' | '$unknown'>;
+
 /** One drawn element's values, as the hover text and the selection panel name them. */
-const pixelText = (p: Pixel): string => `pixel at ${p.x}, ${p.y}: #${p.rgbHex}, deviation ±${p.deviation}`;
-const shapeText = (s: Shape): string => `${SHAPE_NAMES[s.type]} at ${s.x}, ${s.y}: ${s.width} × ${s.height}, size ${s.size}, #${s.rgbHex}`;
+export const pixelText = (p: PixelValues): string => `pixel at ${p.x}, ${p.y}: #${p.rgbHex}, deviation ±${p.deviation}`;
+export const shapeText = (s: ShapeValues): string => `${SHAPE_NAMES[s.type]} at ${s.x}, ${s.y}: ${s.width} × ${s.height}, size ${s.size}, #${s.rgbHex}`;
 
 /** A scope's habits in the order a daemon reads them: higher priority first, no priority last, then by uuid. */
 function byPriority(a: Habit, b: Habit): number {
@@ -51,14 +54,14 @@ async function scopeHabits(scope: string): Promise<Habit[]> {
  * wide as its allowed deviation, each shape outlined in its colour in its box (x, y, width ×
  * height; a circle and a triangle inscribed, an irregular shape dashed). Each element names its
  * values on hover (`<title>`), and `selected` is outlined. A thumbnail is the same drawing, small
- * and without interaction.
+ * and without interaction; the editor passes `svg` (its ref and pointer and key handlers).
  */
-function HabitCanvas({ habit, width, label, selected, onSelect }: { habit: Pick<Habit, 'pixels' | 'shapes'>; width: number; label: string; selected?: string; onSelect?: (key: string) => void }) {
+export function HabitCanvas({ habit, width, label, selected, onSelect, svg }: { habit: { pixels: readonly PixelValues[]; shapes: readonly ShapeValues[] }; width: number; label: string; selected?: string; onSelect?: (key: string) => void; svg?: SVGAttributes<SVGSVGElement> }) {
   const { screen } = useOperator();
   // Marks are sized on the screen's scale so they stay visible when the drawing is small.
   const mark = Math.max(6, screen.width / 90);
   return (
-    <svg class="habit-canvas" viewBox={`0 0 ${screen.width} ${screen.height}`} width={width} height={(width * screen.height) / screen.width} role="img" aria-label={label}>
+    <svg class="habit-canvas" viewBox={`0 0 ${screen.width} ${screen.height}`} width={width} height={(width * screen.height) / screen.width} role="img" aria-label={label} {...svg}>
       <rect class="screen" x={0} y={0} width={screen.width} height={screen.height} />
       {habit.shapes.map((s, i) => {
         const key = `shape-${i}`;
@@ -140,6 +143,7 @@ export function HabitsPage() {
   );
   const list = useRef<HTMLOListElement>(null);
   const rows = useWindowRows(shown.length, list);
+  const may = useMay();
 
   return (
     <>
@@ -162,9 +166,16 @@ export function HabitsPage() {
           <input name="action" value={query.action ?? ''} />
         </label>
       </FilterForm>
+      {may('HabitService/CreateHabit') && (
+        <p>
+          <a href={`/habits/new?scope=${scope}`} role="button">
+            New habit {scope === 'global' ? '(global)' : `in scope ${scope}`}
+          </a>
+        </p>
+      )}
       {habits.error && <p role="alert">{habits.error}</p>}
       {habits.loading && !habits.error && <p aria-busy="true">Loading the habits…</p>}
-      {habits.data && shown.length === 0 && <p>{habits.data.length ? 'No habit matches these filters.' : 'This scope has no habit yet: create one with titanctl habits create, or through the admin API.'}</p>}
+      {habits.data && shown.length === 0 && <p>{habits.data.length ? 'No habit matches these filters.' : 'This scope has no habit yet: create one with “New habit”; its daemons then act on it.'}</p>}
       {shown.length > 0 && (
         <ol class="habit-list" ref={list} style={{ height: `${rows.getTotalSize()}px` }}>
           {rows.getVirtualItems().map((row) => (
@@ -194,68 +205,3 @@ const HabitCard = memo(({ habit: h, top }: { habit: Habit; top: number }) => (
     </a>
   </li>
 ));
-
-/** A habit's page (`/habits/<uuid>`): its fields, and its pixels and shapes drawn and listed; selecting one in either names its values. */
-export function HabitPage() {
-  const { params } = useRoute();
-  const uuid = params.uuid!;
-  const habit = usePolled(() => api.habits.getHabit({ uuid }), uuid);
-  const [selected, setSelected] = useState<string>();
-  if (habit.error) return <p role="alert">{habit.error}</p>;
-  if (!habit.data) return <p aria-busy="true">Loading the habit…</p>;
-  const h = habit.data;
-  const scope = h.accountLogicalId === undefined ? 'global' : String(h.accountLogicalId);
-  // Pixels then shapes, keyed as the drawing keys them: the list and the caption name the same elements.
-  const elements = [
-    ...h.pixels.map((p, i) => ({ key: `pixel-${i}`, rgbHex: p.rgbHex, text: pixelText(p) })),
-    ...h.shapes.map((s, i) => ({ key: `shape-${i}`, rgbHex: s.rgbHex, text: shapeText(s) })),
-  ];
-  return (
-    <>
-      <nav aria-label="breadcrumb">
-        <ul>
-          <li>
-            <a href={`/habits?scope=${scope}`}>Habits {scope === 'global' ? '(global)' : `of scope ${scope}`}</a>
-          </li>
-          <li>{h.action || h.uuid}</li>
-        </ul>
-      </nav>
-      <h1>{h.action || '(no action)'}</h1>
-      <div class="habit-view">
-        <figure>
-          <HabitCanvas habit={h} width={360} label={`${h.pixels.length} pixels and ${h.shapes.length} shapes on the daemon's screen`} selected={selected} onSelect={setSelected} />
-          <figcaption aria-live="polite">{elements.find((e) => e.key === selected)?.text ?? 'Select an element to see its values.'}</figcaption>
-        </figure>
-        <section aria-labelledby="fields-heading">
-          <h2 id="fields-heading">Fields</h2>
-          <dl>
-            <dt>Scope</dt>
-            <dd>{scope}</dd>
-            <dt>Priority</dt>
-            <dd>{h.priority ?? '—'}</dd>
-            <dt>Active</dt>
-            <dd>{h.isActive === false ? 'no' : 'yes'}</dd>
-            <dt>Trigger</dt>
-            <dd>{h.triggerShell ? <code>{h.triggerShell}</code> : '—'}</dd>
-            <dt>Interruption</dt>
-            <dd>{h.isInterruption === false ? 'no' : 'yes'}</dd>
-            <dt>Updated</dt>
-            <dd>
-              <Time value={h.updatedAt} />
-            </dd>
-          </dl>
-          <h2>Elements</h2>
-          <ul class="elements">
-            {elements.map((e) => (
-              <li key={e.key}>
-                <button class={selected === e.key ? '' : 'outline'} aria-pressed={selected === e.key} onClick={() => setSelected(e.key)}>
-                  <span class="swatch" style={{ background: `#${e.rgbHex}` }} aria-hidden="true" /> {e.text}
-                </button>
-              </li>
-            ))}
-          </ul>
-        </section>
-      </div>
-    </>
-  );
-}

@@ -132,3 +132,10 @@ export function LoadState({ error, loading, what }: { error: string | undefined;
   if (error) return <p role="alert">{error}</p>;
   return loading ? <p aria-busy="true">Loading {what}…</p> : null;
 }
+
+/** A wide table's frame, a region named `label`: it scrolls sideways on a narrow screen, and takes focus so the keyboard can scroll it too. */
+export const Scrolls = ({ label, children }: { label: string; children: ComponentChildren }) => (
+  <div class="overflow-auto" tabIndex={0} role="region" aria-label={label}>
+    {children}
+  </div>
+);

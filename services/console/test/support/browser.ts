@@ -29,8 +29,13 @@ export async function signIn(page: Page, url: string, login: string, password: s
   await page.getByTestId('operator').waitFor();
 }
 
-/** The accessibility violations axe-core finds on the page that are serious or critical, as `rule: targets` lines. */
+/**
+ * The accessibility violations axe-core finds on the page that are serious or critical, as
+ * `rule: target (why)` lines. Motion is reduced first (Pico then ends its transitions at once), so
+ * that colours are read as they settle, not halfway through a button's transition.
+ */
 export async function seriousViolations(page: Page): Promise<string[]> {
+  await page.emulateMedia({ reducedMotion: 'reduce' });
   const { violations } = await new AxeBuilder({ page }).analyze();
-  return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.nodes.map((n) => `${n.target.join(' ')} (${n.failureSummary ?? ''})`).join(', ')}`);
 }

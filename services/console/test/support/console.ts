@@ -20,6 +20,7 @@ const CLIENT_SECRET = 'console-test-secret';
 export const PEOPLE = {
   ada: { password: 'ada-password-1', roles: ['admin'] },
   vic: { password: 'vic-password-1', roles: ['viewer'] },
+  tia: { password: 'tia-password-1', roles: ['token-issuer'] },
 };
 
 /** A provider that knows the console at `origin`, which then starts with `startTestConsole`. */
