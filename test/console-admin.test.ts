@@ -405,7 +405,7 @@ describe('the other resources', () => {
     const cells = page.locator('.logs tbody td code');
     await vi.waitFor(async () => expect(await cells.allTextContents()).toEqual([...lines].reverse()), { timeout: 10_000, interval: 100 });
     await page.getByLabel('Line contains').fill('line 2');
-    await page.getByRole('button', { name: 'Search' }).click();
+    await page.getByRole('button', { name: 'Filter' }).click();
     await vi.waitFor(async () => expect(await cells.allTextContents()).toEqual(['console line 2']));
     expect(new URL(page.url()).searchParams.get('contains')).toBe('line 2');
 

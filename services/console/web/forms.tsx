@@ -43,10 +43,10 @@ export function formValues(fields: readonly FieldSpec[], message: Record<string,
 }
 
 /** `YYYY-MM-DD` of a date in UTC (a date has no time zone), or `YYYY-MM-DDTHH:MM` in the operator's time zone. */
-function dateInput(d: Date, kind: 'date' | 'datetime'): string {
-  if (kind === 'date') return d.toISOString().slice(0, 10);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
-}
+const dateInput = (d: Date, kind: 'date' | 'datetime'): string => (kind === 'date' ? d.toISOString().slice(0, 10) : localDateTime(d));
+
+/** A `datetime-local` input's value for `d`: `YYYY-MM-DDTHH:MM` in the operator's time zone. */
+export const localDateTime = (d: Date): string => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
 
 /** The message fields for `values` (by field local name); empty optional fields are left unset. */
 export function messageFields(fields: readonly FieldSpec[], values: FormValues): Record<string, unknown> {

@@ -3,7 +3,8 @@ import type { LogEntry } from '@titanbot/contracts/es/titanbot/admin/v1/log_serv
 import { useLocation } from 'preact-iso';
 import { api } from './api';
 import { Time } from './format';
-import { Pager, useQueryNavigation } from './paging';
+import { localDateTime } from './forms';
+import { FilterForm, Pager, useQueryNavigation } from './paging';
 import { usePolled } from './poll';
 import { useMay } from './session';
 import { ConfirmButton, LoadState, useAction, Scrolls } from './ui';
@@ -11,11 +12,10 @@ import { ConfirmButton, LoadState, useAction, Scrolls } from './ui';
 /** Lines per page of the logs list. */
 const PAGE_SIZE = 100;
 
-const pad = (n: number): string => String(n).padStart(2, '0');
-/** An ISO instant as a `datetime-local` value in the operator's time zone. */
+/** An ISO instant of the URL as a `datetime-local` value in the operator's time zone. */
 const localInput = (iso: string | undefined): string => {
   const d = iso ? new Date(iso) : undefined;
-  return d && !Number.isNaN(d.getTime()) ? `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}` : '';
+  return d && !Number.isNaN(d.getTime()) ? localDateTime(d) : '';
 };
 /** A `datetime-local` value (the operator's time zone) as an ISO instant, so a shared URL means the same time everywhere. */
 const isoOf = (local: string): string => (local ? new Date(local).toISOString() : '');
@@ -82,16 +82,7 @@ export function LogsPage() {
   return (
     <>
       <h1>Daemon logs</h1>
-      <form
-        class="filters"
-        role="search"
-        onSubmit={(e) => {
-          e.preventDefault();
-          const form = new FormData(e.currentTarget);
-          const text = (name: string) => String(form.get(name) ?? '').trim();
-          go({ device_uuid: text('device_uuid'), contains: text('contains'), since: isoOf(text('since')), until: isoOf(text('until')) });
-        }}
-      >
+      <FilterForm fields={['device_uuid', 'contains', 'since', 'until']} go={go} encode={{ since: isoOf, until: isoOf }}>
         <label>
           Device (uuid)
           <input name="device_uuid" value={query.device_uuid ?? ''} />
@@ -108,8 +99,7 @@ export function LogsPage() {
           Before
           <input name="until" type="datetime-local" value={localInput(query.until)} />
         </label>
-        <button type="submit">Search</button>
-      </form>
+      </FilterForm>
       {may('LogService/ClearLogs') && <ClearLogs deviceUuid={query.device_uuid} until={query.until} onCleared={logs.reload} />}
       <LoadState error={logs.error} loading={logs.loading} what="the log lines" />
       {logs.data && logs.data.logEntries.length === 0 && <p>No log line matches. Daemons send theirs as they run; widen the search or check the device's page.</p>}

@@ -29,8 +29,11 @@ export function Pager({ pageToken, nextPageToken, go }: { pageToken: string | un
   );
 }
 
-/** A list page's filter form: on submit, its `fields` (trimmed) become the URL's query through `go`. */
-export function FilterForm({ fields, go, children }: { fields: readonly string[]; go: (changes: Record<string, string>) => void; children: ComponentChildren }) {
+/**
+ * A list page's filter form: on submit, its `fields` (trimmed, and through `encode` where it names
+ * the field) become the URL's query through `go`.
+ */
+export function FilterForm({ fields, go, encode = {}, children }: { fields: readonly string[]; go: (changes: Record<string, string>) => void; encode?: Record<string, (value: string) => string>; children: ComponentChildren }) {
   return (
     <form
       class="filters"
@@ -38,7 +41,7 @@ export function FilterForm({ fields, go, children }: { fields: readonly string[]
       onSubmit={(e) => {
         e.preventDefault();
         const form = new FormData(e.currentTarget);
-        go(Object.fromEntries(fields.map((f) => [f, String(form.get(f) ?? '').trim()])));
+        go(Object.fromEntries(fields.map((f) => [f, (encode[f] ?? String)(String(form.get(f) ?? '').trim())])));
       }}
     >
       {children}
