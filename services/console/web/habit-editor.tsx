@@ -250,7 +250,8 @@ function HabitEditor({ habit, scope, onSaved }: { habit?: Habit; scope?: string;
     setImpact(undefined);
     if (done.ok) return onSaved(done.value);
     setErrors(fieldErrors(done.error));
-    if (done.error.code === Code.Aborted && base) setConflict(await api.habits.getHabit({ uuid: base.uuid }));
+    // Deleted meanwhile: the failure's toast says so, and there is nothing to merge with.
+    if (done.error.code === Code.Aborted && base) setConflict(await api.habits.getHabit({ uuid: base.uuid }).catch(() => undefined));
   };
   /** Their version with our changed fields and lists on top: saving it keeps both. */
   const keepBoth = (theirs: Habit) => {

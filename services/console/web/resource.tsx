@@ -13,10 +13,10 @@ import { usePolled } from './poll';
 import { useMay } from './session';
 import { ConfirmButton, LoadState, useAction, Scrolls } from './ui';
 
-/** A resource as its pages show it: every admin resource has a uuid, and an etag when it can be updated. */
+/** A resource as its pages show it: a uuid, and the etag its updates carry (AIP-154). */
 export interface Item {
   uuid: string;
-  etag?: string;
+  etag: string;
 }
 
 export interface Resource<M extends Item> {
@@ -27,7 +27,7 @@ export interface Resource<M extends Item> {
   /** The request field that holds it, as field violations name it (`account`, `empire_date`). */
   field: string;
   /** Its admin methods (`AccountService/CreateAccount`): controls are offered to roles that may call them. */
-  methods: { create: string; update?: string; delete: string };
+  methods: { create: string; update: string; delete: string };
   fields: readonly FieldSpec[];
   /** The list's filters: each is a query parameter of the list page, by field path. */
   filters: readonly FieldSpec[];
@@ -40,7 +40,7 @@ export interface Resource<M extends Item> {
   get: (uuid: string) => Promise<M>;
   /** Creates one from the form's fields, with an AIP-155 request id so a retry creates it once. */
   create: (fields: Record<string, unknown>, requestId: string) => Promise<M>;
-  update?: (fields: Record<string, unknown>, mask: string[]) => Promise<M>;
+  update: (fields: Record<string, unknown>, mask: string[]) => Promise<M>;
   remove: (uuid: string) => Promise<unknown>;
   /** What deleting it also does, for the confirmation. */
   deleteEffect: string;
@@ -154,7 +154,7 @@ export function ResourcePage<M extends Item>({ r }: { r: Resource<M> }) {
 export function ResourceForm<M extends Item>({ r, current, onSaved }: { r: Resource<M>; current?: M; onSaved: (m: M) => void }) {
   const may = useMay();
   const creating = !current;
-  const editable = creating ? may(r.methods.create) : r.update !== undefined && r.methods.update !== undefined && may(r.methods.update);
+  const editable = may(creating ? r.methods.create : r.methods.update);
   const [base, setBase] = useState(current);
   const [initial, setInitial] = useState<FormValues>(() => formValues(r.fields, current as Record<string, unknown> | undefined));
   const [values, setValues] = useState<FormValues>(initial);
@@ -168,14 +168,15 @@ export function ResourceForm<M extends Item>({ r, current, onSaved }: { r: Resou
     const fields = messageFields(r.fields, values);
     const done = creating
       ? await run(() => r.create(fields, requestId), (m) => `Created ${r.singular} ${r.title(m)}`)
-      : await run(() => r.update!({ ...fields, uuid: base!.uuid, etag: base!.etag }, changed), (m) => `Saved ${r.singular} ${r.title(m)}`);
+      : await run(() => r.update({ ...fields, uuid: base!.uuid, etag: base!.etag }, changed), (m) => `Saved ${r.singular} ${r.title(m)}`);
     if (done.ok) {
       setErrors({});
       onSaved(done.value);
       return;
     }
     setErrors(fieldErrors(done.error));
-    if (done.error.code === Code.Aborted && base) setConflict(await r.get(base.uuid));
+    // Deleted meanwhile: the failure's toast says so, and there is nothing to merge with.
+    if (done.error.code === Code.Aborted && base) setConflict(await r.get(base.uuid).catch(() => undefined));
   };
   /** The newer version with the operator's changed fields on top: saving it keeps both. */
   const rebase = (theirs: M) => {
