@@ -264,6 +264,7 @@ describe('daemon tokens', () => {
     const token = await page.getByRole('textbox', { name: 'Token', exact: true }).inputValue();
     expect(token).toMatch(/^tbd_/);
     await writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
+    await replica.synced();
     expect(await daemonSyncOnce()).toBe(0);
 
     await page.getByRole('button', { name: 'Done' }).click();
@@ -285,6 +286,7 @@ describe('daemon tokens', () => {
     expect(await dialog.textContent()).toContain(`of device ${device.uuid}`);
     await dialog.getByRole('button', { name: 'Revoke' }).click();
     await page.getByRole('status').filter({ hasText: /^Revoked token/ }).waitFor();
+    await replica.synced();
     expect(await daemonSyncOnce()).toBe(1);
     await context.close();
   });
@@ -399,6 +401,7 @@ describe('the other resources', () => {
   it('logs: searched by device and text, newest first, and cleared after a confirmation naming what goes', async () => {
     const replicaDaemon = replica.daemon();
     const token = (await api.issueToken(device.uuid)).token;
+    await replica.synced();
     const lines = ['console line 1', 'console line 2', 'console line 3'];
     await call(replicaDaemon, replicaDaemon.writeLogs, { lines: lines.map((line, i) => ({ line, logTime: new Date(Date.now() - (3 - i) * 1000) })), requestId: randomUUID() }, token);
     const { context, page } = await signedIn('ada', `${consoleUrl}/logs?device_uuid=${device.uuid}`);
