@@ -17,6 +17,7 @@ import { PEOPLE, startTestConsole, startTestProvider, type TestProvider } from '
 import { launchChromium, seriousViolations, signIn } from '@titanbot/console/test-support/browser';
 import { AccountServiceClient } from '@titanbot/contracts/titanbot/admin/v1/account_service';
 import { DeviceServiceClient } from '@titanbot/contracts/titanbot/admin/v1/device_service';
+import { EmpireDateServiceClient } from '@titanbot/contracts/titanbot/admin/v1/empire_date_service';
 import { HabitServiceClient, ShapeType } from '@titanbot/contracts/titanbot/admin/v1/habit_service';
 import { LegionServiceClient } from '@titanbot/contracts/titanbot/admin/v1/legion_service';
 import { DaemonSync } from '@titanbot/daemon-client';
@@ -428,6 +429,8 @@ describe('every page', () => {
     const habit = await api.createHabit({ accountLogicalId: logicalId, action: 'every page', pixels: [{ x: 500, y: 500, rgbHex: '123456', deviation: 3 }] });
     const legions = admin(LegionServiceClient);
     const legion = await call(legions, legions.createLegion, { legion: { title: 'Every page', etag: '', uuid: '' }, requestId: '', legionId: '', validateOnly: false }, sys.write.adminToken);
+    const dates = admin(EmpireDateServiceClient);
+    const empireDate = await call(dates, dates.createEmpireDate, { empireDate: { uuid: '', date: new Date(Date.UTC(3000 + (uniqueInt() % 5000), 0, 1)), etag: '' }, requestId: '', empireDateId: '', validateOnly: false }, sys.write.adminToken);
     const pages = {
       fleet: '/',
       devices: '/devices',
@@ -440,6 +443,7 @@ describe('every page', () => {
       legions: '/legions',
       legion: `/legions/${legion.uuid}`,
       'empire-dates': '/empire-dates',
+      'empire-date': `/empire-dates/${empireDate.uuid}`,
       tokens: '/tokens',
       logs: '/logs',
       audit: '/audit',

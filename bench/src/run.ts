@@ -13,9 +13,10 @@ import { fleetStatus } from './fleet-status.js';
 import { secureEdge } from './secure-edge.js';
 import { deltaFanout } from './delta-fanout.js';
 import { consoleBench } from './console.js';
+import { herd } from './herd.js';
 
 /** Every benchmark, in run order; `npm run bench -- <name>...` runs a subset. */
-const BENCHMARKS: Benchmark[] = [checkVersion, scaling, watchFanout, downloadBenchmark, feedLag, feedApply, fleetLogs, fleetStatus, secureEdge, deltaFanout, consoleBench, hostileSoak];
+const BENCHMARKS: Benchmark[] = [checkVersion, scaling, watchFanout, downloadBenchmark, feedLag, feedApply, fleetLogs, fleetStatus, secureEdge, deltaFanout, herd, consoleBench, hostileSoak];
 
 /**
  * `npm run bench`: starts the system (each service its own process, from the built output),

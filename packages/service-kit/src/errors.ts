@@ -134,6 +134,11 @@ export const ERROR_CATALOGUE = {
     meaning: 'The device already holds DAEMON_MAX_WATCHES open WatchVersion streams on this replica (whichever of its tokens opened them).',
     action: 'Close watches that are no longer read (one per scope is enough), then retry after the RetryInfo delay.',
   },
+  DOWNLOADS_BUSY: {
+    kind: 'exhausted',
+    meaning: 'The replica is serving DOWNLOADS_MAX_CONCURRENT DownloadExport streams already (its memory budget for downloads).',
+    action: 'Retry after the RetryInfo delay (paced and spread so that a herd of daemons comes back spread out), or at another replica.',
+  },
   AUTH_THROTTLED: {
     kind: 'exhausted',
     meaning: 'Too many failed authentications from this peer address (AUTH_FAILURES_PER_SECOND, AUTH_FAILURES_BURST); the presented credential was not looked at.',

@@ -72,9 +72,9 @@ export function writeServiceTransport(address: string, tls: ClientTlsSettings | 
  * write service with the operator's own access token (`authorization: Bearer`), which `accessToken`
  * gives for the call's session or refuses (UNAUTHENTICATED, PERMISSION_DENIED for another origin).
  * Roles, validation, audit and errors are the write service's own: its status, message and
- * details (ErrorInfo, BadRequest, RetryInfo) reach the browser unchanged. Responses reach it
- * without their SECRET_FIELDS. The call's deadline is
- * the browser's, else `defaultTimeoutMs`; a browser that goes away cancels the forwarded call.
+ * details (ErrorInfo, BadRequest, RetryInfo) reach the browser unchanged; its answers reach it
+ * without their SECRET_FIELDS. The call's deadline is the browser's, else `defaultTimeoutMs`; a
+ * browser that goes away cancels the forwarded call.
  */
 export function adminRoutes(transport: Transport, accessToken: (ctx: HandlerContext) => Promise<string>, defaultTimeoutMs: number): (router: ConnectRouter) => void {
   return (router) => {

@@ -19,6 +19,14 @@ import { startStatusReports } from './fleet/status-reports.js';
 import { StatusTracker } from './fleet/status-tracker.js';
 import { daemonService, daemonServiceDefinition } from './grpc/daemon-service.js';
 import { LogThrottle, RateLimiter } from './access/rate-limit.js';
+import { RetryPacer } from './access/retry-pacer.js';
+
+/**
+ * What one DownloadExport stream holds in memory, in chunks (EXPORT_CHUNK_BYTES): the chunk HTTP/2
+ * is sending, its encoding, and the session's buffers; measured by `npm run bench -- herd` at
+ * about 330 KiB a stream with 128 KiB chunks.
+ */
+const DOWNLOAD_CHUNKS_HELD = 3;
 import { newReadCounters, type ReadCounters, type ReadRuntime } from './access/runtime.js';
 import { DeviceQueries } from './store/device-queries.js';
 import { ReadModel } from './store/read-model.js';
@@ -88,6 +96,7 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
   await keyring.init(false).catch((err: unknown) => logger.warn({ err }, 'data keys: not loaded yet'));
   const shutdown = new AbortController();
   const metrics = new ServiceMetrics();
+  const maxConcurrentDownloads = config.DOWNLOADS_MAX_CONCURRENT ?? Math.max(1, Math.floor(config.DOWNLOADS_MEMORY_BUDGET / (DOWNLOAD_CHUNKS_HELD * config.EXPORT_CHUNK_BYTES)));
   const rt: ReadRuntime = {
     model,
     queries: new DeviceQueries(model.reader),
@@ -108,8 +117,10 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
       deltaMaxRatio: config.DELTA_MAX_RATIO,
       forwardTimeoutMs: config.FORWARD_TIMEOUT,
       maxWatchesPerDevice: config.DAEMON_MAX_WATCHES,
+      maxConcurrentDownloads,
     },
     gauges: { activeDownloads: 0, activeWatches: 0 },
+    downloadPacer: new RetryPacer({ baseDelayMs: config.DOWNLOADS_RETRY_DELAY, clock: clocks.monotonic }),
     limiter: new RateLimiter({ ratePerSecond: config.DAEMON_RPS, burst: config.DAEMON_BURST, clock: clocks.monotonic }),
     logLimiter: new RateLimiter({ ratePerSecond: config.DAEMON_LOG_LINES_PER_SECOND, burst: config.DAEMON_LOG_LINES_BURST, clock: clocks.monotonic }),
     authFailureLimiter: new RateLimiter({ ratePerSecond: config.AUTH_FAILURES_PER_SECOND, burst: config.AUTH_FAILURES_BURST, clock: clocks.monotonic }),
@@ -212,6 +223,7 @@ function registerReadMetrics(metrics: ServiceMetrics, rt: ReadRuntime, consumer:
   metrics.gauge('watch_streams_active', 'Open WatchVersion streams.', () => rt.gauges.activeWatches);
   metrics.gauge('downloads_active', 'DownloadExport streams in progress.', () => rt.gauges.activeDownloads);
   metrics.labelledCounter('auth_failures_total', 'Daemon calls refused UNAUTHENTICATED, by reason.', 'reason', () => rt.counters.authFailures);
+  metrics.counter('export_downloads_busy_total', 'DownloadExport calls refused RESOURCE_EXHAUSTED DOWNLOADS_BUSY (DOWNLOADS_MAX_CONCURRENT streams were running).', () => rt.counters.downloadsBusy);
   metrics.labelledCounter('export_downloads_total', 'DownloadExport streams started, by what they carried: delta, full, full_base_missing, full_delta_larger.', 'kind', () => rt.counters.downloads);
   metrics.counter('export_delta_builds_total', 'Export deltas built since start.', () => rt.exports.stats().deltaBuilds);
   metrics.counter('rate_limited_total', 'Daemon calls refused RESOURCE_EXHAUSTED by the per-device call or log-line limit.', () => rt.counters.rateLimited);

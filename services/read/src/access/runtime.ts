@@ -10,6 +10,7 @@ import type { DeviceQueries } from '../store/device-queries.js';
 import type { TokenRecord } from '../store/device-index.js';
 import type { ReadModel } from '../store/read-model.js';
 import type { LogThrottle, RateLimiter } from './rate-limit.js';
+import type { RetryPacer } from './retry-pacer.js';
 
 /** Why a daemon call failed authentication: the label of its counter and warn line. */
 export type AuthFailureReason = 'missing' | 'malformed' | 'unknown' | 'expired' | 'revoked';
@@ -27,6 +28,8 @@ export interface ReadCounters {
    * `full_delta_larger` (the delta is over DELTA_MAX_RATIO of the file).
    */
   downloads: Record<DownloadKind, number>;
+  /** DownloadExport calls refused RESOURCE_EXHAUSTED DOWNLOADS_BUSY: DOWNLOADS_MAX_CONCURRENT streams were running. */
+  downloadsBusy: number;
 }
 
 export type DownloadKind = 'delta' | 'full' | 'full_base_missing' | 'full_delta_larger';
@@ -37,6 +40,7 @@ export const newReadCounters = (): ReadCounters => ({
   rateLimited: 0,
   authThrottled: 0,
   downloads: { delta: 0, full: 0, full_base_missing: 0, full_delta_larger: 0 },
+  downloadsBusy: 0,
 });
 
 /** What every daemon API handler needs, built once in main.ts. */
@@ -68,7 +72,11 @@ export interface ReadRuntime {
     forwardTimeoutMs: number;
     /** Open WatchVersion streams a device may hold at once here (DAEMON_MAX_WATCHES). */
     maxWatchesPerDevice: number;
+    /** DownloadExport streams served at once (DOWNLOADS_MAX_CONCURRENT). */
+    maxConcurrentDownloads: number;
   };
+  /** The RetryInfo delays of refused downloads (DOWNLOADS_RETRY_DELAY at least). */
+  downloadPacer: RetryPacer;
   /** Live figures for logs and metrics. */
   gauges: { activeDownloads: number; activeWatches: number };
   /** Per device (by uuid, whichever of its tokens calls): DAEMON_RPS calls per second, DAEMON_BURST at once. */

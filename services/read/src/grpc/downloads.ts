@@ -1,7 +1,8 @@
-import { DaemonServiceService as m, type DaemonServiceServer } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
+import type { ServerWritableStream } from '@grpc/grpc-js';
+import { DaemonServiceService as m, type DaemonServiceServer, type DownloadExportRequest, type DownloadExportResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { DomainError, invalid } from '@titanbot/service-kit/errors';
 import { isSha256Hex } from '@titanbot/service-kit/file-digest';
-import { send } from '@titanbot/service-kit/stream';
+import { sendFlowControlled } from '@titanbot/service-kit/stream';
 import { trace } from '@opentelemetry/api';
 import { linkTo, tracingEnabled } from '@titanbot/service-kit/tracing';
 import type { ExportDelta, ExportFile, HeldFile } from '../export/cache.js';
@@ -19,39 +20,54 @@ import { scopeFor } from './scope.js';
  * held_version and held_sha256 not both set or both empty; held_sha256 not 64 lower-case hex
  * digits), PERMISSION_DENIED SCOPE_NOT_OF_DEVICE, FAILED_PRECONDITION EXPORT_VERSION_GONE (the
  * pinned version, or the base of a resumed delta, is no longer kept), OUT_OF_RANGE
- * OFFSET_OUT_OF_RANGE (offset past the end).
+ * OFFSET_OUT_OF_RANGE (offset past the end), RESOURCE_EXHAUSTED DOWNLOADS_BUSY (admission
+ * control: DOWNLOADS_MAX_CONCURRENT streams are running; RetryInfo says when to come back, paced
+ * by RetryPacer and spread by jitter). Each chunk waits until HTTP/2 has taken the one before
+ * (sendFlowControlled), so a stream holds one chunk, not the file.
  */
 export function downloadHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'downloadExport'> {
   return {
     downloadExport: serverStream(rt, m.downloadExport, async (call, ctx) => {
-      const { offset, version, heldVersion, heldSha256 } = call.request;
+      const { offset, heldVersion, heldSha256 } = call.request;
       if (offset < 0) throw invalid('offset', 'must be >= 0');
       if ((heldVersion === '') !== (heldSha256 === '')) throw invalid(heldVersion === '' ? 'held_version' : 'held_sha256', 'set held_version and held_sha256 together, or neither');
       if (heldSha256 !== '' && !isSha256Hex(heldSha256)) throw invalid('held_sha256', 'must be 64 lower-case hex digits');
       const scope = scopeFor(rt, call.request.logicalId, ctx.principal);
       rt.statuses.contact(ctx.principal.token.deviceUuid, scope);
-      // Traced: the download links to the change that made the scope's current version.
-      if (tracingEnabled()) trace.getActiveSpan()?.addLinks(linkTo(rt.model.versions.changeTraceparent(scope)));
-      const file = version === '' || version === rt.model.versions.version(scope) ? await rt.exports.latest(scope) : await rt.exports.pinned(scope, version);
-      if (!file) throw versionGone(version);
-      if (heldVersion === '') rt.counters.downloads.full++;
-      const delta = heldVersion === '' ? undefined : await chooseDelta(rt, file, { version: heldVersion, sha256: heldSha256 });
-      // A resumed delta continues only as that delta: its bytes so far are no prefix of anything else.
-      if (heldVersion !== '' && offset > 0 && !delta) throw versionGone(version);
-      const sizeBytes = (delta ?? file).sizeBytes;
-      if (offset > sizeBytes) {
-        throw new DomainError('OFFSET_OUT_OF_RANGE', `offset ${offset} is past the end (${sizeBytes} bytes)`, [{ field: 'offset', description: `at most ${sizeBytes}` }]);
+      if (rt.gauges.activeDownloads >= rt.settings.maxConcurrentDownloads) {
+        rt.counters.downloadsBusy++;
+        throw new DomainError('DOWNLOADS_BUSY', `${rt.settings.maxConcurrentDownloads} downloads are running here (DOWNLOADS_MAX_CONCURRENT)`, [], rt.downloadPacer.refused());
       }
+      // Admitted from here, so an export being built counts as the download it is for.
       rt.gauges.activeDownloads++;
       try {
-        for await (const message of exportMessages(file, delta, offset, rt.settings.exportChunkBytes, rt.hotExports)) {
-          if (!(await send(call, message))) return;
-        }
+        await download(rt, call, scope);
       } finally {
         rt.gauges.activeDownloads--;
+        rt.downloadPacer.finished();
       }
     }),
   };
+}
+
+/** One admitted download of `scope`: its file, or a delta from the held one, from `offset`. */
+async function download(rt: ReadRuntime, call: ServerWritableStream<DownloadExportRequest, DownloadExportResponse>, scope: number): Promise<void> {
+  const { offset, version, heldVersion, heldSha256 } = call.request;
+  // Traced: the download links to the change that made the scope's current version.
+  if (tracingEnabled()) trace.getActiveSpan()?.addLinks(linkTo(rt.model.versions.changeTraceparent(scope)));
+  const file = version === '' || version === rt.model.versions.version(scope) ? await rt.exports.latest(scope) : await rt.exports.pinned(scope, version);
+  if (!file) throw versionGone(version);
+  if (heldVersion === '') rt.counters.downloads.full++;
+  const delta = heldVersion === '' ? undefined : await chooseDelta(rt, file, { version: heldVersion, sha256: heldSha256 });
+  // A resumed delta continues only as that delta: its bytes so far are no prefix of anything else.
+  if (heldVersion !== '' && offset > 0 && !delta) throw versionGone(version);
+  const sizeBytes = (delta ?? file).sizeBytes;
+  if (offset > sizeBytes) {
+    throw new DomainError('OFFSET_OUT_OF_RANGE', `offset ${offset} is past the end (${sizeBytes} bytes)`, [{ field: 'offset', description: `at most ${sizeBytes}` }]);
+  }
+  for await (const message of exportMessages(file, delta, offset, rt.settings.exportChunkBytes, rt.hotExports)) {
+    if (!(await sendFlowControlled(call, message))) return;
+  }
 }
 
 /**

@@ -1196,7 +1196,9 @@ export const DaemonService: GenService<{
    * which); either way the header's size and SHA-256 are those of the resulting file.
    * Errors: PERMISSION_DENIED (scope), FAILED_PRECONDITION reason EXPORT_VERSION_GONE (the
    * pinned version, or the held file a resumed delta applies to, is no longer kept: start again
-   * with the latest), OUT_OF_RANGE (offset past the end).
+   * with the latest), OUT_OF_RANGE (offset past the end), RESOURCE_EXHAUSTED reason DOWNLOADS_BUSY
+   * (the replica serves DOWNLOADS_MAX_CONCURRENT downloads already: retry after the RetryInfo
+   * delay, paced and spread so that refused daemons come back spread out).
    *
    * @generated from rpc titanbot.daemon.v1.DaemonService.DownloadExport
    */

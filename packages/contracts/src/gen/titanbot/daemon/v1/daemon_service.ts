@@ -3770,7 +3770,9 @@ export const DaemonServiceService = {
    * which); either way the header's size and SHA-256 are those of the resulting file.
    * Errors: PERMISSION_DENIED (scope), FAILED_PRECONDITION reason EXPORT_VERSION_GONE (the
    * pinned version, or the held file a resumed delta applies to, is no longer kept: start again
-   * with the latest), OUT_OF_RANGE (offset past the end).
+   * with the latest), OUT_OF_RANGE (offset past the end), RESOURCE_EXHAUSTED reason DOWNLOADS_BUSY
+   * (the replica serves DOWNLOADS_MAX_CONCURRENT downloads already: retry after the RetryInfo
+   * delay, paced and spread so that refused daemons come back spread out).
    */
   downloadExport: {
     path: "/titanbot.daemon.v1.DaemonService/DownloadExport" as const,
@@ -3877,7 +3879,9 @@ export interface DaemonServiceServer extends UntypedServiceImplementation {
    * which); either way the header's size and SHA-256 are those of the resulting file.
    * Errors: PERMISSION_DENIED (scope), FAILED_PRECONDITION reason EXPORT_VERSION_GONE (the
    * pinned version, or the held file a resumed delta applies to, is no longer kept: start again
-   * with the latest), OUT_OF_RANGE (offset past the end).
+   * with the latest), OUT_OF_RANGE (offset past the end), RESOURCE_EXHAUSTED reason DOWNLOADS_BUSY
+   * (the replica serves DOWNLOADS_MAX_CONCURRENT downloads already: retry after the RetryInfo
+   * delay, paced and spread so that refused daemons come back spread out).
    */
   downloadExport: handleServerStreamingCall<DownloadExportRequest, DownloadExportResponse>;
   /**
@@ -4044,7 +4048,9 @@ export interface DaemonServiceClient extends Client {
    * which); either way the header's size and SHA-256 are those of the resulting file.
    * Errors: PERMISSION_DENIED (scope), FAILED_PRECONDITION reason EXPORT_VERSION_GONE (the
    * pinned version, or the held file a resumed delta applies to, is no longer kept: start again
-   * with the latest), OUT_OF_RANGE (offset past the end).
+   * with the latest), OUT_OF_RANGE (offset past the end), RESOURCE_EXHAUSTED reason DOWNLOADS_BUSY
+   * (the replica serves DOWNLOADS_MAX_CONCURRENT downloads already: retry after the RetryInfo
+   * delay, paced and spread so that refused daemons come back spread out).
    */
   downloadExport(
     request: DownloadExportRequest,

@@ -1,0 +1,93 @@
+/**
+ * Admission control of DownloadExport: a replica serves at most DOWNLOADS_MAX_CONCURRENT streams;
+ * one more is RESOURCE_EXHAUSTED DOWNLOADS_BUSY with a RetryInfo delay spread around
+ * DOWNLOADS_RETRY_DELAY, and a DaemonSync that meets it retries and completes once a slot frees.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Metadata, status, type ClientReadableStream } from '@grpc/grpc-js';
+import type { DownloadExportResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
+import { DaemonSync } from '@titanbot/daemon-client';
+import { errorDetails, failure } from '@titanbot/write/test-support/harness';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import { adminApi, provisionDevice } from './support/admin.js';
+import { startSystem, type Replica, type System } from './support/system.js';
+
+/** Pixels in the scope: its file (about half a megabyte) outgrows what HTTP/2 buffers for a stream that is not read. */
+const PIXELS = 2_000;
+
+let sys: System;
+let replica: Replica;
+let dir: string;
+
+beforeAll(async () => {
+  sys = await startSystem();
+  replica = await sys.startReplica({ DOWNLOADS_MAX_CONCURRENT: '1', DOWNLOADS_RETRY_DELAY: '200ms', EXPORT_CHUNK_BYTES: '16KiB' });
+  dir = await mkdtemp(path.join(os.tmpdir(), 'titanbot-admission-'));
+});
+afterAll(async () => {
+  await sys?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+it('refuses a download past DOWNLOADS_MAX_CONCURRENT with DOWNLOADS_BUSY and a spread RetryInfo delay; a DaemonSync retries and completes once the slot frees', async () => {
+  const api = adminApi(sys.write);
+  const first = await provisionDevice(api);
+  const second = await provisionDevice(api);
+  await api.bind(second.device.uuid, first.logicalId);
+  for (let h = 0; h < PIXELS / 200; h++) {
+    await api.createHabit({ accountLogicalId: first.logicalId, action: `big ${h}`, pixels: Array.from({ length: 200 }, (_, i) => ({ x: h * 1000 + i + 1, y: i + 1, rgbHex: 'A1B2C3', deviation: 1 })) });
+  }
+  await replica.synced();
+
+  // The first daemon's download is admitted and then not read: it holds the one slot.
+  const daemon = replica.daemon();
+  const md = new Metadata();
+  md.set('x-api-key', first.token);
+  const held: ClientReadableStream<DownloadExportResponse> = daemon.downloadExport({ logicalId: first.logicalId, version: '', offset: 0, heldVersion: '', heldSha256: '' }, md);
+  const header = await new Promise<DownloadExportResponse>((resolve, reject) => {
+    held.once('data', (m: DownloadExportResponse) => {
+      held.pause();
+      resolve(m);
+    });
+    held.once('error', reject);
+  });
+  expect(header.kind?.$case).toBe('header');
+  const fileBytes = header.kind?.$case === 'header' ? header.kind.value.sizeBytes : 0;
+  expect(fileBytes).toBeGreaterThan(256 * 1024);
+
+  const other = new Metadata();
+  other.set('x-api-key', second.token);
+  const refused = await failure(
+    new Promise((resolve, reject) => {
+      const call = daemon.downloadExport({ logicalId: first.logicalId, version: '', offset: 0, heldVersion: '', heldSha256: '' }, other);
+      call.on('data', () => undefined);
+      call.on('end', resolve);
+      call.on('error', reject);
+    }),
+  );
+  expect(refused.code).toBe(status.RESOURCE_EXHAUSTED);
+  const details = errorDetails(refused);
+  expect(details.reason).toBe('DOWNLOADS_BUSY');
+  // DOWNLOADS_RETRY_DELAY (200 ms) spread from half to one and a half times.
+  expect(details.retryDelayMs).toBeGreaterThanOrEqual(100);
+  expect(details.retryDelayMs).toBeLessThanOrEqual(300);
+
+  // A real daemon meets the same refusal, waits as told and tries again until the slot frees.
+  const tokenFile = path.join(dir, 'token');
+  await writeFile(tokenFile, `${second.token}\n`, { mode: 0o600 });
+  const sync = new DaemonSync({ server: replica.service.address, tokenFile, dbPath: path.join(dir, 'titanbotd.sqlite'), logicalId: first.logicalId });
+  const busyBefore = replica.service.counters.downloadsBusy;
+  const synced = sync.syncOnce();
+  await vi.waitFor(() => expect(replica.service.counters.downloadsBusy).toBeGreaterThanOrEqual(busyBefore + 2), { timeout: 10_000, interval: 20 });
+  let received = 0;
+  held.on('data', (m: DownloadExportResponse) => (received += m.kind?.$case === 'chunk' ? m.kind.value.data.length : 0));
+  const ended = new Promise((resolve) => held.on('end', resolve));
+  held.resume();
+  await ended;
+  expect(received).toBe(fileBytes);
+  const result = await synced;
+  expect([result.changed, result.bytes]).toEqual([true, fileBytes]);
+  sync.close();
+});
