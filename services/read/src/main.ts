@@ -24,7 +24,7 @@ import { RetryPacer } from './access/retry-pacer.js';
 /**
  * What one DownloadExport stream holds in memory, in chunks (EXPORT_CHUNK_BYTES): the chunk HTTP/2
  * is sending, its encoding, and the session's buffers; measured by `npm run bench -- herd` at
- * about 330 KiB a stream with 128 KiB chunks.
+ * 330–390 KiB a stream with 128 KiB chunks.
  */
 const DOWNLOAD_CHUNKS_HELD = 3;
 import { newReadCounters, type ReadCounters, type ReadRuntime } from './access/runtime.js';
