@@ -30,7 +30,7 @@ const schema = z.object({
   /** Bytes per DownloadExport chunk message (at most 1 MiB, well under the 4 MiB message limit). */
   EXPORT_CHUNK_BYTES: byteSize.pipe(z.number().int().min(1024).max(1024 * 1024)).default(128 * 1024),
   /** What DownloadExport streams may hold in memory together (bytes): sets DOWNLOADS_MAX_CONCURRENT's default. */
-  DOWNLOADS_MEMORY_BUDGET: byteSize.default(256 * 1024 * 1024),
+  DOWNLOADS_MEMORY_BUDGET: byteSize.default(192 * 1024 * 1024),
   /** DownloadExport streams served at once; more are RESOURCE_EXHAUSTED DOWNLOADS_BUSY. Default: DOWNLOADS_MEMORY_BUDGET over three chunks a stream. */
   DOWNLOADS_MAX_CONCURRENT: z.coerce.number().int().min(1).optional(),
   /** The least mean RetryInfo delay of DOWNLOADS_BUSY (longer while many daemons wait: RetryPacer); each is spread from half to one and a half times the mean. */
