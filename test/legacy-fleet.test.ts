@@ -106,7 +106,7 @@ describe('moving the original system over', () => {
     // references to rows it would create first taken as satisfied, nothing changed.
     const headBefore = (await sys.db.query('select head_revision from feed_state')).rows[0].head_revision;
     const dry = await ctl('import', '--from', importUrl, '--dry-run');
-    expect(dry.code).toBe(1);
+    expect(dry.code, dry.err).toBe(1);
     const predicted = tables(dry.out);
     // What the first real run creates: everything but the habit with a pixel at x = 0.
     const firstRun = {
@@ -125,7 +125,7 @@ describe('moving the original system over', () => {
 
     const first = await ctl('import', '--from', importUrl);
     // The habit with a pixel at x = 0 (the original's database never checked it) is refused, with the reason.
-    expect(first.code).toBe(1);
+    expect(first.code, first.err).toBe(1);
     const report = tables(first.out);
     expect(report).toMatchObject(firstRun);
     expect(report.habits!.rejected).toEqual([{ uuid: canonical(f.habits.badPixel), reason: expect.stringMatching(/x/) }]);
@@ -166,7 +166,7 @@ describe('moving the original system over', () => {
   it("serves the original's daemon, with its own token imported, the imported data over its HTTP flow", async () => {
     const logs = sys.write.client(LogServiceClient);
     const imported = await ctl('legacy-tokens', 'import', '--device', canonical(f.devices[0]!), '--legacy-token', f.token);
-    expect(imported.code).toBe(0);
+    expect(imported.code, imported.err).toBe(0);
     await replica.synced();
     const http = (path: string, headers: Record<string, string> = {}) => fetch(`http://${replica.service.legacyHttpAddress}${path}`, { headers: { 'X-API-KEY': f.token, ...headers } });
 
