@@ -117,19 +117,21 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
   const keyRefresh = setInterval(() => void keyring.refresh().catch((err) => logger.warn({ err }, 'data keys: refresh failed')), config.SECRET_REFRESH_INTERVAL);
   keyRefresh.unref();
   const orm = await initOrm(databaseUrl, { keyring, connectTimeoutMs: 5 * config.DATABASE_PROBE_TIMEOUT, logger });
-  const generate = (): string => randomBytes(32).toString('base64url');
-  const credential = (name: string, bootstrapValue: string | undefined): RotatingCredential =>
+  // Prefixed, as daemon tokens (tbd_) are: a bare base64url token begins with '-' one time in 64,
+  // which a command line takes for a flag (`titanctl --token -x…` is refused as ambiguous).
+  const generate = (prefix: string) => (): string => `${prefix}_${randomBytes(32).toString('base64url')}`;
+  const credential = (name: string, prefix: string, bootstrapValue: string | undefined): RotatingCredential =>
     new RotatingCredential({
       store,
       name,
-      generate,
+      generate: generate(prefix),
       graceMs: config.ADMIN_TOKEN_GRACE,
       refreshIntervalMs: config.SECRET_REFRESH_INTERVAL,
       logger,
       ...(bootstrapValue ? { bootstrapValue } : {}),
     });
-  const admin = credential('admin-token', config.ADMIN_TOKEN);
-  const reader = credential('reader-token', config.READER_TOKEN);
+  const admin = credential('admin-token', 'tba', config.ADMIN_TOKEN);
+  const reader = credential('reader-token', 'tbr', config.READER_TOKEN);
   await admin.init();
   await reader.init();
   admin.start();

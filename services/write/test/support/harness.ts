@@ -37,8 +37,10 @@ export async function startHarness(env: Record<string, string> = {}, clock?: Tes
   const ownDataDir = env.DATA_DIR === undefined;
   const dataDir = env.DATA_DIR ?? (await mkdtemp(path.join(os.tmpdir(), 'titanbot-write-')));
   await shareRunDataKey(path.join(dataDir, 'secrets'));
-  const adminToken = env.ADMIN_TOKEN ?? randomBytes(24).toString('base64url');
-  const readerToken = env.READER_TOKEN ?? randomBytes(24).toString('base64url');
+  // Prefixed as the service's own are: a bare base64url token may begin with '-', which titanctl's
+  // command line would take for a flag (a test failed so once in 64 runs).
+  const adminToken = env.ADMIN_TOKEN ?? `tba_${randomBytes(24).toString('base64url')}`;
+  const readerToken = env.READER_TOKEN ?? `tbr_${randomBytes(24).toString('base64url')}`;
   const config = loadWriteConfig({
     DATABASE_URL: inject('databaseUrl'),
     DATA_DIR: dataDir,
