@@ -166,15 +166,9 @@ export async function selectDeviceStatuses(
   }));
 }
 
-/** One entry of a device's status history. */
-export interface StoredStatusChange {
+/** One entry of a device's status history: what a replica reported, from `changeTime` on. */
+export interface StoredStatusChange extends Omit<ReportedStatus, 'lastContactTime'> {
   id: number;
-  deviceUuid: string;
-  scopeKey: number;
-  heldVersion: string;
-  heldSha256: string;
-  failure: number;
-  failureMessage: string;
   changeTime: Date;
   replica: string;
 }
