@@ -5,9 +5,11 @@ import { ACCESS_TOKEN_TTL_S, PEOPLE, SESSION_COOKIE, SESSION_IDLE_TIMEOUT_MS, st
 import { launchChromium, seriousViolations, signIn } from '@titanbot/console/test-support/browser';
 import { ShapeType } from '@titanbot/contracts/titanbot/admin/v1/habit_service';
 import { DaemonSync } from '@titanbot/daemon-client';
+import { FleetServiceClient, ListDeviceStatusesRequest } from '@titanbot/contracts/titanbot/admin/v1/fleet_service';
 import { adminApi, uniquePixel } from '@titanbot/read/test-support/admin';
+import { checkVersion } from '@titanbot/read/test-support/daemon';
 import { startSystem, type Replica, type System } from '@titanbot/read/test-support/system';
-import { uniqueInt } from '@titanbot/write/test-support/harness';
+import { call, uniqueInt } from '@titanbot/write/test-support/harness';
 import { TestClock } from '@titanbot/write/test-support/test-clock';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -54,7 +56,17 @@ beforeAll(async () => {
     await api.bind(device.uuid, logicalId);
     const home = path.join(dir, `daemon-${i}`);
     await mkdir(home);
-    await writeFile(path.join(home, 'token'), `${(await api.issueToken(device.uuid)).token}\n`, { mode: 0o600 });
+    const token = (await api.issueToken(device.uuid)).token;
+    await writeFile(path.join(home, 'token'), `${token}\n`, { mode: 0o600 });
+    if (i === 0) {
+      // The first daemon's first contact, holding no file, is reported before it syncs: its
+      // history (the device page's test) then starts with it whatever the timing of the reports.
+      await replicas[0]!.synced();
+      await checkVersion(replicas[0]!.daemon(), token, logicalId);
+      const fleet = sys.write.client(FleetServiceClient);
+      const reported = () => call(fleet, fleet.listDeviceStatuses, ListDeviceStatusesRequest.fromPartial({ deviceUuid: device.uuid }), sys.write.adminToken);
+      await vi.waitFor(async () => expect((await reported()).deviceStatuses.map((d) => d.heldVersion)).toEqual(['']), { timeout: 10_000, interval: 50 });
+    }
     daemons.push({ uuid: device.uuid, sync: new DaemonSync({ server: replicas[i % 2]!.service.address, tokenFile: path.join(home, 'token'), dbPath: path.join(home, 'titanbotd.sqlite'), logicalId }) });
   }
   await syncAll();

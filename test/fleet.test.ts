@@ -8,6 +8,7 @@ import { DeviceState, FleetServiceClient, GetFleetSummaryRequest, ListDeviceStat
 import { InstallFailure } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { DaemonSync } from '@titanbot/daemon-client';
 import { adminApi, uniquePixel } from '@titanbot/read/test-support/admin';
+import { checkVersion } from '@titanbot/read/test-support/daemon';
 import { startSystem, type Replica, type System } from '@titanbot/read/test-support/system';
 import { call, failure, uniqueInt } from '@titanbot/write/test-support/harness';
 import { status } from '@grpc/grpc-js';
@@ -76,6 +77,13 @@ describe('the fleet view', () => {
       const home = path.join(dir, `daemon-${i}`);
       await mkdir(home);
       await writeFile(path.join(home, 'token'), `${token}\n`, { mode: 0o600 });
+      if (i === 0) {
+        // The first daemon's first contact, holding no file, is reported before it syncs: its
+        // history then starts with it whatever the timing of the reports.
+        await replicas[0]!.synced();
+        await checkVersion(replicas[0]!.daemon(), token, logicalId);
+        await vi.waitFor(async () => expect((await statusOf(uuid))?.heldVersion).toBe(''), { timeout: 10_000, interval: 50 });
+      }
       const sync = new DaemonSync({ server: replicas[i % 2]!.service.address, tokenFile: path.join(home, 'token'), dbPath: path.join(home, 'titanbotd.sqlite'), logicalId });
       const stop = new AbortController();
       watchers.push({ uuid, stop, sync, done: sync.watch(stop.signal) });
