@@ -24,17 +24,17 @@ module.exports = {
     },
     {
       name: 'grpc-not-to-storage',
-      comment: 'grpc/, legacy/ and access/ reach storage through app/ (write) or the runtime they are given (read), never db/ or store/ directly.',
+      comment: 'grpc/, legacy/, cdn/ and access/ reach storage through app/ (write) or the runtime they are given (read), never db/ or store/ directly.',
       severity: 'error',
-      from: { path: '^services/[^/]+/src/(grpc|legacy|access)/' },
+      from: { path: '^services/[^/]+/src/(grpc|legacy|cdn|access)/' },
       to: { path: '^services/[^/]+/src/(db|store)/', dependencyTypesNot: ['type-only'] },
     },
     {
       name: 'adapters-apart',
-      comment: 'The read service\'s two daemon surfaces (grpc/, legacy/) only translate; what both need (who the daemon is, its budgets, the runtime) is in access/, below both.',
+      comment: 'The read service\'s daemon surfaces (grpc/, legacy/, cdn/) only translate; what they share (who the daemon is, its budgets, signed URLs, the runtime) is in access/, below them.',
       severity: 'error',
-      from: { path: '^services/read/src/(grpc|legacy|access)/' },
-      to: { path: '^services/read/src/(grpc|legacy)/', pathNot: ['^services/read/src/$1/'] },
+      from: { path: '^services/read/src/(grpc|legacy|cdn|access)/' },
+      to: { path: '^services/read/src/(grpc|legacy|cdn)/', pathNot: ['^services/read/src/$1/'] },
     },
     {
       name: 'export-not-to-grpc',

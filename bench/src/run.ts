@@ -14,9 +14,10 @@ import { secureEdge } from './secure-edge.js';
 import { deltaFanout } from './delta-fanout.js';
 import { consoleBench } from './console.js';
 import { herd } from './herd.js';
+import { cdn } from './cdn.js';
 
 /** Every benchmark, in run order; `npm run bench -- <name>...` runs a subset. */
-const BENCHMARKS: Benchmark[] = [checkVersion, scaling, watchFanout, downloadBenchmark, feedLag, feedApply, fleetLogs, fleetStatus, secureEdge, deltaFanout, herd, consoleBench, hostileSoak];
+const BENCHMARKS: Benchmark[] = [checkVersion, scaling, watchFanout, downloadBenchmark, feedLag, feedApply, fleetLogs, fleetStatus, secureEdge, deltaFanout, herd, cdn, consoleBench, hostileSoak];
 
 /**
  * `npm run bench`: starts the system (each service its own process, from the built output),

@@ -74,7 +74,7 @@ function fetchExport(i: number, withHeld: boolean, keep: (header: ExportHeader) 
   const { client, md } = channel(i);
   return new Promise((resolve, reject) => {
     const call = client.downloadExport(
-      { logicalId: config.logicalId, version: '', offset: 0, heldVersion: withHeld ? held.version : '', heldSha256: withHeld ? held.sha256 : '' },
+      { logicalId: config.logicalId, version: '', offset: 0, heldVersion: withHeld ? held.version : '', heldSha256: withHeld ? held.sha256 : '', acceptPublicUrl: false },
       md,
     );
     const hash = createHash('sha256');

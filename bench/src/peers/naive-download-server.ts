@@ -115,6 +115,8 @@ async function main(): Promise<void> {
         encoding: ExportEncoding.EXPORT_ENCODING_UNSPECIFIED,
         payloadSizeBytes: data.length,
         baseSha256: '',
+        publicUrl: '',
+        publicUrlExpireTime: undefined,
       };
       if (!(await send(call, { kind: { $case: 'header', value: header } }))) return;
       for (let offset = 0; offset < data.length; offset += chunkBytes) {

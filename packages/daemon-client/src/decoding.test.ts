@@ -11,7 +11,7 @@ describe('decodeDownloadExportResponse', () => {
       { kind: { $case: 'chunk', value: { offset: 0, data: randomBytes(131072) } } },
       { kind: { $case: 'chunk', value: { offset: 2 ** 40 + 3, data: randomBytes(5) } } },
       { kind: { $case: 'chunk', value: { offset: 300, data: Buffer.alloc(0) } } },
-      { kind: { $case: 'header', value: { version: 'e.1', sizeBytes: 9, sha256: 'ff', schemaVersion: 1, fileName: 'titanbotd.sqlite', mediaType: 'application/vnd.sqlite3', revision: 0, encoding: 1, payloadSizeBytes: 4, baseSha256: 'aa' } } },
+      { kind: { $case: 'header', value: { version: 'e.1', sizeBytes: 9, sha256: 'ff', schemaVersion: 1, fileName: 'titanbotd.sqlite', mediaType: 'application/vnd.sqlite3', revision: 0, encoding: 1, payloadSizeBytes: 4, baseSha256: 'aa', publicUrl: 'https://cdn.example/deltas/aa/ff?expires=1&key=k&signature=s', publicUrlExpireTime: new Date(1_000) } } },
     ];
     for (const m of cases) expect(decodeDownloadExportResponse(encode(m))).toEqual(DownloadExportResponse.decode(encode(m)));
   });

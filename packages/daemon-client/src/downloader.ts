@@ -1,7 +1,9 @@
 import type { FileHandle } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { DownloadExportRequest, ExportEncoding, type DaemonServiceClient, type DownloadExportResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { sleep } from '@titanbot/service-kit/backoff';
-import { DeltaFailedError, describeError, ExportProtocolError, IncompleteStreamError, isRestart, isRetryable, PinMismatchError, retryDelayMs, SchemaTooNewError } from './errors.js';
+import { DeltaFailedError, describeError, ExportProtocolError, IncompleteStreamError, isRestart, isRetryable, PinMismatchError, PublicUrlError, retryDelayMs, SchemaTooNewError } from './errors.js';
 import { isDeltaPin, LocalDatabase, payloadSize, type DownloadState, type Pin } from './local-database.js';
 import type { SyncLogger } from './sync-logger.js';
 import type { TokenKeeper } from './token-keeper.js';
@@ -18,7 +20,10 @@ const DOWNLOAD_RESTARTS = 3;
  * from the bytes written (across process restarts too), a version gone from the server restarts
  * from zero with the latest. The request names the file held, so the server may send a Fossil
  * delta from it instead of the file: the delta is applied to the held file in memory and the
- * result written to a temporary file. Either way the new file is verified against the header's
+ * result written to a temporary file. When the replica offers the payload at a signed URL (a CDN),
+ * it is fetched from there with the same resume (`Range`) and checks; a URL that fails (network,
+ * status, a body that ends early) is logged (`public-url-failed`) and the download goes on over
+ * DownloadExport from the bytes written. Either way the new file is verified against the header's
  * size and SHA-256, fsynced and renamed over `dbPath`, so readers never see a torn file;
  * `${dbPath}.version` records what is held (version, SHA-256 and scope). A delta that fails (the
  * held file changed, corrupt bytes) is dropped and the whole file downloaded instead. Content
@@ -84,10 +89,12 @@ export class Downloader {
     }
     let stalls = 0;
     let restarts = 0;
+    // Asked for until a URL fails once; then DownloadExport carries the rest of this download.
+    let viaUrl = true;
     for (;;) {
       const before = state.written;
       try {
-        if (await this.attempt(state, mayDelta, signal)) {
+        if (await this.attempt(state, mayDelta, viaUrl, signal)) {
           // The server's file is the one held (same SHA-256): record its version, download nothing.
           const pin = state.pin!;
           await this.local.recordAlreadyHeld(pin);
@@ -97,6 +104,11 @@ export class Downloader {
         break;
       } catch (err) {
         if (signal?.aborted) throw err;
+        if (err instanceof PublicUrlError) {
+          this.log('public-url-failed', { version: state.pin?.version, offset: state.written, message: err.message });
+          viaUrl = false;
+          continue;
+        }
         if (err instanceof ExportProtocolError) {
           await this.local.discardPartial();
           throw err;
@@ -125,10 +137,12 @@ export class Downloader {
 
   /**
    * One DownloadExport call from `state` (pinned version and offset, or latest from 0), appending to
-   * the partial file; updates `state` as bytes land so a retry knows where to resume. Resolves true,
-   * having read only the header, when a fresh download announces the file already held.
+   * the partial file, from the chunks or (`viaUrl`, when the header offers one) from the signed
+   * URL; updates `state` as bytes land so a retry knows where to resume. Resolves true, having read
+   * only the header, when a fresh download announces the file already held. Rejects with
+   * PublicUrlError when the offered URL fails.
    */
-  private async attempt(state: DownloadState, mayDelta: boolean, signal: AbortSignal | undefined): Promise<boolean> {
+  private async attempt(state: DownloadState, mayDelta: boolean, viaUrl: boolean, signal: AbortSignal | undefined): Promise<boolean> {
     // A fresh download names the file held (the server may answer with a delta); a resumed one
     // names it only when it is a delta, since the bytes so far are a prefix of that delta.
     const held = state.pin ? state.pin.base : mayDelta && this.heldSha256 !== '' ? { version: this.heldVersion, sha256: this.heldSha256 } : undefined;
@@ -139,6 +153,7 @@ export class Downloader {
         offset: state.written,
         heldVersion: held?.version ?? '',
         heldSha256: held?.sha256 ?? '',
+        acceptPublicUrl: viaUrl,
       }),
       this.token.metadata(),
     );
@@ -178,6 +193,12 @@ export class Downloader {
           }
           this.log('download-started', { version: pin.version, sizeBytes: pin.sizeBytes, offset: state.written, ...(delta ? { deltaBytes: pin.payloadSizeBytes } : {}) });
           file = await this.local.openPartial(state.written);
+          if (header.publicUrl !== '') {
+            if (!viaUrl) throw new ExportProtocolError('DownloadExport offered a URL that was not asked for');
+            call.cancel();
+            await fetchRange(header.publicUrl, state.written, payloadSize(pin), file, (bytes) => (state.written += bytes), signal);
+            break;
+          }
         } else if (kind?.$case === 'chunk') {
           const chunk = kind.value;
           if (!file || !state.pin) throw new ExportProtocolError('DownloadExport sent a chunk before the header');
@@ -199,5 +220,49 @@ export class Downloader {
       await file?.close();
     }
   }
+}
 
+/**
+ * Fetches bytes `from`..`size` of the payload at `url` (a `Range` request when `from` > 0: 206
+ * expected, else 200) into `file` at their offsets, calling `written(n)` as each piece lands.
+ * Rejects with PublicUrlError when the request fails, the status is not the one expected, or the
+ * body ends early or runs long; with the file's own error when writing fails (a full disk is an
+ * install failure, not a reason to fall back).
+ */
+async function fetchRange(url: string, from: number, size: number, file: FileHandle, written: (bytes: number) => void, signal: AbortSignal | undefined): Promise<void> {
+  if (from === size) return;
+  // The signature is a credential: logs name the path only.
+  const where = url.split('?')[0];
+  let response: Response;
+  try {
+    response = await fetch(url, { headers: from > 0 ? { range: `bytes=${from}-` } : {}, ...(signal ? { signal } : {}) });
+  } catch (err) {
+    throw new PublicUrlError(`GET ${where}: ${err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)}`);
+  }
+  const expected = from > 0 ? 206 : 200;
+  if (response.status !== expected || !response.body) {
+    await response.body?.cancel();
+    throw new PublicUrlError(`GET ${where}: HTTP ${response.status}, expected ${expected}`);
+  }
+  const body = Readable.fromWeb(response.body as WebReadableStream<Uint8Array>);
+  const chunks = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  let position = from;
+  try {
+    for (;;) {
+      let next: IteratorResult<Buffer>;
+      try {
+        next = await chunks.next();
+      } catch (err) {
+        throw new PublicUrlError(`GET ${where}: broken at byte ${position}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      if (next.done) break;
+      if (position + next.value.length > size) throw new PublicUrlError(`GET ${where}: more than the announced ${size} bytes`);
+      await file.write(next.value, 0, next.value.length, position);
+      position += next.value.length;
+      written(next.value.length);
+    }
+  } finally {
+    body.destroy();
+  }
+  if (position < size) throw new PublicUrlError(`GET ${where}: ended at byte ${position} of ${size}`);
 }

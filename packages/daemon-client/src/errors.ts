@@ -12,6 +12,12 @@ export class IncompleteStreamError extends Error {}
 /** The downloaded file's size or SHA-256 is not the header's (the file is discarded). */
 export class ChecksumMismatchError extends Error {}
 
+/**
+ * The signed URL DownloadExport offered could not be fetched (network, an HTTP status other than
+ * the one asked for, a body that ends early): the download goes on over DownloadExport instead.
+ */
+export class PublicUrlError extends Error {}
+
 /** A downloaded delta could not make the announced file from the one held: download the whole file instead. */
 export class DeltaFailedError extends Error {}
 /** The export's schema version is newer than this client reads (SUPPORTED_SCHEMA_VERSION). */

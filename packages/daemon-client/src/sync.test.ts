@@ -54,14 +54,21 @@ async function startFakeServer(token: string) {
       fake.latest = version;
       for (const w of fake.watchers) w.write({ version, revision: 0 });
     },
-    /** The DownloadExport requests made, without held_version/held_sha256 when they were empty (no file held). */
+    /**
+     * The DownloadExport requests made, without held_version/held_sha256 when they were empty (no
+     * file held), and without accept_public_url (this server offers no URL; `acceptedUrls` tells).
+     */
     downloads(): Partial<DownloadExportRequest>[] {
       return fake.calls
         .filter((c) => c.method === 'downloadExport')
         .map((c) => {
-          const { heldVersion, heldSha256, ...rest } = c.request as DownloadExportRequest;
+          const { heldVersion, heldSha256, acceptPublicUrl: _accepted, ...rest } = c.request as DownloadExportRequest;
           return heldVersion || heldSha256 ? { ...rest, heldVersion, heldSha256 } : rest;
         });
+    },
+    /** accept_public_url of each DownloadExport request made. */
+    acceptedUrls(): boolean[] {
+      return fake.calls.filter((c) => c.method === 'downloadExport').map((c) => (c.request as DownloadExportRequest).acceptPublicUrl);
     },
     keys(method: string): string[] {
       return fake.calls.filter((c) => c.method === method).map((c) => c.key);
@@ -114,7 +121,7 @@ async function startFakeServer(token: string) {
       const bytes = fake.exports.get(version);
       if (!bytes) return call.emit('error', toStatusError(new DomainError('EXPORT_VERSION_GONE', `export ${version} is gone`)));
       const send = (m: DownloadExportResponse): boolean => call.write(DownloadExportResponse.fromPartial(m));
-      send({ kind: { $case: 'header', value: { version, sizeBytes: bytes.length, sha256: fake.wrongSha.get(version) ?? sha256(bytes), schemaVersion: 1, fileName: 'titanbotd.sqlite', mediaType: 'application/vnd.sqlite3', revision: 0, encoding: 0, payloadSizeBytes: bytes.length, baseSha256: '' } } });
+      send({ kind: { $case: 'header', value: { version, sizeBytes: bytes.length, sha256: fake.wrongSha.get(version) ?? sha256(bytes), schemaVersion: 1, fileName: 'titanbotd.sqlite', mediaType: 'application/vnd.sqlite3', revision: 0, encoding: 0, payloadSizeBytes: bytes.length, baseSha256: '', publicUrl: '', publicUrlExpireTime: undefined } } });
       let sent = 0;
       for (let offset = call.request.offset; offset < bytes.length; offset += CHUNK) {
         if (sent++ === plan?.cutAfterChunks) return call.emit('error', { code: status.UNAVAILABLE, details: 'connection reset' });
@@ -180,6 +187,8 @@ describe('DaemonSync.syncOnce', () => {
     expect(await readVersion(dbPath)).toBe('e.1');
     expect((await readdir(dir)).sort()).toEqual(['titanbotd.sqlite', 'titanbotd.sqlite.version', 'token']);
     expect(fake.downloads()).toEqual([{ logicalId: 7, version: '', offset: 0 }]);
+    // It can fetch from a URL; the replica offered none, so the chunks came.
+    expect(fake.acceptedUrls()).toEqual([true]);
 
     expect(await sync.syncOnce()).toEqual({ version: 'e.1', changed: false, bytes: 0 });
     expect(fake.calls.filter((c) => c.method === 'checkVersion').map((c) => c.request)).toEqual([

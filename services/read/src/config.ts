@@ -35,6 +35,20 @@ const schema = z.object({
   DOWNLOADS_MAX_CONCURRENT: z.coerce.number().int().min(1).optional(),
   /** The least mean RetryInfo delay of DOWNLOADS_BUSY (longer while many daemons wait: RetryPacer); each is spread from half to one and a half times the mean. */
   DOWNLOADS_RETRY_DELAY: duration.default(2_000),
+  /**
+   * Downloads a CDN can carry (docs/architecture.md, "Downloads through a CDN"): host:port of this
+   * replica's HTTP origin of content-addressed exports and deltas (TLS_* and ALLOW_PLAINTEXT apply),
+   * and the base URL daemons fetch them from (the CDN, or the origin itself). Set both, or neither.
+   */
+  EXPORT_HTTP_ADDR: z.string().regex(/^\S*:\d{1,5}$/, 'host:port').optional(),
+  EXPORT_PUBLIC_BASE_URL: z
+    .string()
+    .url()
+    .refine((url) => /^https?:$/.test(new URL(url).protocol) && !new URL(url).search && !new URL(url).hash, 'an http(s) URL without query or fragment')
+    .transform((url) => url.replace(/\/+$/, ''))
+    .optional(),
+  /** How long a signed download URL stays valid. */
+  EXPORT_URL_TTL: duration.default(5 * 60_000),
   // A delta is sent instead of the file only when at most this fraction of the file's size.
   DELTA_MAX_RATIO: z.coerce.number().min(0).max(1).default(0.5),
   BACKEND_PUBLIC_KEY: z.string().default(''),
@@ -93,6 +107,9 @@ export type ReadConfig = z.infer<typeof schema> & { SECRETS_DIR: string };
 export function loadReadConfig(env: NodeJS.ProcessEnv = process.env): ReadConfig {
   const config = parseConfig(schema, env);
   if (config.VAULT_ADDR && !config.VAULT_TOKEN) throw new StartupError('invalid configuration: VAULT_TOKEN is required with VAULT_ADDR');
+  if (Boolean(config.EXPORT_HTTP_ADDR) !== Boolean(config.EXPORT_PUBLIC_BASE_URL)) {
+    throw new StartupError('invalid configuration: EXPORT_HTTP_ADDR and EXPORT_PUBLIC_BASE_URL go together (the origin, and where daemons reach it)');
+  }
   if (config.SECRET_STORE === 'vault' && !config.VAULT_ADDR) throw new StartupError('invalid configuration: VAULT_ADDR is required with SECRET_STORE=vault');
   const dataDir = path.resolve(config.DATA_DIR);
   return { ...config, DATA_DIR: dataDir, SECRETS_DIR: path.resolve(config.SECRETS_DIR ?? path.join(dataDir, 'secrets')) };

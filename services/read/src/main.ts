@@ -20,6 +20,8 @@ import { StatusTracker } from './fleet/status-tracker.js';
 import { daemonService, daemonServiceDefinition } from './grpc/daemon-service.js';
 import { LogThrottle, RateLimiter } from './access/rate-limit.js';
 import { RetryPacer } from './access/retry-pacer.js';
+import { ExportUrlSigner } from './access/export-urls.js';
+import { startExportOrigin } from './cdn/origin.js';
 
 /**
  * What one DownloadExport stream holds in memory, in chunks (EXPORT_CHUNK_BYTES): the chunk HTTP/2
@@ -39,6 +41,8 @@ export interface ReadService {
   metricsAddress: string | undefined;
   /** host:port of the original system's daemon HTTP API; undefined when LEGACY_HTTP_ADDR is unset. */
   legacyHttpAddress: string | undefined;
+  /** host:port of the HTTP origin of exports and deltas; undefined when EXPORT_HTTP_ADDR is unset. */
+  exportHttpAddress: string | undefined;
   model: ReadModel;
   exports: ExportCache;
   consumer: FeedConsumer;
@@ -97,6 +101,7 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
   const shutdown = new AbortController();
   const metrics = new ServiceMetrics();
   const maxConcurrentDownloads = config.DOWNLOADS_MAX_CONCURRENT ?? Math.max(1, Math.floor(config.DOWNLOADS_MEMORY_BUDGET / (DOWNLOAD_CHUNKS_HELD * config.EXPORT_CHUNK_BYTES)));
+  const exportUrls = config.EXPORT_PUBLIC_BASE_URL ? new ExportUrlSigner(keyring, config.EXPORT_PUBLIC_BASE_URL, config.EXPORT_URL_TTL, clocks.now) : undefined;
   const rt: ReadRuntime = {
     model,
     queries: new DeviceQueries(model.reader),
@@ -120,6 +125,7 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
       maxConcurrentDownloads,
     },
     gauges: { activeDownloads: 0, activeWatches: 0 },
+    exportUrls,
     downloadPacer: new RetryPacer({ baseDelayMs: config.DOWNLOADS_RETRY_DELAY, clock: clocks.monotonic }),
     limiter: new RateLimiter({ ratePerSecond: config.DAEMON_RPS, burst: config.DAEMON_BURST, clock: clocks.monotonic }),
     logLimiter: new RateLimiter({ ratePerSecond: config.DAEMON_LOG_LINES_PER_SECOND, burst: config.DAEMON_LOG_LINES_BURST, clock: clocks.monotonic }),
@@ -149,6 +155,11 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
         }, logger)
     : undefined;
   if (legacyHttp) logger.info({ address: legacyHttp.address }, 'legacy HTTP API listening');
+  const origin =
+    config.EXPORT_HTTP_ADDR && exportUrls
+      ? await startExportOrigin(rt, exportUrls, { address: config.EXPORT_HTTP_ADDR, certFile: config.TLS_CERT_FILE, keyFile: config.TLS_KEY_FILE, allowPlaintext: config.ALLOW_PLAINTEXT }, logger)
+      : undefined;
+  if (origin) logger.info({ address: origin.address, publicBaseUrl: config.EXPORT_PUBLIC_BASE_URL }, 'export HTTP origin listening');
   consumer.start();
   const stopStatusReports = startStatusReports(rt, config.REPLICA_NAME ?? address, config.STATUS_REPORT_INTERVAL);
   const stopHealth = followFeedHealth(consumer, config.FEED_LOST_AFTER, clocks.monotonic, shutdown.signal, (serving) => {
@@ -160,6 +171,7 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
     address,
     metricsAddress: metricsServer?.address,
     legacyHttpAddress: legacyHttp?.address,
+    exportHttpAddress: origin?.address,
     model,
     exports,
     consumer,
@@ -172,6 +184,7 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
       await consumer.stop();
       await stopGrpcServer(grpc.server, 5000);
       await legacyHttp?.close();
+      await origin?.close();
       await metricsServer?.close();
       feed.close();
       model.close();
@@ -226,6 +239,8 @@ function registerReadMetrics(metrics: ServiceMetrics, rt: ReadRuntime, consumer:
   metrics.counter('export_downloads_busy_total', 'DownloadExport calls refused RESOURCE_EXHAUSTED DOWNLOADS_BUSY (DOWNLOADS_MAX_CONCURRENT streams were running).', () => rt.counters.downloadsBusy);
   metrics.labelledCounter('export_downloads_total', 'DownloadExport streams started, by what they carried: delta, full, full_base_missing, full_delta_larger.', 'kind', () => rt.counters.downloads);
   metrics.counter('export_delta_builds_total', 'Export deltas built since start.', () => rt.exports.stats().deltaBuilds);
+  metrics.labelledCounter('export_http_responses_total', 'Answers of the HTTP origin of exports and deltas (EXPORT_HTTP_ADDR), by status code.', 'code', () => rt.counters.exportHttp);
+  metrics.counter('export_http_bytes_total', 'Body bytes the HTTP origin has sent (200 and 206 answers to GET).', () => rt.counters.exportHttpBytes);
   metrics.counter('rate_limited_total', 'Daemon calls refused RESOURCE_EXHAUSTED by the per-device call or log-line limit.', () => rt.counters.rateLimited);
   metrics.counter('auth_throttled_total', 'Daemon calls refused unchecked because their peer address failed authentication too often.', () => rt.counters.authThrottled);
 }

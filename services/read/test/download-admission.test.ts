@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Metadata, status, type ClientReadableStream } from '@grpc/grpc-js';
-import type { DownloadExportResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
+import { DownloadExportRequest, type DownloadExportResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { DaemonSync } from '@titanbot/daemon-client';
 import { errorDetails, failure } from '@titanbot/write/test-support/harness';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
@@ -45,7 +45,7 @@ it('refuses a download past DOWNLOADS_MAX_CONCURRENT with DOWNLOADS_BUSY and a s
   const daemon = replica.daemon();
   const md = new Metadata();
   md.set('x-api-key', first.token);
-  const held: ClientReadableStream<DownloadExportResponse> = daemon.downloadExport({ logicalId: first.logicalId, version: '', offset: 0, heldVersion: '', heldSha256: '' }, md);
+  const held: ClientReadableStream<DownloadExportResponse> = daemon.downloadExport(DownloadExportRequest.fromPartial({ logicalId: first.logicalId }), md);
   const header = await new Promise<DownloadExportResponse>((resolve, reject) => {
     held.once('data', (m: DownloadExportResponse) => {
       held.pause();
@@ -61,7 +61,7 @@ it('refuses a download past DOWNLOADS_MAX_CONCURRENT with DOWNLOADS_BUSY and a s
   other.set('x-api-key', second.token);
   const refused = await failure(
     new Promise((resolve, reject) => {
-      const call = daemon.downloadExport({ logicalId: first.logicalId, version: '', offset: 0, heldVersion: '', heldSha256: '' }, other);
+      const call = daemon.downloadExport(DownloadExportRequest.fromPartial({ logicalId: first.logicalId }), other);
       call.on('data', () => undefined);
       call.on('end', resolve);
       call.on('error', reject);

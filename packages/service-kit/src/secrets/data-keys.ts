@@ -1,4 +1,4 @@
-import { createDecipheriv, randomBytes } from 'node:crypto';
+import { createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { gcmsiv } from '@noble/ciphers/aes';
 import type { Logger } from 'pino';
 import { CasConflictError, type SecretStore } from './secret-store.js';
@@ -114,6 +114,19 @@ export class DataKeyring {
     decipher.setAAD(aad(format, keyId, context));
     decipher.setAuthTag(bytes.subarray(bytes.length - TAG_BYTES));
     return Buffer.concat([decipher.update(bytes.subarray(IV_BYTES, bytes.length - TAG_BYTES)), decipher.final()]).toString('utf8');
+  }
+
+  /**
+   * A 32-byte key for `purpose` (e.g. `export-url`), derived by HKDF-SHA256 (RFC 5869) from data
+   * key `keyId` (default: the current one): every service that shares the data keys derives the
+   * same key, it rotates with them (RotateDataKey), and one purpose's key reveals nothing of the
+   * data key or of another purpose's. Throws UnknownDataKeyError when that key is not loaded
+   * (refresh, then retry), also before any key exists.
+   */
+  derivedKey(purpose: string, keyId = this.currentId): Buffer {
+    const key = this.keys.get(keyId);
+    if (!key) throw new UnknownDataKeyError(keyId);
+    return Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), `titanbot ${purpose}`, KEY_BYTES));
   }
 
   /** Whether `sealed` is sealed under the current key (RotateDataKey re-seals the others). */

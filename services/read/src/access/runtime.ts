@@ -11,6 +11,7 @@ import type { TokenRecord } from '../store/device-index.js';
 import type { ReadModel } from '../store/read-model.js';
 import type { LogThrottle, RateLimiter } from './rate-limit.js';
 import type { RetryPacer } from './retry-pacer.js';
+import type { ExportUrlSigner } from './export-urls.js';
 
 /** Why a daemon call failed authentication: the label of its counter and warn line. */
 export type AuthFailureReason = 'missing' | 'malformed' | 'unknown' | 'expired' | 'revoked';
@@ -30,6 +31,10 @@ export interface ReadCounters {
   downloads: Record<DownloadKind, number>;
   /** DownloadExport calls refused RESOURCE_EXHAUSTED DOWNLOADS_BUSY: DOWNLOADS_MAX_CONCURRENT streams were running. */
   downloadsBusy: number;
+  /** Answers of the HTTP origin (EXPORT_HTTP_ADDR) by status code. */
+  exportHttp: Record<string, number>;
+  /** Body bytes the HTTP origin has sent (200 and 206 answers to GET). */
+  exportHttpBytes: number;
 }
 
 export type DownloadKind = 'delta' | 'full' | 'full_base_missing' | 'full_delta_larger';
@@ -41,6 +46,8 @@ export const newReadCounters = (): ReadCounters => ({
   authThrottled: 0,
   downloads: { delta: 0, full: 0, full_base_missing: 0, full_delta_larger: 0 },
   downloadsBusy: 0,
+  exportHttp: { '200': 0, '206': 0, '304': 0, '403': 0, '404': 0, '416': 0 },
+  exportHttpBytes: 0,
 });
 
 /** What every daemon API handler needs, built once in main.ts. */
@@ -75,6 +82,8 @@ export interface ReadRuntime {
     /** DownloadExport streams served at once (DOWNLOADS_MAX_CONCURRENT). */
     maxConcurrentDownloads: number;
   };
+  /** Signs the URLs DownloadExport offers (EXPORT_PUBLIC_BASE_URL); undefined = chunks only. */
+  exportUrls: ExportUrlSigner | undefined;
   /** The RetryInfo delays of refused downloads (DOWNLOADS_RETRY_DELAY at least). */
   downloadPacer: RetryPacer;
   /** Live figures for logs and metrics. */

@@ -162,6 +162,16 @@ export class ExportCache {
     return pending;
   }
 
+  /** The kept whole file whose SHA-256 is `sha256` (of any scope: equal digests, equal bytes), if any. */
+  fileWithSha256(sha256: string): ExportFile | undefined {
+    return this.entries.find((entry) => !isDelta(entry) && entry.sha256 === sha256) as ExportFile | undefined;
+  }
+
+  /** The kept delta from the file with SHA-256 `baseSha256` to the one with `sha256`, if any. */
+  deltaWithSha256(baseSha256: string, sha256: string): ExportDelta | undefined {
+    return this.entries.find((entry) => isDelta(entry) && entry.base.sha256 === baseSha256 && entry.target.sha256 === sha256) as ExportDelta | undefined;
+  }
+
   stats(): ExportCacheStats {
     return { ...this.counters, bytes: this.entries.calculatedSize, entries: this.entries.size };
   }

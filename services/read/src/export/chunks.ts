@@ -1,5 +1,5 @@
 import { open } from 'node:fs/promises';
-import { ExportEncoding, type DownloadExportResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
+import { ExportEncoding, type DownloadExportResponse, type ExportHeader } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { DomainError } from '@titanbot/service-kit/errors';
 import { EXPORT_FILE_NAME, EXPORT_MEDIA_TYPE, EXPORT_SCHEMA_VERSION } from './build.js';
 import type { ExportDelta, ExportFile } from './cache.js';
@@ -8,6 +8,32 @@ import type { HotExports } from './hot-exports.js';
 /** FAILED_PRECONDITION EXPORT_VERSION_GONE: `version` is no longer kept here. */
 export const versionGone = (version: string): DomainError =>
   new DomainError('EXPORT_VERSION_GONE', `version ${version} is no longer kept; download the latest (version empty, offset 0)`);
+
+/** DownloadExport's header for `file`, or for `delta` to it (no public URL). */
+export function exportHeader(file: ExportFile, delta: ExportDelta | undefined): ExportHeader {
+  return {
+    version: file.version,
+    sizeBytes: file.sizeBytes,
+    sha256: file.sha256,
+    schemaVersion: EXPORT_SCHEMA_VERSION,
+    fileName: EXPORT_FILE_NAME,
+    mediaType: EXPORT_MEDIA_TYPE,
+    revision: file.revision,
+    encoding: delta ? ExportEncoding.EXPORT_ENCODING_FOSSIL_DELTA : ExportEncoding.EXPORT_ENCODING_UNSPECIFIED,
+    payloadSizeBytes: (delta ?? file).sizeBytes,
+    baseSha256: delta?.base.sha256 ?? '',
+    publicUrl: '',
+    publicUrlExpireTime: undefined,
+  };
+}
+
+/**
+ * The content-addressed path of what DownloadExport would stream, as the replica's HTTP origin
+ * serves it: `/exports/<sha256>`, or `/deltas/<base sha256>/<sha256>` for a delta.
+ */
+export function payloadPath(file: ExportFile, delta: ExportDelta | undefined): string {
+  return delta ? `/deltas/${delta.base.sha256}/${file.sha256}` : `/exports/${file.sha256}`;
+}
 
 /**
  * The DownloadExport messages for `file`, or for `delta` (which turns the daemon's held file into
@@ -20,23 +46,7 @@ export const versionGone = (version: string): DomainError =>
  */
 export async function* exportMessages(file: ExportFile, delta: ExportDelta | undefined, offset: number, chunkBytes: number, hot: HotExports): AsyncGenerator<DownloadExportResponse> {
   const payload = delta ?? file;
-  const header: DownloadExportResponse = {
-    kind: {
-      $case: 'header',
-      value: {
-        version: file.version,
-        sizeBytes: file.sizeBytes,
-        sha256: file.sha256,
-        schemaVersion: EXPORT_SCHEMA_VERSION,
-        fileName: EXPORT_FILE_NAME,
-        mediaType: EXPORT_MEDIA_TYPE,
-        revision: file.revision,
-        encoding: delta ? ExportEncoding.EXPORT_ENCODING_FOSSIL_DELTA : ExportEncoding.EXPORT_ENCODING_UNSPECIFIED,
-        payloadSizeBytes: payload.sizeBytes,
-        baseSha256: delta?.base.sha256 ?? '',
-      },
-    },
-  };
+  const header: DownloadExportResponse = { kind: { $case: 'header', value: exportHeader(file, delta) } };
   const gone = (err: NodeJS.ErrnoException): never => {
     throw err.code === 'ENOENT' ? versionGone(file.version) : err;
   };

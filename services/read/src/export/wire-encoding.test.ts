@@ -13,7 +13,7 @@ describe('encodeDownloadExportResponse', () => {
       { kind: { $case: 'chunk', value: { offset: 2 ** 40 + 7, data: randomBytes(127) } } },
       { kind: { $case: 'chunk', value: { offset: 300, data: Buffer.alloc(0) } } },
       { kind: { $case: 'chunk', value: { offset: 0, data: Buffer.alloc(0) } } },
-      { kind: { $case: 'header', value: { version: 'e.1', sizeBytes: 5, sha256: 'ab', schemaVersion: 1, fileName: 'titanbotd.sqlite', mediaType: 'application/vnd.sqlite3', revision: 0, encoding: 1, payloadSizeBytes: 3, baseSha256: 'cd' } } },
+      { kind: { $case: 'header', value: { version: 'e.1', sizeBytes: 5, sha256: 'ab', schemaVersion: 1, fileName: 'titanbotd.sqlite', mediaType: 'application/vnd.sqlite3', revision: 0, encoding: 1, payloadSizeBytes: 3, baseSha256: 'cd', publicUrl: 'https://cdn.example/deltas/cd/ab?expires=1&key=k&signature=s', publicUrlExpireTime: new Date(1_000) } } },
     ];
     for (const m of cases) {
       const ours = encodeDownloadExportResponse(m);

@@ -6,7 +6,9 @@ import { sendFlowControlled } from '@titanbot/service-kit/stream';
 import { trace } from '@opentelemetry/api';
 import { linkTo, tracingEnabled } from '@titanbot/service-kit/tracing';
 import type { ExportDelta, ExportFile, HeldFile } from '../export/cache.js';
-import { exportMessages, versionGone } from '../export/chunks.js';
+import { exportHeader, exportMessages, payloadPath, versionGone } from '../export/chunks.js';
+import type { ExportUrlSigner, SignedExportUrl } from '../access/export-urls.js';
+import { UnknownDataKeyError } from '@titanbot/service-kit/secrets/data-keys';
 import { serverStream } from './pipeline.js';
 import type { ReadRuntime } from '../access/runtime.js';
 import { scopeFor } from './scope.js';
@@ -23,7 +25,9 @@ import { scopeFor } from './scope.js';
  * OFFSET_OUT_OF_RANGE (offset past the end), RESOURCE_EXHAUSTED DOWNLOADS_BUSY (admission
  * control: DOWNLOADS_MAX_CONCURRENT streams are running; RetryInfo says when to come back, paced
  * by RetryPacer and spread by jitter). Each chunk waits until HTTP/2 has taken the one before
- * (sendFlowControlled), so a stream holds one chunk, not the file.
+ * (sendFlowControlled), so a stream holds one chunk, not the file. With accept_public_url on a
+ * replica that has EXPORT_PUBLIC_BASE_URL (and a data key to sign with), the answer is the header
+ * alone with a signed URL of the same payload, outside admission control: it holds no chunks.
  */
 export function downloadHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'downloadExport'> {
   return {
@@ -34,6 +38,7 @@ export function downloadHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'do
       if (heldSha256 !== '' && !isSha256Hex(heldSha256)) throw invalid('held_sha256', 'must be 64 lower-case hex digits');
       const scope = scopeFor(rt, call.request.logicalId, ctx.principal);
       rt.statuses.contact(ctx.principal.token.deviceUuid, scope);
+      if (call.request.acceptPublicUrl && rt.exportUrls && (await offerUrl(rt, call, scope, rt.exportUrls))) return;
       if (rt.gauges.activeDownloads >= rt.settings.maxConcurrentDownloads) {
         rt.counters.downloadsBusy++;
         throw new DomainError('DOWNLOADS_BUSY', `${rt.settings.maxConcurrentDownloads} downloads are running here (DOWNLOADS_MAX_CONCURRENT)`, [], rt.downloadPacer.refused());
@@ -50,9 +55,18 @@ export function downloadHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'do
   };
 }
 
-/** One admitted download of `scope`: its file, or a delta from the held one, from `offset`. */
-async function download(rt: ReadRuntime, call: ServerWritableStream<DownloadExportRequest, DownloadExportResponse>, scope: number): Promise<void> {
-  const { offset, version, heldVersion, heldSha256 } = call.request;
+/** What a download of `scope` carries: the file, and the delta from the held file when one is chosen. */
+interface Payload {
+  file: ExportFile;
+  delta: ExportDelta | undefined;
+}
+
+/**
+ * The payload the request asks for, counted by kind (export_downloads_total), after checking that
+ * its offset falls within it. Errors: EXPORT_VERSION_GONE, OFFSET_OUT_OF_RANGE.
+ */
+async function payloadFor(rt: ReadRuntime, request: DownloadExportRequest, scope: number): Promise<Payload> {
+  const { offset, version, heldVersion, heldSha256 } = request;
   // Traced: the download links to the change that made the scope's current version.
   if (tracingEnabled()) trace.getActiveSpan()?.addLinks(linkTo(rt.model.versions.changeTraceparent(scope)));
   const file = version === '' || version === rt.model.versions.version(scope) ? await rt.exports.latest(scope) : await rt.exports.pinned(scope, version);
@@ -65,9 +79,34 @@ async function download(rt: ReadRuntime, call: ServerWritableStream<DownloadExpo
   if (offset > sizeBytes) {
     throw new DomainError('OFFSET_OUT_OF_RANGE', `offset ${offset} is past the end (${sizeBytes} bytes)`, [{ field: 'offset', description: `at most ${sizeBytes}` }]);
   }
-  for await (const message of exportMessages(file, delta, offset, rt.settings.exportChunkBytes, rt.hotExports)) {
+  return { file, delta };
+}
+
+/** One admitted download of `scope`: its file, or a delta from the held one, from `offset`. */
+async function download(rt: ReadRuntime, call: ServerWritableStream<DownloadExportRequest, DownloadExportResponse>, scope: number): Promise<void> {
+  const { file, delta } = await payloadFor(rt, call.request, scope);
+  for await (const message of exportMessages(file, delta, call.request.offset, rt.settings.exportChunkBytes, rt.hotExports)) {
     if (!(await sendFlowControlled(call, message))) return;
   }
+}
+
+/**
+ * Answers with the header alone, carrying a signed URL of the payload; false (nothing sent) when
+ * no URL can be signed now (no data key loaded yet: logged), so the chunks are sent instead.
+ */
+async function offerUrl(rt: ReadRuntime, call: ServerWritableStream<DownloadExportRequest, DownloadExportResponse>, scope: number, urls: ExportUrlSigner): Promise<boolean> {
+  const { file, delta } = await payloadFor(rt, call.request, scope);
+  let signed: SignedExportUrl;
+  try {
+    signed = urls.sign(payloadPath(file, delta));
+  } catch (err) {
+    if (!(err instanceof UnknownDataKeyError)) throw err;
+    rt.logger.warn({ err }, 'no data key to sign a download URL with; sending the chunks');
+    return false;
+  }
+  const header = { ...exportHeader(file, delta), publicUrl: signed.url, publicUrlExpireTime: new Date(signed.expireTimeMs) };
+  await sendFlowControlled(call, { kind: { $case: 'header', value: header } });
+  return true;
 }
 
 /**

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { STATUS_CODES } from 'node:http';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -7,11 +6,9 @@ import { status, type ServiceError } from '@grpc/grpc-js';
 import send from '@fastify/send';
 import { nextEmpireTime } from '@titanbot/service-kit/empire-time';
 import { DomainError } from '@titanbot/service-kit/errors';
-import { StartupError } from '@titanbot/service-kit/process';
 import { MAX_MESSAGE_BYTES } from '@titanbot/service-kit/grpc-server';
 import { MAX_LOG_LINE_CHARS, MAX_LOG_LINES_PER_CALL } from '@titanbot/service-kit/request-checks';
 import { errorReason } from '@titanbot/service-kit/status';
-import { isLoopback } from '@titanbot/service-kit/tls';
 import { injectTraceparent } from '@titanbot/service-kit/tracing';
 import { unaryCall } from '@titanbot/service-kit/grpc-client';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
@@ -21,15 +18,12 @@ import { EXPORT_FILE_NAME } from '../export/build.js';
 import { chargeLogLines, daemonPrincipal, takeCall } from '../access/principal.js';
 import type { DaemonPrincipal, ReadRuntime } from '../access/runtime.js';
 import { unseal } from '../access/unseal.js';
+import { httpTls, listenAt, type HttpListenerSettings } from '../access/http-listener.js';
 import { accountDto, deviceDto, legionDto, sshDto, uuidMap } from './dto.js';
 import { HttpProblem, problem, problemBody } from './problem.js';
 
 /** Where the legacy surface listens, and how (LEGACY_HTTP_ADDR, TLS_* and ALLOW_PLAINTEXT). */
-export interface LegacyHttpSettings {
-  address: string;
-  certFile?: string | undefined;
-  keyFile?: string | undefined;
-  allowPlaintext: boolean;
+export interface LegacyHttpSettings extends HttpListenerSettings {
   /** How long a request (headers and body) may take to arrive, ms (LEGACY_HTTP_REQUEST_TIMEOUT); then 408. */
   requestTimeoutMs: number;
 }
@@ -119,11 +113,7 @@ interface Admitted {
  * MAX_JSON_DEPTH is 400 before it is parsed. Throws StartupError for plaintext off loopback.
  */
 export async function startLegacyHttp(rt: ReadRuntime, settings: LegacyHttpSettings, logger: Logger): Promise<LegacyHttp> {
-  const tls = settings.certFile && settings.keyFile ? { key: readFileSync(settings.keyFile), cert: readFileSync(settings.certFile) } : undefined;
-  if (!tls && !isLoopback(settings.address)) {
-    if (!settings.allowPlaintext) throw new StartupError(`refusing to serve the legacy HTTP API in plaintext on ${settings.address}: set TLS_CERT_FILE and TLS_KEY_FILE, or ALLOW_PLAINTEXT=true`);
-    logger.warn({ address: settings.address }, 'ALLOW_PLAINTEXT: legacy HTTP API without TLS on a non-loopback address');
-  }
+  const tls = httpTls('the legacy HTTP API', settings, logger);
   // Node looks for requests past their timeout this often (its default, 30 s, would let one live twice as long).
   const serverOptions = { connectionsCheckingInterval: Math.max(50, Math.min(1_000, settings.requestTimeoutMs / 4)) };
   const app = Fastify({
@@ -162,10 +152,7 @@ export async function startLegacyHttp(rt: ReadRuntime, settings: LegacyHttpSetti
   app.post('/daemon/logs/bulk', { bodyLimit: BULK_BODY_BYTES }, handle);
   app.all('/*', handle);
   app.all('/', handle);
-  const [host, port] = [settings.address.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''), Number(/:(\d+)$/.exec(settings.address)?.[1] ?? 0)];
-  await app.listen({ host, port });
-  const bound = app.server.address() as { address: string; port: number };
-  return { address: `${bound.address.includes(':') ? `[${bound.address}]` : bound.address}:${bound.port}`, close: () => app.close() };
+  return { address: await listenAt(app, settings.address), close: () => app.close() };
 }
 
 /**

@@ -31,7 +31,7 @@ export interface Download {
 export function download(
   client: DaemonServiceClient,
   token: string,
-  request: { logicalId?: number | undefined; version?: string; offset?: number; heldVersion?: string; heldSha256?: string },
+  request: { logicalId?: number | undefined; version?: string; offset?: number; heldVersion?: string; heldSha256?: string; acceptPublicUrl?: boolean },
   stopAfterChunks?: number,
 ): Promise<Download> {
   return new Promise((resolve, reject) => {

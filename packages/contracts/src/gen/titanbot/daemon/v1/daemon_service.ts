@@ -382,6 +382,12 @@ export interface DownloadExportRequest {
    */
   heldVersion: string;
   heldSha256: string;
+  /**
+   * The client can fetch the payload over HTTP(S). When the replica offers downloads at a public
+   * URL (EXPORT_PUBLIC_BASE_URL), the answer is then the header alone, carrying `public_url`; else
+   * the chunks follow as usual.
+   */
+  acceptPublicUrl: boolean;
 }
 
 /** What the file is; sent first. */
@@ -409,6 +415,14 @@ export interface ExportHeader {
   payloadSizeBytes: number;
   /** For a delta: the lower-case hex SHA-256 of the file it applies to (the request's held_sha256). */
   baseSha256: string;
+  /**
+   * Set only when the request had accept_public_url and the replica offers it: a signed URL of
+   * the payload (`/exports/<sha256>` or `/deltas/<base_sha256>/<sha256>`, immutable, Range
+   * supported) valid until `public_url_expire_time`. No chunks follow; a client that cannot fetch
+   * it calls again without accept_public_url (resuming from the bytes it has).
+   */
+  publicUrl: string;
+  publicUrlExpireTime?: Date | undefined;
 }
 
 /** A piece of the file. */
@@ -2402,7 +2416,7 @@ export const WatchVersionResponse: MessageFns<WatchVersionResponse> = {
 };
 
 function createBaseDownloadExportRequest(): DownloadExportRequest {
-  return { logicalId: undefined, version: "", offset: 0, heldVersion: "", heldSha256: "" };
+  return { logicalId: undefined, version: "", offset: 0, heldVersion: "", heldSha256: "", acceptPublicUrl: false };
 }
 
 export const DownloadExportRequest: MessageFns<DownloadExportRequest> = {
@@ -2421,6 +2435,9 @@ export const DownloadExportRequest: MessageFns<DownloadExportRequest> = {
     }
     if (message.heldSha256 !== "") {
       writer.uint32(42).string(message.heldSha256);
+    }
+    if (message.acceptPublicUrl !== false) {
+      writer.uint32(48).bool(message.acceptPublicUrl);
     }
     return writer;
   },
@@ -2478,6 +2495,14 @@ export const DownloadExportRequest: MessageFns<DownloadExportRequest> = {
             message.heldSha256 = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.acceptPublicUrl = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2509,6 +2534,11 @@ export const DownloadExportRequest: MessageFns<DownloadExportRequest> = {
         : isSet(object.held_sha256)
         ? globalThis.String(object.held_sha256)
         : "",
+      acceptPublicUrl: isSet(object.acceptPublicUrl)
+        ? globalThis.Boolean(object.acceptPublicUrl)
+        : isSet(object.accept_public_url)
+        ? globalThis.Boolean(object.accept_public_url)
+        : false,
     };
   },
 
@@ -2529,6 +2559,9 @@ export const DownloadExportRequest: MessageFns<DownloadExportRequest> = {
     if (message.heldSha256 !== "") {
       obj.heldSha256 = message.heldSha256;
     }
+    if (message.acceptPublicUrl !== false) {
+      obj.acceptPublicUrl = message.acceptPublicUrl;
+    }
     return obj;
   },
 
@@ -2542,6 +2575,7 @@ export const DownloadExportRequest: MessageFns<DownloadExportRequest> = {
     message.offset = object.offset ?? 0;
     message.heldVersion = object.heldVersion ?? "";
     message.heldSha256 = object.heldSha256 ?? "";
+    message.acceptPublicUrl = object.acceptPublicUrl ?? false;
     return message;
   },
 };
@@ -2558,6 +2592,8 @@ function createBaseExportHeader(): ExportHeader {
     encoding: 0,
     payloadSizeBytes: 0,
     baseSha256: "",
+    publicUrl: "",
+    publicUrlExpireTime: undefined,
   };
 }
 
@@ -2592,6 +2628,12 @@ export const ExportHeader: MessageFns<ExportHeader> = {
     }
     if (message.baseSha256 !== "") {
       writer.uint32(82).string(message.baseSha256);
+    }
+    if (message.publicUrl !== "") {
+      writer.uint32(90).string(message.publicUrl);
+    }
+    if (message.publicUrlExpireTime !== undefined) {
+      Timestamp.encode(toTimestamp(message.publicUrlExpireTime), writer.uint32(98).fork()).join();
     }
     return writer;
   },
@@ -2689,6 +2731,22 @@ export const ExportHeader: MessageFns<ExportHeader> = {
             message.baseSha256 = reader.string();
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.publicUrl = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.publicUrlExpireTime = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2737,6 +2795,16 @@ export const ExportHeader: MessageFns<ExportHeader> = {
         : isSet(object.base_sha256)
         ? globalThis.String(object.base_sha256)
         : "",
+      publicUrl: isSet(object.publicUrl)
+        ? globalThis.String(object.publicUrl)
+        : isSet(object.public_url)
+        ? globalThis.String(object.public_url)
+        : "",
+      publicUrlExpireTime: isSet(object.publicUrlExpireTime)
+        ? fromJsonTimestamp(object.publicUrlExpireTime)
+        : isSet(object.public_url_expire_time)
+        ? fromJsonTimestamp(object.public_url_expire_time)
+        : undefined,
     };
   },
 
@@ -2772,6 +2840,12 @@ export const ExportHeader: MessageFns<ExportHeader> = {
     if (message.baseSha256 !== "") {
       obj.baseSha256 = message.baseSha256;
     }
+    if (message.publicUrl !== "") {
+      obj.publicUrl = message.publicUrl;
+    }
+    if (message.publicUrlExpireTime !== undefined) {
+      obj.publicUrlExpireTime = message.publicUrlExpireTime.toISOString();
+    }
     return obj;
   },
 
@@ -2790,6 +2864,8 @@ export const ExportHeader: MessageFns<ExportHeader> = {
     message.encoding = object.encoding ?? 0;
     message.payloadSizeBytes = object.payloadSizeBytes ?? 0;
     message.baseSha256 = object.baseSha256 ?? "";
+    message.publicUrl = object.publicUrl ?? "";
+    message.publicUrlExpireTime = object.publicUrlExpireTime ?? undefined;
     return message;
   },
 };
@@ -3772,7 +3848,9 @@ export const DaemonServiceService = {
    * pinned version, or the held file a resumed delta applies to, is no longer kept: start again
    * with the latest), OUT_OF_RANGE (offset past the end), RESOURCE_EXHAUSTED reason DOWNLOADS_BUSY
    * (the replica serves DOWNLOADS_MAX_CONCURRENT downloads already: retry after the RetryInfo
-   * delay, paced and spread so that refused daemons come back spread out).
+   * delay, paced and spread so that refused daemons come back spread out). With
+   * accept_public_url, on a replica with EXPORT_PUBLIC_BASE_URL: the header alone, with a signed
+   * URL of the same payload (not counted against DOWNLOADS_MAX_CONCURRENT: it holds no chunks).
    */
   downloadExport: {
     path: "/titanbot.daemon.v1.DaemonService/DownloadExport" as const,
@@ -3881,7 +3959,9 @@ export interface DaemonServiceServer extends UntypedServiceImplementation {
    * pinned version, or the held file a resumed delta applies to, is no longer kept: start again
    * with the latest), OUT_OF_RANGE (offset past the end), RESOURCE_EXHAUSTED reason DOWNLOADS_BUSY
    * (the replica serves DOWNLOADS_MAX_CONCURRENT downloads already: retry after the RetryInfo
-   * delay, paced and spread so that refused daemons come back spread out).
+   * delay, paced and spread so that refused daemons come back spread out). With
+   * accept_public_url, on a replica with EXPORT_PUBLIC_BASE_URL: the header alone, with a signed
+   * URL of the same payload (not counted against DOWNLOADS_MAX_CONCURRENT: it holds no chunks).
    */
   downloadExport: handleServerStreamingCall<DownloadExportRequest, DownloadExportResponse>;
   /**
@@ -4050,7 +4130,9 @@ export interface DaemonServiceClient extends Client {
    * pinned version, or the held file a resumed delta applies to, is no longer kept: start again
    * with the latest), OUT_OF_RANGE (offset past the end), RESOURCE_EXHAUSTED reason DOWNLOADS_BUSY
    * (the replica serves DOWNLOADS_MAX_CONCURRENT downloads already: retry after the RetryInfo
-   * delay, paced and spread so that refused daemons come back spread out).
+   * delay, paced and spread so that refused daemons come back spread out). With
+   * accept_public_url, on a replica with EXPORT_PUBLIC_BASE_URL: the header alone, with a signed
+   * URL of the same payload (not counted against DOWNLOADS_MAX_CONCURRENT: it holds no chunks).
    */
   downloadExport(
     request: DownloadExportRequest,
