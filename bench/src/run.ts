@@ -15,9 +15,10 @@ import { deltaFanout } from './delta-fanout.js';
 import { consoleBench } from './console.js';
 import { herd } from './herd.js';
 import { cdn } from './cdn.js';
+import { feedFanout } from './feed-fanout.js';
 
 /** Every benchmark, in run order; `npm run bench -- <name>...` runs a subset. */
-const BENCHMARKS: Benchmark[] = [checkVersion, scaling, watchFanout, downloadBenchmark, feedLag, feedApply, fleetLogs, fleetStatus, secureEdge, deltaFanout, herd, cdn, consoleBench, hostileSoak];
+const BENCHMARKS: Benchmark[] = [checkVersion, scaling, watchFanout, downloadBenchmark, feedLag, feedApply, fleetLogs, fleetStatus, secureEdge, deltaFanout, herd, cdn, feedFanout, consoleBench, hostileSoak];
 
 /**
  * `npm run bench`: starts the system (each service its own process, from the built output),

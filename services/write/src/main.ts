@@ -11,7 +11,6 @@ import { FleetServiceService } from '@titanbot/contracts/titanbot/admin/v1/fleet
 import { HabitServiceService } from '@titanbot/contracts/titanbot/admin/v1/habit_service';
 import { LegionServiceService } from '@titanbot/contracts/titanbot/admin/v1/legion_service';
 import { LogServiceService } from '@titanbot/contracts/titanbot/admin/v1/log_service';
-import { ChangeFeedServiceService } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
 import { startGrpcServer, stopGrpcServer } from '@titanbot/service-kit/grpc-server';
 import { ServiceMetrics, startMetricsServer, type MetricsServer } from '@titanbot/service-kit/metrics';
 import { exitOnFatalErrors, runIfEntryPoint, serviceLogger, stopOnSignals } from '@titanbot/service-kit/process';
@@ -42,7 +41,7 @@ import { legionService } from './grpc/admin/legion-service.js';
 import { logService } from './grpc/admin/log-service.js';
 import { Authenticator, type OperatorSignIn } from './grpc/auth.js';
 import { OidcVerifier } from './grpc/oidc.js';
-import { changeFeedService } from './grpc/feed-service.js';
+import { changeFeedService, changeFeedServiceDefinition } from './grpc/feed-service.js';
 import type { Runtime } from './grpc/handler.js';
 import { RotatingCredential } from './secrets/rotating-credential.js';
 
@@ -203,7 +202,7 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
     { definition: FleetServiceService, implementation: fleetService(rt) },
     { definition: AuditServiceService, implementation: auditService(rt) },
     {
-      definition: ChangeFeedServiceService,
+      definition: changeFeedServiceDefinition(),
       implementation: changeFeedService(rt, notifier, {
         batchSize: config.FEED_BATCH_EVENTS,
         snapshotPageRows: 500,

@@ -34,7 +34,9 @@ import {
 } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { FED_TABLES, pruneFeed } from '../src/db/feed-store.js';
+import { FED_TABLES, FeedNotifier, pruneFeed } from '../src/db/feed-store.js';
+import { FeedReads } from '../src/app/feed-subscription.js';
+import { pino } from 'pino';
 import { initOrm } from '../src/db/orm.js';
 import { call, errorDetails, startHarness, uniqueInt, withKey, type Harness } from './support/harness.js';
 
@@ -155,9 +157,36 @@ describe('change feed', () => {
     await h?.stop();
   });
 
-  it('delivers every revision exactly once, gapless and in order, to a live subscriber while 8 writers commit concurrently', async () => {
+  it('shares one read among subscribers woken by the same notification, and never answers a later one with an older read', async () => {
+    const orm = await initOrm(inject('databaseUrl'), { poolMax: 2 });
+    const notifier = new FeedNotifier(inject('databaseUrl'), pino({ level: 'silent' }));
+    try {
+      await notifier.start();
+      const reads = new FeedReads(orm.em.fork(), notifier, 100);
+      await createLegion('feed-shared-read');
+      const after = (await head()) - 1;
+      const since = notifier.generation;
+      const first = reads.read(after, since);
+      // Woken by the same notification: the read in flight answers it.
+      expect(reads.read(after, since)).toBe(first);
+      // Woken by a later one: that read may have started before the commit it was told of.
+      const later = reads.read(after, since + 1);
+      expect(later).not.toBe(first);
+      // Once settled, a read is not kept: the next one asks PostgreSQL again.
+      expect((await first)[0]?.revision).toBe(after + 1);
+      await later;
+      expect(reads.read(after, since)).not.toBe(first);
+    } finally {
+      await notifier.stop();
+      await orm.close(true);
+    }
+  });
+
+  it('delivers every revision exactly once, gapless and in order, to 12 live subscribers (sharing reads) while 8 writers commit concurrently', async () => {
     const head0 = await head();
-    const sub = subscribe({ afterRevision: head0, epoch: await epoch() });
+    const feedEpoch = await epoch();
+    const subs = Array.from({ length: 12 }, () => subscribe({ afterRevision: head0, epoch: feedEpoch }));
+    const sub = subs[0]!;
     const stopAt = performance.now() + 3_000;
     const created = new Set<string>();
     let calls = 0;
@@ -198,9 +227,19 @@ describe('change feed', () => {
         calls++;
       }
     };
+    // One more subscriber joins mid-way, behind the others: it reads its own way up, then shares.
+    const late = (async () => {
+      await new Promise((r) => setTimeout(r, 1_000));
+      const from = await head();
+      return { from, sub: subscribe({ afterRevision: from - 20, epoch: feedEpoch }) };
+    })();
     await Promise.all(Array.from({ length: 8 }, (_, w) => writer(w)));
     const final = await head();
-    await sub.caughtUp(final);
+    const joined = await late;
+    for (const s2 of [...subs, joined.sub]) await s2.caughtUp(final);
+    const upTo = (s2: Subscription): number[] => s2.events.map((e) => e.revision).filter((r) => r <= final);
+    for (const s2 of subs) expect(upTo(s2)).toEqual(upTo(sub));
+    expect(upTo(joined.sub)).toEqual(Array.from({ length: final - joined.from + 20 }, (_, i) => joined.from - 19 + i));
 
     const revisions = sub.events.map((e) => e.revision).filter((r) => r <= final);
     expect(calls).toBeGreaterThan(8);

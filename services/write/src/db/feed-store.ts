@@ -143,6 +143,8 @@ export async function pruneFeed(em: Em, before: Date): Promise<number> {
 export class FeedNotifier extends EventEmitter {
   private client: pg.Client | null = null;
   private stopped = false;
+  /** 'change' events emitted so far: a read started at generation g sees every commit notified up to g. */
+  private emitted = 0;
 
   constructor(
     private readonly databaseUrl: string,
@@ -154,7 +156,7 @@ export class FeedNotifier extends EventEmitter {
 
   async start(): Promise<void> {
     const client = new pg.Client({ connectionString: this.databaseUrl });
-    client.on('notification', () => this.emit('change'));
+    client.on('notification', () => this.changed());
     client.on('error', (err: Error) => {
       // 57P01 admin_shutdown: PostgreSQL is stopping (Ctrl-C on `npm start` reaches the embedded one too).
       if ((err as { code?: string }).code === '57P01') this.logger.info({ code: '57P01' }, 'PostgreSQL is shutting down; feed listener reconnecting');
@@ -166,6 +168,17 @@ export class FeedNotifier extends EventEmitter {
     await client.connect();
     await client.query('listen titanbot_feed');
     this.client = client;
+    // Commits made while no listener was connected were not notified.
+    this.changed();
+  }
+
+  /** How many 'change' events have been emitted. */
+  get generation(): number {
+    return this.emitted;
+  }
+
+  private changed(): void {
+    this.emitted++;
     this.emit('change');
   }
 
