@@ -37,7 +37,12 @@ export class ExportUrlSigner {
     private readonly clock: () => number,
   ) {}
 
-  /** A URL of `path` valid for the TTL. Throws UnknownDataKeyError while no data key is loaded. */
+  /** Whether a data key is loaded to sign with (until then DownloadExport sends chunks). */
+  get ready(): boolean {
+    return this.keyring.currentKeyId !== '';
+  }
+
+  /** A URL of `path` valid for the TTL. Throws UnknownDataKeyError while no data key is loaded (`ready`). */
   sign(path: string): SignedExportUrl {
     const keyId = this.keyring.currentKeyId;
     const expires = Math.ceil((this.clock() + this.ttlMs) / 1000);

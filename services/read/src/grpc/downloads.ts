@@ -7,8 +7,7 @@ import { trace } from '@opentelemetry/api';
 import { linkTo, tracingEnabled } from '@titanbot/service-kit/tracing';
 import type { ExportDelta, ExportFile, HeldFile } from '../export/cache.js';
 import { exportHeader, exportMessages, payloadPath, versionGone } from '../export/chunks.js';
-import type { ExportUrlSigner, SignedExportUrl } from '../access/export-urls.js';
-import { UnknownDataKeyError } from '@titanbot/service-kit/secrets/data-keys';
+import type { ExportUrlSigner } from '../access/export-urls.js';
 import { serverStream } from './pipeline.js';
 import type { ReadRuntime } from '../access/runtime.js';
 import { scopeFor } from './scope.js';
@@ -26,8 +25,9 @@ import { scopeFor } from './scope.js';
  * control: DOWNLOADS_MAX_CONCURRENT streams are running; RetryInfo says when to come back, paced
  * by RetryPacer and spread by jitter). Each chunk waits until HTTP/2 has taken the one before
  * (sendFlowControlled), so a stream holds one chunk, not the file. With accept_public_url on a
- * replica that has EXPORT_PUBLIC_BASE_URL (and a data key to sign with), the answer is the header
- * alone with a signed URL of the same payload, outside admission control: it holds no chunks.
+ * replica that has EXPORT_PUBLIC_BASE_URL (and has loaded a data key to sign with), the answer
+ * is the header alone with a signed URL of the same payload, outside admission control: it holds
+ * no chunks.
  */
 export function downloadHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'downloadExport'> {
   return {
@@ -38,7 +38,7 @@ export function downloadHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'do
       if (heldSha256 !== '' && !isSha256Hex(heldSha256)) throw invalid('held_sha256', 'must be 64 lower-case hex digits');
       const scope = scopeFor(rt, call.request.logicalId, ctx.principal);
       rt.statuses.contact(ctx.principal.token.deviceUuid, scope);
-      if (call.request.acceptPublicUrl && rt.exportUrls && (await offerUrl(rt, call, scope, rt.exportUrls))) return;
+      if (call.request.acceptPublicUrl && rt.exportUrls?.ready) return offerUrl(rt, call, scope, rt.exportUrls);
       if (rt.gauges.activeDownloads >= rt.settings.maxConcurrentDownloads) {
         rt.counters.downloadsBusy++;
         throw new DomainError('DOWNLOADS_BUSY', `${rt.settings.maxConcurrentDownloads} downloads are running here (DOWNLOADS_MAX_CONCURRENT)`, [], rt.downloadPacer.refused());
@@ -49,7 +49,6 @@ export function downloadHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'do
         await download(rt, call, scope);
       } finally {
         rt.gauges.activeDownloads--;
-        rt.downloadPacer.finished();
       }
     }),
   };
@@ -85,28 +84,19 @@ async function payloadFor(rt: ReadRuntime, request: DownloadExportRequest, scope
 /** One admitted download of `scope`: its file, or a delta from the held one, from `offset`. */
 async function download(rt: ReadRuntime, call: ServerWritableStream<DownloadExportRequest, DownloadExportResponse>, scope: number): Promise<void> {
   const { file, delta } = await payloadFor(rt, call.request, scope);
+  rt.downloadPacer.admitted((delta ?? file).sizeBytes - call.request.offset);
   for await (const message of exportMessages(file, delta, call.request.offset, rt.settings.exportChunkBytes, rt.hotExports)) {
     if (!(await sendFlowControlled(call, message))) return;
+    if (message.kind?.$case === 'chunk') rt.downloadPacer.sent(message.kind.value.data.length);
   }
 }
 
-/**
- * Answers with the header alone, carrying a signed URL of the payload; false (nothing sent) when
- * no URL can be signed now (no data key loaded yet: logged), so the chunks are sent instead.
- */
-async function offerUrl(rt: ReadRuntime, call: ServerWritableStream<DownloadExportRequest, DownloadExportResponse>, scope: number, urls: ExportUrlSigner): Promise<boolean> {
+/** Answers with the header alone, carrying a signed URL of the payload. */
+async function offerUrl(rt: ReadRuntime, call: ServerWritableStream<DownloadExportRequest, DownloadExportResponse>, scope: number, urls: ExportUrlSigner): Promise<void> {
   const { file, delta } = await payloadFor(rt, call.request, scope);
-  let signed: SignedExportUrl;
-  try {
-    signed = urls.sign(payloadPath(file, delta));
-  } catch (err) {
-    if (!(err instanceof UnknownDataKeyError)) throw err;
-    rt.logger.warn({ err }, 'no data key to sign a download URL with; sending the chunks');
-    return false;
-  }
+  const signed = urls.sign(payloadPath(file, delta));
   const header = { ...exportHeader(file, delta), publicUrl: signed.url, publicUrlExpireTime: new Date(signed.expireTimeMs) };
   await sendFlowControlled(call, { kind: { $case: 'header', value: header } });
-  return true;
 }
 
 /**
