@@ -240,7 +240,7 @@ function registerReadMetrics(metrics: ServiceMetrics, rt: ReadRuntime, consumer:
   metrics.labelledCounter('export_downloads_total', 'DownloadExport streams started, by what they carried: delta, full, full_base_missing, full_delta_larger.', 'kind', () => rt.counters.downloads);
   metrics.counter('export_delta_builds_total', 'Export deltas built since start.', () => rt.exports.stats().deltaBuilds);
   metrics.labelledCounter('export_http_responses_total', 'Answers of the HTTP origin of exports and deltas (EXPORT_HTTP_ADDR), by status code.', 'code', () => rt.counters.exportHttp);
-  metrics.counter('export_http_bytes_total', 'Body bytes the HTTP origin has sent (200 and 206 answers to GET).', () => rt.counters.exportHttpBytes);
+  metrics.counter('export_http_bytes_total', 'Body bytes of the HTTP origin\'s 200 and 206 answers to GET (their Content-Length; a client that hangs up early counts whole).', () => rt.counters.exportHttpBytes);
   metrics.counter('rate_limited_total', 'Daemon calls refused RESOURCE_EXHAUSTED by the per-device call or log-line limit.', () => rt.counters.rateLimited);
   metrics.counter('auth_throttled_total', 'Daemon calls refused unchecked because their peer address failed authentication too often.', () => rt.counters.authThrottled);
 }

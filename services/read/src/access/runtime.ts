@@ -33,7 +33,7 @@ export interface ReadCounters {
   downloadsBusy: number;
   /** Answers of the HTTP origin (EXPORT_HTTP_ADDR) by status code. */
   exportHttp: Record<string, number>;
-  /** Body bytes the HTTP origin has sent (200 and 206 answers to GET). */
+  /** Body bytes of the HTTP origin's 200 and 206 answers to GET (their Content-Length). */
   exportHttpBytes: number;
 }
 

@@ -63,7 +63,8 @@ export async function startExportOrigin(rt: ReadRuntime, signer: ExportUrlSigner
 
   /** Serves `payload` (looked up after the signature is checked) with `etag`, or refuses. */
   const serve = async (request: FastifyRequest, reply: FastifyReply, lookup: () => ExportFile | ExportDelta | undefined, etag: string, mediaType: string): Promise<unknown> => {
-    const [pathname, query = ''] = request.url.split('?', 2) as [string, string?];
+    const at = request.url.indexOf('?');
+    const [pathname, query] = at < 0 ? [request.url, ''] : [request.url.slice(0, at), request.url.slice(at + 1)];
     const refusal = await signer.verify(pathname, new URLSearchParams(query));
     if (refusal) return refuse(reply, 403, refusal === 'expired' ? 'the URL has expired; ask DownloadExport for a new one' : `the URL's signature is ${refusal}`);
     const payload = lookup();
