@@ -27,6 +27,7 @@ interface DaemonsResult {
   bytes: number;
   errors: number;
   deltas: number;
+  refused: number;
   cpuMs: number;
 }
 interface SyncsResult {
@@ -94,8 +95,8 @@ export const deltaFanout: Benchmark = {
           await nextMessage<Ready>(syncs, 'ready', 120_000);
           for (const scenario of scenarios) {
             round_++;
-            const daemonsResult = nextMessage<DaemonsResult>(daemons, 'result', 180_000);
-            const syncsResult = nextMessage<SyncsResult>(syncs, 'result', 180_000);
+            const daemonsResult = nextMessage<DaemonsResult>(daemons, 'result', 360_000);
+            const syncsResult = nextMessage<SyncsResult>(syncs, 'result', 360_000);
             daemons.send({ type: 'go' });
             syncs.send({ type: 'go' });
             await new Promise((r) => setTimeout(r, 100)); // the 'go' is delivered before the change
@@ -128,6 +129,7 @@ export const deltaFanout: Benchmark = {
               'replica CPU s': round(cpu, 2),
               'replica peak RSS MiB': round(peakRss / MiB, 1),
               'full: base not kept': baseMissing,
+              'refused (retried)': d.refused,
               errors: d.errors + s.errors,
             });
             const key = `${mode}${scenario.name.startsWith('one') ? 'OneHabit' : scenario.name.startsWith('1 %') ? 'OnePercent' : 'TenPercent'}`;
@@ -144,6 +146,7 @@ export const deltaFanout: Benchmark = {
               replicaCpuSeconds: round(cpu, 2),
               replicaPeakRssMiB: round(peakRss / MiB, 1),
               fullBecauseBaseNotKept: baseMissing,
+              refused: d.refused,
               errors: d.errors + s.errors,
             };
             await new Promise((r) => setTimeout(r, 1_000));

@@ -26,7 +26,7 @@ interface HerdResult {
 
 /** The runs, side by side: without admission control, then with the default at two herd sizes. */
 const RUNS = [
-  { name: 'no admission control', daemons: 10_000, env: { DOWNLOADS_MAX_CONCURRENT: '1000000000' } },
+  { name: 'no admission control', daemons: 10_000, env: { DOWNLOADS_MEMORY_BUDGET: '1000GiB' } },
   { name: 'admission control (default)', daemons: 10_000, env: {} },
   { name: 'admission control (default)', daemons: 20_000, env: {} },
 ] as const;

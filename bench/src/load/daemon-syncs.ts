@@ -23,7 +23,7 @@ export interface DaemonSyncsConfig {
 }
 
 const config = JSON.parse(process.argv[2] ?? '{}') as DaemonSyncsConfig;
-const RESULT_TIMEOUT_MS = 120_000;
+const RESULT_TIMEOUT_MS = 300_000;
 const epochMs = (): number => performance.timeOrigin + performance.now();
 const stop = new AbortController();
 // Every client listens on the one signal.

@@ -7,18 +7,21 @@
  * result's SHA-256 checked against the header. All simulated daemons hold the same file, so a
  * delta with the same bytes gives the same result: each distinct delta is applied once and its
  * result remembered by the delta's SHA-256 (which every daemon computes), so the load process
- * spends its CPU on receiving, as 10,000 real devices would each spend their own.
+ * spends its CPU on receiving, as 10,000 real devices would each spend their own. A download
+ * refused or broken in a way the shipped client retries (`isRetryable`: DOWNLOADS_BUSY under
+ * admission control) is tried again after `retryDelayMs`, as DaemonSync does.
  *
  *   -> {type:'ready', version, errors}   all streams open, the current file held
  *   <- {type:'go'}                       arm; the parent's change follows
- *   -> {type:'result', done, bytes, errors, deltas, cpuMs}
+ *   -> {type:'result', done, bytes, errors, deltas, refused, cpuMs}
  *        when every daemon holds the new file (or after RESULT_TIMEOUT_MS): done[i] = epoch ms
  *        daemon i held it (null if never), bytes = payload bytes received per daemon in all,
- *        deltas = downloads that were deltas
+ *        deltas = downloads that were deltas, refused = tries refused and retried
  *   <- {type:'stop'}
  */
 import { createHash } from 'node:crypto';
-import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { isRetryable, retryDelayMs } from '@titanbot/daemon-client';
 import { DaemonServiceClient, ExportEncoding, type DownloadExportResponse, type ExportHeader } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { applyDelta } from 'fossil-delta';
 
@@ -33,7 +36,7 @@ export interface DeltaDaemonsConfig {
 }
 
 const config = JSON.parse(process.argv[2] ?? '{}') as DeltaDaemonsConfig;
-const RESULT_TIMEOUT_MS = 120_000;
+const RESULT_TIMEOUT_MS = 300_000;
 const epochMs = (): number => performance.timeOrigin + performance.now();
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 const send = (message: unknown): void => void process.send!(message);
@@ -61,6 +64,7 @@ let done = new Float64Array(config.daemons).fill(Number.NaN);
 let received = 0;
 let bytes = 0;
 let deltas = 0;
+let refused = 0;
 let errors = 0;
 let cpuAtGo: NodeJS.CpuUsage | undefined;
 let timeout: NodeJS.Timeout | undefined;
@@ -97,9 +101,22 @@ function fetchExport(i: number, withHeld: boolean, keep: (header: ExportHeader) 
   });
 }
 
+/** Daemon i's download of the new version, tried again while the answer is "not now" (and the round lasts). */
+async function fetchRetrying(i: number): Promise<Awaited<ReturnType<typeof fetchExport>>> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fetchExport(i, config.mayDelta, keepOne);
+    } catch (err) {
+      if (!isRetryable(err) || !armed) throw err;
+      if ((err as ServiceError).code === status.RESOURCE_EXHAUSTED) refused++;
+      await new Promise((r) => setTimeout(r, retryDelayMs(attempt, err)));
+    }
+  }
+}
+
 /** Daemon i downloads the new version and verifies it; resolves when it holds it. */
 async function update(i: number): Promise<void> {
-  const got = await fetchExport(i, config.mayDelta, keepOne);
+  const got = await fetchRetrying(i);
   bytes += got.size;
   if (isDelta(got.header)) {
     deltas++;
@@ -122,7 +139,7 @@ function report(): void {
   armed = false;
   clearTimeout(timeout);
   const cpu = process.cpuUsage(cpuAtGo);
-  send({ type: 'result', done: Array.from(done, (t) => (Number.isNaN(t) ? null : t)), bytes, errors, deltas, cpuMs: (cpu.user + cpu.system) / 1000 });
+  send({ type: 'result', done: Array.from(done, (t) => (Number.isNaN(t) ? null : t)), bytes, errors, deltas, refused, cpuMs: (cpu.user + cpu.system) / 1000 });
   // From here on every daemon holds the new file.
   if (next) held = { version: next.version, sha256: sha256(next.bytes), bytes: next.bytes };
 }
@@ -166,6 +183,7 @@ process.on('message', (message: { type: string }) => {
     received = 0;
     bytes = 0;
     deltas = 0;
+    refused = 0;
     next = undefined;
     keeperClaimed = false;
     applied.clear();

@@ -29,9 +29,9 @@ const schema = z.object({
   EXPORT_CACHE_BYTES: byteSize.default(256 * 1024 * 1024),
   /** Bytes per DownloadExport chunk message (at most 1 MiB, well under the 4 MiB message limit). */
   EXPORT_CHUNK_BYTES: byteSize.pipe(z.number().int().min(1024).max(1024 * 1024)).default(128 * 1024),
-  /** What DownloadExport streams may hold in memory together (bytes): sets DOWNLOADS_MAX_CONCURRENT's default. */
+  /** What DownloadExport streams may hold in memory together (bytes): each reserves its payload, at most three EXPORT_CHUNK_BYTES, plus 16 KiB. */
   DOWNLOADS_MEMORY_BUDGET: byteSize.default(192 * 1024 * 1024),
-  /** DownloadExport streams served at once; more are RESOURCE_EXHAUSTED DOWNLOADS_BUSY. Default: DOWNLOADS_MEMORY_BUDGET over three chunks a stream. */
+  /** DownloadExport streams served at once, whatever they hold; more are RESOURCE_EXHAUSTED DOWNLOADS_BUSY. Unset: DOWNLOADS_MEMORY_BUDGET alone decides. */
   DOWNLOADS_MAX_CONCURRENT: z.coerce.number().int().min(1).optional(),
   /** The least mean RetryInfo delay of DOWNLOADS_BUSY (longer while many daemons wait: RetryPacer); each is spread from half to one and a half times the mean. */
   DOWNLOADS_RETRY_DELAY: duration.default(2_000),

@@ -23,12 +23,6 @@ import { RetryPacer } from './access/retry-pacer.js';
 import { ExportUrlSigner } from './access/export-urls.js';
 import { startExportOrigin } from './cdn/origin.js';
 
-/**
- * What one DownloadExport stream holds in memory, in chunks (EXPORT_CHUNK_BYTES): the chunk HTTP/2
- * is sending, its encoding, and the session's buffers; measured by `npm run bench -- herd` at
- * 330–390 KiB a stream with 128 KiB chunks.
- */
-const DOWNLOAD_CHUNKS_HELD = 3;
 import { newReadCounters, type ReadCounters, type ReadRuntime } from './access/runtime.js';
 import { DeviceQueries } from './store/device-queries.js';
 import { ReadModel } from './store/read-model.js';
@@ -100,7 +94,6 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
   await keyring.init(false).catch((err: unknown) => logger.warn({ err }, 'data keys: not loaded yet'));
   const shutdown = new AbortController();
   const metrics = new ServiceMetrics();
-  const maxConcurrentDownloads = config.DOWNLOADS_MAX_CONCURRENT ?? Math.max(1, Math.floor(config.DOWNLOADS_MEMORY_BUDGET / (DOWNLOAD_CHUNKS_HELD * config.EXPORT_CHUNK_BYTES)));
   const exportUrls = config.EXPORT_PUBLIC_BASE_URL ? new ExportUrlSigner(keyring, config.EXPORT_PUBLIC_BASE_URL, config.EXPORT_URL_TTL, clocks.now) : undefined;
   const rt: ReadRuntime = {
     model,
@@ -122,9 +115,10 @@ export async function startReadService(config: ReadConfig, logger: Logger, clock
       deltaMaxRatio: config.DELTA_MAX_RATIO,
       forwardTimeoutMs: config.FORWARD_TIMEOUT,
       maxWatchesPerDevice: config.DAEMON_MAX_WATCHES,
-      maxConcurrentDownloads,
+      downloadsMemoryBudget: config.DOWNLOADS_MEMORY_BUDGET,
+      maxConcurrentDownloads: config.DOWNLOADS_MAX_CONCURRENT ?? Number.POSITIVE_INFINITY,
     },
-    gauges: { activeDownloads: 0, activeWatches: 0 },
+    gauges: { downloads: { active: 0, reservedBytes: 0 }, activeWatches: 0 },
     exportUrls,
     downloadPacer: new RetryPacer({ baseDelayMs: config.DOWNLOADS_RETRY_DELAY, clock: clocks.monotonic }),
     limiter: new RateLimiter({ ratePerSecond: config.DAEMON_RPS, burst: config.DAEMON_BURST, clock: clocks.monotonic }),
@@ -234,9 +228,10 @@ function registerReadMetrics(metrics: ServiceMetrics, rt: ReadRuntime, consumer:
   metrics.gauge('export_cache_bytes', 'Bytes of the exports kept in the cache.', () => rt.exports.stats().bytes);
   metrics.gauge('export_cache_entries', 'Exports kept in the cache.', () => rt.exports.stats().entries);
   metrics.gauge('watch_streams_active', 'Open WatchVersion streams.', () => rt.gauges.activeWatches);
-  metrics.gauge('downloads_active', 'DownloadExport streams in progress.', () => rt.gauges.activeDownloads);
+  metrics.gauge('downloads_active', 'DownloadExport streams in progress.', () => rt.gauges.downloads.active);
+  metrics.gauge('downloads_reserved_bytes', 'Bytes the DownloadExport streams in progress may hold (counted against DOWNLOADS_MEMORY_BUDGET).', () => rt.gauges.downloads.reservedBytes);
   metrics.labelledCounter('auth_failures_total', 'Daemon calls refused UNAUTHENTICATED, by reason.', 'reason', () => rt.counters.authFailures);
-  metrics.counter('export_downloads_busy_total', 'DownloadExport calls refused RESOURCE_EXHAUSTED DOWNLOADS_BUSY (DOWNLOADS_MAX_CONCURRENT streams were running).', () => rt.counters.downloadsBusy);
+  metrics.counter('export_downloads_busy_total', 'DownloadExport calls refused RESOURCE_EXHAUSTED DOWNLOADS_BUSY (DOWNLOADS_MEMORY_BUDGET held, or DOWNLOADS_MAX_CONCURRENT streams running).', () => rt.counters.downloadsBusy);
   metrics.labelledCounter('export_downloads_total', 'DownloadExport streams started, by what they carried: delta, full, full_base_missing, full_delta_larger.', 'kind', () => rt.counters.downloads);
   metrics.counter('export_delta_builds_total', 'Export deltas built since start.', () => rt.exports.stats().deltaBuilds);
   metrics.labelledCounter('export_http_responses_total', 'Answers of the HTTP origin of exports and deltas (EXPORT_HTTP_ADDR), by status code.', 'code', () => rt.counters.exportHttp);

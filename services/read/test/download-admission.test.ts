@@ -1,17 +1,20 @@
 /**
- * Admission control of DownloadExport: a replica serves at most DOWNLOADS_MAX_CONCURRENT streams;
- * one more is RESOURCE_EXHAUSTED DOWNLOADS_BUSY with a RetryInfo delay spread around
- * DOWNLOADS_RETRY_DELAY, and a DaemonSync that meets it retries and completes once a slot frees.
+ * Admission control of DownloadExport: the streams a replica serves hold at most
+ * DOWNLOADS_MEMORY_BUDGET (each reserving its payload, at most three chunks, plus 16 KiB); one more
+ * whole file is RESOURCE_EXHAUSTED DOWNLOADS_BUSY with a RetryInfo delay spread around
+ * DOWNLOADS_RETRY_DELAY, a small delta still fits, and a DaemonSync that meets the refusal retries
+ * and completes once the budget frees.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Metadata, status, type ClientReadableStream } from '@grpc/grpc-js';
-import { DownloadExportRequest, type DownloadExportResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
+import { DownloadExportRequest, ExportEncoding, type DownloadExportResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { DaemonSync } from '@titanbot/daemon-client';
 import { errorDetails, failure } from '@titanbot/write/test-support/harness';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { adminApi, provisionDevice } from './support/admin.js';
+import { download } from './support/daemon.js';
 import { startSystem, type Replica, type System } from './support/system.js';
 
 /** Pixels in the scope: its file (about half a megabyte) outgrows what HTTP/2 buffers for a stream that is not read. */
@@ -23,7 +26,8 @@ let dir: string;
 
 beforeAll(async () => {
   sys = await startSystem();
-  replica = await sys.startReplica({ DOWNLOADS_MAX_CONCURRENT: '1', DOWNLOADS_RETRY_DELAY: '200ms', EXPORT_CHUNK_BYTES: '16KiB' });
+  // A whole file reserves 3 × 16 KiB + 16 KiB = 64 KiB: one fits, two do not; a delta of a few hundred bytes fits beside one.
+  replica = await sys.startReplica({ DOWNLOADS_MEMORY_BUDGET: '100KiB', DOWNLOADS_RETRY_DELAY: '200ms', EXPORT_CHUNK_BYTES: '16KiB' });
   dir = await mkdtemp(path.join(os.tmpdir(), 'titanbot-admission-'));
 });
 afterAll(async () => {
@@ -31,7 +35,7 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-it('refuses a download past DOWNLOADS_MAX_CONCURRENT with DOWNLOADS_BUSY and a spread RetryInfo delay; a DaemonSync retries and completes once the slot frees', async () => {
+it('refuses a whole file past DOWNLOADS_MEMORY_BUDGET with DOWNLOADS_BUSY and a spread RetryInfo delay while a small delta still fits; a DaemonSync retries and completes once the budget frees', async () => {
   const api = adminApi(sys.write);
   const first = await provisionDevice(api);
   const second = await provisionDevice(api);
@@ -40,8 +44,12 @@ it('refuses a download past DOWNLOADS_MAX_CONCURRENT with DOWNLOADS_BUSY and a s
     await api.createHabit({ accountLogicalId: first.logicalId, action: `big ${h}`, pixels: Array.from({ length: 200 }, (_, i) => ({ x: h * 1000 + i + 1, y: i + 1, rgbHex: 'A1B2C3', deviation: 1 })) });
   }
   await replica.synced();
+  // What a daemon holds before the next change: the delta below starts from it.
+  const base = await download(replica.daemon(), first.token, { logicalId: first.logicalId });
+  await api.createHabit({ accountLogicalId: first.logicalId, action: 'small change', pixels: [{ x: 1, y: 1, rgbHex: 'A1B2C3', deviation: 1 }] });
+  await replica.synced();
 
-  // The first daemon's download is admitted and then not read: it holds the one slot.
+  // The first daemon's download is admitted and then not read: it holds most of the budget.
   const daemon = replica.daemon();
   const md = new Metadata();
   md.set('x-api-key', first.token);
@@ -73,6 +81,12 @@ it('refuses a download past DOWNLOADS_MAX_CONCURRENT with DOWNLOADS_BUSY and a s
   // DOWNLOADS_RETRY_DELAY (200 ms) spread from half to one and a half times.
   expect(details.retryDelayMs).toBeGreaterThanOrEqual(100);
   expect(details.retryDelayMs).toBeLessThanOrEqual(300);
+
+  // A delta holds next to nothing: admitted beside the whole file, and whole.
+  const delta = await download(replica.daemon(), second.token, { logicalId: first.logicalId, heldVersion: base.header.version, heldSha256: base.header.sha256 });
+  expect(delta.header.encoding).toBe(ExportEncoding.EXPORT_ENCODING_FOSSIL_DELTA);
+  expect(delta.header.payloadSizeBytes).toBeLessThan(2048);
+  expect(delta.bytes.length).toBe(delta.header.payloadSizeBytes);
 
   // A real daemon meets the same refusal, waits as told and tries again until the slot frees.
   const tokenFile = path.join(dir, 'token');

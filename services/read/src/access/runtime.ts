@@ -29,7 +29,7 @@ export interface ReadCounters {
    * `full_delta_larger` (the delta is over DELTA_MAX_RATIO of the file).
    */
   downloads: Record<DownloadKind, number>;
-  /** DownloadExport calls refused RESOURCE_EXHAUSTED DOWNLOADS_BUSY: DOWNLOADS_MAX_CONCURRENT streams were running. */
+  /** DownloadExport calls refused RESOURCE_EXHAUSTED DOWNLOADS_BUSY: DOWNLOADS_MEMORY_BUDGET was held, or DOWNLOADS_MAX_CONCURRENT streams ran. */
   downloadsBusy: number;
   /** Answers of the HTTP origin (EXPORT_HTTP_ADDR) by status code. */
   exportHttp: Record<string, number>;
@@ -79,7 +79,9 @@ export interface ReadRuntime {
     forwardTimeoutMs: number;
     /** Open WatchVersion streams a device may hold at once here (DAEMON_MAX_WATCHES). */
     maxWatchesPerDevice: number;
-    /** DownloadExport streams served at once (DOWNLOADS_MAX_CONCURRENT). */
+    /** Bytes DownloadExport streams may hold together (DOWNLOADS_MEMORY_BUDGET). */
+    downloadsMemoryBudget: number;
+    /** DownloadExport streams served at once (DOWNLOADS_MAX_CONCURRENT; unset: Infinity, the budget alone decides). */
     maxConcurrentDownloads: number;
   };
   /** Signs the URLs DownloadExport offers (EXPORT_PUBLIC_BASE_URL); undefined = chunks only. */
@@ -87,7 +89,7 @@ export interface ReadRuntime {
   /** The RetryInfo delays of refused downloads (DOWNLOADS_RETRY_DELAY at least). */
   downloadPacer: RetryPacer;
   /** Live figures for logs and metrics. */
-  gauges: { activeDownloads: number; activeWatches: number };
+  gauges: { downloads: { active: number; reservedBytes: number }; activeWatches: number };
   /** Per device (by uuid, whichever of its tokens calls): DAEMON_RPS calls per second, DAEMON_BURST at once. */
   limiter: RateLimiter;
   /** Per device (by uuid): log lines, one token each (DAEMON_LOG_LINES_PER_SECOND, DAEMON_LOG_LINES_BURST). */
