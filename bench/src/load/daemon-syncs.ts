@@ -49,7 +49,7 @@ for (let i = 0; i < config.count; i++) {
     tokenFile,
     dbPath: path.join(config.dir, `daemon-${i}.sqlite`),
     logicalId: config.logicalId,
-    logger: (event) => {
+    logger: (event, fields) => {
       if (event === 'installed') {
         if (!armed) {
           if (++initial === config.count) process.send!({ type: 'ready' });
@@ -57,7 +57,8 @@ for (let i = 0; i < config.count; i++) {
           installed[i] = epochMs();
           if (installed.every((t) => t !== null)) report();
         }
-      } else if (event === 'delta-failed' || event === 'download-interrupted') errors++;
+        // A refusal (DOWNLOADS_BUSY) retried is admission control at work, not an error.
+      } else if (event === 'delta-failed' || (event === 'download-interrupted' && fields['code'] !== 'RESOURCE_EXHAUSTED')) errors++;
     },
   });
   sync.watch(stop.signal).catch((err: unknown) => {

@@ -29,7 +29,7 @@ const schema = z.object({
   EXPORT_CACHE_BYTES: byteSize.default(256 * 1024 * 1024),
   /** Bytes per DownloadExport chunk message (at most 1 MiB, well under the 4 MiB message limit). */
   EXPORT_CHUNK_BYTES: byteSize.pipe(z.number().int().min(1024).max(1024 * 1024)).default(128 * 1024),
-  /** What DownloadExport streams may hold in memory together (bytes): each reserves its payload, at most three EXPORT_CHUNK_BYTES, plus 16 KiB. */
+  /** What DownloadExport streams may hold in memory together (bytes): each reserves its payload, at most three EXPORT_CHUNK_BYTES, plus 48 KiB. */
   DOWNLOADS_MEMORY_BUDGET: byteSize.default(192 * 1024 * 1024),
   /** DownloadExport streams served at once, whatever they hold; more are RESOURCE_EXHAUSTED DOWNLOADS_BUSY. Unset: DOWNLOADS_MEMORY_BUDGET alone decides. */
   DOWNLOADS_MAX_CONCURRENT: z.coerce.number().int().min(1).optional(),

@@ -1,6 +1,6 @@
 /**
  * Admission control of DownloadExport: the streams a replica serves hold at most
- * DOWNLOADS_MEMORY_BUDGET (each reserving its payload, at most three chunks, plus 16 KiB); one more
+ * DOWNLOADS_MEMORY_BUDGET (each reserving its payload, at most three chunks, plus 48 KiB); one more
  * whole file is RESOURCE_EXHAUSTED DOWNLOADS_BUSY with a RetryInfo delay spread around
  * DOWNLOADS_RETRY_DELAY, a small delta still fits, and a DaemonSync that meets the refusal retries
  * and completes once the budget frees.
@@ -26,8 +26,8 @@ let dir: string;
 
 beforeAll(async () => {
   sys = await startSystem();
-  // A whole file reserves 3 × 16 KiB + 16 KiB = 64 KiB: one fits, two do not; a delta of a few hundred bytes fits beside one.
-  replica = await sys.startReplica({ DOWNLOADS_MEMORY_BUDGET: '100KiB', DOWNLOADS_RETRY_DELAY: '200ms', EXPORT_CHUNK_BYTES: '16KiB' });
+  // A whole file reserves 3 × 16 KiB + 48 KiB = 96 KiB: one fits, two do not; a delta of a few hundred bytes (48.x KiB) fits beside one.
+  replica = await sys.startReplica({ DOWNLOADS_MEMORY_BUDGET: '160KiB', DOWNLOADS_RETRY_DELAY: '200ms', EXPORT_CHUNK_BYTES: '16KiB' });
   dir = await mkdtemp(path.join(os.tmpdir(), 'titanbot-admission-'));
 });
 afterAll(async () => {
