@@ -43,7 +43,9 @@ export function downloadHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'do
       if (call.request.acceptPublicUrl && rt.exportUrls?.ready) return offerUrl(rt, call, payload, rt.exportUrls);
       const reserved = reservation(payloadBytes(payload) - offset, rt.settings.exportChunkBytes);
       const { downloads } = rt.gauges;
-      if (downloads.active >= rt.settings.maxConcurrentDownloads || downloads.reservedBytes + reserved > rt.settings.downloadsMemoryBudget) {
+      // One download always runs, however small the budget: a budget below one stream must not stop them all.
+      const overBudget = downloads.active > 0 && downloads.reservedBytes + reserved > rt.settings.downloadsMemoryBudget;
+      if (downloads.active >= rt.settings.maxConcurrentDownloads || overBudget) {
         rt.counters.downloadsBusy++;
         const why = downloads.active >= rt.settings.maxConcurrentDownloads ? `${downloads.active} downloads are running here (DOWNLOADS_MAX_CONCURRENT)` : `the downloads running here hold ${downloads.reservedBytes} of ${rt.settings.downloadsMemoryBudget} bytes (DOWNLOADS_MEMORY_BUDGET)`;
         throw new DomainError('DOWNLOADS_BUSY', why, [], rt.downloadPacer.refused());
