@@ -136,7 +136,7 @@ export const ERROR_CATALOGUE = {
   },
   DOWNLOADS_BUSY: {
     kind: 'exhausted',
-    meaning: 'The replica is serving DOWNLOADS_MAX_CONCURRENT DownloadExport streams already (its memory budget for downloads).',
+    meaning: 'The DownloadExport streams running hold the replica\'s memory budget for downloads (DOWNLOADS_MEMORY_BUDGET), or DOWNLOADS_MAX_CONCURRENT of them run.',
     action: 'Retry after the RetryInfo delay (paced and spread so that a herd of daemons comes back spread out), or at another replica.',
   },
   AUTH_THROTTLED: {

@@ -1221,10 +1221,10 @@ export const DaemonService: GenService<{
    * Errors: PERMISSION_DENIED (scope), FAILED_PRECONDITION reason EXPORT_VERSION_GONE (the
    * pinned version, or the held file a resumed delta applies to, is no longer kept: start again
    * with the latest), OUT_OF_RANGE (offset past the end), RESOURCE_EXHAUSTED reason DOWNLOADS_BUSY
-   * (the replica serves DOWNLOADS_MAX_CONCURRENT downloads already: retry after the RetryInfo
+   * (the downloads running hold the replica's DOWNLOADS_MEMORY_BUDGET: retry after the RetryInfo
    * delay, paced and spread so that refused daemons come back spread out). With
    * accept_public_url, on a replica with EXPORT_PUBLIC_BASE_URL: the header alone, with a signed
-   * URL of the same payload (not counted against DOWNLOADS_MAX_CONCURRENT: it holds no chunks).
+   * URL of the same payload (outside admission control: it holds no chunks).
    *
    * @generated from rpc titanbot.daemon.v1.DaemonService.DownloadExport
    */

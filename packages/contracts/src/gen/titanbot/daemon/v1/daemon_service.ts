@@ -3847,10 +3847,10 @@ export const DaemonServiceService = {
    * Errors: PERMISSION_DENIED (scope), FAILED_PRECONDITION reason EXPORT_VERSION_GONE (the
    * pinned version, or the held file a resumed delta applies to, is no longer kept: start again
    * with the latest), OUT_OF_RANGE (offset past the end), RESOURCE_EXHAUSTED reason DOWNLOADS_BUSY
-   * (the replica serves DOWNLOADS_MAX_CONCURRENT downloads already: retry after the RetryInfo
+   * (the downloads running hold the replica's DOWNLOADS_MEMORY_BUDGET: retry after the RetryInfo
    * delay, paced and spread so that refused daemons come back spread out). With
    * accept_public_url, on a replica with EXPORT_PUBLIC_BASE_URL: the header alone, with a signed
-   * URL of the same payload (not counted against DOWNLOADS_MAX_CONCURRENT: it holds no chunks).
+   * URL of the same payload (outside admission control: it holds no chunks).
    */
   downloadExport: {
     path: "/titanbot.daemon.v1.DaemonService/DownloadExport" as const,
@@ -3958,10 +3958,10 @@ export interface DaemonServiceServer extends UntypedServiceImplementation {
    * Errors: PERMISSION_DENIED (scope), FAILED_PRECONDITION reason EXPORT_VERSION_GONE (the
    * pinned version, or the held file a resumed delta applies to, is no longer kept: start again
    * with the latest), OUT_OF_RANGE (offset past the end), RESOURCE_EXHAUSTED reason DOWNLOADS_BUSY
-   * (the replica serves DOWNLOADS_MAX_CONCURRENT downloads already: retry after the RetryInfo
+   * (the downloads running hold the replica's DOWNLOADS_MEMORY_BUDGET: retry after the RetryInfo
    * delay, paced and spread so that refused daemons come back spread out). With
    * accept_public_url, on a replica with EXPORT_PUBLIC_BASE_URL: the header alone, with a signed
-   * URL of the same payload (not counted against DOWNLOADS_MAX_CONCURRENT: it holds no chunks).
+   * URL of the same payload (outside admission control: it holds no chunks).
    */
   downloadExport: handleServerStreamingCall<DownloadExportRequest, DownloadExportResponse>;
   /**
@@ -4129,10 +4129,10 @@ export interface DaemonServiceClient extends Client {
    * Errors: PERMISSION_DENIED (scope), FAILED_PRECONDITION reason EXPORT_VERSION_GONE (the
    * pinned version, or the held file a resumed delta applies to, is no longer kept: start again
    * with the latest), OUT_OF_RANGE (offset past the end), RESOURCE_EXHAUSTED reason DOWNLOADS_BUSY
-   * (the replica serves DOWNLOADS_MAX_CONCURRENT downloads already: retry after the RetryInfo
+   * (the downloads running hold the replica's DOWNLOADS_MEMORY_BUDGET: retry after the RetryInfo
    * delay, paced and spread so that refused daemons come back spread out). With
    * accept_public_url, on a replica with EXPORT_PUBLIC_BASE_URL: the header alone, with a signed
-   * URL of the same payload (not counted against DOWNLOADS_MAX_CONCURRENT: it holds no chunks).
+   * URL of the same payload (outside admission control: it holds no chunks).
    */
   downloadExport(
     request: DownloadExportRequest,
