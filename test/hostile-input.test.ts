@@ -114,7 +114,7 @@ describe('hostile input', () => {
     expect(report).toMatchObject({ code: status.INVALID_ARGUMENT, fields: ['failure'] });
     const feed = system.write.client(ChangeFeedServiceClient);
     const status0 = { deviceUuid: fleet.device.uuid, heldVersion: 'v', heldSha256: '', failure: 40_000, failureMessage: '', lastContactTime: new Date() };
-    const batch = await failure(call(feed, feed.reportDeviceStatuses, { replica: 'r', statuses: [status0], scopeVersions: [] }, system.write.readerToken));
+    const batch = await failure(call(feed, feed.reportDeviceStatuses, { replica: 'r', statuses: [status0], scopeVersions: [], rolloutVersions: [] }, system.write.readerToken));
     expect(batch).toMatchObject({ code: status.INVALID_ARGUMENT, fields: ['statuses[0].failure'] });
   });
 

@@ -81,7 +81,7 @@ async function reportDevices(ctx: BenchContext): Promise<void> {
   md.set('x-api-key', ctx.system.readerToken);
   const now = new Date();
   const statuses = uuids.map((deviceUuid, i) => ({ deviceUuid, logicalId: 1, heldVersion: i % 10 ? 'v2' : 'v1', heldSha256: 'ab'.repeat(32), failure: 0, failureMessage: '', lastContactTime: now }));
-  await unaryCall(feed, feed.reportDeviceStatuses, { replica: 'bench', statuses, scopeVersions: [{ logicalId: 1, version: 'v2', since: now }] }, md, { deadline: Date.now() + 60_000 });
+  await unaryCall(feed, feed.reportDeviceStatuses, { replica: 'bench', statuses, scopeVersions: [{ logicalId: 1, version: 'v2', since: now }], rolloutVersions: [] }, md, { deadline: Date.now() + 60_000 });
   feed.close();
 }
 

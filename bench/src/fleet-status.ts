@@ -61,7 +61,7 @@ export const fleetStatus: Benchmark = {
               lastContactTime: new Date(),
             }));
             const started = performance.now();
-            await unaryCall(feed, feed.reportDeviceStatuses, { replica: 'bench', statuses, scopeVersions: [{ logicalId: 1, version: `v${round_}`, since: new Date() }] }, md, { deadline: Date.now() + 60_000 });
+            await unaryCall(feed, feed.reportDeviceStatuses, { replica: 'bench', statuses, scopeVersions: [{ logicalId: 1, version: `v${round_}`, since: new Date() }], rolloutVersions: [] }, md, { deadline: Date.now() + 60_000 });
             times.push(performance.now() - started);
           }
         });

@@ -28,6 +28,13 @@ declare module 'vitest' {
      * it, which the write services of other suites (each with its own secret store) could not open.
      */
     fuzzDatabaseUrl: string;
+    /**
+     * A fourth one for the rollout suites: an open rollout holds its scope (a global one every
+     * scope), and their assertions name every habit a daemon database holds.
+     */
+    rolloutDatabaseUrl: string;
+    /** A fifth one for the randomized rollout test: it replays the whole feed history, and opens global rollouts. */
+    rolloutModelDatabaseUrl: string;
   }
 }
 
@@ -35,6 +42,8 @@ declare module 'vitest' {
 const TEST_DATABASE = `titanbot_test_${process.pid}`;
 const ISOLATED_DATABASE = `titanbot_test_${process.pid}_isolated`;
 const FUZZ_DATABASE = `titanbot_test_${process.pid}_fuzz`;
+const ROLLOUT_DATABASE = `titanbot_test_${process.pid}_rollouts`;
+const ROLLOUT_MODEL_DATABASE = `titanbot_test_${process.pid}_rollout_model`;
 
 /**
  * Uses the PostgreSQL server of DATABASE_URL when set (creating a fresh database for this run and
@@ -66,6 +75,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('databaseUrl', await createDatabase(TEST_DATABASE));
   project.provide('isolatedDatabaseUrl', await createDatabase(ISOLATED_DATABASE));
   project.provide('fuzzDatabaseUrl', await createDatabase(FUZZ_DATABASE));
+  project.provide('rolloutDatabaseUrl', await createDatabase(ROLLOUT_DATABASE));
+  project.provide('rolloutModelDatabaseUrl', await createDatabase(ROLLOUT_MODEL_DATABASE));
   const dataKeyDir = await mkdtemp(path.join(os.tmpdir(), 'titanbot-data-key-'));
   await new DataKeyring(new FileSecretStore(dataKeyDir), pino({ level: 'silent' })).init(true);
   project.provide('dataKeyDir', dataKeyDir);
@@ -73,6 +84,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     await admin.query(`drop database if exists ${TEST_DATABASE} with (force)`);
     await admin.query(`drop database if exists ${ISOLATED_DATABASE} with (force)`);
     await admin.query(`drop database if exists ${FUZZ_DATABASE} with (force)`);
+    for (const name of [ROLLOUT_DATABASE, ROLLOUT_MODEL_DATABASE]) await admin.query(`drop database if exists ${name} with (force)`);
     await admin.end();
     await embedded?.stop();
     await rm(dataKeyDir, { recursive: true, force: true });

@@ -94,6 +94,21 @@ export const ERROR_CATALOGUE = {
     meaning: 'A download offset is past the end of the file.',
     action: 'Start the download again from offset 0.',
   },
+  ROLLOUT_IN_PROGRESS: {
+    kind: 'precondition',
+    meaning: 'The habit is changed by a rollout that has not ended (ordinary writes to it wait for the rollout), or another rollout of the same scope has not ended (at most one per scope; a global rollout\'s scope is every scope). The message names the rollout.',
+    action: 'Let the rollout complete, or abort it (AbortRollout), then write again; or put the change in the rollout\'s next one.',
+  },
+  ROLLOUT_STATE_MISMATCH: {
+    kind: 'precondition',
+    meaning: 'The rollout is not in a state the call applies to (e.g. AdvanceRollout on a completed rollout, StartRollout on a running one).',
+    action: 'GetRollout for its state; do not retry unchanged.',
+  },
+  ROLLOUT_STEP_NOT_DUE: {
+    kind: 'precondition',
+    meaning: 'AdvanceRollout before the current step has been held for its min_duration; the message says when it will have been.',
+    action: 'Advance after that time.',
+  },
   UNAUTHENTICATED: {
     kind: 'unauthenticated',
     meaning: 'The x-api-key credential or the OAuth 2.0 bearer token is missing, malformed, unknown, expired or revoked (one answer for all, so callers learn nothing about which tokens exist).',

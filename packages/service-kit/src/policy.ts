@@ -7,6 +7,7 @@ import { DataKeyServiceService } from '@titanbot/contracts/titanbot/admin/v1/dat
 import { DeviceServiceService } from '@titanbot/contracts/titanbot/admin/v1/device_service';
 import { EmpireDateServiceService } from '@titanbot/contracts/titanbot/admin/v1/empire_date_service';
 import { HabitServiceService } from '@titanbot/contracts/titanbot/admin/v1/habit_service';
+import { RolloutServiceService } from '@titanbot/contracts/titanbot/admin/v1/rollout_service';
 import { LegionServiceService } from '@titanbot/contracts/titanbot/admin/v1/legion_service';
 import { FleetServiceService } from '@titanbot/contracts/titanbot/admin/v1/fleet_service';
 import { LogServiceService } from '@titanbot/contracts/titanbot/admin/v1/log_service';
@@ -28,6 +29,7 @@ export const POLICY: readonly { service: ServiceDefinition; server: 'write' | 'r
   { service: AccountServiceService, server: 'write', principal: 'admin' },
   { service: LegionServiceService, server: 'write', principal: 'admin' },
   { service: HabitServiceService, server: 'write', principal: 'admin' },
+  { service: RolloutServiceService, server: 'write', principal: 'admin' },
   { service: EmpireDateServiceService, server: 'write', principal: 'admin' },
   { service: DaemonTokenServiceService, server: 'write', principal: 'admin' },
   { service: LogServiceService, server: 'write', principal: 'admin' },

@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { ChangeFeedServiceClient, IngestLogsRequest } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { call, startHarness, uniqueInt, type Harness } from '@titanbot/write/test-support/harness';
@@ -118,7 +121,7 @@ describe('titanctl against a real write service', () => {
     const logicalId = uniqueInt();
     const feed = h.client(ChangeFeedServiceClient);
     const reported = { deviceUuid: device.uuid as string, logicalId, heldVersion: 'old', heldSha256: '', failure: 0, failureMessage: '', lastContactTime: new Date() };
-    await call(feed, feed.reportDeviceStatuses, { replica: 'replica-a', statuses: [reported], scopeVersions: [{ logicalId, version: 'new', since: new Date() }] }, h.readerToken);
+    await call(feed, feed.reportDeviceStatuses, { replica: 'replica-a', statuses: [reported], scopeVersions: [{ logicalId, version: 'new', since: new Date() }], rolloutVersions: [] }, h.readerToken);
     const status = await json('fleet', 'status', '--logical-id', String(logicalId));
     // Zero counts are written out; the oldest wait reads as a duration.
     expect(status.summary).toMatchObject({ devices: 1, behind: 1, current: 0, failing: 0, offline: 0, oldestBehind: expect.stringMatching(/^\d+s$/) });
@@ -136,7 +139,7 @@ describe('titanctl against a real write service', () => {
     expect(row.slice(at, at + 'failure'.length).trim()).toBe('');
 
     // The device's history: its first report, then a failed install of the new version.
-    await call(feed, feed.reportDeviceStatuses, { replica: 'replica-b', statuses: [{ ...reported, failure: 3, failureMessage: 'EACCES', lastContactTime: new Date() }], scopeVersions: [] }, h.readerToken);
+    await call(feed, feed.reportDeviceStatuses, { replica: 'replica-b', statuses: [{ ...reported, failure: 3, failureMessage: 'EACCES', lastContactTime: new Date() }], scopeVersions: [], rolloutVersions: [] }, h.readerToken);
     const history = await json('fleet', 'history', '--device', device.uuid as string);
     expect(history.map((c: { heldVersion: string; failure?: string; replica: string }) => [c.heldVersion, c.failure, c.replica])).toEqual([
       ['old', 'INSTALL_FAILURE_PERMISSION', 'replica-b'],
@@ -270,6 +273,38 @@ describe('titanctl admin token lookup', () => {
     vi.stubEnv('TITANBOT_SERVER', h.address);
     const r = await run('legions', 'list', '--page-size', '1');
     expect(r.code).toBe(0);
+  });
+
+  it('runs a rollout from a change file: create, start with a canary and gates, advance to completion, list by state', async () => {
+    const logicalId = uniqueInt();
+    const habit = await json('habits', 'create', '--account', String(logicalId), '--comment', 'before');
+    const device = await newDevice();
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'titanctl-rollout-'));
+    try {
+      const file = path.join(dir, 'changes.json');
+      await writeFile(file, JSON.stringify([{ update: { habit: { uuid: habit.uuid, comment: 'after' }, updateMask: 'comment' } }]));
+      const created = await json('rollouts', 'create', '--changes', file, '--description', 'comment change');
+      expect(created).toMatchObject({ state: 'ROLLOUT_STATE_CREATED', accountLogicalId: logicalId, habitUuids: [habit.uuid], description: 'comment change' });
+      expect(created.changes).toEqual([{ update: { habit: expect.objectContaining({ uuid: habit.uuid, comment: 'after' }), updateMask: 'comment' } }]);
+      // The habit is held: an ordinary update is refused, naming the rollout.
+      const refused = await ctl('habits', 'update', habit.uuid, '--comment', 'ordinary');
+      expect(refused.code).not.toBe(0);
+      expect(refused.err).toContain('ROLLOUT_IN_PROGRESS');
+      expect(refused.err).toContain(created.uuid);
+
+      const started = await json('rollouts', 'start', created.uuid, '--step', '0', '--canary', device.uuid, '--step', '100', '--max-install-failures', '2', '--on-failure', 'abort');
+      expect(started).toMatchObject({ state: 'ROLLOUT_STATE_RUNNING', steps: [{ deviceUuids: [device.uuid] }, { percent: 100 }], gates: { maxInstallFailures: 2, onFailure: 'GATE_ACTION_ABORT' } });
+      const table = await ctl('rollouts', 'get', created.uuid, '--table');
+      expect(table.out).toMatch(/^step\s+percent\s+canaries\s+at\s+cohort/m);
+      expect(table.out).toMatch(/^0\s+0\s+1\s+here/m);
+      expect(await json('rollouts', 'advance', created.uuid)).toMatchObject({ state: 'ROLLOUT_STATE_RUNNING', currentStep: 1 });
+      expect(await json('rollouts', 'advance', created.uuid)).toMatchObject({ state: 'ROLLOUT_STATE_COMPLETED' });
+      expect(await json('habits', 'get', habit.uuid)).toMatchObject({ comment: 'after' });
+      const completed = await json('rollouts', 'list', '--state', 'completed');
+      expect(completed.rollouts.map((r: { uuid: string }) => r.uuid)).toContain(created.uuid);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('takes the token from the file secret store under DATA_DIR', async () => {

@@ -31,6 +31,7 @@ import {
 import { ETAG, list, unary, update, type Resource } from './command.js';
 import { dateOnly } from './output.js';
 import { FLEET } from './fleet.js';
+import { ROLLOUTS } from './rollouts.js';
 
 // Flags are named after the proto fields in kebab-case (a few shortened where the proto name only
 // repeats the resource: --legion, --account, --pay-day). `path` is the update_mask path.
@@ -604,6 +605,7 @@ export const RESOURCES: readonly Resource[] = [
     ],
   },
   FLEET,
+  ROLLOUTS,
   {
     name: 'audit',
     summary: 'who changed what: the audit trail of admin calls that change state',

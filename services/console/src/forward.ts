@@ -12,6 +12,7 @@ import { FleetService } from '@titanbot/contracts/es/titanbot/admin/v1/fleet_ser
 import { HabitService } from '@titanbot/contracts/es/titanbot/admin/v1/habit_service_pb';
 import { LegionService } from '@titanbot/contracts/es/titanbot/admin/v1/legion_service_pb';
 import { LogService } from '@titanbot/contracts/es/titanbot/admin/v1/log_service_pb';
+import { RolloutService } from '@titanbot/contracts/es/titanbot/admin/v1/rollout_service_pb';
 import { clientTlsOptions, type ClientTlsSettings } from '@titanbot/service-kit/tls';
 
 /**
@@ -23,6 +24,7 @@ export const ADMIN_SERVICES: readonly DescService[] = [
   DeviceService,
   AccountService,
   HabitService,
+  RolloutService,
   LegionService,
   EmpireDateService,
   DaemonTokenService,

@@ -71,6 +71,9 @@ async function scenario(inScope = false): Promise<void> {
   await api.updateHabit({ uuid: h2.uuid, isActive: false }, ['is_active']);
   const h3 = await api.createHabit({ accountLogicalId: a1.logicalId, pixels: [uniquePixel()] });
   await api.deleteHabit(h3.uuid);
+  // A rollout left running: its row and its candidate rows (a habit with pixels and a shape) stay.
+  const rollout = await more.createRollout([{ change: { $case: 'update', value: { habit: { uuid: h1.uuid, comment: 'rolled', pixels: [], shapes: [], etag: '' }, updateMask: ['comment'] } } }]);
+  await more.startRollout(rollout.uuid, [{ percent: 5, deviceUuids: [d1.uuid] }, { percent: 100 }]);
   if (inScope) await api.createHabit({ accountLogicalId: fleet.logicalId, action: 'in scope', pixels: [uniquePixel()] });
   // Years 2100..9899: scenarios in one run must not pick the same dates (empire dates are unique).
   const year = 2100 + (uniqueInt() % 7800);
@@ -266,7 +269,7 @@ describe('the read model follows the change feed', () => {
       });
       const titles = () => model.reader.prepare('select title from legions order by title').pluck().all();
       const announced: string[] = [];
-      const stop = model.versions.listen(GLOBAL_SCOPE, (v) => announced.push(v));
+      const stop = model.versions.listen(GLOBAL_SCOPE, randomUUID(), (v) => announced.push(v));
 
       // Transaction 6..7 ends inside the batch; 8..10 begins in it and continues in the next.
       model.applyBatch(epoch, [legion(6, true), legion(7, false), habit(8, true)]);

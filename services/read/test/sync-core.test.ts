@@ -35,7 +35,7 @@ function linkCountsAtAnnouncements(action: string): { seen: number[][]; stop: ()
   const model = replica.service.model;
   const linkCounts = model.reader.prepare('select (select count(*) from habit_pixels hp where hp.habit_uuid = h.uuid) from habits h where h.action = ?').pluck();
   const seen: number[][] = [];
-  const stop = model.versions.listen(fleet.logicalId, () => seen.push(linkCounts.all(action) as number[]));
+  const stop = model.versions.listen(fleet.logicalId, randomUUID(), () => seen.push(linkCounts.all(action) as number[]));
   return { seen, stop };
 }
 

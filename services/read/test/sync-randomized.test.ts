@@ -1,13 +1,11 @@
 import { status, type ServiceError } from '@grpc/grpc-js';
 import type { Habit, Pixel, Shape } from '@titanbot/contracts/titanbot/admin/v1/habit_service';
-import { WatchVersionRequest, type WatchVersionResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
-import { errorReason } from '@titanbot/service-kit/status';
-import { uniqueInt, withKey } from '@titanbot/write/test-support/harness';
+import { uniqueInt } from '@titanbot/write/test-support/harness';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { adminApi, provisionDevice, uniquePixel, uniqueShape } from './support/admin.js';
-import { checkVersion, download, openExport, sha256 } from './support/daemon.js';
-import { exportRows } from './support/expected.js';
-import { startSystem, type Replica, type System } from './support/system.js';
+import { checkVersion } from './support/daemon.js';
+import { exportOf, follow, replayFeed, scopeKey, type Download } from './support/feed-model.js';
+import { startSystem, type System } from './support/system.js';
 import { prng } from '@titanbot/write/test-support/prng';
 
 /**
@@ -32,118 +30,10 @@ afterAll(async () => {
   await sys?.stop();
 });
 
-/** A downloaded file: which replica and scope, its version, and its rows as one canonical string. */
-interface Download {
-  replica: string;
-  scope: string;
-  version: string;
-  content: string;
-}
-
-const scopeKey = (logicalId: number | undefined): string => (logicalId === undefined ? 'global' : String(logicalId));
-
-/** Watches one scope on one replica and downloads every version it is told, pinned to that version. */
-function follow(replica: Replica, label: string, token: string, logicalId: number | undefined, into: Download[]) {
-  const client = replica.daemon();
-  const call = client.watchVersion(WatchVersionRequest.fromPartial({ logicalId, knownVersion: '' }), withKey(token));
-  const pending: Promise<void>[] = [];
-  let gone = 0;
-  call.on('data', (message: WatchVersionResponse) => {
-    pending.push(
-      download(client, token, { logicalId, version: message.version }).then(
-        (got) => {
-          expect(sha256(got.bytes)).toBe(got.header.sha256);
-          const file = openExport(got.bytes);
-          try {
-            into.push({ replica: label, scope: scopeKey(logicalId), version: got.header.version, content: JSON.stringify(exportRows(file)) });
-          } finally {
-            file.close();
-          }
-        },
-        (err: ServiceError) => {
-          // Superseded before it was built here: the next announcement covers it.
-          if (errorReason(err) !== 'EXPORT_VERSION_GONE') throw err;
-          gone++;
-        },
-      ),
-    );
-  });
-  call.on('error', () => undefined);
-  return {
-    gone: () => gone,
-    async stop(): Promise<void> {
-      call.cancel();
-      await Promise.all(pending);
-    },
-  };
-}
-
-type Row = Record<string, unknown>;
-const hex = (uuid: unknown): string => String(uuid).replace(/-/g, '').toUpperCase();
-const sortRows = (rows: unknown[][]): unknown[][] => rows.sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1));
-
-/** A scope's daemon database rows (exportRows' form) from the replayed tables. */
-function exportOf(tables: Map<string, Map<string, Row>>, logicalId: number | undefined): string {
-  const t = (name: string): Row[] => [...(tables.get(name)?.values() ?? [])];
-  const habits = t('habits').filter((h) => h['is_active'] === true && (h['account_logical_id'] === null || (logicalId !== undefined && h['account_logical_id'] === logicalId)));
-  habits.sort((a, b) => {
-    const pa = a['priority'] as number | null;
-    const pb = b['priority'] as number | null;
-    if (pa !== pb) return pa === null ? 1 : pb === null ? -1 : pb - pa;
-    return String(a['uuid']) < String(b['uuid']) ? -1 : 1;
-  });
-  const ids = new Set(habits.map((h) => String(h['uuid'])));
-  const links = (table: string, column: string) => t(table).filter((l) => ids.has(String(l['habit_uuid']))).map((l) => [String(l['habit_uuid']), String(l[column])]);
-  const pixelLinks = links('habit_pixels', 'pixel_uuid');
-  const shapeLinks = links('habit_shapes', 'shape_uuid');
-  const byUuid = (table: string, uuids: Iterable<string>): Row[] => [...new Set(uuids)].map((u) => tables.get(table)?.get(u)).filter((r): r is Row => r !== undefined);
-  const pixels = byUuid('pixels', pixelLinks.map(([, p]) => p!));
-  const updatedAt = (v: unknown): string => new Date(String(v)).toISOString().slice(0, 19).replace('T', ' ');
-  return JSON.stringify({
-    habits: habits.map((h) => [
-      hex(h['uuid']), 1, h['account_logical_id'], h['priority'], h['trigger_shell'], h['log_template'], h['post_timeout_ms'],
-      h['action'], h['comment'], h['sequence'], h['context'], h['is_interruption'] ? 1 : 0, updatedAt(h['updated_at']),
-    ]),
-    habit_pixels: sortRows(pixelLinks.map(([h, p]) => [hex(h), hex(p)])),
-    pixels: sortRows(pixels.map((p) => [hex(p['uuid']), hex(p['dot_uuid']), hex(p['color_uuid'])])),
-    dots: sortRows(byUuid('dots', pixels.map((p) => String(p['dot_uuid']))).map((d) => [hex(d['uuid']), d['x'], d['y']])),
-    colors: sortRows(byUuid('colors', pixels.map((p) => String(p['color_uuid']))).map((c) => [hex(c['uuid']), c['rgb_hex'], c['deviation']])),
-    habit_shapes: sortRows(shapeLinks.map(([h, s]) => [hex(h), hex(s)])),
-    shapes: sortRows(
-      byUuid('shapes', shapeLinks.map(([, s]) => s!)).map((s) => [hex(s['uuid']), s['type'], s['x'], s['y'], s['width'], s['height'], s['rgb_hex'], s['size']]),
-    ),
-  });
-}
-
-const PRIMARY_KEYS: Record<string, string[]> = { habit_pixels: ['habit_uuid', 'pixel_uuid'], habit_shapes: ['habit_uuid', 'shape_uuid'] };
-const EXPORTED = new Set(['habits', 'habit_pixels', 'pixels', 'dots', 'colors', 'habit_shapes', 'shapes']);
-
-/**
- * Every content each scope had at the end of a transaction from revision `from` on, replaying
- * PostgreSQL's feed from revision 1 (the state before `from` is needed, its contents are not).
- */
+/** Every content each scope had at the end of a transaction from revision `from` on (support/feed-model.ts). */
 async function committedContents(scopes: (number | undefined)[], from: number): Promise<Map<string, Set<string>>> {
-  const { rows } = await sys.db.query<{ revision: string; table_name: string; operation: string; row: Row; txid: string | null }>(
-    'select revision, table_name, operation, row, txid::text as txid from feed_events order by revision',
-  );
-  expect(Number(rows[0]?.revision ?? 1)).toBe(1);
-  const tables = new Map<string, Map<string, Row>>();
   const contents = new Map(scopes.map((s) => [scopeKey(s), new Set<string>()]));
-  let touched = true;
-  rows.forEach((event, i) => {
-    if (EXPORTED.has(event.table_name)) {
-      touched = true;
-      let table = tables.get(event.table_name);
-      if (!table) tables.set(event.table_name, (table = new Map()));
-      const key = (PRIMARY_KEYS[event.table_name] ?? ['uuid']).map((c) => String(event.row[c])).join('|');
-      if (event.operation === 'delete') table.delete(key);
-      else table.set(key, event.row);
-    }
-    const next = rows[i + 1];
-    const endsTransaction = event.txid === null || next?.txid !== event.txid;
-    // A transaction that touched no exported table leaves every content as it was.
-    if (!endsTransaction || !touched || Number(event.revision) < from) return;
-    touched = false;
+  await replayFeed(sys.db, from, (tables) => {
     for (const s of scopes) contents.get(scopeKey(s))!.add(exportOf(tables, s));
   });
   return contents;

@@ -57,6 +57,8 @@ const schema = z.object({
   STATUS_HISTORY_RETENTION: duration.default(7 * 86_400_000),
   /** A daemon no replica has heard from for this long counts as offline in the fleet view. */
   OFFLINE_AFTER: duration.default(300_000),
+  /** Between two checks of the running rollouts' gates (pause, abort, auto-advance). */
+  ROLLOUT_GATE_INTERVAL: duration.default(10_000),
   /** Between database probes; health follows PostgreSQL within this plus DATABASE_PROBE_TIMEOUT. */
   DATABASE_PROBE_INTERVAL: duration.default(500),
   /** A probe (or a call's wait for a pooled connection, x5) unanswered this long counts as the database being down. */

@@ -9,6 +9,7 @@ import { DeviceServiceService } from '@titanbot/contracts/titanbot/admin/v1/devi
 import { EmpireDateServiceService } from '@titanbot/contracts/titanbot/admin/v1/empire_date_service';
 import { FleetServiceService } from '@titanbot/contracts/titanbot/admin/v1/fleet_service';
 import { HabitServiceService } from '@titanbot/contracts/titanbot/admin/v1/habit_service';
+import { RolloutServiceService } from '@titanbot/contracts/titanbot/admin/v1/rollout_service';
 import { LegionServiceService } from '@titanbot/contracts/titanbot/admin/v1/legion_service';
 import { LogServiceService } from '@titanbot/contracts/titanbot/admin/v1/log_service';
 import { startGrpcServer, stopGrpcServer } from '@titanbot/service-kit/grpc-server';
@@ -23,6 +24,8 @@ import type { DomainSettings } from './app/context.js';
 import { watchDatabaseHealth } from './app/database-health.js';
 import { getFleetSummary, type FleetSummary } from './app/fleet.js';
 import { startHousekeeping } from './app/housekeeping.js';
+import { startRolloutGates } from './app/rollout-gates.js';
+import { countByState } from './app/rollouts.js';
 import { LogWriter } from './app/log-writer.js';
 import { loadWriteConfig, type WriteConfig } from './config.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded-postgres.js';
@@ -37,6 +40,7 @@ import { deviceService } from './grpc/admin/device-service.js';
 import { empireDateService } from './grpc/admin/empire-date-service.js';
 import { fleetService } from './grpc/admin/fleet-service.js';
 import { habitService } from './grpc/admin/habit-service.js';
+import { rolloutService } from './grpc/admin/rollout-service.js';
 import { legionService } from './grpc/admin/legion-service.js';
 import { logService } from './grpc/admin/log-service.js';
 import { Authenticator, type OperatorSignIn } from './grpc/auth.js';
@@ -67,6 +71,7 @@ const WRITE_PROTOS = [
   'titanbot/admin/v1/empire_date_service.proto',
   'titanbot/admin/v1/fleet_service.proto',
   'titanbot/admin/v1/habit_service.proto',
+  'titanbot/admin/v1/rollout_service.proto',
   'titanbot/admin/v1/legion_service.proto',
   'titanbot/admin/v1/log_service.proto',
   'titanbot/feed/v1/change_feed_service.proto',
@@ -179,6 +184,14 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
     const s = await fleetNow();
     return s && s.oldestBehindMs / 1000;
   });
+  metrics.labelledGauge('rollouts', 'Rollouts by state (created, running, paused, completed, aborted), read from the database when scraped.', 'state', async () => {
+    try {
+      return await countByState({ em: orm.em.fork(), now: clock(), settings });
+    } catch (err) {
+      logger.warn({ err }, 'metrics: could not count the rollouts');
+      return undefined;
+    }
+  });
   const signIn: OperatorSignIn = {
     adminTokenEnabled: config.ADMIN_TOKEN_ENABLED,
     ...(config.OIDC_ISSUER && config.OIDC_AUDIENCE ? { oidc: new OidcVerifier({ issuer: config.OIDC_ISSUER, audience: config.OIDC_AUDIENCE, rolesClaim: config.OIDC_ROLES_CLAIM }) } : {}),
@@ -194,6 +207,7 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
     { definition: AccountServiceService, implementation: accountService(rt) },
     { definition: LegionServiceService, implementation: legionService(rt) },
     { definition: HabitServiceService, implementation: habitService(rt) },
+    { definition: RolloutServiceService, implementation: rolloutService(rt) },
     { definition: EmpireDateServiceService, implementation: empireDateService(rt) },
     { definition: DaemonTokenServiceService, implementation: daemonTokenService(rt) },
     { definition: LogServiceService, implementation: logService(rt) },
@@ -229,6 +243,8 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
     clock,
   });
 
+  const stopRolloutGates = startRolloutGates(orm, logger, { everyMs: config.ROLLOUT_GATE_INTERVAL, clock, settings });
+
   let metricsServer: MetricsServer | undefined;
   if (config.METRICS_ADDR) {
     metricsServer = await startMetricsServer(config.METRICS_ADDR, metrics.registry);
@@ -244,6 +260,7 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
       stopHealth();
       grpc.health.setStatus('', 'NOT_SERVING');
       stopHousekeeping();
+      stopRolloutGates();
       clearInterval(keyRefresh);
       shutdown.abort();
       await stopGrpcServer(grpc.server, 5000);

@@ -47,8 +47,15 @@ const PRIMARY_KEYS: Record<string, string[]> = {
   device_accounts: ['device_uuid', 'account_uuid'],
   habit_pixels: ['habit_uuid', 'pixel_uuid'],
   habit_shapes: ['habit_uuid', 'shape_uuid'],
+  rollout_habits: ['rollout_uuid', 'habit_uuid'],
+  rollout_habit_pixels: ['rollout_uuid', 'habit_uuid', 'pixel_uuid'],
+  rollout_habit_shapes: ['rollout_uuid', 'habit_uuid', 'shape_uuid'],
 };
-const TOKEN_COLUMNS = ['uuid', 'device_uuid', 'token_hash', 'prefix', 'create_time', 'expire_time', 'revoke_time', 'kind'];
+/** The columns tables with an allow-list put on the feed (migrations 0002 and 0010); the others send every column. */
+const FED_COLUMNS: Record<string, string[]> = {
+  daemon_tokens: ['uuid', 'device_uuid', 'token_hash', 'prefix', 'create_time', 'expire_time', 'revoke_time', 'kind'],
+  rollouts: ['uuid', 'state', 'account_logical_id', 'steps', 'current_step'],
+};
 const keyOf = (table: string, row: Record<string, unknown>): string =>
   (PRIMARY_KEYS[table] ?? ['uuid']).map((c) => String(row[c])).join('|');
 
@@ -369,8 +376,8 @@ describe('change feed', () => {
     try {
       target = Number((await db.query<{ head_revision: string }>('select head_revision from feed_state')).rows[0]!.head_revision);
       for (const table of FED_TABLES) {
-        const project =
-          table === 'daemon_tokens' ? `jsonb_build_object(${TOKEN_COLUMNS.map((c) => `'${c}', t.${c}`).join(', ')})` : 'to_jsonb(t)';
+        const columns = FED_COLUMNS[table];
+        const project = columns ? `jsonb_build_object(${columns.map((c) => `'${c}', t.${c}`).join(', ')})` : 'to_jsonb(t)';
         const { rows } = await db.query<{ doc: Record<string, unknown> }>(`select ${project} as doc from ${table} t`);
         expected.set(table, new Map(rows.map((r) => [keyOf(table, r.doc), r.doc])));
       }
@@ -459,7 +466,7 @@ describe('change feed', () => {
     await sub.caughtUp(final);
     const tokenEvents = sub.events.filter((e) => e.table === 'daemon_tokens' && e.revision <= final);
     const mine = (uuid: string): ChangeEvent[] => tokenEvents.filter((e) => e.row!['uuid'] === uuid);
-    for (const e of tokenEvents) expect(Object.keys(e.row!).sort()).toEqual([...TOKEN_COLUMNS].sort());
+    for (const e of tokenEvents) expect(Object.keys(e.row!).sort()).toEqual([...FED_COLUMNS.daemon_tokens!].sort());
     // No plaintext token anywhere on the feed: only the shown prefix (`tbd_` + 6 characters).
     for (const e of tokenEvents) expect(String(e.row!['prefix'])).toMatch(/^tbd_[0-9A-Za-z]{6}$/);
     for (const plaintext of [issued.token, second.token, rotated.token]) {

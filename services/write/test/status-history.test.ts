@@ -20,7 +20,7 @@ describe('device status history', () => {
     const status = (minute: number, changes: Partial<ReportedStatus> = {}): ReportedStatus => ({
       deviceUuid: device, scopeKey: 7, heldVersion: 'v1', heldSha256: 'ab'.repeat(32), failure: 0, failureMessage: '', lastContactTime: at(minute), ...changes,
     });
-    const report = (s: ReportedStatus, replica = 'r1') => storeFleetReport(em, replica, [s], []);
+    const report = (s: ReportedStatus, replica = 'r1') => storeFleetReport(em, replica, [s], [], []);
 
     await report(status(0));
     await report(status(1)); // contact only

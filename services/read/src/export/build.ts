@@ -51,18 +51,40 @@ const EXPORT_DDL = [
  */
 const blob = (column: string): string => `cast(unhex(replace(${column}, '-', '')) as text)`;
 
+const HABIT_COLUMNS = 'account_logical_id, priority, trigger_shell, log_template, post_timeout_ms, comment, sequence, context, action, is_interruption, is_active, updated_at';
+
+/**
+ * The tables a build reads: the mirror's, or with `@rollout` the mirror's with that rollout's
+ * candidate rows in place of the habits it changes (a deleted habit drops out with its links).
+ */
+function sources(rollout: boolean): { habits: string; habitPixels: string; habitShapes: string } {
+  if (!rollout) return { habits: 'main.habits', habitPixels: 'main.habit_pixels', habitShapes: 'main.habit_shapes' };
+  const changed = 'select habit_uuid from main.rollout_habits where rollout_uuid = @rollout';
+  return {
+    habits: `(select uuid, ${HABIT_COLUMNS} from main.habits where uuid not in (${changed})
+              union all select habit_uuid, ${HABIT_COLUMNS} from main.rollout_habits where rollout_uuid = @rollout and deleted = 0)`,
+    habitPixels: `(select habit_uuid, pixel_uuid from main.habit_pixels where habit_uuid not in (${changed})
+                   union all select habit_uuid, pixel_uuid from main.rollout_habit_pixels where rollout_uuid = @rollout)`,
+    habitShapes: `(select habit_uuid, shape_uuid from main.habit_shapes where habit_uuid not in (${changed})
+                   union all select habit_uuid, shape_uuid from main.rollout_habit_shapes where rollout_uuid = @rollout)`,
+  };
+}
+
 /**
  * Writes the daemon database of `scope` (GLOBAL_SCOPE or an account logical id) to `file`, which
  * must not exist, from the read model behind `db`, in one read transaction: active habits of the
- * scope and the global ones, their pixels (dot + color) and shapes. Deterministic: rows go in in
- * a fixed order (habits by priority descending, NULLs last, then uuid, as docs/domain.md requires;
- * everything else by key), so the same content gives the same bytes with the same SQLite.
+ * scope and the global ones, their pixels (dot + color) and shapes; with `rollout`, that rollout's
+ * candidate content of the scope (its changed habits as it will leave them). Deterministic: rows
+ * go in in a fixed order (habits by priority descending, NULLs last, then uuid, as
+ * docs/domain.md requires; everything else by key), so the same content gives the same bytes with
+ * the same SQLite, whether it is a candidate or the stable content a completed rollout left.
  * Synchronous: it runs between feed batches, so it always sees one revision.
  */
-export function buildExport(db: Database.Database, file: string, scope: number): void {
+export function buildExport(db: Database.Database, file: string, scope: number, rollout?: string): void {
   const inScope =
     scope === GLOBAL_SCOPE ? 'h.is_active = 1 and h.account_logical_id is null' : 'h.is_active = 1 and (h.account_logical_id = @scope or h.account_logical_id is null)';
-  const params = scope === GLOBAL_SCOPE ? {} : { scope };
+  const params = { ...(scope === GLOBAL_SCOPE ? {} : { scope }), ...(rollout ? { rollout } : {}) };
+  const src = sources(rollout !== undefined);
   db.prepare('attach database ? as export').run(file);
   try {
     // No rollback journal: a failed build leaves a temp file that is deleted, never served.
@@ -74,33 +96,33 @@ export function buildExport(db: Database.Database, file: string, scope: number):
         select ${blob('h.uuid')}, h.is_active, h.account_logical_id, h.priority, h.trigger_shell, h.log_template,
                h.post_timeout_ms, h.action, h.comment, h.sequence, h.context, h.is_interruption,
                strftime('%Y-%m-%d %H:%M:%S', h.updated_at)
-        from main.habits h where ${inScope}
+        from ${src.habits} h where ${inScope}
         order by h.priority desc nulls last, h.uuid`);
       run(`insert into export.habit_pixels
         select ${blob('hp.habit_uuid')}, ${blob('hp.pixel_uuid')}
-        from main.habit_pixels hp join main.habits h on h.uuid = hp.habit_uuid where ${inScope}
+        from ${src.habitPixels} hp join ${src.habits} h on h.uuid = hp.habit_uuid where ${inScope}
         order by hp.habit_uuid, hp.pixel_uuid`);
       run(`insert into export.pixels
         select ${blob('p.uuid')}, ${blob('p.dot_uuid')}, ${blob('p.color_uuid')} from main.pixels p
-        where p.uuid in (select hp.pixel_uuid from main.habit_pixels hp join main.habits h on h.uuid = hp.habit_uuid where ${inScope})
+        where p.uuid in (select hp.pixel_uuid from ${src.habitPixels} hp join ${src.habits} h on h.uuid = hp.habit_uuid where ${inScope})
         order by p.uuid`);
       run(`insert into export.dots
         select ${blob('d.uuid')}, d.x, d.y from main.dots d
-        where d.uuid in (select p.dot_uuid from main.pixels p join main.habit_pixels hp on hp.pixel_uuid = p.uuid
-                         join main.habits h on h.uuid = hp.habit_uuid where ${inScope})
+        where d.uuid in (select p.dot_uuid from main.pixels p join ${src.habitPixels} hp on hp.pixel_uuid = p.uuid
+                         join ${src.habits} h on h.uuid = hp.habit_uuid where ${inScope})
         order by d.uuid`);
       run(`insert into export.colors
         select ${blob('c.uuid')}, c.rgb_hex, c.deviation from main.colors c
-        where c.uuid in (select p.color_uuid from main.pixels p join main.habit_pixels hp on hp.pixel_uuid = p.uuid
-                         join main.habits h on h.uuid = hp.habit_uuid where ${inScope})
+        where c.uuid in (select p.color_uuid from main.pixels p join ${src.habitPixels} hp on hp.pixel_uuid = p.uuid
+                         join ${src.habits} h on h.uuid = hp.habit_uuid where ${inScope})
         order by c.uuid`);
       run(`insert into export.habit_shapes
         select ${blob('hs.habit_uuid')}, ${blob('hs.shape_uuid')}
-        from main.habit_shapes hs join main.habits h on h.uuid = hs.habit_uuid where ${inScope}
+        from ${src.habitShapes} hs join ${src.habits} h on h.uuid = hs.habit_uuid where ${inScope}
         order by hs.habit_uuid, hs.shape_uuid`);
       run(`insert into export.shapes
         select ${blob('s.uuid')}, s.type, s.x, s.y, s.width, s.height, s.rgb_hex, s.size from main.shapes s
-        where s.uuid in (select hs.shape_uuid from main.habit_shapes hs join main.habits h on h.uuid = hs.habit_uuid where ${inScope})
+        where s.uuid in (select hs.shape_uuid from ${src.habitShapes} hs join ${src.habits} h on h.uuid = hs.habit_uuid where ${inScope})
         order by s.uuid`);
     })();
   } finally {

@@ -115,15 +115,18 @@ export class ExportCache {
     if (kept.length) this.logger.info({ files: this.entries.size }, 'exports kept from before the restart');
   }
 
-  /** The export of `scope` at its current version, built if needed (once: concurrent callers share the build). */
-  latest(scope: number): Promise<ExportFile> {
-    const version = this.model.versions.version(scope);
+  /**
+   * The export of what `device` gets of `scope` now (the stable content, or a rollout's candidate
+   * while the device is in its cohort), built if needed (once: concurrent callers share the build).
+   */
+  latest(scope: number, device: string): Promise<ExportFile> {
+    const { version, rollout } = this.model.versions.contentFor(scope, device);
     const key = cacheKey(scope, version);
     const cached = this.hit(key);
     if (cached && !isDelta(cached)) return Promise.resolve(cached);
     let pending = this.building.get(key);
     if (!pending) {
-      const build = (): Promise<ExportFile> => this.build(scope, version);
+      const build = (): Promise<ExportFile> => this.build(scope, version, rollout);
       // Traced: a child of the download that asked for it, linked to the change that made the version.
       pending = (tracingEnabled() ? inSpan(TRACER, 'export.build', build, context.active(), linkTo(this.model.versions.changeTraceparent(scope))) : build()).finally(() =>
         this.building.delete(key),
@@ -209,20 +212,20 @@ export class ExportCache {
     return delta;
   }
 
-  private async build(scope: number, version: string): Promise<ExportFile> {
+  private async build(scope: number, version: string, rollout: string | undefined): Promise<ExportFile> {
     const temp = path.join(this.dir, `.build-${randomUUID()}.sqlite`);
     const started = performance.now();
     try {
       // Synchronous, in this turn of the event loop: the model is still at `version`.
       const revision = this.model.checkpoint?.revision ?? 0;
-      buildExport(this.model.reader, temp, scope);
+      buildExport(this.model.reader, temp, scope, rollout);
       const { size, sha256 } = await digestFile(temp);
       const file = path.join(this.dir, `${scope}-${version}-${sha256}.sqlite`);
       await rename(temp, file);
       const entry: ExportFile = { scope, version, path: file, sizeBytes: size, sha256, revision };
       this.entries.set(cacheKey(scope, version), entry);
       this.counters.builds++;
-      this.logger.info({ scope, version, bytes: size, ms: Math.round(performance.now() - started) }, 'export built');
+      this.logger.info({ scope, version, ...(rollout ? { rollout } : {}), bytes: size, ms: Math.round(performance.now() - started) }, 'export built');
       return entry;
     } catch (err) {
       await rm(temp, { force: true });

@@ -27,8 +27,8 @@ export function startStatusReports(deps: StatusReportDeps, replica: string, ever
   let failing = false;
   const send = (): Promise<void> => {
     const batch = deps.statuses.drain(MAX_BATCH);
-    if (batch.statuses.length === 0 && batch.scopeVersions.length === 0) return Promise.resolve();
-    const request = { replica, statuses: batch.statuses, scopeVersions: batch.scopeVersions };
+    if (batch.statuses.length === 0 && batch.scopeVersions.length === 0 && batch.rolloutVersions.length === 0) return Promise.resolve();
+    const request = { replica, statuses: batch.statuses, scopeVersions: batch.scopeVersions, rolloutVersions: batch.rolloutVersions };
     return unaryCall(deps.feed, deps.feed.reportDeviceStatuses, request, deps.readerMetadata(), { deadline: Date.now() + Math.max(everyMs, 5_000) }).then(
       () => {
         if (failing) deps.logger.info('fleet: status batches stored again');

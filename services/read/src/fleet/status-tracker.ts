@@ -1,4 +1,4 @@
-import type { DeviceStatus, ScopeVersion } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
+import type { DeviceStatus, RolloutVersion, ScopeVersion } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
 import { GLOBAL_SCOPE, type ScopeVersions } from '../store/versions.js';
 
 /** What this replica knows of one daemon. */
@@ -21,6 +21,8 @@ interface Entry {
 export interface StatusBatch {
   statuses: DeviceStatus[];
   scopeVersions: ScopeVersion[];
+  /** Candidate versions of the active rollouts for the batch's scopes, where changed. */
+  rolloutVersions: RolloutVersion[];
   /** The devices in `statuses`, to mark again if the batch is lost. */
   devices: string[];
 }
@@ -41,6 +43,8 @@ export class StatusTracker {
   /** The version last sent per scope, and since when it is current (ms). */
   private readonly sentVersions = new Map<number, string>();
   private readonly versionSince = new Map<number, { version: string; sinceMs: number }>();
+  /** The candidate version last sent per `scope/rollout`. */
+  private readonly sentCandidates = new Map<string, string>();
 
   constructor(
     private readonly versions: ScopeVersions,
@@ -128,12 +132,22 @@ export class StatusTracker {
       this.sentVersions.set(scope, version);
       scopeVersions.push({ logicalId: logicalIdOf(scope), version, since: new Date(since.sinceMs) });
     }
-    return { statuses, scopeVersions, devices };
+    const rolloutVersions: RolloutVersion[] = [];
+    for (const scope of scopes) {
+      const candidate = this.versions.candidateOf(scope);
+      if (!candidate) continue;
+      const key = `${scope}/${candidate.rollout}`;
+      if (this.sentCandidates.get(key) === candidate.version) continue;
+      this.sentCandidates.set(key, candidate.version);
+      rolloutVersions.push({ rolloutUuid: candidate.rollout, logicalId: logicalIdOf(scope), version: candidate.version });
+    }
+    return { statuses, scopeVersions, rolloutVersions, devices };
   }
 
   /** A batch that was not stored: its devices and scope versions go in the next one. */
   requeue(batch: StatusBatch): void {
     for (const device of batch.devices) this.dirty.add(device);
     for (const v of batch.scopeVersions) this.sentVersions.delete(v.logicalId ?? GLOBAL_SCOPE);
+    for (const v of batch.rolloutVersions) this.sentCandidates.delete(`${v.logicalId ?? GLOBAL_SCOPE}/${v.rolloutUuid}`);
   }
 }

@@ -39,7 +39,7 @@ export function downloadHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'do
       const scope = scopeFor(rt, call.request.logicalId, ctx.principal);
       rt.statuses.contact(ctx.principal.token.deviceUuid, scope);
       // What is sent is known before admission: a 94-byte delta must not wait behind whole files.
-      const payload = await payloadFor(rt, call.request, scope);
+      const payload = await payloadFor(rt, call.request, scope, ctx.principal.token.deviceUuid);
       if (call.request.acceptPublicUrl && rt.exportUrls?.ready) return offerUrl(rt, call, payload, rt.exportUrls);
       const reserved = reservation(payloadBytes(payload) - offset, rt.settings.exportChunkBytes);
       const { downloads } = rt.gauges;
@@ -86,11 +86,11 @@ const payloadBytes = ({ file, delta }: Payload): number => (delta ?? file).sizeB
  * The payload the request asks for, after checking that its offset falls within it. Errors:
  * EXPORT_VERSION_GONE, OFFSET_OUT_OF_RANGE.
  */
-async function payloadFor(rt: ReadRuntime, request: DownloadExportRequest, scope: number): Promise<Payload> {
+async function payloadFor(rt: ReadRuntime, request: DownloadExportRequest, scope: number, device: string): Promise<Payload> {
   const { offset, version, heldVersion, heldSha256 } = request;
   // Traced: the download links to the change that made the scope's current version.
   if (tracingEnabled()) trace.getActiveSpan()?.addLinks(linkTo(rt.model.versions.changeTraceparent(scope)));
-  const file = version === '' || version === rt.model.versions.version(scope) ? await rt.exports.latest(scope) : await rt.exports.pinned(scope, version);
+  const file = version === '' || version === rt.model.versions.contentFor(scope, device).version ? await rt.exports.latest(scope, device) : await rt.exports.pinned(scope, version);
   if (!file) throw versionGone(version);
   const { delta, kind } = heldVersion === '' ? { delta: undefined, kind: 'full' as const } : await chooseDelta(rt, file, { version: heldVersion, sha256: heldSha256 });
   // A resumed delta continues only as that delta: its bytes so far are no prefix of anything else.

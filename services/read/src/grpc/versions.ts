@@ -12,7 +12,8 @@ const WATCH_LIMIT_RETRY_MS = 5_000;
 
 /**
  * CheckVersion (answered from memory, in the same tick: no SQLite, no export build) and
- * WatchVersion (one message per change of the watched scope's version; while the transport is
+ * WatchVersion (one message per change of the version the device gets of the watched scope: the
+ * stable one, or a rollout's candidate while it is in the cohort; while the transport is
  * full, newer versions replace older ones, so a slow watcher gets only the latest). A device holds
  * at most DAEMON_MAX_WATCHES open watches here, whichever of its tokens opened them; one more is
  * RESOURCE_EXHAUSTED WATCH_LIMIT with a RetryInfo delay (5 s).
@@ -34,9 +35,10 @@ export function versionHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'che
       m.checkVersion,
       (req, ctx) => {
         const scope = scopeFor(rt, req.logicalId, ctx.principal);
-        rt.statuses.contact(ctx.principal.token.deviceUuid, scope, req.knownVersion);
-        const version = rt.model.versions.version(scope);
-        return { version, changed: version !== req.knownVersion, revision: rt.model.versions.revision(scope) };
+        const device = ctx.principal.token.deviceUuid;
+        rt.statuses.contact(device, scope, req.knownVersion);
+        const { version, revision } = rt.model.versions.contentFor(scope, device);
+        return { version, changed: version !== req.knownVersion, revision };
       },
       { level: 'debug' },
     ),
@@ -70,7 +72,7 @@ export function versionHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'che
           });
         }
       };
-      const unlisten = rt.model.versions.listen(scope, push);
+      const unlisten = rt.model.versions.listen(scope, device, push);
       const tokenEnded = tokenEnd(rt, ctx.principal);
       rt.gauges.activeWatches++;
       rt.statuses.watching(device, 1);
@@ -81,7 +83,8 @@ export function versionHandlers(rt: ReadRuntime): Pick<DaemonServiceServer, 'che
       call.once('cancelled', stopWaiting);
       stops.add(stopWaiting);
       try {
-        push(rt.model.versions.version(scope), rt.model.versions.revision(scope));
+        const content = rt.model.versions.contentFor(scope, device);
+        push(content.version, content.revision);
         // Headers now rather than with the first change, so a change costs each stream one message.
         if (sent === call.request.knownVersion && !call.cancelled) call.sendMetadata(new Metadata());
         if (!call.cancelled && !rt.shutdown.aborted) await Promise.race([stopped, tokenEnded.promise]);
@@ -129,18 +132,20 @@ function tokenEnd(rt: ReadRuntime, { token, hash }: DaemonPrincipal): { promise:
 }
 
 /**
- * Encoder of WatchVersionResponse for the server that remembers the last message it encoded: one
+ * Encoder of WatchVersionResponse for the server that remembers the last two messages it encoded: one
  * change is sent to every watcher of a scope (10,000 in the fan-out benchmark) with the same
  * version and revision, so it is encoded once, not once per stream. Returns a new function per server.
  */
 export function watchVersionEncoder(): (message: WatchVersionResponse) => Buffer {
-  let last: WatchVersionResponse | undefined;
-  let lastBytes = Buffer.alloc(0);
+  // Two entries: during a rollout one change goes out as the stable and the candidate version, interleaved.
+  const recent: { version: string; revision: number; bytes: Buffer }[] = [];
   return (message) => {
-    if (message.version !== last?.version || message.revision !== last.revision) {
-      lastBytes = Buffer.from(WatchVersionResponse.encode(message).finish());
-      last = { version: message.version, revision: message.revision };
+    let hit = recent.find((r) => r.version === message.version && r.revision === message.revision);
+    if (!hit) {
+      hit = { version: message.version, revision: message.revision, bytes: Buffer.from(WatchVersionResponse.encode(message).finish()) };
+      recent.unshift(hit);
+      recent.length = Math.min(recent.length, 2);
     }
-    return lastBytes;
+    return hit.bytes;
   };
 }

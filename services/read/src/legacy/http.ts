@@ -304,7 +304,7 @@ async function accounts(rt: ReadRuntime, principal: DaemonPrincipal, request: Fa
 
 /** The scope's version: it changes exactly when the file the daemon would download does. */
 async function checksum(rt: ReadRuntime, principal: DaemonPrincipal, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
-  return json(reply, 200, { checksum: rt.model.versions.version(scopeOf(rt, principal, request)) });
+  return json(reply, 200, { checksum: rt.model.versions.contentFor(scopeOf(rt, principal, request), principal.token.deviceUuid).version });
 }
 
 /**
@@ -316,7 +316,7 @@ async function checksum(rt: ReadRuntime, principal: DaemonPrincipal, request: Fa
  * that scope, as a ReportStatus would (the original's daemons send none).
  */
 async function database(rt: ReadRuntime, principal: DaemonPrincipal, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
-  const file = await rt.exports.latest(scopeOf(rt, principal, request));
+  const file = await rt.exports.latest(scopeOf(rt, principal, request), principal.token.deviceUuid);
   const sent = await send(request.raw, `/${path.basename(file.path)}`, { root: path.dirname(file.path), etag: false, cacheControl: false, contentType: false, dotfiles: 'deny' });
   // If-Match (no ETag is sent, so none matches) or an If-Unmodified-Since before the file: RFC 9110 §13.1.
   if (sent.statusCode === 412) throw new HttpProblem(412, 'The file does not meet the If-Match or If-Unmodified-Since precondition.');

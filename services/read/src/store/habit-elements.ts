@@ -21,6 +21,9 @@ export class HabitElements {
   private readonly pixels: Database.Statement;
   private readonly shapes: Database.Statement;
   private readonly active: Database.Statement;
+  private readonly candidateHabit: Database.Statement;
+  private readonly candidatePixels: Database.Statement;
+  private readonly candidateShapes: Database.Statement;
 
   constructor(db: Database.Database) {
     this.habit = db
@@ -46,6 +49,45 @@ export class HabitElements {
       )
       .raw();
     this.active = db.prepare('select uuid from habits where is_active = 1').pluck();
+    // The same rows from a rollout's candidate tables (a habit as the rollout will leave it).
+    this.candidateHabit = db
+      .prepare(
+        `select habit_uuid, is_active, account_logical_id, priority, trigger_shell, log_template, post_timeout_ms, action, comment, sequence, context,
+                is_interruption, strftime('%Y-%m-%d %H:%M:%S', updated_at)
+           from rollout_habits where rollout_uuid = ? and habit_uuid = ? and deleted = 0 and is_active = 1`,
+      )
+      .raw();
+    this.candidatePixels = db
+      .prepare(
+        `select hp.pixel_uuid, p.dot_uuid, d.x, d.y, p.color_uuid, c.rgb_hex, c.deviation
+           from rollout_habit_pixels hp left join pixels p on p.uuid = hp.pixel_uuid
+           left join dots d on d.uuid = p.dot_uuid left join colors c on c.uuid = p.color_uuid
+          where hp.rollout_uuid = ? and hp.habit_uuid = ? order by hp.pixel_uuid`,
+      )
+      .raw();
+    this.candidateShapes = db
+      .prepare(
+        `select hs.shape_uuid, s.type, s.x, s.y, s.width, s.height, s.rgb_hex, s.size
+           from rollout_habit_shapes hs left join shapes s on s.uuid = hs.shape_uuid
+          where hs.rollout_uuid = ? and hs.habit_uuid = ? order by hs.shape_uuid`,
+      )
+      .raw();
+  }
+
+  /**
+   * Rollout `rollout`'s candidate elements minus the current elements of the habits it changes
+   * (`habits`): added to a scope's stable sum, it gives the candidate sum. A candidate habit that
+   * is deleted or inactive contributes nothing, as it exports nothing.
+   */
+  rolloutDelta(rollout: string, habits: readonly string[]): LtHash {
+    const delta = new LtHash();
+    for (const uuid of habits) {
+      const now = this.of(uuid);
+      if (now) delta.add(now.lanes, -1);
+      const row = this.candidateHabit.get(rollout, uuid) as unknown[] | undefined;
+      if (row) delta.add(LtHash.element(JSON.stringify([row, this.candidatePixels.all(rollout, uuid), this.candidateShapes.all(rollout, uuid)])));
+    }
+    return delta;
   }
 
   /** The element of habit `uuid`, or undefined when it is absent or inactive (then it exports nothing). */

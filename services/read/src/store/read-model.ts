@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { HabitElements } from './habit-elements.js';
 import { habitsTouchedBy } from './habits-touched.js';
 import { LtHash } from './lt-hash.js';
-import { ScopeVersions } from './versions.js';
+import { GLOBAL_SCOPE, ScopeVersions, type ActiveRollout } from './versions.js';
 import { DeviceIndex, type TokenRecord } from './device-index.js';
 import type { FeedEvent } from './feed-event.js';
 import { dropOutdatedMirror, mirroredValues, MIRRORED_TABLES, READ_MODEL_DDL, sqlValue } from './schema.js';
@@ -48,6 +48,8 @@ export class ReadModel {
   private readonly upserts = new Map<string, Database.Statement>();
   private readonly deletes = new Map<string, Database.Statement>();
   private readonly statements = new Map<string, Database.Statement>();
+  /** Habits the active rollouts change: a transaction touching one reloads the rollouts. */
+  private readonly rolloutHabits = new Set<string>();
   /** `sql`, bound once for the per-event helpers. */
   private readonly sqlOf = (text: string): Database.Statement => this.sql(text);
 
@@ -123,7 +125,7 @@ export class ReadModel {
   private applyPending(events: readonly FeedEvent[]): void {
     if (!this.pending) {
       this.writer.exec('begin immediate');
-      this.pending = { revision: this.checkpointValue!.revision, touched: new Set(), deltas: new Map(), effects: [], events: 0 };
+      this.pending = { revision: this.checkpointValue!.revision, touched: new Set(), rollouts: new Set(), deltas: new Map(), effects: [], events: 0 };
     }
     const p = this.pending;
     for (const event of events) {
@@ -136,6 +138,8 @@ export class ReadModel {
         if (old) delta(p.deltas, old.part).add(old.lanes, -1);
       }
       this.write(event);
+      if (event.table === 'rollouts') p.rollouts.add(String(event.row.uuid));
+      else if (event.table.startsWith('rollout_')) p.rollouts.add(String(event.row.rollout_uuid));
       const effect = this.index.effectOf(event);
       if (effect) p.effects.push(effect);
       p.revision = event.revision;
@@ -145,7 +149,8 @@ export class ReadModel {
 
   /**
    * Commits the open SQLite transaction with the checkpoint, then updates memory: the touched
-   * habits' new elements join their parts, and listeners of every scope whose content changed are told.
+   * habits' new elements join their parts, the active rollouts are reloaded when the transaction
+   * touched one (or a habit one changes), and listeners of every scope whose content changed are told.
    */
   private commitPending(epoch: string): void {
     const p = this.pending!;
@@ -159,7 +164,37 @@ export class ReadModel {
     this.checkpointValue = { epoch, revision: p.revision };
     this.eventsApplied += p.events;
     for (const effect of p.effects) effect();
-    this.versions.apply(p.deltas, p.revision);
+    const rolloutsTouched = p.rollouts.size > 0 || [...p.touched].some((habit) => this.rolloutHabits.has(habit));
+    const rolloutParts = rolloutsTouched ? this.versions.setRollouts(this.loadRollouts(p.rollouts, p.revision)) : [];
+    this.versions.apply(p.deltas, p.revision, rolloutParts);
+  }
+
+  /**
+   * The running and paused rollouts as the committed mirror holds them, each with its candidate
+   * delta; `touched` rollouts take `revision` as theirs, the others keep the one they had.
+   */
+  private loadRollouts(touched: ReadonlySet<string>, revision: number): ActiveRollout[] {
+    const previous = new Map(this.versions.activeRollouts.map((r) => [r.uuid, r.revision]));
+    const rows = this.sql(`select uuid, account_logical_id, steps, current_step from rollouts where state in ('running', 'paused') order by uuid`).all() as {
+      uuid: string;
+      account_logical_id: number | null;
+      steps: string;
+      current_step: number;
+    }[];
+    this.rolloutHabits.clear();
+    return rows.map((r) => {
+      const habits = this.sql('select habit_uuid from rollout_habits where rollout_uuid = ?').pluck().all(r.uuid) as string[];
+      for (const habit of habits) this.rolloutHabits.add(habit);
+      const steps = (JSON.parse(r.steps) as { percent: number; deviceUuids: string[] }[]).map(({ percent, deviceUuids }) => ({ percent, deviceUuids }));
+      return {
+        uuid: r.uuid,
+        part: r.account_logical_id === null ? GLOBAL_SCOPE : Number(r.account_logical_id),
+        steps,
+        currentStep: Number(r.current_step),
+        delta: this.elements.rolloutDelta(r.uuid, habits),
+        revision: touched.has(r.uuid) ? revision : (previous.get(r.uuid) ?? revision),
+      };
+    });
   }
 
   /**
@@ -238,7 +273,9 @@ export class ReadModel {
     this.checkpointValue = checkpoint ?? null;
     this.index.load(this.writer);
     const { global, parts } = this.elements.sums();
-    this.versions.reset(global, parts, checkpoint?.revision ?? 0);
+    const revision = checkpoint?.revision ?? 0;
+    this.versions.setRollouts(this.loadRollouts(new Set(), revision));
+    this.versions.reset(global, parts, revision);
   }
 }
 
@@ -255,6 +292,8 @@ interface PendingTransaction {
   revision: number;
   /** Habits whose old element has been taken out. */
   touched: Set<string>;
+  /** Rollouts whose row or candidate rows it wrote. */
+  rollouts: Set<string>;
   /** Per part (GLOBAL_SCOPE or a logical id): new elements minus old ones. */
   deltas: Map<number, LtHash>;
   effects: (() => void)[];

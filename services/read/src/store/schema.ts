@@ -60,6 +60,30 @@ export const MIRRORED_TABLES: Readonly<Record<string, MirroredTable>> = {
     columns: ['uuid', 'device_uuid', 'token_hash', 'prefix', 'create_time', 'expire_time', 'revoke_time', 'kind'],
     primaryKey: ['uuid'],
   },
+  // Staged rollouts (docs/decisions.md "Staged rollouts"): `steps` is JSON text.
+  rollouts: { columns: ['uuid', 'state', 'account_logical_id', 'steps', 'current_step'], primaryKey: ['uuid'] },
+  rollout_habits: {
+    columns: [
+      'rollout_uuid',
+      'habit_uuid',
+      'deleted',
+      'account_logical_id',
+      'priority',
+      'trigger_shell',
+      'log_template',
+      'post_timeout_ms',
+      'comment',
+      'sequence',
+      'context',
+      'action',
+      'is_interruption',
+      'is_active',
+      'updated_at',
+    ],
+    primaryKey: ['rollout_uuid', 'habit_uuid'],
+  },
+  rollout_habit_pixels: { columns: ['rollout_uuid', 'habit_uuid', 'pixel_uuid', 'position'], primaryKey: ['rollout_uuid', 'habit_uuid', 'pixel_uuid'] },
+  rollout_habit_shapes: { columns: ['rollout_uuid', 'habit_uuid', 'shape_uuid', 'position'], primaryKey: ['rollout_uuid', 'habit_uuid', 'shape_uuid'] },
 };
 
 /** DDL of the read model. Secondary indexes serve the export and daemon API queries. */

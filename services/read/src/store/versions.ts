@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { inCohort, type CohortStep } from '@titanbot/service-kit/cohort';
 import { inSpan, traceparentOf, tracerOf, tracingEnabled } from '@titanbot/service-kit/tracing';
 import { LtHash } from './lt-hash.js';
 
@@ -10,8 +11,31 @@ export const GLOBAL_SCOPE = 2 ** 32;
 
 const TRACER = tracerOf('read');
 
-/** A WatchVersion subscriber: told the scope's new version after each change. */
+/** A WatchVersion subscriber: told its device's new version of the scope after each change. */
 export type VersionListener = (version: string, revision: number) => void;
+
+/**
+ * A rollout that is running or paused, as the read model holds it (docs/decisions.md "Staged
+ * rollouts"): the part its habits are in (GLOBAL_SCOPE: every scope), its steps and current step,
+ * and `delta`: its candidate elements minus the stable elements of the habits it changes, so a
+ * scope's candidate sum is its stable sum plus `delta`.
+ */
+export interface ActiveRollout {
+  uuid: string;
+  part: number;
+  steps: readonly CohortStep[];
+  currentStep: number;
+  delta: LtHash;
+  /** Feed revision of its last change (state, step or candidate rows). */
+  revision: number;
+}
+
+/** What a device gets of a scope: its version, the revision it took it at, and the rollout whose candidate it is (if any). */
+export interface DeviceContent {
+  version: string;
+  revision: number;
+  rollout?: string;
+}
 
 /**
  * Listeners told per macrotask when a scope has more. Telling a WatchVersion listener writes a
@@ -36,7 +60,14 @@ export class ScopeVersions {
   /** Feed revision of the last change to the global part, and to each account part. */
   private globalRevision = 0;
   private readonly partRevisions = new Map<number, number>();
-  private readonly listeners = new Map<number, Set<VersionListener>>();
+  /** Per scope, each listener with the device it serves. */
+  private readonly listeners = new Map<number, Map<VersionListener, string>>();
+  /** Running and paused rollouts; their scopes do not overlap (the write service allows one per scope). */
+  private rollouts: readonly ActiveRollout[] = [];
+  /** Per rollout uuid, cohort membership by device, for the current step (rebuilt with `rollouts`). */
+  private members = new Map<string, Map<string, boolean>>();
+  /** Candidate version strings by `scope/rollout`, cleared with `strings`. */
+  private readonly candidates = new Map<string, string>();
   /** Scopes whose listeners are being told in slices; `again`: changed since the pass began. */
   private readonly passes = new Map<number, { again: boolean }>();
   /** Version strings already built, by scope: CheckVersion asks far more often than they change. */
@@ -55,16 +86,85 @@ export class ScopeVersions {
     this.globalRevision = revision;
     this.partRevisions.clear();
     this.strings.clear();
+    this.candidates.clear();
     for (const scope of this.listeners.keys()) this.notify(scope);
+  }
+
+  /**
+   * Replaces the active rollouts (start-up, snapshot, and every feed transaction that touched a
+   * rollout) without telling anyone: `apply` or `reset`, which follow, tell the scopes they changed.
+   * Returns the parts whose rollout changed (GLOBAL_SCOPE: every scope).
+   */
+  setRollouts(rollouts: readonly ActiveRollout[]): number[] {
+    const before = new Map(this.rollouts.map((r) => [r.uuid, r]));
+    const changed = new Set<number>();
+    for (const r of rollouts) {
+      const was = before.get(r.uuid);
+      if (!was || was.revision !== r.revision) changed.add(r.part);
+      before.delete(r.uuid);
+    }
+    for (const gone of before.values()) changed.add(gone.part);
+    this.rollouts = rollouts;
+    this.members = new Map(rollouts.map((r) => [r.uuid, new Map()]));
+    this.candidates.clear();
+    return [...changed];
+  }
+
+  /** The running and paused rollouts. */
+  get activeRollouts(): readonly ActiveRollout[] {
+    return this.rollouts;
+  }
+
+  /**
+   * What `device` gets of `scope`: the candidate of the rollout affecting the scope while the
+   * device is in the cohort of its current step, else the stable version. O(1): a cohort check is
+   * one SHA-256 the first time per device and step, then a map lookup.
+   */
+  contentFor(scope: number, device: string): DeviceContent {
+    const rollout = this.rolloutOf(scope);
+    if (!rollout || !this.isMember(rollout, device)) return { version: this.version(scope), revision: this.revision(scope) };
+    return { version: this.candidateVersion(scope, rollout), revision: Math.max(this.revision(scope), rollout.revision), rollout: rollout.uuid };
+  }
+
+  /** The candidate version of `scope` for the rollout affecting it, if one does (what its cohort devices get). */
+  candidateOf(scope: number): { rollout: string; version: string } | undefined {
+    const rollout = this.rolloutOf(scope);
+    return rollout && { rollout: rollout.uuid, version: this.candidateVersion(scope, rollout) };
+  }
+
+  private candidateVersion(scope: number, rollout: ActiveRollout): string {
+    const key = `${scope}/${rollout.uuid}`;
+    let version = this.candidates.get(key);
+    if (version === undefined) {
+      const sum = (scope === GLOBAL_SCOPE ? this.global.clone() : this.global.clone().add((this.parts.get(scope) ?? EMPTY).lanes)).add(rollout.delta.lanes);
+      version = this.name(scope, sum);
+      this.candidates.set(key, version);
+    }
+    return version;
+  }
+
+  private rolloutOf(scope: number): ActiveRollout | undefined {
+    return this.rollouts.find((r) => r.part === GLOBAL_SCOPE || r.part === scope);
+  }
+
+  private isMember(rollout: ActiveRollout, device: string): boolean {
+    const cache = this.members.get(rollout.uuid)!;
+    let member = cache.get(device);
+    if (member === undefined) cache.set(device, (member = inCohort(rollout.uuid, rollout.steps, rollout.currentStep, device)));
+    return member;
+  }
+
+  /** The version naming `sum` as `scope`'s content: the same function for stable and candidate content. */
+  private name(scope: number, sum: LtHash): string {
+    const name = scope === GLOBAL_SCOPE ? 'global' : `account:${scope}`;
+    return createHash('sha256').update(`${this.format}\0${name}\0`).update(sum.bytes()).digest('hex').slice(0, 32);
   }
 
   /** The version of `scope` (GLOBAL_SCOPE or a logical id). */
   version(scope: number): string {
     let version = this.strings.get(scope);
     if (version === undefined) {
-      const sum = scope === GLOBAL_SCOPE ? this.global : this.global.clone().add((this.parts.get(scope) ?? EMPTY).lanes);
-      const name = scope === GLOBAL_SCOPE ? 'global' : `account:${scope}`;
-      version = createHash('sha256').update(`${this.format}\0${name}\0`).update(sum.bytes()).digest('hex').slice(0, 32);
+      version = this.name(scope, scope === GLOBAL_SCOPE ? this.global : this.global.clone().add((this.parts.get(scope) ?? EMPTY).lanes));
       // Bounded by the scopes asked about (accounts + global); cleared by every change below.
       this.strings.set(scope, version);
     }
@@ -89,15 +189,16 @@ export class ScopeVersions {
    * Adds the committed changes of one feed transaction (ending at `revision`), by part (GLOBAL_SCOPE or a logical id: new
    * elements minus old), then tells the listeners of every scope whose content changed (in a
    * `watchers.notify` span when tracing is on). A part whose change sums to zero (a write that
-   * changed nothing exported) changes no version.
+   * changed nothing exported) changes no version. `rolloutParts`: parts whose rollout changed
+   * (setRollouts), told as well.
    */
-  apply(deltas: ReadonlyMap<number, LtHash>, revision: number): void {
-    const changed: number[] = [];
+  apply(deltas: ReadonlyMap<number, LtHash>, revision: number, rolloutParts: readonly number[] = []): void {
+    const changed: number[] = [...rolloutParts];
     const traced = tracingEnabled();
     const traceparent = traced ? traceparentOf() : '';
     for (const [part, delta] of deltas) {
       if (delta.isZero()) continue;
-      changed.push(part);
+      if (!changed.includes(part)) changed.push(part);
       if (part === GLOBAL_SCOPE) {
         this.global.add(delta.lanes);
         this.globalRevision = revision;
@@ -114,6 +215,7 @@ export class ScopeVersions {
     if (changed.length === 0) return;
     const announce = (): void => {
       // A global change moves every scope's version; otherwise only the changed scopes' do.
+      this.candidates.clear();
       if (changed.includes(GLOBAL_SCOPE)) {
         this.strings.clear();
         for (const scope of this.listeners.keys()) this.notify(scope);
@@ -128,11 +230,11 @@ export class ScopeVersions {
     else announce();
   }
 
-  /** Registers `listener` for `scope`; returns the function that removes it. */
-  listen(scope: number, listener: VersionListener): () => void {
+  /** Registers `listener` for what `device` gets of `scope`; returns the function that removes it. */
+  listen(scope: number, device: string, listener: VersionListener): () => void {
     let set = this.listeners.get(scope);
-    if (!set) this.listeners.set(scope, (set = new Set()));
-    set.add(listener);
+    if (!set) this.listeners.set(scope, (set = new Map()));
+    set.set(listener, device);
     return () => {
       set.delete(listener);
       if (set.size === 0 && this.listeners.get(scope) === set) this.listeners.delete(scope);
@@ -147,9 +249,9 @@ export class ScopeVersions {
   }
 
   /**
-   * Tells `scope`'s listeners its version: at once when there are at most NOTIFY_SLICE, else in
+   * Tells `scope`'s listeners their device's version: at once when there are at most NOTIFY_SLICE, else in
    * slices, one per macrotask, each telling the version current when it runs (so a listener never
-   * goes back to an older one). A change during a pass marks it; the pass then starts over once
+   * goes back to an older one). Without a rollout in the scope every listener gets the same version. A change during a pass marks it; the pass then starts over once
    * (those already told get the newer version; the rest get it on the way), so no listener starves
    * however often the scope changes.
    */
@@ -161,32 +263,30 @@ export class ScopeVersions {
       running.again = true;
       return;
     }
+    const tell = this.teller(scope);
     if (set.size <= NOTIFY_SLICE) {
-      const version = this.version(scope);
-      const revision = this.revision(scope);
-      for (const listener of set) listener(version, revision);
+      for (const [listener, device] of set) tell(listener, device);
       return;
     }
     const pass = { again: false };
     this.passes.set(scope, pass);
     // Set iterators are live: listeners removed meanwhile are skipped, ones added are told too.
-    let listeners = set.values();
+    let listeners = set.entries();
     const slice = (): void => {
       let done = true;
       try {
-        const version = this.version(scope);
-        const revision = this.revision(scope);
+        const tell = this.teller(scope);
         for (let told = 0; told < NOTIFY_SLICE; told++) {
           const next = listeners.next();
           if (next.done) {
             const current = this.listeners.get(scope);
             if (!pass.again || !current) return;
             pass.again = false;
-            listeners = current.values();
+            listeners = current.entries();
             done = false;
             return void setImmediate(slice);
           }
-          next.value(version, revision);
+          tell(next.value[0], next.value[1]);
         }
         done = false;
         setImmediate(slice);
@@ -195,6 +295,19 @@ export class ScopeVersions {
       }
     };
     slice();
+  }
+
+  /** How to tell a listener of `scope` now: the stable version for all, or each device its own while a rollout is in the scope. */
+  private teller(scope: number): (listener: VersionListener, device: string) => void {
+    if (!this.rolloutOf(scope)) {
+      const version = this.version(scope);
+      const revision = this.revision(scope);
+      return (listener) => listener(version, revision);
+    }
+    return (listener, device) => {
+      const content = this.contentFor(scope, device);
+      listener(content.version, content.revision);
+    };
   }
 }
 

@@ -17,6 +17,7 @@ import {
 } from '@titanbot/contracts/titanbot/admin/v1/empire_date_service';
 import { CreateLegionRequest, DeleteLegionRequest, LegionServiceClient, UpdateLegionRequest, type Legion } from '@titanbot/contracts/titanbot/admin/v1/legion_service';
 import { ListLogsRequest, LogServiceClient } from '@titanbot/contracts/titanbot/admin/v1/log_service';
+import { CreateRolloutRequest, RolloutServiceClient, StartRolloutRequest, type RolloutChange, type RolloutStep } from '@titanbot/contracts/titanbot/admin/v1/rollout_service';
 import { WatchVersionRequest, type DaemonServiceClient, type WatchVersionResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import type pg from 'pg';
 import { call, withKey, type Harness } from '@titanbot/write/test-support/harness';
@@ -31,8 +32,11 @@ export function moreAdminApi(write: Pick<Harness, 'client' | 'adminToken'>) {
   const dates = write.client(EmpireDateServiceClient);
   const logs = write.client(LogServiceClient);
   const tokens = write.client(DaemonTokenServiceClient);
+  const rollouts = write.client(RolloutServiceClient);
   const key = write.adminToken;
   return {
+    createRollout: (changes: RolloutChange[]) => call(rollouts, rollouts.createRollout, CreateRolloutRequest.fromPartial({ changes }), key),
+    startRollout: (uuid: string, steps: Partial<RolloutStep>[]) => call(rollouts, rollouts.startRollout, StartRolloutRequest.fromPartial({ uuid, steps }), key),
     getDevice: (uuid: string) => call(devices, devices.getDevice, GetDeviceRequest.fromPartial({ uuid }), key),
     updateDevice: (device: Partial<Device>, updateMask: string[]) => call(devices, devices.updateDevice, UpdateDeviceRequest.fromPartial({ device, updateMask }), key),
     deleteDevice: (uuid: string) => call(devices, devices.deleteDevice, DeleteDeviceRequest.fromPartial({ uuid }), key),
@@ -69,7 +73,7 @@ export function mirrorRows(model: ReadModel): TableRows {
 
 /**
  * The same tables in PostgreSQL, each row rendered by to_jsonb (as the feed renders it) in a
- * UTC session, projected on the mirrored columns, booleans as 0/1.
+ * UTC session, projected on the mirrored columns, booleans as 0/1, JSON values as JSON text.
  */
 export async function postgresRows(db: pg.Client): Promise<TableRows> {
   const out: TableRows = {};
@@ -84,6 +88,7 @@ export async function postgresRows(db: pg.Client): Promise<TableRows> {
             const v = doc[c];
             if (v === undefined || v === null) return null;
             if (typeof v === 'boolean') return v ? 1 : 0;
+            if (typeof v === 'object') return JSON.stringify(v);
             return v;
           }),
         ),

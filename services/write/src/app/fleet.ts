@@ -5,6 +5,7 @@ import {
   selectDeviceStatuses,
   storeFleetReport,
   type DeviceState,
+  type ReportedRolloutVersion,
   type ReportedScopeVersion,
   type ReportedStatus,
   type StoredStatus,
@@ -25,13 +26,20 @@ export const logicalIdOf = (key: number): number | undefined => (key === GLOBAL_
 
 /**
  * ReportDeviceStatuses: stores a replica's batch in one transaction, outside the write lock.
- * Errors: invalid (no replica name, too many statuses, a device_uuid that is no UUID).
+ * Errors: invalid (no replica name, too many statuses, a device_uuid or rollout_uuid that is no UUID).
  */
-export async function reportDeviceStatuses(ctx: UseCaseContext, replica: string, statuses: ReportedStatus[], scopes: ReportedScopeVersion[]): Promise<void> {
+export async function reportDeviceStatuses(
+  ctx: UseCaseContext,
+  replica: string,
+  statuses: ReportedStatus[],
+  scopes: ReportedScopeVersion[],
+  rolloutVersions: ReportedRolloutVersion[],
+): Promise<void> {
   if (!replica) throw invalid('replica', 'is required');
   if (statuses.length > MAX_STATUSES_PER_BATCH) throw invalid('statuses', `at most ${MAX_STATUSES_PER_BATCH} per batch`);
   const checked = statuses.map((s, i) => ({ ...s, deviceUuid: requireUuid(`statuses[${i}].device_uuid`, s.deviceUuid) }));
-  await ctx.em.transactional((tx) => storeFleetReport(tx, replica, checked, scopes));
+  const rollouts = rolloutVersions.map((r, i) => ({ ...r, rolloutUuid: requireUuid(`rollout_versions[${i}].rollout_uuid`, r.rolloutUuid) }));
+  await ctx.em.transactional((tx) => storeFleetReport(tx, replica, checked, scopes, rollouts));
 }
 
 export interface FleetSummary {

@@ -1,11 +1,26 @@
-import { checkEtag, notFound } from '../domain/errors.js';
+import { DomainError, checkEtag, notFound } from '../domain/errors.js';
 import { Habit, type HabitFields, type Pixel, type ShapeInput } from '../domain/habit.js';
 import { loadHabitLists, releaseHabitLists, storePixels, storeShapes } from '../db/habit-lists.js';
+import { openRolloutChanging } from '../db/rollout-candidates.js';
 import { chosenId, decodePageToken, isUuid, type Page, pageSize, requireUuid, toPage, type UseCaseContext } from './context.js';
 
-/** CreateHabit, with the uuid `habitId` when not empty (AIP-133): pixels and shapes are looked up, else created. Errors: invalid, already_exists (habit_id). */
+/**
+ * Refuses a write to habit `uuid` while an open rollout changes it (docs/decisions.md "Staged
+ * rollouts": ordinary writes wait for the rollout). Errors: ROLLOUT_IN_PROGRESS naming the rollout.
+ */
+async function refuseIfInRollout(ctx: UseCaseContext, uuid: string): Promise<void> {
+  const rollout = await openRolloutChanging(ctx.em, uuid);
+  if (rollout) throw new DomainError('ROLLOUT_IN_PROGRESS', `habit ${uuid} is changed by rollout ${rollout.uuid} (${rollout.state}): complete or abort it first`);
+}
+
+/**
+ * CreateHabit, with the uuid `habitId` when not empty (AIP-133): pixels and shapes are looked up,
+ * else created. Errors: invalid, already_exists (habit_id), ROLLOUT_IN_PROGRESS (an open rollout creates that habit_id).
+ */
 export async function createHabit(ctx: UseCaseContext, fields: Partial<HabitFields>, pixels: Pixel[], shapes: ShapeInput[], habitId = ''): Promise<Habit> {
-  const habit = Habit.create(await chosenId(ctx, Habit, 'habit_id', habitId), fields, pixels, shapes, ctx.now);
+  const uuid = await chosenId(ctx, Habit, 'habit_id', habitId);
+  if (habitId !== '') await refuseIfInRollout(ctx, uuid);
+  const habit = Habit.create(uuid, fields, pixels, shapes, ctx.now);
   ctx.em.persist(habit);
   await ctx.em.flush();
   await storePixels(ctx.em, habit);
@@ -43,7 +58,7 @@ export async function listHabits(
 /**
  * UpdateHabit: scalar fields, and whole pixel or shape lists when given (pixels and shapes no
  * other habit uses are removed). `updated_at` moves forward when something changed; an update
- * that changes nothing writes nothing. Errors: invalid, not_found, conflict.
+ * that changes nothing writes nothing. Errors: invalid, not_found, conflict, ROLLOUT_IN_PROGRESS.
  */
 export async function updateHabit(
   ctx: UseCaseContext,
@@ -53,6 +68,7 @@ export async function updateHabit(
   lists: { pixels?: Pixel[]; shapes?: ShapeInput[] },
 ): Promise<Habit> {
   const habit = await getHabit(ctx, uuid);
+  await refuseIfInRollout(ctx, habit.uuid);
   checkEtag('habit', habit.version, etag);
   // An update that changes nothing writes nothing: no updated_at, no etag, no feed event.
   if (!habit.update(patch, lists, ctx.now)) return habit;
@@ -62,9 +78,10 @@ export async function updateHabit(
   return habit;
 }
 
-/** DeleteHabit with the pixels and shapes only it used. Errors: invalid, not_found. */
+/** DeleteHabit with the pixels and shapes only it used. Errors: invalid, not_found, ROLLOUT_IN_PROGRESS. */
 export async function deleteHabit(ctx: UseCaseContext, uuid: string): Promise<void> {
   const habit = await getHabit(ctx, uuid);
+  await refuseIfInRollout(ctx, habit.uuid);
   await releaseHabitLists(ctx.em, habit.uuid);
   ctx.em.remove(habit);
   await ctx.em.flush();

@@ -6,6 +6,7 @@ import { Device } from '../domain/device.js';
 import { EmpireDate } from '../domain/empire-date.js';
 import { Habit } from '../domain/habit.js';
 import { Legion } from '../domain/legion.js';
+import { Rollout } from '../domain/rollout.js';
 import { Ssh } from '../domain/ssh.js';
 import { SealedText } from './sealed-text.js';
 
@@ -132,6 +133,27 @@ export const DaemonTokenSchema = new EntitySchema<DaemonToken>({
   },
 });
 
+export const RolloutSchema = new EntitySchema<Rollout>({
+  class: Rollout,
+  tableName: 'rollouts',
+  properties: {
+    uuid: { type: 'uuid', primary: true },
+    description: { type: 'text' },
+    state: { type: 'text' },
+    accountLogicalId: { type: 'integer', nullable: true },
+    changes: { type: 'json' },
+    habitUuids: { type: 'json' },
+    steps: { type: 'json' },
+    stepTimes: { type: 'json' },
+    currentStep: { type: 'integer' },
+    gates: { type: 'json', nullable: true },
+    stateReason: { type: 'text' },
+    createTime: timestamptz,
+    updateTime: timestamptz,
+    version,
+  },
+});
+
 /** Every mapped entity; sealed columns use `keyring` (none for migrations: they never touch them). */
 export const entities = (keyring: DataKeyring | undefined) => [
   LegionSchema,
@@ -141,4 +163,5 @@ export const entities = (keyring: DataKeyring | undefined) => [
   HabitSchema,
   EmpireDateSchema,
   DaemonTokenSchema,
+  RolloutSchema,
 ];

@@ -22,11 +22,16 @@ export const FED_TABLES = [
   'habit_shapes',
   'empire_dates',
   'daemon_tokens',
+  'rollouts',
+  'rollout_habits',
+  'rollout_habit_pixels',
+  'rollout_habit_shapes',
 ] as const;
 
 /** Columns a snapshot sends, matching the feed triggers' allow-lists (migration 0002). */
 const SNAPSHOT_COLUMNS: Partial<Record<(typeof FED_TABLES)[number], string[]>> = {
   daemon_tokens: ['uuid', 'device_uuid', 'token_hash', 'prefix', 'create_time', 'expire_time', 'revoke_time', 'kind'],
+  rollouts: ['uuid', 'state', 'account_logical_id', 'steps', 'current_step'],
 };
 
 export interface FeedState {

@@ -24,6 +24,13 @@ export interface ReportedScopeVersion {
   since: Date;
 }
 
+/** A rollout's candidate version of a scope as a replica reports it. */
+export interface ReportedRolloutVersion {
+  rolloutUuid: string;
+  scopeKey: number;
+  version: string;
+}
+
 /** The global scope's key (as the read side's GLOBAL_SCOPE): outside the int32 logical ids. */
 export const GLOBAL_SCOPE_KEY = 2 ** 32;
 
@@ -34,7 +41,13 @@ export const GLOBAL_SCOPE_KEY = 2 ** 32;
  * by the table's triggers (migration 0009). Two statements, no write lock, nothing on the change
  * feed.
  */
-export async function storeFleetReport(em: Em, replica: string, statuses: readonly ReportedStatus[], scopes: readonly ReportedScopeVersion[]): Promise<void> {
+export async function storeFleetReport(
+  em: Em,
+  replica: string,
+  statuses: readonly ReportedStatus[],
+  scopes: readonly ReportedScopeVersion[],
+  rolloutVersions: readonly ReportedRolloutVersion[],
+): Promise<void> {
   if (statuses.length > 0) {
     await em.execute(
       `insert into device_statuses (device_uuid, scope_key, held_version, held_sha256, failure, failure_message, last_contact_time, replica)
@@ -63,6 +76,15 @@ export async function storeFleetReport(em: Em, replica: string, statuses: readon
        on conflict (scope_key) do update set version = excluded.version, since = excluded.since
        where scope_versions.since <= excluded.since`,
       [pgArray(scopes.map((s) => s.scopeKey)), pgArray(scopes.map((s) => s.version)), pgArray(scopes.map((s) => s.since))],
+    );
+  }
+  if (rolloutVersions.length > 0) {
+    // A rollout deleted meanwhile (never: rollouts are kept) or unknown is skipped by the join.
+    await em.execute(
+      `insert into rollout_versions (rollout_uuid, scope_key, version)
+         select u.r, u.s, u.v from unnest(?::uuid[], ?::bigint[], ?::text[]) u(r, s, v) join rollouts on rollouts.uuid = u.r
+       on conflict (rollout_uuid, scope_key) do update set version = excluded.version`,
+      [pgArray(rolloutVersions.map((r) => r.rolloutUuid)), pgArray(rolloutVersions.map((r) => r.scopeKey)), pgArray(rolloutVersions.map((r) => r.version))],
     );
   }
 }

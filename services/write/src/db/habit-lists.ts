@@ -5,7 +5,8 @@ import { pgArray } from './sql.js';
 
 // Pixels (dot + color) and shapes are stored once and shared between habits (docs/domain.md): each
 // write looks a value up, else creates it (`on conflict do nothing` then select), and removes the
-// ones no habit uses any more, all inside the caller's transaction. Rows that already exist are
+// ones no habit (and no open rollout's candidate, db/rollout-candidates.ts) uses any more, all
+// inside the caller's transaction. Rows that already exist are
 // not touched, so they put nothing on the change feed.
 
 /** Fills `pixels` and `shapes` of each habit from storage, in their stored order. */
@@ -76,8 +77,13 @@ export async function storeShapes(em: Em, habit: Habit): Promise<void> {
 
 /** Before a habit is deleted: drops its links and the pixels and shapes only it used. */
 export async function releaseHabitLists(em: Em, habitUuid: string): Promise<void> {
-  await removeOrphanPixels(em, await replaceLinks(em, 'habit_pixels', 'pixel_uuid', habitUuid, []));
-  await removeOrphanShapes(em, await replaceLinks(em, 'habit_shapes', 'shape_uuid', habitUuid, []));
+  await storeHabitLinks(em, habitUuid, [], []);
+}
+
+/** Sets a habit's pixel and shape links to exactly these ids, in order; removes orphans. */
+export async function storeHabitLinks(em: Em, habitUuid: string, pixelIds: string[], shapeIds: string[]): Promise<void> {
+  await removeOrphanPixels(em, await replaceLinks(em, 'habit_pixels', 'pixel_uuid', habitUuid, pixelIds));
+  await removeOrphanShapes(em, await replaceLinks(em, 'habit_shapes', 'shape_uuid', habitUuid, shapeIds));
 }
 
 /**
@@ -123,11 +129,13 @@ async function replaceLinks(em: Em, table: string, column: string, habitUuid: st
   return removed.map((r) => r[column]!);
 }
 
-async function removeOrphanPixels(em: Em, pixelIds: string[]): Promise<void> {
+/** Deletes those of `pixelIds` no habit and no rollout candidate links, and their dots and colors no pixel uses. */
+export async function removeOrphanPixels(em: Em, pixelIds: string[]): Promise<void> {
   if (pixelIds.length === 0) return;
   const gone: { dot_uuid: string; color_uuid: string }[] = await em.execute(
     `delete from pixels p where p.uuid = any (?::uuid[])
         and not exists (select 1 from habit_pixels hp where hp.pixel_uuid = p.uuid)
+        and not exists (select 1 from rollout_habit_pixels rp where rp.pixel_uuid = p.uuid)
       returning p.dot_uuid, p.color_uuid`,
     [pgArray(pixelIds)],
   );
@@ -142,11 +150,13 @@ async function removeOrphanPixels(em: Em, pixelIds: string[]): Promise<void> {
   );
 }
 
-async function removeOrphanShapes(em: Em, shapeIds: string[]): Promise<void> {
+/** Deletes those of `shapeIds` no habit and no rollout candidate links. */
+export async function removeOrphanShapes(em: Em, shapeIds: string[]): Promise<void> {
   if (shapeIds.length === 0) return;
   await em.execute(
     `delete from shapes s where s.uuid = any (?::uuid[])
-        and not exists (select 1 from habit_shapes hs where hs.shape_uuid = s.uuid)`,
+        and not exists (select 1 from habit_shapes hs where hs.shape_uuid = s.uuid)
+        and not exists (select 1 from rollout_habit_shapes rs where rs.shape_uuid = s.uuid)`,
     [pgArray(shapeIds)],
   );
 }

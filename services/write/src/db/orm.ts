@@ -13,6 +13,7 @@ import { MigrationFeedTraceContext } from './migrations/migration-0006-feed-trac
 import { MigrationLegacyTokens } from './migrations/migration-0008-legacy-tokens.js';
 import { MigrationAuditEvents } from './migrations/migration-0007-audit-events.js';
 import { MigrationDeviceStatusChanges } from './migrations/migration-0009-device-status-changes.js';
+import { MigrationRollouts } from './migrations/migration-0010-rollouts.js';
 
 export type Em = EntityManager;
 
@@ -27,6 +28,7 @@ const MIGRATIONS = [
   { name: 'Migration0007AuditEvents', class: MigrationAuditEvents },
   { name: 'Migration0008LegacyTokens', class: MigrationLegacyTokens },
   { name: 'Migration0009DeviceStatusChanges', class: MigrationDeviceStatusChanges },
+  { name: 'Migration0010Rollouts', class: MigrationRollouts },
 ];
 
 export interface OrmOptions {

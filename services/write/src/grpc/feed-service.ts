@@ -134,6 +134,7 @@ export function changeFeedService(rt: Runtime, notifier: FeedNotifier, options: 
           lastContactTime: required(st.lastContactTime, 'statuses.last_contact_time'),
         })),
         req.scopeVersions.map((v) => ({ scopeKey: fleet.scopeKey(v.logicalId), version: v.version, since: required(v.since, 'scope_versions.since') })),
+        req.rolloutVersions.map((v) => ({ rolloutUuid: v.rolloutUuid, scopeKey: fleet.scopeKey(v.logicalId), version: v.version })),
       );
       return {};
     }),

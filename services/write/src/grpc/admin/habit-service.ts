@@ -2,7 +2,9 @@ import {
   HabitServiceService,
   ShapeType,
   type Habit as HabitMessage,
+  type CreateHabitRequest,
   type HabitServiceServer,
+  type UpdateHabitRequest,
   type Pixel as PixelMessage,
   type Shape as ShapeMessage,
 } from '@titanbot/contracts/titanbot/admin/v1/habit_service';
@@ -76,14 +78,27 @@ function split(patch: HabitPatch): [Partial<HabitFields>, { pixels?: Pixel[]; sh
   return [fields, { ...(pixels ? { pixels } : {}), ...(shapes ? { shapes } : {}) }];
 }
 
+/** A CreateHabitRequest as the createHabit use case takes it. Errors: INVALID_ARGUMENT (habit missing). */
+export function createHabitInput(req: CreateHabitRequest): { fields: Partial<HabitFields>; pixels: Pixel[]; shapes: ShapeInput[]; habitId: string } {
+  const h = required(req.habit, 'habit');
+  const [fields, lists] = split(Object.assign({}, ...Object.values(HABIT_FIELDS).map((pick) => pick(h))));
+  return { fields, pixels: lists.pixels ?? [], shapes: lists.shapes ?? [], habitId: req.habitId };
+}
+
+/** An UpdateHabitRequest as the updateHabit use case takes it. Errors: INVALID_ARGUMENT (habit missing, update_mask). */
+export function updateHabitInput(req: UpdateHabitRequest): { uuid: string; etag: string; fields: Partial<HabitFields>; lists: { pixels?: Pixel[]; shapes?: ShapeInput[] } } {
+  const h = required(req.habit, 'habit');
+  const [fields, lists] = split(patchFromMask(req.updateMask, h, HABIT_FIELDS));
+  return { uuid: h.uuid, etag: h.etag, fields, lists };
+}
+
 /** titanbot.admin.v1.HabitService handlers. */
 export function habitService(rt: Runtime): HabitServiceServer {
   const m = HabitServiceService;
   return {
     createHabit: unary(rt, m.createHabit, { write: true, requestId: (r) => r.requestId, validateOnly: (r) => r.validateOnly }, async (ctx, req) => {
-      const h = required(req.habit, 'habit');
-      const [fields, lists] = split(Object.assign({}, ...Object.values(HABIT_FIELDS).map((pick) => pick(h))));
-      return habitToProto(await habits.createHabit(ctx, fields, lists.pixels ?? [], lists.shapes ?? [], req.habitId));
+      const { fields, pixels, shapes, habitId } = createHabitInput(req);
+      return habitToProto(await habits.createHabit(ctx, fields, pixels, shapes, habitId));
     }),
     getHabit: unary(rt, m.getHabit, { write: false }, async (ctx, req) => habitToProto(await habits.getHabit(ctx, req.uuid))),
     listHabits: unary(rt, m.listHabits, { write: false }, async (ctx, req) => {
@@ -94,9 +109,8 @@ export function habitService(rt: Runtime): HabitServiceServer {
       return { habits: page.items.map(habitToProto), nextPageToken: page.nextPageToken };
     }),
     updateHabit: unary(rt, m.updateHabit, { write: true }, async (ctx, req) => {
-      const h = required(req.habit, 'habit');
-      const [fields, lists] = split(patchFromMask(req.updateMask, h, HABIT_FIELDS));
-      return habitToProto(await habits.updateHabit(ctx, h.uuid, h.etag, fields, lists));
+      const { uuid, etag, fields, lists } = updateHabitInput(req);
+      return habitToProto(await habits.updateHabit(ctx, uuid, etag, fields, lists));
     }),
     deleteHabit: unary(rt, m.deleteHabit, { write: true }, async (ctx, req) => {
       await habits.deleteHabit(ctx, req.uuid);

@@ -492,7 +492,8 @@ export const ShapeTypeSchema: GenEnum<ShapeType> = /*@__PURE__*/
 export const HabitService: GenService<{
   /**
    * Pixels and shapes are shared between habits: looked up, else created.
-   * Errors: INVALID_ARGUMENT.
+   * Errors: INVALID_ARGUMENT, ALREADY_EXISTS (habit_id), FAILED_PRECONDITION ROLLOUT_IN_PROGRESS
+   * (an open rollout creates a habit with that habit_id).
    *
    * @generated from rpc titanbot.admin.v1.HabitService.CreateHabit
    */
@@ -526,7 +527,8 @@ export const HabitService: GenService<{
    * habit uses are removed in the same transaction. updated_at moves forward when anything
    * changes; an update that changes nothing (every field and list equal to what is stored) writes
    * nothing: not updated_at, not the etag, nothing on the change feed.
-   * Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (etag).
+   * Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (etag), FAILED_PRECONDITION ROLLOUT_IN_PROGRESS
+   * (an open rollout changes the habit: RolloutService).
    *
    * @generated from rpc titanbot.admin.v1.HabitService.UpdateHabit
    */
@@ -536,7 +538,8 @@ export const HabitService: GenService<{
     output: typeof HabitSchema;
   },
   /**
-   * Deletes the habit and the pixels and shapes no other habit uses. Errors: NOT_FOUND.
+   * Deletes the habit and the pixels and shapes no other habit uses.
+   * Errors: NOT_FOUND, FAILED_PRECONDITION ROLLOUT_IN_PROGRESS (an open rollout changes the habit).
    *
    * @generated from rpc titanbot.admin.v1.HabitService.DeleteHabit
    */

@@ -1473,7 +1473,8 @@ export type HabitServiceService = typeof HabitServiceService;
 export const HabitServiceService = {
   /**
    * Pixels and shapes are shared between habits: looked up, else created.
-   * Errors: INVALID_ARGUMENT.
+   * Errors: INVALID_ARGUMENT, ALREADY_EXISTS (habit_id), FAILED_PRECONDITION ROLLOUT_IN_PROGRESS
+   * (an open rollout creates a habit with that habit_id).
    */
   createHabit: {
     path: "/titanbot.admin.v1.HabitService/CreateHabit" as const,
@@ -1509,7 +1510,8 @@ export const HabitServiceService = {
    * habit uses are removed in the same transaction. updated_at moves forward when anything
    * changes; an update that changes nothing (every field and list equal to what is stored) writes
    * nothing: not updated_at, not the etag, nothing on the change feed.
-   * Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (etag).
+   * Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (etag), FAILED_PRECONDITION ROLLOUT_IN_PROGRESS
+   * (an open rollout changes the habit: RolloutService).
    */
   updateHabit: {
     path: "/titanbot.admin.v1.HabitService/UpdateHabit" as const,
@@ -1520,7 +1522,10 @@ export const HabitServiceService = {
     responseSerialize: (value: Habit): Buffer => Buffer.from(Habit.encode(value).finish()),
     responseDeserialize: (value: Buffer): Habit => Habit.decode(value),
   },
-  /** Deletes the habit and the pixels and shapes no other habit uses. Errors: NOT_FOUND. */
+  /**
+   * Deletes the habit and the pixels and shapes no other habit uses.
+   * Errors: NOT_FOUND, FAILED_PRECONDITION ROLLOUT_IN_PROGRESS (an open rollout changes the habit).
+   */
   deleteHabit: {
     path: "/titanbot.admin.v1.HabitService/DeleteHabit" as const,
     requestStream: false as const,
@@ -1535,7 +1540,8 @@ export const HabitServiceService = {
 export interface HabitServiceServer extends UntypedServiceImplementation {
   /**
    * Pixels and shapes are shared between habits: looked up, else created.
-   * Errors: INVALID_ARGUMENT.
+   * Errors: INVALID_ARGUMENT, ALREADY_EXISTS (habit_id), FAILED_PRECONDITION ROLLOUT_IN_PROGRESS
+   * (an open rollout creates a habit with that habit_id).
    */
   createHabit: handleUnaryCall<CreateHabitRequest, Habit>;
   /** Errors: NOT_FOUND. */
@@ -1547,17 +1553,22 @@ export interface HabitServiceServer extends UntypedServiceImplementation {
    * habit uses are removed in the same transaction. updated_at moves forward when anything
    * changes; an update that changes nothing (every field and list equal to what is stored) writes
    * nothing: not updated_at, not the etag, nothing on the change feed.
-   * Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (etag).
+   * Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (etag), FAILED_PRECONDITION ROLLOUT_IN_PROGRESS
+   * (an open rollout changes the habit: RolloutService).
    */
   updateHabit: handleUnaryCall<UpdateHabitRequest, Habit>;
-  /** Deletes the habit and the pixels and shapes no other habit uses. Errors: NOT_FOUND. */
+  /**
+   * Deletes the habit and the pixels and shapes no other habit uses.
+   * Errors: NOT_FOUND, FAILED_PRECONDITION ROLLOUT_IN_PROGRESS (an open rollout changes the habit).
+   */
   deleteHabit: handleUnaryCall<DeleteHabitRequest, Empty>;
 }
 
 export interface HabitServiceClient extends Client {
   /**
    * Pixels and shapes are shared between habits: looked up, else created.
-   * Errors: INVALID_ARGUMENT.
+   * Errors: INVALID_ARGUMENT, ALREADY_EXISTS (habit_id), FAILED_PRECONDITION ROLLOUT_IN_PROGRESS
+   * (an open rollout creates a habit with that habit_id).
    */
   createHabit(
     request: CreateHabitRequest,
@@ -1608,7 +1619,8 @@ export interface HabitServiceClient extends Client {
    * habit uses are removed in the same transaction. updated_at moves forward when anything
    * changes; an update that changes nothing (every field and list equal to what is stored) writes
    * nothing: not updated_at, not the etag, nothing on the change feed.
-   * Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (etag).
+   * Errors: INVALID_ARGUMENT, NOT_FOUND, ABORTED (etag), FAILED_PRECONDITION ROLLOUT_IN_PROGRESS
+   * (an open rollout changes the habit: RolloutService).
    */
   updateHabit(
     request: UpdateHabitRequest,
@@ -1625,7 +1637,10 @@ export interface HabitServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Habit) => void,
   ): ClientUnaryCall;
-  /** Deletes the habit and the pixels and shapes no other habit uses. Errors: NOT_FOUND. */
+  /**
+   * Deletes the habit and the pixels and shapes no other habit uses.
+   * Errors: NOT_FOUND, FAILED_PRECONDITION ROLLOUT_IN_PROGRESS (an open rollout changes the habit).
+   */
   deleteHabit(
     request: DeleteHabitRequest,
     callback: (error: ServiceError | null, response: Empty) => void,

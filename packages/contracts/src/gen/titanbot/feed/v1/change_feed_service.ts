@@ -248,6 +248,18 @@ export interface ScopeVersion {
   since?: Date | undefined;
 }
 
+/**
+ * The candidate version of a scope for a running or paused rollout on a replica: what the
+ * rollout's cohort devices of that scope get.
+ */
+export interface RolloutVersion {
+  /** The rollout's uuid. */
+  rolloutUuid: string;
+  /** Unset = the global scope. */
+  logicalId?: number | undefined;
+  version: string;
+}
+
 /** Request for ReportDeviceStatuses. */
 export interface ReportDeviceStatusesRequest {
   /** Which replica reports (its READ_GRPC_ADDR or REPLICA_NAME). */
@@ -256,6 +268,8 @@ export interface ReportDeviceStatusesRequest {
   statuses: DeviceStatus[];
   /** Scopes whose version changed since the last batch. */
   scopeVersions: ScopeVersion[];
+  /** Candidate versions that changed since the last batch, for the scopes of the batch's devices. */
+  rolloutVersions: RolloutVersion[];
 }
 
 /** Response for ReportDeviceStatuses. */
@@ -1942,8 +1956,117 @@ export const ScopeVersion: MessageFns<ScopeVersion> = {
   },
 };
 
+function createBaseRolloutVersion(): RolloutVersion {
+  return { rolloutUuid: "", logicalId: undefined, version: "" };
+}
+
+export const RolloutVersion: MessageFns<RolloutVersion> = {
+  encode(message: RolloutVersion, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.rolloutUuid !== "") {
+      writer.uint32(10).string(message.rolloutUuid);
+    }
+    if (message.logicalId !== undefined) {
+      writer.uint32(16).int32(message.logicalId);
+    }
+    if (message.version !== "") {
+      writer.uint32(26).string(message.version);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RolloutVersion {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRolloutVersion();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.rolloutUuid = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.logicalId = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.version = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RolloutVersion {
+    return {
+      rolloutUuid: isSet(object.rolloutUuid)
+        ? globalThis.String(object.rolloutUuid)
+        : isSet(object.rollout_uuid)
+        ? globalThis.String(object.rollout_uuid)
+        : "",
+      logicalId: isSet(object.logicalId)
+        ? globalThis.Number(object.logicalId)
+        : isSet(object.logical_id)
+        ? globalThis.Number(object.logical_id)
+        : undefined,
+      version: isSet(object.version) ? globalThis.String(object.version) : "",
+    };
+  },
+
+  toJSON(message: RolloutVersion): unknown {
+    const obj: any = {};
+    if (message.rolloutUuid !== "") {
+      obj.rolloutUuid = message.rolloutUuid;
+    }
+    if (message.logicalId !== undefined) {
+      obj.logicalId = Math.round(message.logicalId);
+    }
+    if (message.version !== "") {
+      obj.version = message.version;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RolloutVersion>, I>>(base?: I): RolloutVersion {
+    return RolloutVersion.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RolloutVersion>, I>>(object: I): RolloutVersion {
+    const message = createBaseRolloutVersion();
+    message.rolloutUuid = object.rolloutUuid ?? "";
+    message.logicalId = object.logicalId ?? undefined;
+    message.version = object.version ?? "";
+    return message;
+  },
+};
+
 function createBaseReportDeviceStatusesRequest(): ReportDeviceStatusesRequest {
-  return { replica: "", statuses: [], scopeVersions: [] };
+  return { replica: "", statuses: [], scopeVersions: [], rolloutVersions: [] };
 }
 
 export const ReportDeviceStatusesRequest: MessageFns<ReportDeviceStatusesRequest> = {
@@ -1956,6 +2079,9 @@ export const ReportDeviceStatusesRequest: MessageFns<ReportDeviceStatusesRequest
     }
     for (const v of message.scopeVersions) {
       ScopeVersion.encode(v!, writer.uint32(26).fork()).join();
+    }
+    for (const v of message.rolloutVersions) {
+      RolloutVersion.encode(v!, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -1997,6 +2123,14 @@ export const ReportDeviceStatusesRequest: MessageFns<ReportDeviceStatusesRequest
             message.scopeVersions.push(ScopeVersion.decode(reader, reader.uint32()));
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.rolloutVersions.push(RolloutVersion.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2020,6 +2154,11 @@ export const ReportDeviceStatusesRequest: MessageFns<ReportDeviceStatusesRequest
         : globalThis.Array.isArray(object?.scope_versions)
         ? object.scope_versions.map((e: any) => ScopeVersion.fromJSON(e))
         : [],
+      rolloutVersions: globalThis.Array.isArray(object?.rolloutVersions)
+        ? object.rolloutVersions.map((e: any) => RolloutVersion.fromJSON(e))
+        : globalThis.Array.isArray(object?.rollout_versions)
+        ? object.rollout_versions.map((e: any) => RolloutVersion.fromJSON(e))
+        : [],
     };
   },
 
@@ -2034,6 +2173,9 @@ export const ReportDeviceStatusesRequest: MessageFns<ReportDeviceStatusesRequest
     if (message.scopeVersions?.length) {
       obj.scopeVersions = message.scopeVersions.map((e) => ScopeVersion.toJSON(e));
     }
+    if (message.rolloutVersions?.length) {
+      obj.rolloutVersions = message.rolloutVersions.map((e) => RolloutVersion.toJSON(e));
+    }
     return obj;
   },
 
@@ -2045,6 +2187,7 @@ export const ReportDeviceStatusesRequest: MessageFns<ReportDeviceStatusesRequest
     message.replica = object.replica ?? "";
     message.statuses = object.statuses?.map((e) => DeviceStatus.fromPartial(e)) || [];
     message.scopeVersions = object.scopeVersions?.map((e) => ScopeVersion.fromPartial(e)) || [];
+    message.rolloutVersions = object.rolloutVersions?.map((e) => RolloutVersion.fromPartial(e)) || [];
     return message;
   },
 };

@@ -1,0 +1,228 @@
+import { DomainError, notFound } from '../domain/errors.js';
+import type { HabitFields, Pixel, ShapeInput } from '../domain/habit.js';
+import { failedGate, MAX_CHANGES, OPEN_ROLLOUT_STATES, Rollout, type RolloutGates, type RolloutState, type RolloutStep, type StepFigures } from '../domain/rollout.js';
+import { stepFigures } from '../db/rollout-figures.js';
+import { captureCandidates, commitCandidates, dropCandidates, storeCandidates } from '../db/rollout-candidates.js';
+import { decodePageToken, isUuid, newId, type Page, pageSize, requireUuid, toPage, type UseCaseContext } from './context.js';
+import * as habits from './habits.js';
+
+/** One change of a change set, as the habit use cases take it. */
+export type RolloutChangeInput =
+  | { kind: 'create'; habitId: string; fields: Partial<HabitFields>; pixels: Pixel[]; shapes: ShapeInput[] }
+  | { kind: 'update'; uuid: string; etag: string | undefined; fields: Partial<HabitFields>; lists: { pixels?: Pixel[]; shapes?: ShapeInput[] } }
+  | { kind: 'delete'; uuid: string };
+
+/** The field path of change `i` of kind `kind` in CreateRolloutRequest. */
+const changePath = (i: number, kind: string): string => `changes[${i}].${kind}`;
+
+/**
+ * CreateRollout: checks each change as its habit RPC would against the habits as they are now, by
+ * running it inside a savepoint (so the same code decides, including etags, existing ids and
+ * pixel lookups), reads the habits as they came out, rolls the savepoint back and keeps those rows
+ * as the rollout's candidate (db/rollout-candidates.ts); `asGiven` is the change set as the client
+ * sent it, shown back by GetRollout. Errors: invalid (changes, a change's fields prefixed with
+ * `changes[i].<kind>.`, two scopes, a habit twice, account_logical_id in an update), not_found,
+ * ETAG_MISMATCH, ALREADY_EXISTS, ROLLOUT_IN_PROGRESS (another open rollout of an overlapping scope).
+ */
+export async function createRollout(ctx: UseCaseContext, changes: RolloutChangeInput[], asGiven: unknown[], description: string): Promise<Rollout> {
+  if (changes.length === 0 || changes.length > MAX_CHANGES) throw new DomainError('INVALID_ARGUMENT', `changes: must be 1..${MAX_CHANGES}`, [{ field: 'changes', description: `must be 1..${MAX_CHANGES}` }]);
+  const uuid = newId();
+  const habitUuids: string[] = [];
+  const deleted: string[] = [];
+  let scope: number | null | undefined;
+  await ctx.em.execute('savepoint rollout_candidate');
+  let candidates;
+  try {
+    for (const [i, change] of changes.entries()) {
+      const path = changePath(i, change.kind);
+      const habit = await prefixed(path, () => applyChange(ctx, change));
+      if (habitUuids.includes(habit.uuid)) throw fieldError(path, `changes habit ${habit.uuid} a second time`);
+      habitUuids.push(habit.uuid);
+      if (change.kind === 'delete') deleted.push(habit.uuid);
+      if (scope !== undefined && scope !== habit.accountLogicalId) throw fieldError(path, 'is in another scope than changes[0] (a rollout changes the habits of one scope)');
+      scope = habit.accountLogicalId;
+    }
+    candidates = await captureCandidates(ctx.em, habitUuids, deleted);
+  } finally {
+    await ctx.em.execute('rollback to savepoint rollout_candidate');
+    ctx.em.clear();
+  }
+  await refuseOverlappingRollout(ctx, scope ?? null);
+  const rollout = Rollout.create(uuid, description, scope ?? null, asGiven, habitUuids, ctx.now);
+  ctx.em.persist(rollout);
+  await ctx.em.flush();
+  await storeCandidates(ctx.em, uuid, candidates);
+  return rollout;
+}
+
+/** Runs one change through its habit use case; returns the habit's uuid and scope. */
+async function applyChange(ctx: UseCaseContext, change: RolloutChangeInput): Promise<{ uuid: string; accountLogicalId: number | null }> {
+  switch (change.kind) {
+    case 'create':
+      return habits.createHabit(ctx, change.fields, change.pixels, change.shapes, change.habitId);
+    case 'update':
+      if ('accountLogicalId' in change.fields) throw fieldError('update_mask', 'account_logical_id cannot change in a rollout (a rollout stays in one scope)');
+      return habits.updateHabit(ctx, change.uuid, change.etag, change.fields, change.lists);
+    case 'delete': {
+      const habit = await habits.getHabit(ctx, change.uuid);
+      await habits.deleteHabit(ctx, change.uuid);
+      return habit;
+    }
+  }
+}
+
+/** Re-raises a DomainError of `run` with its fields (and message) under `path`. */
+async function prefixed<T>(path: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (!(err instanceof DomainError)) throw err;
+    const violations = err.violations.map((v) => ({ ...v, field: `${path}.${v.field}` }));
+    throw new DomainError(err.reason, `${path}: ${err.message}`, violations, err.retryDelayMs);
+  }
+}
+
+const fieldError = (field: string, description: string): DomainError => new DomainError('INVALID_ARGUMENT', `${field}: ${description}`, [{ field, description }]);
+
+/** ROLLOUT_IN_PROGRESS when an open rollout's scope overlaps `scope` (a global rollout's overlaps every scope). */
+async function refuseOverlappingRollout(ctx: UseCaseContext, scope: number | null): Promise<void> {
+  const open = await ctx.em.find(Rollout, { state: { $in: [...OPEN_ROLLOUT_STATES] } }, { orderBy: { uuid: 'asc' } });
+  const overlapping = open.find((r) => scope === null || r.accountLogicalId === null || r.accountLogicalId === scope);
+  if (overlapping) {
+    const its = overlapping.accountLogicalId === null ? 'the global habits' : `account ${overlapping.accountLogicalId}`;
+    throw new DomainError('ROLLOUT_IN_PROGRESS', `rollout ${overlapping.uuid} (${overlapping.state}, ${its}) has not ended: at most one open rollout per scope`);
+  }
+}
+
+/** GetRollout. Errors: invalid (uuid), not_found. */
+export async function getRollout(ctx: UseCaseContext, uuid: string): Promise<Rollout> {
+  const rollout = await ctx.em.findOne(Rollout, { uuid: requireUuid('uuid', uuid) });
+  if (!rollout) throw notFound('rollout', uuid);
+  return rollout;
+}
+
+/** ListRollouts newest first (uuid v7 descending), optionally of one state. Errors: invalid (page_size, page_token). */
+export async function listRollouts(ctx: UseCaseContext, query: { pageSize: number; pageToken: string; state?: RolloutState }): Promise<Page<Rollout>> {
+  const size = pageSize(query.pageSize);
+  const before = decodePageToken(query.pageToken, isUuid);
+  const rows = await ctx.em.find(
+    Rollout,
+    { ...(before ? { uuid: { $lt: before } } : {}), ...(query.state ? { state: query.state } : {}) },
+    { orderBy: { uuid: 'desc' }, limit: size + 1 },
+  );
+  return toPage(rows, size, (r) => r.uuid);
+}
+
+/** Loads rollout `uuid` for a state change, checking the caller's etag. */
+async function forChange(ctx: UseCaseContext, uuid: string, etag: string): Promise<Rollout> {
+  const rollout = await getRollout(ctx, uuid);
+  if (etag && etag !== String(rollout.version)) throw new DomainError('ETAG_MISMATCH', `rollout changed since etag ${etag} (now ${rollout.version})`);
+  return rollout;
+}
+
+/** The current step's figures at the call's time (rollout-figures.ts). */
+const figuresNow = (ctx: UseCaseContext, rollout: Rollout): Promise<StepFigures> => stepFigures(ctx.em, rollout, ctx.now, ctx.settings.offlineAfterMs);
+
+/** A rollout with its current step's live figures (a running or paused one), for GetRollout and ListRollouts. */
+export interface RolloutView {
+  rollout: Rollout;
+  liveFigures?: StepFigures;
+}
+
+/** The view of `rollout`: live figures while it is running or paused. */
+export async function viewOf(ctx: UseCaseContext, rollout: Rollout): Promise<RolloutView> {
+  return rollout.state === 'running' || rollout.state === 'paused' ? { rollout, liveFigures: await figuresNow(ctx, rollout) } : { rollout };
+}
+
+/** StartRollout. Errors: invalid (steps, gates), not_found, ETAG_MISMATCH, ROLLOUT_STATE_MISMATCH. */
+export async function startRollout(ctx: UseCaseContext, uuid: string, steps: RolloutStep[], gates: RolloutGates | null, etag: string): Promise<Rollout> {
+  const rollout = await forChange(ctx, uuid, etag);
+  rollout.start(steps, gates, ctx.now);
+  await ctx.em.flush();
+  return rollout;
+}
+
+/**
+ * AdvanceRollout: the next step, or past the last one the changes committed as ordinary habit
+ * rows in this transaction; the step left keeps its figures. Errors: not_found, ETAG_MISMATCH,
+ * ROLLOUT_STATE_MISMATCH, ROLLOUT_STEP_NOT_DUE.
+ */
+export async function advanceRollout(ctx: UseCaseContext, uuid: string, etag: string): Promise<Rollout> {
+  return advance(ctx, await forChange(ctx, uuid, etag));
+}
+
+async function advance(ctx: UseCaseContext, rollout: Rollout): Promise<Rollout> {
+  const figures = rollout.state === 'running' || rollout.state === 'paused' ? await figuresNow(ctx, rollout) : undefined;
+  if (rollout.advance(ctx.now, figures) === 'completed') await commitCandidates(ctx.em, rollout.uuid);
+  await ctx.em.flush();
+  return rollout;
+}
+
+/** PauseRollout. Errors: not_found, ETAG_MISMATCH, ROLLOUT_STATE_MISMATCH. */
+export async function pauseRollout(ctx: UseCaseContext, uuid: string, etag: string): Promise<Rollout> {
+  const rollout = await forChange(ctx, uuid, etag);
+  rollout.pause(ctx.now);
+  await ctx.em.flush();
+  return rollout;
+}
+
+/** AbortRollout: no habit changes; the candidate rows go. Errors: not_found, ETAG_MISMATCH, ROLLOUT_STATE_MISMATCH. */
+export async function abortRollout(ctx: UseCaseContext, uuid: string, etag: string): Promise<Rollout> {
+  return abort(ctx, await forChange(ctx, uuid, etag), '');
+}
+
+async function abort(ctx: UseCaseContext, rollout: Rollout, reason: string): Promise<Rollout> {
+  const figures = rollout.state === 'created' ? undefined : await figuresNow(ctx, rollout);
+  rollout.abort(ctx.now, figures, reason);
+  await dropCandidates(ctx.em, rollout.uuid);
+  await ctx.em.flush();
+  return rollout;
+}
+
+/** What a gate check did to one rollout. */
+export interface GateOutcome {
+  uuid: string;
+  action: 'paused' | 'aborted' | 'advanced' | 'completed';
+  reason: string;
+}
+
+/**
+ * One round of gate checks (the write service runs it every ROLLOUT_GATE_INTERVAL, `intervalMs`,
+ * in a write transaction): every running rollout with gates is paused or aborted (as its gates
+ * say) when a gate fails, and with auto_advance moved on once its step has been held for its min
+ * duration and at least one interval, so that two write replicas checking at once cannot pass
+ * two steps. Returns what it did.
+ */
+export async function checkGates(ctx: UseCaseContext, intervalMs: number): Promise<GateOutcome[]> {
+  const running = await ctx.em.find(Rollout, { state: 'running' }, { orderBy: { uuid: 'asc' } });
+  const outcomes: GateOutcome[] = [];
+  for (const rollout of running) {
+    const gates = rollout.gates;
+    if (!gates) continue;
+    const figures = await figuresNow(ctx, rollout);
+    const failed = failedGate(gates, figures);
+    if (failed) {
+      if (gates.onFailure === 'abort') await abort(ctx, rollout, failed);
+      else {
+        rollout.pause(ctx.now, failed);
+        await ctx.em.flush();
+      }
+      outcomes.push({ uuid: rollout.uuid, action: gates.onFailure === 'abort' ? 'aborted' : 'paused', reason: failed });
+      continue;
+    }
+    const heldSince = Date.parse(rollout.stepTimes[rollout.currentStep]!.startTime);
+    if (gates.autoAdvance && ctx.now.getTime() >= Math.max(rollout.stepDueMs(), heldSince + intervalMs)) {
+      await advance(ctx, rollout);
+      outcomes.push({ uuid: rollout.uuid, action: rollout.state === 'completed' ? 'completed' : 'advanced', reason: '' });
+    }
+  }
+  return outcomes;
+}
+
+/** Rollouts per state, for the `titanbot_rollouts` gauge. */
+export async function countByState(ctx: UseCaseContext): Promise<Record<RolloutState, number>> {
+  const rows: { state: RolloutState; n: string }[] = await ctx.em.execute('select state, count(*) as n from rollouts group by state');
+  const counts = { created: 0, running: 0, paused: 0, completed: 0, aborted: 0 };
+  for (const r of rows) counts[r.state] = Number(r.n);
+  return counts;
+}
