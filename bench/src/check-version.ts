@@ -19,10 +19,17 @@ export interface TargetFigures {
 /**
  * Runs the load generator against `targets` and measures the serving pids' CPU over its window.
  * Every target gets the same requests with the same x-api-key metadata (the peers ignore it), so
- * the transport work of reading the headers is the same for all.
+ * the transport work of reading the headers is the same for all; `tokens` (default the fleet's)
+ * are the daemons calling, one per channel.
  */
-export async function measureTarget(name: string, ctx: BenchContext, targets: string[], pids: number[], options: { includePostgres?: boolean; auth?: boolean } = {}): Promise<TargetFigures> {
-  const config: LoadConfig = { ...CHECK_VERSION_LOAD, targets, tokens: options.auth === false ? [] : ctx.fleet.tokens, logicalId: ctx.fleet.logicalId };
+export async function measureTarget(
+  name: string,
+  ctx: BenchContext,
+  targets: string[],
+  pids: number[],
+  options: { includePostgres?: boolean; auth?: boolean; tokens?: string[] } = {},
+): Promise<TargetFigures> {
+  const config: LoadConfig = { ...CHECK_VERSION_LOAD, targets, tokens: options.auth === false ? [] : (options.tokens ?? ctx.fleet.tokens), logicalId: ctx.fleet.logicalId };
   const { load, cpuSeconds } = await runCheckVersionLoad(config, pids, options.includePostgres ?? false);
   if (load.errors) process.stderr.write(`check-version: ${name}: ${load.errors} errors, first: ${load.firstError}\n`);
   const calls = Math.max(1, load.calls);

@@ -16,9 +16,10 @@ import { consoleBench } from './console.js';
 import { herd } from './herd.js';
 import { cdn } from './cdn.js';
 import { feedFanout } from './feed-fanout.js';
+import { rollout } from './rollout.js';
 
 /** Every benchmark, in run order; `npm run bench -- <name>...` runs a subset. */
-const BENCHMARKS: Benchmark[] = [checkVersion, scaling, watchFanout, downloadBenchmark, feedLag, feedApply, fleetLogs, fleetStatus, secureEdge, deltaFanout, herd, cdn, feedFanout, consoleBench, hostileSoak];
+const BENCHMARKS: Benchmark[] = [checkVersion, scaling, watchFanout, downloadBenchmark, feedLag, feedApply, fleetLogs, fleetStatus, secureEdge, deltaFanout, herd, cdn, feedFanout, rollout, consoleBench, hostileSoak];
 
 /**
  * `npm run bench`: starts the system (each service its own process, from the built output),

@@ -62,6 +62,12 @@ export async function stopLoad(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
+/** The sum of a Prometheus series over all its labels from `http://address/metrics`. */
+export async function scrapeSum(metricsAddress: string, name: string): Promise<number> {
+  const text = await (await fetch(`http://${metricsAddress}/metrics`)).text();
+  return [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].reduce((sum, m) => sum + Number(m[1]), 0);
+}
+
 /** One value of a Prometheus series (no labels) from `http://address/metrics`. */
 export async function scrape(metricsAddress: string, name: string): Promise<number> {
   const text = await (await fetch(`http://${metricsAddress}/metrics`)).text();

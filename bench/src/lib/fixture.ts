@@ -3,6 +3,8 @@ import { AccountServiceClient, CreateAccountRequest, Gender } from '@titanbot/co
 import { DaemonTokenServiceClient, IssueDaemonTokenRequest, type IssueDaemonTokenResponse } from '@titanbot/contracts/titanbot/admin/v1/daemon_token_service';
 import { BindAccountRequest, CreateDeviceRequest, DeviceServiceClient, type Device } from '@titanbot/contracts/titanbot/admin/v1/device_service';
 import { CreateHabitRequest, HabitServiceClient, UpdateHabitRequest, type Habit } from '@titanbot/contracts/titanbot/admin/v1/habit_service';
+import { RolloutServiceClient, type Rollout, type RolloutChange, type RolloutStep } from '@titanbot/contracts/titanbot/admin/v1/rollout_service';
+import { generateDaemonToken, hashDaemonToken, SHOWN_PREFIX_CHARS } from '@titanbot/service-kit/daemon-token';
 import pg from 'pg';
 
 /** The benchmark fixture (issue "Benchmarks"): 1,000 accounts' habits, 10,000 habits of 3 pixels, 10 % global. */
@@ -58,6 +60,41 @@ export async function loadFixture(databaseUrl: string): Promise<void> {
 
 type Callback<Res> = (err: ServiceError | null, res: Res) => void;
 
+/**
+ * `count` devices bound to the account with `logicalId`, one daemon token each (valid a day),
+ * written straight into PostgreSQL in one transaction (the admin API would take minutes for
+ * 10,000: each device gets an SSH key pair); the feed publishes every row. Returns the devices'
+ * uuids and tokens, in the same order.
+ */
+export async function insertDevices(databaseUrl: string, logicalId: number, count: number): Promise<{ uuids: string[]; tokens: string[] }> {
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  try {
+    const tokens = Array.from({ length: count }, () => generateDaemonToken());
+    await db.query('begin');
+    const { rows } = await db.query<{ uuid: string }>(
+      `insert into devices (uuid, physical_id, current_account_uuid)
+       select gen_random_uuid(), 1000000000 + g + (select coalesce(max(physical_id), 0) % 1000000000 from devices), (select uuid from accounts where logical_id = $2)
+       from generate_series(1, $1) g returning uuid`,
+      [count, logicalId],
+    );
+    const uuids = rows.map((r) => r.uuid);
+    await db.query(`insert into device_accounts (device_uuid, account_uuid) select d, (select uuid from accounts where logical_id = $2) from unnest($1::uuid[]) d`, [uuids, logicalId]);
+    await db.query(
+      `insert into daemon_tokens (uuid, device_uuid, token_hash, prefix, create_time, expire_time)
+       select gen_random_uuid(), d, h, p, now(), now() + interval '1 day' from unnest($1::uuid[], $2::text[], $3::text[]) u(d, h, p)`,
+      [uuids, tokens.map(hashDaemonToken), tokens.map((t) => t.slice(0, SHOWN_PREFIX_CHARS))],
+    );
+    await db.query('commit');
+    return { uuids, tokens };
+  } catch (err) {
+    await db.query('rollback');
+    throw err;
+  } finally {
+    await db.end();
+  }
+}
+
 /** The admin API over the write service, promisified. */
 export function adminClient(address: string, adminToken: string) {
   const creds = credentials.createInsecure();
@@ -65,6 +102,7 @@ export function adminClient(address: string, adminToken: string) {
   const devices = new DeviceServiceClient(address, creds);
   const tokens = new DaemonTokenServiceClient(address, creds);
   const habits = new HabitServiceClient(address, creds);
+  const rollouts = new RolloutServiceClient(address, creds);
   const md = (): Metadata => {
     const m = new Metadata();
     m.set('x-api-key', adminToken);
@@ -98,8 +136,12 @@ export function adminClient(address: string, adminToken: string) {
     /** Changes a habit's comment (one committed change, one feed batch). */
     touchHabit: (uuid: string, comment: string): Promise<unknown> =>
       call((cb) => habits.updateHabit(UpdateHabitRequest.fromPartial({ habit: { uuid, comment }, updateMask: ['comment'] }), md(), cb)),
+    /** A rollout of `changes` (created, not started). */
+    createRollout: (changes: RolloutChange[]): Promise<Rollout> => call((cb) => rollouts.createRollout({ changes, description: 'bench', requestId: '', validateOnly: false }, md(), cb)),
+    startRollout: (uuid: string, steps: RolloutStep[]): Promise<Rollout> => call((cb) => rollouts.startRollout({ uuid, steps, etag: '', gates: undefined }, md(), cb)),
+    advanceRollout: (uuid: string): Promise<Rollout> => call((cb) => rollouts.advanceRollout({ uuid, etag: '' }, md(), cb)),
     close(): void {
-      for (const c of [accounts, devices, tokens, habits]) c.close();
+      for (const c of [accounts, devices, tokens, habits, rollouts]) c.close();
     },
   };
 }

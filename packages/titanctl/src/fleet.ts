@@ -2,7 +2,7 @@ import * as fleet from '@titanbot/contracts/titanbot/admin/v1/fleet_service';
 import { duration, flag, int, required, uuid, type Values } from './args.js';
 import type { AdminApi } from './client.js';
 import type { Command, Resource } from './command.js';
-import { jsonWithDefaults, prettyJson, renderTable } from './output.js';
+import { jsonWithDefaults, prettyJson, refreshUntil, renderTable } from './output.js';
 
 const SCOPE = flag('logical-id', int, 'only daemons syncing this scope (default: every scope)');
 const WORST = flag('worst', int, 'how many of the worst devices to show (default 10)');
@@ -48,23 +48,7 @@ const watch: Command = {
   flags: [SCOPE, WORST, EVERY],
   async run(api, values, table) {
     const every = values.get(EVERY);
-    const everyMs = every ? every.seconds * 1000 + every.nanos / 1e6 : 2000;
-    const stop = new AbortController();
-    const abort = (): void => stop.abort();
-    process.once('SIGINT', abort);
-    try {
-      while (!stop.signal.aborted) {
-        const text = await fleetStatus(api, values, table);
-        // On a terminal, redraw in place; otherwise append, one report per refresh.
-        process.stdout.write(process.stdout.isTTY ? `\x1b[H\x1b[2J${new Date().toISOString()}\n${text}\n` : `${text}\n`);
-        await new Promise((resolve) => {
-          const timer = setTimeout(resolve, everyMs);
-          stop.signal.addEventListener('abort', () => (clearTimeout(timer), resolve(undefined)), { once: true });
-        });
-      }
-    } finally {
-      process.off('SIGINT', abort);
-    }
+    await refreshUntil(every ? every.seconds * 1000 + every.nanos / 1e6 : 2000, async () => ({ text: await fleetStatus(api, values, table), done: false }));
     return { out: '' };
   },
 };

@@ -95,3 +95,26 @@ function cell(value: unknown): string {
   const text = (value instanceof Date ? value.toISOString() : String(value)).replace(/\n/g, '\\n').replace(TERMINAL_CONTROLS, escapeControl);
   return text.length > MAX_CELL ? `${text.slice(0, MAX_CELL - 1)}…` : text;
 }
+
+/**
+ * Prints `render()` every `everyMs` until it returns `done` or Ctrl-C: on a terminal redrawn in
+ * place under the time, otherwise appended, one report per refresh (the `watch` verbs).
+ */
+export async function refreshUntil(everyMs: number, render: () => Promise<{ text: string; done: boolean }>): Promise<void> {
+  const stop = new AbortController();
+  const abort = (): void => stop.abort();
+  process.once('SIGINT', abort);
+  try {
+    while (!stop.signal.aborted) {
+      const { text, done } = await render();
+      process.stdout.write(process.stdout.isTTY ? `\x1b[H\x1b[2J${new Date().toISOString()}\n${text}\n` : `${text}\n`);
+      if (done) break;
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, everyMs);
+        stop.signal.addEventListener('abort', () => (clearTimeout(timer), resolve(undefined)), { once: true });
+      });
+    }
+  } finally {
+    process.off('SIGINT', abort);
+  }
+}

@@ -3,7 +3,7 @@ import * as rollouts from '@titanbot/contracts/titanbot/admin/v1/rollout_service
 import { duration, flag, int, oneOf, required, switchFlag, text, uuid, type Parser, type Values } from './args.js';
 import type { AdminApi } from './client.js';
 import { ETAG, list, type Command, type Resource } from './command.js';
-import { renderJson, renderTable } from './output.js';
+import { refreshUntil, renderJson, renderTable } from './output.js';
 
 const ID = required(flag('uuid', uuid, 'the rollout id (or give it as the argument)'));
 const CHANGES = required(
@@ -104,26 +104,10 @@ const watch: Command = {
   positional: ID,
   async run(api, values, table) {
     const every = values.get(EVERY);
-    const everyMs = every ? every.seconds * 1000 + every.nanos / 1e6 : 2000;
-    const stop = new AbortController();
-    const abort = (): void => stop.abort();
-    process.once('SIGINT', abort);
-    let last: rollouts.Rollout | undefined;
-    try {
-      while (!stop.signal.aborted) {
-        last = await api.call(rollouts.RolloutServiceService.getRollout, { uuid: values.get(ID) });
-        const text = table ? rolloutTable(last) : renderJson(rollouts.Rollout, last);
-        // On a terminal, redraw in place; otherwise append, one report per refresh.
-        process.stdout.write(process.stdout.isTTY ? `\x1b[H\x1b[2J${new Date().toISOString()}\n${text}\n` : `${text}\n`);
-        if (ENDED.includes(last.state)) break;
-        await new Promise((resolve) => {
-          const timer = setTimeout(resolve, everyMs);
-          stop.signal.addEventListener('abort', () => (clearTimeout(timer), resolve(undefined)), { once: true });
-        });
-      }
-    } finally {
-      process.off('SIGINT', abort);
-    }
+    await refreshUntil(every ? every.seconds * 1000 + every.nanos / 1e6 : 2000, async () => {
+      const r = await api.call(rollouts.RolloutServiceService.getRollout, { uuid: values.get(ID) });
+      return { text: table ? rolloutTable(r) : renderJson(rollouts.Rollout, r), done: ENDED.includes(r.state) };
+    });
     return { out: '' };
   },
 };

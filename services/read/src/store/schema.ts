@@ -8,6 +8,22 @@ export interface MirroredTable {
   primaryKey: readonly string[];
 }
 
+/** A habit's columns besides its uuid: in `habits`, and in a rollout's candidate `rollout_habits`. */
+const HABIT_VALUES = [
+  'account_logical_id',
+  'priority',
+  'trigger_shell',
+  'log_template',
+  'post_timeout_ms',
+  'comment',
+  'sequence',
+  'context',
+  'action',
+  'is_interruption',
+  'is_active',
+  'updated_at',
+] as const;
+
 export const MIRRORED_TABLES: Readonly<Record<string, MirroredTable>> = {
   legions: { columns: ['uuid', 'title', 'ext_title', 'pay_day_of_month'], primaryKey: ['uuid'] },
   accounts: {
@@ -31,24 +47,7 @@ export const MIRRORED_TABLES: Readonly<Record<string, MirroredTable>> = {
   },
   device_accounts: { columns: ['device_uuid', 'account_uuid'], primaryKey: ['device_uuid', 'account_uuid'] },
   sshes: { columns: ['device_uuid', 'public_key', 'private_key', 'server_device_internal_port'], primaryKey: ['device_uuid'] },
-  habits: {
-    columns: [
-      'uuid',
-      'account_logical_id',
-      'priority',
-      'trigger_shell',
-      'log_template',
-      'post_timeout_ms',
-      'comment',
-      'sequence',
-      'context',
-      'action',
-      'is_interruption',
-      'is_active',
-      'updated_at',
-    ],
-    primaryKey: ['uuid'],
-  },
+  habits: { columns: ['uuid', ...HABIT_VALUES], primaryKey: ['uuid'] },
   dots: { columns: ['uuid', 'x', 'y'], primaryKey: ['uuid'] },
   colors: { columns: ['uuid', 'rgb_hex', 'deviation'], primaryKey: ['uuid'] },
   pixels: { columns: ['uuid', 'dot_uuid', 'color_uuid'], primaryKey: ['uuid'] },
@@ -62,26 +61,7 @@ export const MIRRORED_TABLES: Readonly<Record<string, MirroredTable>> = {
   },
   // Staged rollouts (docs/decisions.md "Staged rollouts"): `steps` is JSON text.
   rollouts: { columns: ['uuid', 'state', 'account_logical_id', 'steps', 'current_step'], primaryKey: ['uuid'] },
-  rollout_habits: {
-    columns: [
-      'rollout_uuid',
-      'habit_uuid',
-      'deleted',
-      'account_logical_id',
-      'priority',
-      'trigger_shell',
-      'log_template',
-      'post_timeout_ms',
-      'comment',
-      'sequence',
-      'context',
-      'action',
-      'is_interruption',
-      'is_active',
-      'updated_at',
-    ],
-    primaryKey: ['rollout_uuid', 'habit_uuid'],
-  },
+  rollout_habits: { columns: ['rollout_uuid', 'habit_uuid', 'deleted', ...HABIT_VALUES], primaryKey: ['rollout_uuid', 'habit_uuid'] },
   rollout_habit_pixels: { columns: ['rollout_uuid', 'habit_uuid', 'pixel_uuid', 'position'], primaryKey: ['rollout_uuid', 'habit_uuid', 'pixel_uuid'] },
   rollout_habit_shapes: { columns: ['rollout_uuid', 'habit_uuid', 'shape_uuid', 'position'], primaryKey: ['rollout_uuid', 'habit_uuid', 'shape_uuid'] },
 };

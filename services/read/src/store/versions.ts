@@ -30,6 +30,13 @@ export interface ActiveRollout {
   revision: number;
 }
 
+/** An active rollout with what is derived from it: its devices' cohort membership at the current step, its candidate versions by scope. */
+interface RolloutEntry {
+  rollout: ActiveRollout;
+  members: Map<string, boolean>;
+  candidates: Map<number, string>;
+}
+
 /** What a device gets of a scope: its version, the revision it took it at, and the rollout whose candidate it is (if any). */
 export interface DeviceContent {
   version: string;
@@ -62,12 +69,12 @@ export class ScopeVersions {
   private readonly partRevisions = new Map<number, number>();
   /** Per scope, each listener with the device it serves. */
   private readonly listeners = new Map<number, Map<VersionListener, string>>();
-  /** Running and paused rollouts; their scopes do not overlap (the write service allows one per scope). */
-  private rollouts: readonly ActiveRollout[] = [];
-  /** Per rollout uuid, cohort membership by device, for the current step (rebuilt with `rollouts`). */
-  private members = new Map<string, Map<string, boolean>>();
-  /** Candidate version strings by `scope/rollout`, cleared with `strings`. */
-  private readonly candidates = new Map<string, string>();
+  /**
+   * Running and paused rollouts (their scopes do not overlap: the write service allows one per
+   * scope), each with its devices' cohort membership at the current step and its candidate version
+   * strings by scope (cleared with `strings`).
+   */
+  private rollouts: readonly RolloutEntry[] = [];
   /** Scopes whose listeners are being told in slices; `again`: changed since the pass began. */
   private readonly passes = new Map<number, { again: boolean }>();
   /** Version strings already built, by scope: CheckVersion asks far more often than they change. */
@@ -86,7 +93,7 @@ export class ScopeVersions {
     this.globalRevision = revision;
     this.partRevisions.clear();
     this.strings.clear();
-    this.candidates.clear();
+    for (const r of this.rollouts) r.candidates.clear();
     for (const scope of this.listeners.keys()) this.notify(scope);
   }
 
@@ -96,7 +103,7 @@ export class ScopeVersions {
    * Returns the parts whose rollout changed (GLOBAL_SCOPE: every scope).
    */
   setRollouts(rollouts: readonly ActiveRollout[]): number[] {
-    const before = new Map(this.rollouts.map((r) => [r.uuid, r]));
+    const before = new Map(this.rollouts.map(({ rollout: r }) => [r.uuid, r]));
     const changed = new Set<number>();
     for (const r of rollouts) {
       const was = before.get(r.uuid);
@@ -104,15 +111,13 @@ export class ScopeVersions {
       before.delete(r.uuid);
     }
     for (const gone of before.values()) changed.add(gone.part);
-    this.rollouts = rollouts;
-    this.members = new Map(rollouts.map((r) => [r.uuid, new Map()]));
-    this.candidates.clear();
+    this.rollouts = rollouts.map((rollout) => ({ rollout, members: new Map(), candidates: new Map() }));
     return [...changed];
   }
 
   /** The running and paused rollouts. */
   get activeRollouts(): readonly ActiveRollout[] {
-    return this.rollouts;
+    return this.rollouts.map((r) => r.rollout);
   }
 
   /**
@@ -121,36 +126,35 @@ export class ScopeVersions {
    * one SHA-256 the first time per device and step, then a map lookup.
    */
   contentFor(scope: number, device: string): DeviceContent {
-    const rollout = this.rolloutOf(scope);
-    if (!rollout || !this.isMember(rollout, device)) return { version: this.version(scope), revision: this.revision(scope) };
-    return { version: this.candidateVersion(scope, rollout), revision: Math.max(this.revision(scope), rollout.revision), rollout: rollout.uuid };
+    const active = this.rolloutOf(scope);
+    if (!active || !this.isMember(active, device)) return { version: this.version(scope), revision: this.revision(scope) };
+    return { version: this.candidateVersion(scope, active), revision: Math.max(this.revision(scope), active.rollout.revision), rollout: active.rollout.uuid };
   }
 
   /** The candidate version of `scope` for the rollout affecting it, if one does (what its cohort devices get). */
   candidateOf(scope: number): { rollout: string; version: string } | undefined {
-    const rollout = this.rolloutOf(scope);
-    return rollout && { rollout: rollout.uuid, version: this.candidateVersion(scope, rollout) };
+    const active = this.rolloutOf(scope);
+    return active && { rollout: active.rollout.uuid, version: this.candidateVersion(scope, active) };
   }
 
-  private candidateVersion(scope: number, rollout: ActiveRollout): string {
-    const key = `${scope}/${rollout.uuid}`;
-    let version = this.candidates.get(key);
+  private candidateVersion(scope: number, active: RolloutEntry): string {
+    let version = active.candidates.get(scope);
     if (version === undefined) {
-      const sum = (scope === GLOBAL_SCOPE ? this.global.clone() : this.global.clone().add((this.parts.get(scope) ?? EMPTY).lanes)).add(rollout.delta.lanes);
+      const sum = (scope === GLOBAL_SCOPE ? this.global.clone() : this.global.clone().add((this.parts.get(scope) ?? EMPTY).lanes)).add(active.rollout.delta.lanes);
       version = this.name(scope, sum);
-      this.candidates.set(key, version);
+      active.candidates.set(scope, version);
     }
     return version;
   }
 
-  private rolloutOf(scope: number): ActiveRollout | undefined {
-    return this.rollouts.find((r) => r.part === GLOBAL_SCOPE || r.part === scope);
+  private rolloutOf(scope: number): RolloutEntry | undefined {
+    for (const r of this.rollouts) if (r.rollout.part === GLOBAL_SCOPE || r.rollout.part === scope) return r;
+    return undefined;
   }
 
-  private isMember(rollout: ActiveRollout, device: string): boolean {
-    const cache = this.members.get(rollout.uuid)!;
-    let member = cache.get(device);
-    if (member === undefined) cache.set(device, (member = inCohort(rollout.uuid, rollout.steps, rollout.currentStep, device)));
+  private isMember({ rollout, members }: RolloutEntry, device: string): boolean {
+    let member = members.get(device);
+    if (member === undefined) members.set(device, (member = inCohort(rollout.uuid, rollout.steps, rollout.currentStep, device)));
     return member;
   }
 
@@ -215,7 +219,7 @@ export class ScopeVersions {
     if (changed.length === 0) return;
     const announce = (): void => {
       // A global change moves every scope's version; otherwise only the changed scopes' do.
-      this.candidates.clear();
+      for (const r of this.rollouts) r.candidates.clear();
       if (changed.includes(GLOBAL_SCOPE)) {
         this.strings.clear();
         for (const scope of this.listeners.keys()) this.notify(scope);

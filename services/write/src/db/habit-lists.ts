@@ -34,9 +34,8 @@ export async function loadHabitLists(em: Em, habits: Habit[]): Promise<void> {
   }
 }
 
-/** Makes the stored pixel list of a flushed habit equal `habit.pixels`; removes orphans. */
-export async function storePixels(em: Em, habit: Habit): Promise<void> {
-  const list = habit.pixels;
+/** The uuid of each pixel of `list` (in order), its dot, color and pixel rows looked up, else created. */
+export async function pixelIdsOf(em: Em, list: readonly Pixel[]): Promise<string[]> {
   const dotIds = await lookUpOrCreate(
     em,
     'dots',
@@ -51,27 +50,35 @@ export async function storePixels(em: Em, habit: Habit): Promise<void> {
     ['text', 'int'],
     list.map((p) => [p.rgbHex, p.deviation]),
   );
-  const pixelIds = await lookUpOrCreate(
+  return lookUpOrCreate(
     em,
     'pixels',
     ['dot_uuid', 'color_uuid'],
     ['uuid', 'uuid'],
     list.map((_, i) => [dotIds[i]!, colorIds[i]!]),
   );
-  const removed = await replaceLinks(em, 'habit_pixels', 'pixel_uuid', habit.uuid, pixelIds);
+}
+
+/** The uuid of each shape of `list` (in order), looked up, else created. */
+export function shapeIdsOf(em: Em, list: readonly Shape[]): Promise<string[]> {
+  return lookUpOrCreate(
+    em,
+    'shapes',
+    ['type', 'x', 'y', 'width', 'height', 'size', 'rgb_hex'],
+    ['text', 'int', 'int', 'int', 'int', 'int', 'text'],
+    list.map((s) => [s.type, s.x, s.y, s.width, s.height, s.size, s.rgbHex]),
+  );
+}
+
+/** Makes the stored pixel list of a flushed habit equal `habit.pixels`; removes orphans. */
+export async function storePixels(em: Em, habit: Habit): Promise<void> {
+  const removed = await replaceLinks(em, 'habit_pixels', 'pixel_uuid', habit.uuid, await pixelIdsOf(em, habit.pixels));
   await removeOrphanPixels(em, removed);
 }
 
 /** Makes the stored shape list of a flushed habit equal `habit.shapes`; removes orphans. */
 export async function storeShapes(em: Em, habit: Habit): Promise<void> {
-  const shapeIds = await lookUpOrCreate(
-    em,
-    'shapes',
-    ['type', 'x', 'y', 'width', 'height', 'size', 'rgb_hex'],
-    ['text', 'int', 'int', 'int', 'int', 'int', 'text'],
-    habit.shapes.map((s) => [s.type, s.x, s.y, s.width, s.height, s.size, s.rgbHex]),
-  );
-  const removed = await replaceLinks(em, 'habit_shapes', 'shape_uuid', habit.uuid, shapeIds);
+  const removed = await replaceLinks(em, 'habit_shapes', 'shape_uuid', habit.uuid, await shapeIdsOf(em, habit.shapes));
   await removeOrphanShapes(em, removed);
 }
 

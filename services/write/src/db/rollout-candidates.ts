@@ -1,67 +1,58 @@
 import type { Em } from './orm.js';
 import { pgArray } from './sql.js';
 import { OPEN_ROLLOUT_STATES, type RolloutState } from '../domain/rollout.js';
-import { removeOrphanPixels, removeOrphanShapes, storeHabitLinks } from './habit-lists.js';
+import type { Pixel, Shape } from '../domain/habit.js';
+import { pixelIdsOf, removeOrphanPixels, removeOrphanShapes, shapeIdsOf, storeHabitLinks } from './habit-lists.js';
 
 // A rollout's candidate rows (migration 0010): each habit it changes as that habit will be, with
 // its pixel and shape links, kept while the rollout is open and fed to the replicas, which build a
-// cohort's candidate content from them. Rows are carried as to_jsonb documents and written back
-// with jsonb_populate_record(set), so every value (timestamps to the microsecond) round-trips exactly:
-// the candidate a cohort holds and the habit rows a completed rollout commits are the same rows.
-
-/** The value rows a candidate's links point at, so they can be written again after a rollback. */
-interface ValueRows {
-  dots: unknown[];
-  colors: unknown[];
-  pixels: unknown[];
-  shapes: unknown[];
-}
+// cohort's candidate content from them. Habit rows are carried as to_jsonb documents and written
+// back with jsonb_populate_record(set), so every value (timestamps to the microsecond) round-trips
+// exactly: the candidate a cohort holds and the habit rows a completed rollout commits are the same rows.
 
 /** What CreateRollout captures of the changed habits (see captureCandidates). */
 export interface Candidates {
   /** The habits rows of created and updated habits (to_jsonb), with the deleted ones' uuids. */
   habits: unknown[];
   deleted: string[];
-  pixelLinks: unknown[];
-  shapeLinks: unknown[];
-  values: ValueRows;
+  /** Each habit's pixels and shapes as values, in order: uuids made inside the savepoint do not outlive it. */
+  pixels: Map<string, Pixel[]>;
+  shapes: Map<string, Shape[]>;
 }
 
 /**
  * Reads the habits `habitUuids` as the caller's transaction has just written them (inside a
- * savepoint that is then rolled back): their rows, links and the pixel, dot, color and shape rows
- * the links use. `deleted`: the uuids the change set deletes (they have no row).
+ * savepoint that is then rolled back): their rows, and their pixel and shape lists as values.
+ * `deleted`: the uuids the change set deletes (they have no row).
  */
 export async function captureCandidates(em: Em, habitUuids: string[], deleted: string[]): Promise<Candidates> {
   const ids = pgArray(habitUuids);
-  const docs = async (sql: string): Promise<unknown[]> => ((await em.execute(sql, [ids])) as { doc: unknown }[]).map((r) => r.doc);
-  return {
-    habits: await docs('select to_jsonb(h) as doc from habits h where h.uuid = any (?::uuid[])'),
-    deleted,
-    pixelLinks: await docs('select to_jsonb(l) as doc from habit_pixels l where l.habit_uuid = any (?::uuid[])'),
-    shapeLinks: await docs('select to_jsonb(l) as doc from habit_shapes l where l.habit_uuid = any (?::uuid[])'),
-    values: {
-      dots: await docs('select distinct to_jsonb(d) as doc from dots d join pixels p on p.dot_uuid = d.uuid join habit_pixels l on l.pixel_uuid = p.uuid where l.habit_uuid = any (?::uuid[])'),
-      colors: await docs('select distinct to_jsonb(c) as doc from colors c join pixels p on p.color_uuid = c.uuid join habit_pixels l on l.pixel_uuid = p.uuid where l.habit_uuid = any (?::uuid[])'),
-      pixels: await docs('select distinct to_jsonb(p) as doc from pixels p join habit_pixels l on l.pixel_uuid = p.uuid where l.habit_uuid = any (?::uuid[])'),
-      shapes: await docs('select distinct to_jsonb(s) as doc from shapes s join habit_shapes l on l.shape_uuid = s.uuid where l.habit_uuid = any (?::uuid[])'),
-    },
+  const byHabit = <T>(rows: (T & { habit_uuid: string })[]): Map<string, T[]> => {
+    const out = new Map<string, T[]>();
+    for (const { habit_uuid, ...value } of rows) out.set(habit_uuid, [...(out.get(habit_uuid) ?? []), value as T]);
+    return out;
   };
+  const habits: { doc: unknown }[] = await em.execute('select to_jsonb(h) as doc from habits h where h.uuid = any (?::uuid[])', [ids]);
+  const pixels: (Pixel & { habit_uuid: string })[] = await em.execute(
+    `select l.habit_uuid, d.x, d.y, c.rgb_hex as "rgbHex", c.deviation
+       from habit_pixels l join pixels p on p.uuid = l.pixel_uuid join dots d on d.uuid = p.dot_uuid join colors c on c.uuid = p.color_uuid
+      where l.habit_uuid = any (?::uuid[]) order by l.habit_uuid, l.position`,
+    [ids],
+  );
+  const shapes: (Shape & { habit_uuid: string })[] = await em.execute(
+    `select l.habit_uuid, s.type, s.x, s.y, s.width, s.height, s.size, s.rgb_hex as "rgbHex"
+       from habit_shapes l join shapes s on s.uuid = l.shape_uuid where l.habit_uuid = any (?::uuid[]) order by l.habit_uuid, l.position`,
+    [ids],
+  );
+  return { habits: habits.map((r) => r.doc), deleted, pixels: byHabit(pixels), shapes: byHabit(shapes) };
 }
 
 /**
- * Stores `candidates` as rollout `rolloutUuid`'s candidate rows, first writing again the value
- * rows they use that the rollback took away (same uuids; those that exist are left alone).
+ * Stores `candidates` as rollout `rolloutUuid`'s candidate rows. Pixels and shapes are looked up
+ * (else created) again by value: the savepoint's may have been rolled back, or a value the
+ * savepoint deleted and created anew exists again under its old uuid.
  */
 export async function storeCandidates(em: Em, rolloutUuid: string, candidates: Candidates): Promise<void> {
-  const populate = async (table: string, rows: unknown[], conflict = 'on conflict do nothing'): Promise<void> => {
-    if (rows.length === 0) return;
-    await em.execute(`insert into ${table} select * from jsonb_populate_recordset(null::${table}, ?::jsonb) ${conflict}`, [JSON.stringify(rows)]);
-  };
-  await populate('dots', candidates.values.dots);
-  await populate('colors', candidates.values.colors);
-  await populate('pixels', candidates.values.pixels);
-  await populate('shapes', candidates.values.shapes);
   const habitColumns = 'account_logical_id, priority, trigger_shell, log_template, post_timeout_ms, comment, sequence, context, action, is_interruption, is_active, updated_at, version';
   if (candidates.habits.length > 0) {
     await em.execute(
@@ -78,17 +69,15 @@ export async function storeCandidates(em: Em, rolloutUuid: string, candidates: C
       [rolloutUuid, pgArray(candidates.deleted)],
     );
   }
-  for (const [table, column, links] of [
-    ['rollout_habit_pixels', 'pixel_uuid', candidates.pixelLinks],
-    ['rollout_habit_shapes', 'shape_uuid', candidates.shapeLinks],
-  ] as const) {
-    if (links.length === 0) continue;
+  const link = async (table: string, column: string, habitUuid: string, ids: string[]): Promise<void> => {
+    if (ids.length === 0) return;
     await em.execute(
-      `insert into ${table} (rollout_uuid, habit_uuid, ${column}, position)
-         select ?, habit_uuid, ${column}, position from jsonb_populate_recordset(null::${table.replace('rollout_', '')}, ?::jsonb)`,
-      [rolloutUuid, JSON.stringify(links)],
+      `insert into ${table} (rollout_uuid, habit_uuid, ${column}, position) select ?, ?, id, n - 1 from unnest(?::uuid[]) with ordinality u(id, n)`,
+      [rolloutUuid, habitUuid, pgArray(ids)],
     );
-  }
+  };
+  for (const [habitUuid, list] of candidates.pixels) await link('rollout_habit_pixels', 'pixel_uuid', habitUuid, await pixelIdsOf(em, list));
+  for (const [habitUuid, list] of candidates.shapes) await link('rollout_habit_shapes', 'shape_uuid', habitUuid, await shapeIdsOf(em, list));
 }
 
 /**
