@@ -8,7 +8,7 @@ import { printJson, printTable, type Row } from './lib/report.js';
 import { percentile, round } from './lib/stats.js';
 import { freePort } from '@titanbot/service-kit/free-port';
 import type { DaemonSyncsConfig } from './load/daemon-syncs.js';
-import type { DeltaDaemonsConfig } from './load/delta-daemons.js';
+import type { DeltaDaemonsConfig, DeltaDaemonsResult } from './load/delta-daemons.js';
 import { forkLoad, nextMessage, stopLoad } from './watch-fanout.js';
 
 const DAEMONS = 10_000;
@@ -20,15 +20,6 @@ const MiB = 1024 * 1024;
 interface Ready {
   type: 'ready';
   errors?: number;
-}
-interface DaemonsResult {
-  type: 'result';
-  done: (number | null)[];
-  bytes: number;
-  errors: number;
-  deltas: number;
-  refused: number;
-  cpuMs: number;
 }
 interface SyncsResult {
   type: 'result';
@@ -95,7 +86,7 @@ export const deltaFanout: Benchmark = {
           await nextMessage<Ready>(syncs, 'ready', 120_000);
           for (const scenario of scenarios) {
             round_++;
-            const daemonsResult = nextMessage<DaemonsResult>(daemons, 'result', 360_000);
+            const daemonsResult = nextMessage<DeltaDaemonsResult>(daemons, 'result', 360_000);
             const syncsResult = nextMessage<SyncsResult>(syncs, 'result', 360_000);
             daemons.send({ type: 'go' });
             syncs.send({ type: 'go' });

@@ -8,7 +8,7 @@ import { insertDevices } from './lib/fixture.js';
 import { cpuSeconds } from './lib/proc.js';
 import { printJson, printTable, type Row } from './lib/report.js';
 import { percentile, round } from './lib/stats.js';
-import type { DeltaDaemonsConfig } from './load/delta-daemons.js';
+import type { DeltaDaemonsConfig, DeltaDaemonsResult } from './load/delta-daemons.js';
 import { measureTarget } from './check-version.js';
 import { forkLoad, nextMessage, scrapeSum, stopLoad } from './watch-fanout.js';
 import { freePort } from '@titanbot/service-kit/free-port';
@@ -22,14 +22,6 @@ const TARGETS = { checkVersionCpuRatio: 1.2 } as const;
 interface Ready {
   type: 'ready';
   errors?: number;
-}
-interface DaemonsResult {
-  type: 'result';
-  done: (number | null)[];
-  bytes: number;
-  errors: number;
-  deltas: number;
-  refused: number;
 }
 
 /**
@@ -71,7 +63,7 @@ export const rollout: Benchmark = {
       const member = (i: number, step: number): boolean => step >= 0 && inCohort(created.uuid, cohortSteps, step, fleet.uuids[i]!);
       for (let step = 0; step < STEPS.length; step++) {
         const joining = fleet.uuids.flatMap((_, i) => (member(i, step) && !member(i, step - 1) ? [i] : []));
-        const result = nextMessage<DaemonsResult>(daemons, 'result', 360_000);
+        const result = nextMessage<DeltaDaemonsResult>(daemons, 'result', 360_000);
         daemons.send({ type: 'go', expect: joining });
         await new Promise((r) => setTimeout(r, 100)); // the 'go' is delivered before the call
         const cpu0 = await cpuSeconds(replica.pid);

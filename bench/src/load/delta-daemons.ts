@@ -41,6 +41,17 @@ export interface DeltaDaemonsConfig {
   mayDelta: boolean;
 }
 
+/** The load's 'result' message (see above). */
+export interface DeltaDaemonsResult {
+  type: 'result';
+  done: (number | null)[];
+  bytes: number;
+  errors: number;
+  deltas: number;
+  refused: number;
+  cpuMs: number;
+}
+
 const config = JSON.parse(process.argv[2] ?? '{}') as DeltaDaemonsConfig;
 if (config.tokensFile) config.tokens = readFileSync(config.tokensFile, 'utf8').split('\n').filter(Boolean);
 const RESULT_TIMEOUT_MS = 300_000;
