@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { GateAction, RolloutServiceClient, RolloutState, type Rollout, type RolloutChange, type RolloutGates, type RolloutStep } from '@titanbot/contracts/titanbot/admin/v1/rollout_service';
+import { DeviceState, FleetServiceClient, ListDeviceStatusesRequest } from '@titanbot/contracts/titanbot/admin/v1/fleet_service';
 import { DaemonSync } from '@titanbot/daemon-client';
 import { inCohort } from '@titanbot/service-kit/cohort';
 import Database from 'better-sqlite3';
@@ -267,6 +268,10 @@ describe('a staged rollout of habit changes', () => {
       interval: 50,
     });
     expect((await get(rollout.uuid))).toMatchObject({ state: RolloutState.ROLLOUT_STATE_RUNNING, currentStep: 0 });
+    // The fleet view counts a cohort daemon holding the candidate as current, not as behind its scope's stable version.
+    const fleet = sys.write.client(FleetServiceClient);
+    const listed = await call(fleet, fleet.listDeviceStatuses, ListDeviceStatusesRequest.fromPartial({ deviceUuid: devices[cohort[0]!]!.uuid }), key());
+    expect(listed.deviceStatuses[0]).toMatchObject({ state: DeviceState.DEVICE_STATE_CURRENT });
     clock.advance(61_000);
     await vi.waitFor(async () => expect(await get(rollout.uuid)).toMatchObject({ state: RolloutState.ROLLOUT_STATE_RUNNING, currentStep: 1 }), { timeout: 10_000, interval: 50 });
     // The step left keeps its figures as they stood.

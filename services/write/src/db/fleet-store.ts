@@ -90,18 +90,41 @@ export async function storeFleetReport(
 }
 
 /**
+ * The running or paused rollout whose scope is the status `s`'s (a global one's is every scope),
+ * with whether the device is in the cohort of its current step: the same function as
+ * service-kit/cohort.ts (place = first 32 bits of SHA-256("rollout/device") mod 1,000,000, below
+ * percent x 10,000, or named by a step so far), in SQL so the fleet view can count a cohort
+ * device that holds the candidate as current (fleet-rollouts.test.ts checks the two agree).
+ */
+const OPEN_ROLLOUT_OF_STATUS = `
+  select r.uuid, (r.step_times -> r.current_step ->> 'startTime')::timestamptz as step_start,
+         ('x' || left(encode(sha256(convert_to(r.uuid::text || '/' || s.device_uuid::text, 'UTF8')), 'hex'), 8))::bit(32)::bigint % 1000000
+           < round((r.steps -> r.current_step ->> 'percent')::numeric * 10000)
+         or exists (select 1 from jsonb_array_elements(r.steps) with ordinality e(step, n)
+                     where n - 1 <= r.current_step and (e.step -> 'deviceUuids') @> to_jsonb(s.device_uuid::text)) as member
+    from rollouts r
+   where r.state in ('running', 'paused') and (r.account_logical_id is null or r.account_logical_id = s.scope_key)
+   limit 1`;
+
+/**
  * Every status with its state at `now`: offline without contact since `offlineBefore`, else failing
- * when its last install failed, else behind when it holds another version than its scope's
- * current one (or none, or its scope has no reported version yet), else current.
+ * when its last install failed, else behind when it holds another version than the one it should
+ * (its scope's current one, or while it is in a running or paused rollout's cohort the candidate
+ * replicas report for its scope, since the step began) or none, or none is reported yet; else current.
  */
 const WITH_STATE = `
   select s.device_uuid, s.scope_key, s.held_version, s.held_sha256, s.failure, s.failure_message, s.last_contact_time, s.replica,
-         coalesce(v.version, '') as current_version, v.since as current_since,
+         coalesce(t.version, '') as current_version, t.since as current_since,
          case when s.last_contact_time < ? then 'offline'
               when s.failure <> 0 then 'failing'
-              when v.version is null or s.held_version <> v.version then 'behind'
+              when t.version is null or s.held_version <> t.version then 'behind'
               else 'current' end as state
-    from device_statuses s left join scope_versions v on v.scope_key = s.scope_key`;
+    from device_statuses s
+    left join scope_versions v on v.scope_key = s.scope_key
+    left join lateral (${OPEN_ROLLOUT_OF_STATUS}) c on true
+    left join rollout_versions rv on c.member and rv.rollout_uuid = c.uuid and rv.scope_key = s.scope_key
+    cross join lateral (select case when c.member then rv.version else v.version end as version,
+                               case when c.member then c.step_start else v.since end as since) t`;
 
 export interface FleetCounts {
   devices: number;

@@ -117,7 +117,9 @@ export type DeviceStatus = Message<"titanbot.admin.v1.DeviceStatus"> & {
   heldVersion: string;
 
   /**
-   * Its scope's current version, as the replicas last reported it.
+   * The version it should hold, as the replicas last reported it: its scope's current one or, while
+   * it is in the cohort of a running or paused rollout's current step, the rollout's candidate for
+   * its scope (RolloutService).
    *
    * @generated from field: string current_version = 5;
    */
@@ -402,14 +404,14 @@ export enum DeviceState {
   FAILING = 2,
 
   /**
-   * In contact, holding a version that is not its scope's current one.
+   * In contact, holding another version than the one it should (DeviceStatus.current_version).
    *
    * @generated from enum value: DEVICE_STATE_BEHIND = 3;
    */
   BEHIND = 3,
 
   /**
-   * In contact, holding its scope's current version.
+   * In contact, holding the version it should.
    *
    * @generated from enum value: DEVICE_STATE_CURRENT = 4;
    */

@@ -33,9 +33,9 @@ export enum DeviceState {
   DEVICE_STATE_OFFLINE = 1,
   /** DEVICE_STATE_FAILING - In contact, and its last install failed. */
   DEVICE_STATE_FAILING = 2,
-  /** DEVICE_STATE_BEHIND - In contact, holding a version that is not its scope's current one. */
+  /** DEVICE_STATE_BEHIND - In contact, holding another version than the one it should (DeviceStatus.current_version). */
   DEVICE_STATE_BEHIND = 3,
-  /** DEVICE_STATE_CURRENT - In contact, holding its scope's current version. */
+  /** DEVICE_STATE_CURRENT - In contact, holding the version it should. */
   DEVICE_STATE_CURRENT = 4,
   UNRECOGNIZED = -1,
 }
@@ -113,7 +113,11 @@ export interface DeviceStatus {
     | undefined;
   /** The version it holds; empty when none. */
   heldVersion: string;
-  /** Its scope's current version, as the replicas last reported it. */
+  /**
+   * The version it should hold, as the replicas last reported it: its scope's current one or, while
+   * it is in the cohort of a running or paused rollout's current step, the rollout's candidate for
+   * its scope (RolloutService).
+   */
   currentVersion: string;
   /** SHA-256 of the file it holds, when it reported one. */
   heldSha256: string;
