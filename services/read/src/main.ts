@@ -10,7 +10,7 @@ import { DataKeyring } from '@titanbot/service-kit/secrets/data-keys';
 import { openSecretStore } from '@titanbot/service-kit/secrets/open';
 import type { Logger } from 'pino';
 import { loadReadConfig, type ReadConfig } from './config.js';
-import { exportFormat } from './export/build.js';
+import { exportFormat } from '@titanbot/service-kit/daemon-database';
 import { startLegacyHttp } from './legacy/http.js';
 import { ExportCache } from './export/cache.js';
 import { HotExports } from './export/hot-exports.js';

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startHarness, uniqueInt, type Harness } from '@titanbot/write/test-support/harness';
 import { TestClock } from '@titanbot/write/test-support/test-clock';
 import { FeedGapError, ReadModel } from '../src/store/read-model.js';
-import { GLOBAL_SCOPE } from '../src/store/versions.js';
+import { GLOBAL_SCOPE } from '@titanbot/service-kit/daemon-database';
 import { adminApi, provisionDevice, uniquePixel, uniqueShape } from './support/admin.js';
 import { checkVersion } from './support/daemon.js';
 import { healthStatus } from '@titanbot/write/test-support/health';

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { uniqueInt } from '@titanbot/write/test-support/harness';
 import { ReadModel } from '../src/store/read-model.js';
-import { GLOBAL_SCOPE } from '../src/store/versions.js';
+import { GLOBAL_SCOPE } from '@titanbot/service-kit/daemon-database';
 import { adminApi, provisionDevice, uniquePixel, uniqueShape } from './support/admin.js';
 import { checkVersion, download } from './support/daemon.js';
 import { startSystem, type Replica, type System } from './support/system.js';

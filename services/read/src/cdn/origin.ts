@@ -4,7 +4,7 @@ import { SecretStoreUnavailableError } from '@titanbot/service-kit/secrets/secre
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { ExportDelta, ExportFile } from '../export/cache.js';
-import { EXPORT_MEDIA_TYPE } from '../export/build.js';
+import { EXPORT_MEDIA_TYPE } from '@titanbot/service-kit/daemon-database';
 import { httpTls, listenAt, type HttpListenerSettings } from '../access/http-listener.js';
 import type { ExportUrlSigner } from '../access/export-urls.js';
 import type { ReadRuntime } from '../access/runtime.js';

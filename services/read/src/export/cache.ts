@@ -7,7 +7,7 @@ import { createDelta } from 'fossil-delta';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { ReadModel } from '../store/read-model.js';
-import { buildExport } from './build.js';
+import { buildExport } from '@titanbot/service-kit/daemon-database';
 import { context } from '@opentelemetry/api';
 import { inSpan, linkTo, tracerOf, tracingEnabled } from '@titanbot/service-kit/tracing';
 

@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
 import { ExportEncoding, type DownloadExportResponse, type ExportHeader } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { DomainError } from '@titanbot/service-kit/errors';
-import { EXPORT_FILE_NAME, EXPORT_MEDIA_TYPE, EXPORT_SCHEMA_VERSION } from './build.js';
+import { EXPORT_FILE_NAME, EXPORT_MEDIA_TYPE, EXPORT_SCHEMA_VERSION } from '@titanbot/service-kit/daemon-database';
 import type { ExportDelta, ExportFile } from './cache.js';
 import type { HotExports } from './hot-exports.js';
 

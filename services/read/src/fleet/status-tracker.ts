@@ -1,5 +1,6 @@
 import type { DeviceStatus, RolloutVersion, ScopeVersion } from '@titanbot/contracts/titanbot/feed/v1/change_feed_service';
-import { GLOBAL_SCOPE, type ScopeVersions } from '../store/versions.js';
+import { GLOBAL_SCOPE } from '@titanbot/service-kit/daemon-database';
+import { type ScopeVersions } from '../store/versions.js';
 
 /** What this replica knows of one daemon. */
 interface Entry {

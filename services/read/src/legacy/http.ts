@@ -14,7 +14,7 @@ import { unaryCall } from '@titanbot/service-kit/grpc-client';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { validate as isUuid } from 'uuid';
-import { EXPORT_FILE_NAME } from '../export/build.js';
+import { EXPORT_FILE_NAME } from '@titanbot/service-kit/daemon-database';
 import { chargeLogLines, daemonPrincipal, takeCall } from '../access/principal.js';
 import type { DaemonPrincipal, ReadRuntime } from '../access/runtime.js';
 import { unseal } from '../access/unseal.js';

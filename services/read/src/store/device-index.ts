@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { FeedEvent } from './feed-event.js';
-import { GLOBAL_SCOPE } from './versions.js';
+import { GLOBAL_SCOPE } from '@titanbot/service-kit/daemon-database';
 
 /** A daemon token as the read side knows it: never the secret, only its hash (the map key). */
 export interface TokenRecord {

@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { LtHash } from './lt-hash.js';
-import { GLOBAL_SCOPE } from './versions.js';
+import { GLOBAL_SCOPE } from '@titanbot/service-kit/daemon-database';
 
 /** A habit's contribution to its part's digest. */
 export interface HabitElement {

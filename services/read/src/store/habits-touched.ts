@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import type { FeedEvent } from './feed-event.js';
-import { mirroredValues, MIRRORED_TABLES, type SqlValue } from './schema.js';
+import type { SqlValue } from '@titanbot/service-kit/daemon-database';
+import { mirroredValues, MIRRORED_TABLES } from './schema.js';
 
 type Row = Record<string, unknown>;
 

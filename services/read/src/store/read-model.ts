@@ -4,10 +4,12 @@ import Database from 'better-sqlite3';
 import { HabitElements } from './habit-elements.js';
 import { habitsTouchedBy } from './habits-touched.js';
 import { LtHash } from './lt-hash.js';
-import { GLOBAL_SCOPE, ScopeVersions, type ActiveRollout } from './versions.js';
+import { GLOBAL_SCOPE } from '@titanbot/service-kit/daemon-database';
+import { ScopeVersions, type ActiveRollout } from './versions.js';
 import { DeviceIndex, type TokenRecord } from './device-index.js';
 import type { FeedEvent } from './feed-event.js';
-import { dropOutdatedMirror, mirroredValues, MIRRORED_TABLES, READ_MODEL_DDL, sqlValue } from './schema.js';
+import { sqlValue } from '@titanbot/service-kit/daemon-database';
+import { dropOutdatedMirror, mirroredValues, MIRRORED_TABLES, READ_MODEL_DDL } from './schema.js';
 
 /** Where the mirror stands on the feed. */
 export interface Checkpoint {
@@ -56,7 +58,7 @@ export class ReadModel {
   /**
    * Opens (creating if needed) `dir/read-model.sqlite` and loads the in-memory indexes and scope
    * versions. `exportFormat` names everything besides the rows that changes an export's bytes
-   * (export/build.ts `exportFormat`): it is part of every version.
+   * (service-kit/daemon-database.ts `exportFormat`): it is part of every version.
    */
   constructor(dir: string, exportFormat: string) {
     this.versions = new ScopeVersions(exportFormat);

@@ -1,28 +1,11 @@
+import { SOURCE_TABLES, sourceTableDdl, sqlValue, type SourceTable, type SqlValue } from '@titanbot/service-kit/daemon-database';
+
 /**
  * The read model: a local SQLite mirror of the fed tables (the columns the read service uses;
  * other columns on the feed are ignored), plus the feed checkpoint and per-scope versions.
  * Values keep their feed form: uuids and timestamps as text, booleans as 0/1.
  */
-export interface MirroredTable {
-  columns: readonly string[];
-  primaryKey: readonly string[];
-}
-
-/** A habit's columns besides its uuid: in `habits`, and in a rollout's candidate `rollout_habits`. */
-const HABIT_VALUES = [
-  'account_logical_id',
-  'priority',
-  'trigger_shell',
-  'log_template',
-  'post_timeout_ms',
-  'comment',
-  'sequence',
-  'context',
-  'action',
-  'is_interruption',
-  'is_active',
-  'updated_at',
-] as const;
+export type MirroredTable = SourceTable;
 
 export const MIRRORED_TABLES: Readonly<Record<string, MirroredTable>> = {
   legions: { columns: ['uuid', 'title', 'ext_title', 'pay_day_of_month'], primaryKey: ['uuid'] },
@@ -47,29 +30,20 @@ export const MIRRORED_TABLES: Readonly<Record<string, MirroredTable>> = {
   },
   device_accounts: { columns: ['device_uuid', 'account_uuid'], primaryKey: ['device_uuid', 'account_uuid'] },
   sshes: { columns: ['device_uuid', 'public_key', 'private_key', 'server_device_internal_port'], primaryKey: ['device_uuid'] },
-  habits: { columns: ['uuid', ...HABIT_VALUES], primaryKey: ['uuid'] },
-  dots: { columns: ['uuid', 'x', 'y'], primaryKey: ['uuid'] },
-  colors: { columns: ['uuid', 'rgb_hex', 'deviation'], primaryKey: ['uuid'] },
-  pixels: { columns: ['uuid', 'dot_uuid', 'color_uuid'], primaryKey: ['uuid'] },
-  habit_pixels: { columns: ['habit_uuid', 'pixel_uuid', 'position'], primaryKey: ['habit_uuid', 'pixel_uuid'] },
-  shapes: { columns: ['uuid', 'type', 'x', 'y', 'width', 'height', 'size', 'rgb_hex'], primaryKey: ['uuid'] },
-  habit_shapes: { columns: ['habit_uuid', 'shape_uuid', 'position'], primaryKey: ['habit_uuid', 'shape_uuid'] },
   empire_dates: { columns: ['uuid', 'date'], primaryKey: ['uuid'] },
   daemon_tokens: {
     columns: ['uuid', 'device_uuid', 'token_hash', 'prefix', 'create_time', 'expire_time', 'revoke_time', 'kind'],
     primaryKey: ['uuid'],
   },
+  ...SOURCE_TABLES,
   // Staged rollouts (docs/decisions.md "Staged rollouts"): `steps` is JSON text.
   rollouts: { columns: ['uuid', 'state', 'account_logical_id', 'steps', 'current_step'], primaryKey: ['uuid'] },
-  rollout_habits: { columns: ['rollout_uuid', 'habit_uuid', 'deleted', ...HABIT_VALUES], primaryKey: ['rollout_uuid', 'habit_uuid'] },
-  rollout_habit_pixels: { columns: ['rollout_uuid', 'habit_uuid', 'pixel_uuid', 'position'], primaryKey: ['rollout_uuid', 'habit_uuid', 'pixel_uuid'] },
-  rollout_habit_shapes: { columns: ['rollout_uuid', 'habit_uuid', 'shape_uuid', 'position'], primaryKey: ['rollout_uuid', 'habit_uuid', 'shape_uuid'] },
 };
 
 /** DDL of the read model. Secondary indexes serve the export and daemon API queries. */
 export const READ_MODEL_DDL = `
 ${Object.entries(MIRRORED_TABLES)
-  .map(([name, t]) => `create table if not exists ${name} (${t.columns.join(', ')}, primary key (${t.primaryKey.join(', ')})) without rowid;`)
+  .map(([name, t]) => sourceTableDdl(name, t))
   .join('\n')}
 create index if not exists habits_scope_idx on habits (account_logical_id, is_active);
 create index if not exists habit_pixels_pixel_idx on habit_pixels (pixel_uuid);
@@ -101,17 +75,6 @@ export function dropOutdatedMirror(db: { prepare(sql: string): { all(): unknown[
   });
   if (outdated) db.exec(`${Object.keys(MIRRORED_TABLES).map((name) => `drop table if exists ${name};`).join('\n')}\ndrop table if exists checkpoint;`);
   return outdated;
-}
-
-/** A value as SQLite stores it. */
-export type SqlValue = string | number | bigint | Buffer | null;
-
-/** JSON booleans become 0/1 (SQLite has no boolean); absent columns NULL. */
-export function sqlValue(v: unknown): SqlValue {
-  if (v === undefined || v === null) return null;
-  if (typeof v === 'boolean') return v ? 1 : 0;
-  if (typeof v === 'number' || typeof v === 'string') return v;
-  return JSON.stringify(v);
 }
 
 /** A fed row's values in the mirror's column order. */

@@ -1,13 +1,9 @@
 import { createHash } from 'node:crypto';
+import { GLOBAL_SCOPE } from '@titanbot/service-kit/daemon-database';
 import { inCohort, type CohortStep } from '@titanbot/service-kit/cohort';
 import { inSpan, traceparentOf, tracerOf, tracingEnabled } from '@titanbot/service-kit/tracing';
 import { LtHash } from './lt-hash.js';
 
-/**
- * Scope key of the global scope (global habits only). Account scopes use their logical id, an
- * int32; this key is outside that range, so a habit of logical id 0 is an account habit like any.
- */
-export const GLOBAL_SCOPE = 2 ** 32;
 
 const TRACER = tracerOf('read');
 

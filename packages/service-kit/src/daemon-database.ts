@@ -1,5 +1,69 @@
 import Database from 'better-sqlite3';
-import { GLOBAL_SCOPE } from '../store/versions.js';
+
+// The daemon database (docs/domain.md): its schema, its format, and how it is built from the
+// tables that decide it. Read replicas build every file daemons download with it; the write
+// service builds a rollout's preview with it, so both agree on every byte.
+
+/**
+ * Scope key of the global scope (global habits only). Account scopes use their logical id, an
+ * int32; this key is outside that range, so a habit of logical id 0 is an account habit like any.
+ */
+export const GLOBAL_SCOPE = 2 ** 32;
+
+/** A table a daemon database is built from: the columns the build reads, and its primary key. */
+export interface SourceTable {
+  columns: readonly string[];
+  primaryKey: readonly string[];
+}
+
+/** A habit's columns besides its uuid: in `habits`, and in a rollout's candidate `rollout_habits`. */
+const HABIT_VALUES = [
+  'account_logical_id',
+  'priority',
+  'trigger_shell',
+  'log_template',
+  'post_timeout_ms',
+  'comment',
+  'sequence',
+  'context',
+  'action',
+  'is_interruption',
+  'is_active',
+  'updated_at',
+] as const;
+
+/**
+ * The tables `buildExport` reads, as the change feed carries them (values in their feed form:
+ * uuids and timestamps as text, booleans as 0/1): the habits and what they draw, and the staged
+ * rollouts' candidate rows (docs/decisions.md "Staged rollouts").
+ */
+export const SOURCE_TABLES = {
+  habits: { columns: ['uuid', ...HABIT_VALUES], primaryKey: ['uuid'] },
+  dots: { columns: ['uuid', 'x', 'y'], primaryKey: ['uuid'] },
+  colors: { columns: ['uuid', 'rgb_hex', 'deviation'], primaryKey: ['uuid'] },
+  pixels: { columns: ['uuid', 'dot_uuid', 'color_uuid'], primaryKey: ['uuid'] },
+  habit_pixels: { columns: ['habit_uuid', 'pixel_uuid', 'position'], primaryKey: ['habit_uuid', 'pixel_uuid'] },
+  shapes: { columns: ['uuid', 'type', 'x', 'y', 'width', 'height', 'size', 'rgb_hex'], primaryKey: ['uuid'] },
+  habit_shapes: { columns: ['habit_uuid', 'shape_uuid', 'position'], primaryKey: ['habit_uuid', 'shape_uuid'] },
+  rollout_habits: { columns: ['rollout_uuid', 'habit_uuid', 'deleted', ...HABIT_VALUES], primaryKey: ['rollout_uuid', 'habit_uuid'] },
+  rollout_habit_pixels: { columns: ['rollout_uuid', 'habit_uuid', 'pixel_uuid', 'position'], primaryKey: ['rollout_uuid', 'habit_uuid', 'pixel_uuid'] },
+  rollout_habit_shapes: { columns: ['rollout_uuid', 'habit_uuid', 'shape_uuid', 'position'], primaryKey: ['rollout_uuid', 'habit_uuid', 'shape_uuid'] },
+} as const satisfies Record<string, SourceTable>;
+
+/** `create table` for a source table (no constraints besides the primary key: rows come as the feed has them). */
+export const sourceTableDdl = (name: string, t: SourceTable): string =>
+  `create table if not exists ${name} (${t.columns.join(', ')}, primary key (${t.primaryKey.join(', ')})) without rowid;`;
+
+/** A value as SQLite stores it. */
+export type SqlValue = string | number | bigint | Buffer | null;
+
+/** A fed value as the source tables keep it: JSON booleans as 0/1 (SQLite has no boolean), other objects as JSON text, absent as NULL. */
+export function sqlValue(v: unknown): SqlValue {
+  if (v === undefined || v === null) return null;
+  if (typeof v === 'boolean') return v ? 1 : 0;
+  if (typeof v === 'number' || typeof v === 'string') return v;
+  return JSON.stringify(v);
+}
 
 /** Version of the daemon database schema below; changes only with a new contract. */
 export const EXPORT_SCHEMA_VERSION = 1;
@@ -51,11 +115,11 @@ const EXPORT_DDL = [
  */
 const blob = (column: string): string => `cast(unhex(replace(${column}, '-', '')) as text)`;
 
-const HABIT_COLUMNS = 'account_logical_id, priority, trigger_shell, log_template, post_timeout_ms, comment, sequence, context, action, is_interruption, is_active, updated_at';
+const HABIT_COLUMNS = HABIT_VALUES.join(', ');
 
 /**
- * The tables a build reads: the mirror's, or with `@rollout` the mirror's with that rollout's
- * candidate rows in place of the habits it changes (a deleted habit drops out with its links).
+ * The tables a build reads: the source tables, or with `@rollout` the source tables with that
+ * rollout's candidate rows in place of the habits it changes (a deleted habit drops out with its links).
  */
 function sources(rollout: boolean): { habits: string; habitPixels: string; habitShapes: string } {
   if (!rollout) return { habits: 'main.habits', habitPixels: 'main.habit_pixels', habitShapes: 'main.habit_shapes' };
@@ -72,7 +136,7 @@ function sources(rollout: boolean): { habits: string; habitPixels: string; habit
 
 /**
  * Writes the daemon database of `scope` (GLOBAL_SCOPE or an account logical id) to `file`, which
- * must not exist, from the read model behind `db`, in one read transaction: active habits of the
+ * must not exist, from the SOURCE_TABLES of `db` (a replica's read model), in one read transaction: active habits of the
  * scope and the global ones, their pixels (dot + color) and shapes; with `rollout`, that rollout's
  * candidate content of the scope (its changed habits as it will leave them). Deterministic: rows
  * go in in a fixed order (habits by priority descending, NULLs last, then uuid, as
