@@ -194,6 +194,22 @@ describe('a staged rollout of habit changes', () => {
       await replica.synced();
       await daemon.sync.syncOnce();
       expect(comments(daemon.dbPath)).toContain('tried');
+      // The preview the write service builds is what the replica served: the same files, the same delta.
+      const [held, candidate] = daemon.installs.slice(-2) as { sha256: string; bytes: number; deltaBytes: number }[];
+      const preview = await call(rollouts, rollouts.previewRollout, { uuid: rollout.uuid, pageSize: 0, pageToken: '' }, key());
+      expect(preview.changes).toMatchObject([{ habitUuid: habit.uuid, before: { comment: 'kept' }, after: { comment: 'tried' } }]);
+      expect(preview.scopes).toEqual([
+        {
+          logicalId,
+          reportedDevices: expect.any(Number),
+          stableBytes: held!.bytes,
+          stableSha256: held!.sha256,
+          candidateBytes: candidate!.bytes,
+          candidateSha256: candidate!.sha256,
+          deltaBytes: candidate!.deltaBytes,
+        },
+      ]);
+      expect(preview.nextPageToken).toBe('');
 
       expect(await abort(rollout.uuid)).toMatchObject({ state: RolloutState.ROLLOUT_STATE_ABORTED });
       await replica.synced();

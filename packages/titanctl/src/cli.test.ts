@@ -292,6 +292,10 @@ describe('titanctl admin token lookup', () => {
       expect(refused.err).toContain('ROLLOUT_IN_PROGRESS');
       expect(refused.err).toContain(created.uuid);
 
+      const preview = await ctl('rollouts', 'preview', created.uuid, '--table');
+      expect(preview.out).toContain(`${habit.uuid}: updated`);
+      // logicalId, reportedDevices, stableBytes, stableSha256 (cut), candidateBytes, candidateSha256 (cut), deltaBytes.
+      expect(preview.out).toMatch(new RegExp(`^${logicalId}\\s+0\\s+\\d+\\s+[0-9a-f]{40}\\S*\\s+\\d+\\s+[0-9a-f]{40}\\S*\\s+\\d+$`, 'm'));
       const started = await json('rollouts', 'start', created.uuid, '--step', '0', '--canary', device.uuid, '--step', '100', '--max-install-failures', '2', '--on-failure', 'abort');
       expect(started).toMatchObject({ state: 'ROLLOUT_STATE_RUNNING', steps: [{ deviceUuids: [device.uuid] }, { percent: 100 }], gates: { maxInstallFailures: 2, onFailure: 'GATE_ACTION_ABORT' } });
       const table = await ctl('rollouts', 'get', created.uuid, '--table');

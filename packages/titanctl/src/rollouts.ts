@@ -41,6 +41,8 @@ const STATE = flag(
   'only rollouts in this state',
 );
 const EVERY = flag('every', duration, 'between refreshes (default 2s)');
+const PAGE_SIZE = flag('page-size', int, 'scopes per page (default 10; each costs the write service two daemon database builds)');
+const PAGE_TOKEN = flag('page-token', text, 'the next_page_token of the previous page');
 
 /** The gates the flags ask for; undefined when no gate flag is given. */
 function gatesOf(v: Values): rollouts.RolloutGates | undefined {
@@ -112,7 +114,7 @@ const watch: Command = {
   },
 };
 
-/** `titanctl rollouts create|start|advance|pause|abort|list|get|watch` (docs/decisions.md "Staged rollouts"). */
+/** `titanctl rollouts create|preview|start|advance|pause|abort|list|get|watch` (docs/decisions.md "Staged rollouts"). */
 export const ROLLOUTS: Resource = {
   name: 'rollouts',
   summary: 'habit changes reaching a growing cohort of devices first, gated on their health',
@@ -137,6 +139,23 @@ export const ROLLOUTS: Resource = {
         });
         const r = await api.call(rollouts.RolloutServiceService.createRollout, request);
         return { out: table ? rolloutTable(r) : renderJson(rollouts.Rollout, r) };
+      },
+    },
+    {
+      verb: 'preview',
+      summary: 'what a rollout would change, changing nothing: each habit before and after, and per scope the devices and the delta a daemon would download',
+      flags: [ID, PAGE_SIZE, PAGE_TOKEN],
+      positional: ID,
+      async run(api, values, table) {
+        const page = await api.call(
+          rollouts.RolloutServiceService.previewRollout,
+          rollouts.PreviewRolloutRequest.fromPartial({ uuid: values.get(ID), pageSize: values.get(PAGE_SIZE), pageToken: values.get(PAGE_TOKEN) }),
+          60_000,
+        );
+        if (!table) return { out: renderJson(rollouts.PreviewRolloutResponse, page) };
+        const changes = page.changes.map((c) => `${c.habitUuid}: ${!c.before ? 'created' : !c.after ? 'deleted' : 'updated'}`).join('\n');
+        const note = page.nextPageToken ? `more scopes: --page-token ${page.nextPageToken}` : undefined;
+        return { out: `${changes}\n\n${renderTable(rollouts.ScopePreview, page.scopes)}`, ...(note ? { note } : {}) };
       },
     },
     rolloutCall('start', 'start a created rollout at its first step', [ID, STEP, CANARY, MAX_FAILURES, MIN_COHORT, ON_FAILURE, AUTO_ADVANCE, ETAG], (api, v) => {

@@ -1,9 +1,11 @@
-import { DomainError, notFound } from '../domain/errors.js';
-import type { HabitFields, Pixel, ShapeInput } from '../domain/habit.js';
+import { GLOBAL_SCOPE } from '@titanbot/service-kit/daemon-database';
+import { DomainError, invalid, notFound } from '../domain/errors.js';
+import type { Habit, HabitFields, Pixel, ShapeInput } from '../domain/habit.js';
 import { failedGate, MAX_CHANGES, OPEN_ROLLOUT_STATES, Rollout, type RolloutGates, type RolloutState, type RolloutStep, type StepFigures } from '../domain/rollout.js';
 import { stepFigures } from '../db/rollout-figures.js';
+import { candidateHabits, reportedScopes, scopeFiles, type ScopeFiles } from '../db/rollout-preview.js';
 import { captureCandidates, commitCandidates, dropCandidates, storeCandidates } from '../db/rollout-candidates.js';
-import { decodePageToken, isUuid, newId, type Page, pageSize, requireUuid, toPage, type UseCaseContext } from './context.js';
+import { decodePageToken, encodePageToken, isUuid, newId, type Page, pageSize, requireUuid, toPage, type UseCaseContext } from './context.js';
 import * as habits from './habits.js';
 
 /** One change of a change set, as the habit use cases take it. */
@@ -225,4 +227,54 @@ export async function countByState(ctx: UseCaseContext): Promise<Record<RolloutS
   const counts = { created: 0, running: 0, paused: 0, completed: 0, aborted: 0 };
   for (const r of rows) counts[r.state] = Number(r.n);
   return counts;
+}
+
+/** One habit a rollout changes: as it is now (undefined for a create) and as the rollout leaves it (undefined for a delete). */
+export interface HabitChange {
+  habitUuid: string;
+  before: Habit | undefined;
+  after: Habit | undefined;
+}
+
+/** A page of PreviewRollout. */
+export interface RolloutPreview {
+  changes: HabitChange[];
+  scopes: (ScopeFiles & { scopeKey: number })[];
+  nextPageToken: string;
+}
+
+/** Scopes per PreviewRollout page: each costs two daemon database builds. */
+const PREVIEW_PAGE_DEFAULT = 10;
+const PREVIEW_PAGE_MAX = 100;
+
+/**
+ * PreviewRollout: the habits before and after, and per scope (paginated by scope key) what its
+ * daemon database becomes (db/rollout-preview.ts). Changes nothing. Errors: invalid (uuid,
+ * page_size, page_token), not_found, ROLLOUT_STATE_MISMATCH (ended).
+ */
+export async function previewRollout(ctx: UseCaseContext, uuid: string, query: { pageSize: number; pageToken: string }): Promise<RolloutPreview> {
+  if (query.pageSize < 0 || query.pageSize > PREVIEW_PAGE_MAX) throw invalid('page_size', `must be 0..${PREVIEW_PAGE_MAX}`);
+  const size = query.pageSize || PREVIEW_PAGE_DEFAULT;
+  const after = decodePageToken(query.pageToken, (k) => /^\d{1,15}$/.test(k));
+  const rollout = await getRollout(ctx, uuid);
+  if (!OPEN_ROLLOUT_STATES.includes(rollout.state)) throw new DomainError('ROLLOUT_STATE_MISMATCH', `rollout ${uuid} is ${rollout.state}: its candidate is gone`);
+  const candidates = await candidateHabits(ctx.em, rollout.uuid);
+  const changes: HabitChange[] = [];
+  for (const habitUuid of rollout.habitUuids) {
+    const before = await habits.getHabit(ctx, habitUuid).catch((err: unknown) => {
+      if (err instanceof DomainError && err.reason === 'NOT_FOUND') return undefined;
+      throw err;
+    });
+    changes.push({ habitUuid, before, after: candidates.get(habitUuid)?.after });
+  }
+  // The rollout's scope; a global rollout's are the global scope and every account scope a device reports.
+  const all =
+    rollout.accountLogicalId !== null
+      ? [rollout.accountLogicalId]
+      : [GLOBAL_SCOPE, ...(await reportedScopes(ctx.em)).filter((k) => k !== GLOBAL_SCOPE)];
+  const from = after === undefined ? 0 : all.indexOf(Number(after)) + 1;
+  const page = all.slice(from, from + size);
+  const scopes = [];
+  for (const scopeKey of page) scopes.push({ scopeKey, ...(await scopeFiles(ctx.em, rollout.uuid, scopeKey)) });
+  return { changes, scopes, nextPageToken: from + size < all.length ? encodePageToken(String(page[page.length - 1])) : '' };
 }

@@ -15,7 +15,8 @@ import { DomainError, invalid } from '../../domain/errors.js';
 import type { RolloutGates, RolloutStep, StepFigures } from '../../domain/rollout.js';
 import { unary, type Runtime } from '../handler.js';
 import { durationToMs, enumMap, orUndefined } from '../translate.js';
-import { createHabitInput, updateHabitInput } from './habit-service.js';
+import { createHabitInput, habitToProto, updateHabitInput } from './habit-service.js';
+import { GLOBAL_SCOPE } from '@titanbot/service-kit/daemon-database';
 
 const STATE_PAIRS = [
   [ProtoState.ROLLOUT_STATE_CREATED, 'created'],
@@ -112,6 +113,14 @@ export function rolloutService(rt: Runtime): RolloutServiceServer {
       return rolloutToProto({ rollout: await rollouts.createRollout(ctx, changes, req.changes.map((c) => RolloutChange.toJSON(c)), req.description) });
     }),
     getRollout: unary(rt, m.getRollout, { write: false }, async (ctx, req) => rolloutToProto(await rollouts.viewOf(ctx, await rollouts.getRollout(ctx, req.uuid)))),
+    previewRollout: unary(rt, m.previewRollout, { write: false }, async (ctx, req) => {
+      const preview = await rollouts.previewRollout(ctx, req.uuid, { pageSize: req.pageSize, pageToken: req.pageToken });
+      return {
+        changes: preview.changes.map((c) => ({ habitUuid: c.habitUuid, before: c.before && habitToProto(c.before), after: c.after && habitToProto(c.after) })),
+        scopes: preview.scopes.map(({ scopeKey, ...files }) => ({ logicalId: scopeKey === GLOBAL_SCOPE ? undefined : scopeKey, ...files })),
+        nextPageToken: preview.nextPageToken,
+      };
+    }),
     listRollouts: unary(rt, m.listRollouts, { write: false }, async (ctx, req) => {
       const page = await rollouts.listRollouts(ctx, {
         pageSize: req.pageSize,

@@ -6,7 +6,7 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { CreateHabitRequest, DeleteHabitRequest, UpdateHabitRequest } from "./habit_service_pb.js";
+import type { CreateHabitRequest, DeleteHabitRequest, Habit, UpdateHabitRequest } from "./habit_service_pb.js";
 import { file_titanbot_admin_v1_habit_service } from "./habit_service_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file titanbot/admin/v1/rollout_service.proto.
  */
 export const file_titanbot_admin_v1_rollout_service: GenFile = /*@__PURE__*/
-  fileDesc("Cid0aXRhbmJvdC9hZG1pbi92MS9yb2xsb3V0X3NlcnZpY2UucHJvdG8SEXRpdGFuYm90LmFkbWluLnYxIsQBCg1Sb2xsb3V0Q2hhbmdlEjcKBmNyZWF0ZRgBIAEoCzIlLnRpdGFuYm90LmFkbWluLnYxLkNyZWF0ZUhhYml0UmVxdWVzdEgAEjcKBnVwZGF0ZRgCIAEoCzIlLnRpdGFuYm90LmFkbWluLnYxLlVwZGF0ZUhhYml0UmVxdWVzdEgAEjcKBmRlbGV0ZRgDIAEoCzIlLnRpdGFuYm90LmFkbWluLnYxLkRlbGV0ZUhhYml0UmVxdWVzdEgAQggKBmNoYW5nZSJlCgtSb2xsb3V0U3RlcBIPCgdwZXJjZW50GAEgASgBEhQKDGRldmljZV91dWlkcxgCIAMoCRIvCgxtaW5fZHVyYXRpb24YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iqQEKEVJvbGxvdXRTdGVwU3RhdHVzEi4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI2CgdmaWd1cmVzGAMgASgLMiUudGl0YW5ib3QuYWRtaW4udjEuUm9sbG91dFN0ZXBGaWd1cmVzIo4BCgxSb2xsb3V0R2F0ZXMSHAoUbWF4X2luc3RhbGxfZmFpbHVyZXMYASABKAUSFwoPbWluX2NvaG9ydF9zaXplGAIgASgFEjEKCm9uX2ZhaWx1cmUYAyABKA4yHS50aXRhbmJvdC5hZG1pbi52MS5HYXRlQWN0aW9uEhQKDGF1dG9fYWR2YW5jZRgEIAEoCCLyAQoSUm9sbG91dFN0ZXBGaWd1cmVzEhMKC2NvaG9ydF9zaXplGAEgASgFEg8KB2hvbGRpbmcYAiABKAUSGAoQaW5zdGFsbF9mYWlsdXJlcxgDIAEoBRIPCgdvZmZsaW5lGAQgASgFEhEKCXJlc3Rfc2l6ZRgFIAEoBRIUCgxyZXN0X29mZmxpbmUYBiABKAUSMAoNY29udmVyZ2VkX3A1MBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIwCg1jb252ZXJnZWRfcDk5GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIpQECgdSb2xsb3V0EgwKBHV1aWQYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSLgoFc3RhdGUYAyABKA4yHy50aXRhbmJvdC5hZG1pbi52MS5Sb2xsb3V0U3RhdGUSHwoSYWNjb3VudF9sb2dpY2FsX2lkGAQgASgFSACIAQESMQoHY2hhbmdlcxgFIAMoCzIgLnRpdGFuYm90LmFkbWluLnYxLlJvbGxvdXRDaGFuZ2USLQoFc3RlcHMYBiADKAsyHi50aXRhbmJvdC5hZG1pbi52MS5Sb2xsb3V0U3RlcBI7Cg1zdGVwX3N0YXR1c2VzGAcgAygLMiQudGl0YW5ib3QuYWRtaW4udjEuUm9sbG91dFN0ZXBTdGF0dXMSFAoMY3VycmVudF9zdGVwGAggASgFEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEZXRhZxgLIAEoCRITCgtoYWJpdF91dWlkcxgMIAMoCRIuCgVnYXRlcxgNIAEoCzIfLnRpdGFuYm90LmFkbWluLnYxLlJvbGxvdXRHYXRlcxIUCgxzdGF0ZV9yZWFzb24YDiABKAlCFQoTX2FjY291bnRfbG9naWNhbF9pZCKJAQoUQ3JlYXRlUm9sbG91dFJlcXVlc3QSMQoHY2hhbmdlcxgBIAMoCzIgLnRpdGFuYm90LmFkbWluLnYxLlJvbGxvdXRDaGFuZ2USEwoLZGVzY3JpcHRpb24YAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCRIVCg12YWxpZGF0ZV9vbmx5GAQgASgIIiEKEUdldFJvbGxvdXRSZXF1ZXN0EgwKBHV1aWQYASABKAkibAoTTGlzdFJvbGxvdXRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIuCgVzdGF0ZRgDIAEoDjIfLnRpdGFuYm90LmFkbWluLnYxLlJvbGxvdXRTdGF0ZSJdChRMaXN0Um9sbG91dHNSZXNwb25zZRIsCghyb2xsb3V0cxgBIAMoCzIaLnRpdGFuYm90LmFkbWluLnYxLlJvbGxvdXQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIpABChNTdGFydFJvbGxvdXRSZXF1ZXN0EgwKBHV1aWQYASABKAkSLQoFc3RlcHMYAiADKAsyHi50aXRhbmJvdC5hZG1pbi52MS5Sb2xsb3V0U3RlcBIMCgRldGFnGAMgASgJEi4KBWdhdGVzGAQgASgLMh8udGl0YW5ib3QuYWRtaW4udjEuUm9sbG91dEdhdGVzIjMKFUFkdmFuY2VSb2xsb3V0UmVxdWVzdBIMCgR1dWlkGAEgASgJEgwKBGV0YWcYAiABKAkiMQoTUGF1c2VSb2xsb3V0UmVxdWVzdBIMCgR1dWlkGAEgASgJEgwKBGV0YWcYAiABKAkiMQoTQWJvcnRSb2xsb3V0UmVxdWVzdBIMCgR1dWlkGAEgASgJEgwKBGV0YWcYAiABKAkqtQEKDFJvbGxvdXRTdGF0ZRIdChlST0xMT1VUX1NUQVRFX1VOU1BFQ0lGSUVEEAASGQoVUk9MTE9VVF9TVEFURV9DUkVBVEVEEAESGQoVUk9MTE9VVF9TVEFURV9SVU5OSU5HEAISGAoUUk9MTE9VVF9TVEFURV9QQVVTRUQQAxIbChdST0xMT1VUX1NUQVRFX0NPTVBMRVRFRBAEEhkKFVJPTExPVVRfU1RBVEVfQUJPUlRFRBAFKlcKCkdhdGVBY3Rpb24SGwoXR0FURV9BQ1RJT05fVU5TUEVDSUZJRUQQABIVChFHQVRFX0FDVElPTl9QQVVTRRABEhUKEUdBVEVfQUNUSU9OX0FCT1JUEAIy6wQKDlJvbGxvdXRTZXJ2aWNlElQKDUNyZWF0ZVJvbGxvdXQSJy50aXRhbmJvdC5hZG1pbi52MS5DcmVhdGVSb2xsb3V0UmVxdWVzdBoaLnRpdGFuYm90LmFkbWluLnYxLlJvbGxvdXQSTgoKR2V0Um9sbG91dBIkLnRpdGFuYm90LmFkbWluLnYxLkdldFJvbGxvdXRSZXF1ZXN0GhoudGl0YW5ib3QuYWRtaW4udjEuUm9sbG91dBJfCgxMaXN0Um9sbG91dHMSJi50aXRhbmJvdC5hZG1pbi52MS5MaXN0Um9sbG91dHNSZXF1ZXN0GicudGl0YW5ib3QuYWRtaW4udjEuTGlzdFJvbGxvdXRzUmVzcG9uc2USUgoMU3RhcnRSb2xsb3V0EiYudGl0YW5ib3QuYWRtaW4udjEuU3RhcnRSb2xsb3V0UmVxdWVzdBoaLnRpdGFuYm90LmFkbWluLnYxLlJvbGxvdXQSVgoOQWR2YW5jZVJvbGxvdXQSKC50aXRhbmJvdC5hZG1pbi52MS5BZHZhbmNlUm9sbG91dFJlcXVlc3QaGi50aXRhbmJvdC5hZG1pbi52MS5Sb2xsb3V0ElIKDFBhdXNlUm9sbG91dBImLnRpdGFuYm90LmFkbWluLnYxLlBhdXNlUm9sbG91dFJlcXVlc3QaGi50aXRhbmJvdC5hZG1pbi52MS5Sb2xsb3V0ElIKDEFib3J0Um9sbG91dBImLnRpdGFuYm90LmFkbWluLnYxLkFib3J0Um9sbG91dFJlcXVlc3QaGi50aXRhbmJvdC5hZG1pbi52MS5Sb2xsb3V0YgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_titanbot_admin_v1_habit_service]);
+  fileDesc("Cid0aXRhbmJvdC9hZG1pbi92MS9yb2xsb3V0X3NlcnZpY2UucHJvdG8SEXRpdGFuYm90LmFkbWluLnYxIsQBCg1Sb2xsb3V0Q2hhbmdlEjcKBmNyZWF0ZRgBIAEoCzIlLnRpdGFuYm90LmFkbWluLnYxLkNyZWF0ZUhhYml0UmVxdWVzdEgAEjcKBnVwZGF0ZRgCIAEoCzIlLnRpdGFuYm90LmFkbWluLnYxLlVwZGF0ZUhhYml0UmVxdWVzdEgAEjcKBmRlbGV0ZRgDIAEoCzIlLnRpdGFuYm90LmFkbWluLnYxLkRlbGV0ZUhhYml0UmVxdWVzdEgAQggKBmNoYW5nZSJlCgtSb2xsb3V0U3RlcBIPCgdwZXJjZW50GAEgASgBEhQKDGRldmljZV91dWlkcxgCIAMoCRIvCgxtaW5fZHVyYXRpb24YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iqQEKEVJvbGxvdXRTdGVwU3RhdHVzEi4KCnN0YXJ0X3RpbWUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI2CgdmaWd1cmVzGAMgASgLMiUudGl0YW5ib3QuYWRtaW4udjEuUm9sbG91dFN0ZXBGaWd1cmVzIo4BCgxSb2xsb3V0R2F0ZXMSHAoUbWF4X2luc3RhbGxfZmFpbHVyZXMYASABKAUSFwoPbWluX2NvaG9ydF9zaXplGAIgASgFEjEKCm9uX2ZhaWx1cmUYAyABKA4yHS50aXRhbmJvdC5hZG1pbi52MS5HYXRlQWN0aW9uEhQKDGF1dG9fYWR2YW5jZRgEIAEoCCLyAQoSUm9sbG91dFN0ZXBGaWd1cmVzEhMKC2NvaG9ydF9zaXplGAEgASgFEg8KB2hvbGRpbmcYAiABKAUSGAoQaW5zdGFsbF9mYWlsdXJlcxgDIAEoBRIPCgdvZmZsaW5lGAQgASgFEhEKCXJlc3Rfc2l6ZRgFIAEoBRIUCgxyZXN0X29mZmxpbmUYBiABKAUSMAoNY29udmVyZ2VkX3A1MBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIwCg1jb252ZXJnZWRfcDk5GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIpQECgdSb2xsb3V0EgwKBHV1aWQYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSLgoFc3RhdGUYAyABKA4yHy50aXRhbmJvdC5hZG1pbi52MS5Sb2xsb3V0U3RhdGUSHwoSYWNjb3VudF9sb2dpY2FsX2lkGAQgASgFSACIAQESMQoHY2hhbmdlcxgFIAMoCzIgLnRpdGFuYm90LmFkbWluLnYxLlJvbGxvdXRDaGFuZ2USLQoFc3RlcHMYBiADKAsyHi50aXRhbmJvdC5hZG1pbi52MS5Sb2xsb3V0U3RlcBI7Cg1zdGVwX3N0YXR1c2VzGAcgAygLMiQudGl0YW5ib3QuYWRtaW4udjEuUm9sbG91dFN0ZXBTdGF0dXMSFAoMY3VycmVudF9zdGVwGAggASgFEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEZXRhZxgLIAEoCRITCgtoYWJpdF91dWlkcxgMIAMoCRIuCgVnYXRlcxgNIAEoCzIfLnRpdGFuYm90LmFkbWluLnYxLlJvbGxvdXRHYXRlcxIUCgxzdGF0ZV9yZWFzb24YDiABKAlCFQoTX2FjY291bnRfbG9naWNhbF9pZCKJAQoUQ3JlYXRlUm9sbG91dFJlcXVlc3QSMQoHY2hhbmdlcxgBIAMoCzIgLnRpdGFuYm90LmFkbWluLnYxLlJvbGxvdXRDaGFuZ2USEwoLZGVzY3JpcHRpb24YAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCRIVCg12YWxpZGF0ZV9vbmx5GAQgASgIIiEKEUdldFJvbGxvdXRSZXF1ZXN0EgwKBHV1aWQYASABKAkiTAoVUHJldmlld1JvbGxvdXRSZXF1ZXN0EgwKBHV1aWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkidAoLSGFiaXRDaGFuZ2USEgoKaGFiaXRfdXVpZBgBIAEoCRIoCgZiZWZvcmUYAiABKAsyGC50aXRhbmJvdC5hZG1pbi52MS5IYWJpdBInCgVhZnRlchgDIAEoCzIYLnRpdGFuYm90LmFkbWluLnYxLkhhYml0IsUBCgxTY29wZVByZXZpZXcSFwoKbG9naWNhbF9pZBgBIAEoBUgAiAEBEhgKEHJlcG9ydGVkX2RldmljZXMYAiABKAUSFAoMc3RhYmxlX2J5dGVzGAMgASgDEhUKDXN0YWJsZV9zaGEyNTYYBCABKAkSFwoPY2FuZGlkYXRlX2J5dGVzGAUgASgDEhgKEGNhbmRpZGF0ZV9zaGEyNTYYBiABKAkSEwoLZGVsdGFfYnl0ZXMYByABKANCDQoLX2xvZ2ljYWxfaWQikwEKFlByZXZpZXdSb2xsb3V0UmVzcG9uc2USLwoHY2hhbmdlcxgBIAMoCzIeLnRpdGFuYm90LmFkbWluLnYxLkhhYml0Q2hhbmdlEi8KBnNjb3BlcxgCIAMoCzIfLnRpdGFuYm90LmFkbWluLnYxLlNjb3BlUHJldmlldxIXCg9uZXh0X3BhZ2VfdG9rZW4YAyABKAkibAoTTGlzdFJvbGxvdXRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIuCgVzdGF0ZRgDIAEoDjIfLnRpdGFuYm90LmFkbWluLnYxLlJvbGxvdXRTdGF0ZSJdChRMaXN0Um9sbG91dHNSZXNwb25zZRIsCghyb2xsb3V0cxgBIAMoCzIaLnRpdGFuYm90LmFkbWluLnYxLlJvbGxvdXQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIpABChNTdGFydFJvbGxvdXRSZXF1ZXN0EgwKBHV1aWQYASABKAkSLQoFc3RlcHMYAiADKAsyHi50aXRhbmJvdC5hZG1pbi52MS5Sb2xsb3V0U3RlcBIMCgRldGFnGAMgASgJEi4KBWdhdGVzGAQgASgLMh8udGl0YW5ib3QuYWRtaW4udjEuUm9sbG91dEdhdGVzIjMKFUFkdmFuY2VSb2xsb3V0UmVxdWVzdBIMCgR1dWlkGAEgASgJEgwKBGV0YWcYAiABKAkiMQoTUGF1c2VSb2xsb3V0UmVxdWVzdBIMCgR1dWlkGAEgASgJEgwKBGV0YWcYAiABKAkiMQoTQWJvcnRSb2xsb3V0UmVxdWVzdBIMCgR1dWlkGAEgASgJEgwKBGV0YWcYAiABKAkqtQEKDFJvbGxvdXRTdGF0ZRIdChlST0xMT1VUX1NUQVRFX1VOU1BFQ0lGSUVEEAASGQoVUk9MTE9VVF9TVEFURV9DUkVBVEVEEAESGQoVUk9MTE9VVF9TVEFURV9SVU5OSU5HEAISGAoUUk9MTE9VVF9TVEFURV9QQVVTRUQQAxIbChdST0xMT1VUX1NUQVRFX0NPTVBMRVRFRBAEEhkKFVJPTExPVVRfU1RBVEVfQUJPUlRFRBAFKlcKCkdhdGVBY3Rpb24SGwoXR0FURV9BQ1RJT05fVU5TUEVDSUZJRUQQABIVChFHQVRFX0FDVElPTl9QQVVTRRABEhUKEUdBVEVfQUNUSU9OX0FCT1JUEAIy0gUKDlJvbGxvdXRTZXJ2aWNlElQKDUNyZWF0ZVJvbGxvdXQSJy50aXRhbmJvdC5hZG1pbi52MS5DcmVhdGVSb2xsb3V0UmVxdWVzdBoaLnRpdGFuYm90LmFkbWluLnYxLlJvbGxvdXQSTgoKR2V0Um9sbG91dBIkLnRpdGFuYm90LmFkbWluLnYxLkdldFJvbGxvdXRSZXF1ZXN0GhoudGl0YW5ib3QuYWRtaW4udjEuUm9sbG91dBJlCg5QcmV2aWV3Um9sbG91dBIoLnRpdGFuYm90LmFkbWluLnYxLlByZXZpZXdSb2xsb3V0UmVxdWVzdBopLnRpdGFuYm90LmFkbWluLnYxLlByZXZpZXdSb2xsb3V0UmVzcG9uc2USXwoMTGlzdFJvbGxvdXRzEiYudGl0YW5ib3QuYWRtaW4udjEuTGlzdFJvbGxvdXRzUmVxdWVzdBonLnRpdGFuYm90LmFkbWluLnYxLkxpc3RSb2xsb3V0c1Jlc3BvbnNlElIKDFN0YXJ0Um9sbG91dBImLnRpdGFuYm90LmFkbWluLnYxLlN0YXJ0Um9sbG91dFJlcXVlc3QaGi50aXRhbmJvdC5hZG1pbi52MS5Sb2xsb3V0ElYKDkFkdmFuY2VSb2xsb3V0EigudGl0YW5ib3QuYWRtaW4udjEuQWR2YW5jZVJvbGxvdXRSZXF1ZXN0GhoudGl0YW5ib3QuYWRtaW4udjEuUm9sbG91dBJSCgxQYXVzZVJvbGxvdXQSJi50aXRhbmJvdC5hZG1pbi52MS5QYXVzZVJvbGxvdXRSZXF1ZXN0GhoudGl0YW5ib3QuYWRtaW4udjEuUm9sbG91dBJSCgxBYm9ydFJvbGxvdXQSJi50aXRhbmJvdC5hZG1pbi52MS5BYm9ydFJvbGxvdXRSZXF1ZXN0GhoudGl0YW5ib3QuYWRtaW4udjEuUm9sbG91dGIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_titanbot_admin_v1_habit_service]);
 
 /**
  * One habit change, as the habit RPC would take it.
@@ -428,6 +428,170 @@ export const GetRolloutRequestSchema: GenMessage<GetRolloutRequest> = /*@__PURE_
   messageDesc(file_titanbot_admin_v1_rollout_service, 7);
 
 /**
+ * Request for PreviewRollout.
+ *
+ * @generated from message titanbot.admin.v1.PreviewRolloutRequest
+ */
+export type PreviewRolloutRequest = Message<"titanbot.admin.v1.PreviewRolloutRequest"> & {
+  /**
+   * Required.
+   *
+   * @generated from field: string uuid = 1;
+   */
+  uuid: string;
+
+  /**
+   * Scopes per page: 1..100, default 10.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * From a previous PreviewRolloutResponse.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message titanbot.admin.v1.PreviewRolloutRequest.
+ * Use `create(PreviewRolloutRequestSchema)` to create a new message.
+ */
+export const PreviewRolloutRequestSchema: GenMessage<PreviewRolloutRequest> = /*@__PURE__*/
+  messageDesc(file_titanbot_admin_v1_rollout_service, 8);
+
+/**
+ * One habit a rollout changes.
+ *
+ * @generated from message titanbot.admin.v1.HabitChange
+ */
+export type HabitChange = Message<"titanbot.admin.v1.HabitChange"> & {
+  /**
+   * The habit's uuid.
+   *
+   * @generated from field: string habit_uuid = 1;
+   */
+  habitUuid: string;
+
+  /**
+   * As it is now; unset for a habit the rollout creates.
+   *
+   * @generated from field: titanbot.admin.v1.Habit before = 2;
+   */
+  before?: Habit | undefined;
+
+  /**
+   * As the rollout leaves it; unset for a habit it deletes.
+   *
+   * @generated from field: titanbot.admin.v1.Habit after = 3;
+   */
+  after?: Habit | undefined;
+};
+
+/**
+ * Describes the message titanbot.admin.v1.HabitChange.
+ * Use `create(HabitChangeSchema)` to create a new message.
+ */
+export const HabitChangeSchema: GenMessage<HabitChange> = /*@__PURE__*/
+  messageDesc(file_titanbot_admin_v1_rollout_service, 9);
+
+/**
+ * What a rollout changes in one scope's daemon database.
+ *
+ * @generated from message titanbot.admin.v1.ScopePreview
+ */
+export type ScopePreview = Message<"titanbot.admin.v1.ScopePreview"> & {
+  /**
+   * Unset = the global scope.
+   *
+   * @generated from field: optional int32 logical_id = 1;
+   */
+  logicalId?: number | undefined;
+
+  /**
+   * Devices replicas have reported syncing this scope.
+   *
+   * @generated from field: int32 reported_devices = 2;
+   */
+  reportedDevices: number;
+
+  /**
+   * The stable daemon database: bytes and lower-case hex SHA-256.
+   *
+   * @generated from field: int64 stable_bytes = 3;
+   */
+  stableBytes: bigint;
+
+  /**
+   * @generated from field: string stable_sha256 = 4;
+   */
+  stableSha256: string;
+
+  /**
+   * The candidate daemon database: bytes and lower-case hex SHA-256.
+   *
+   * @generated from field: int64 candidate_bytes = 5;
+   */
+  candidateBytes: bigint;
+
+  /**
+   * @generated from field: string candidate_sha256 = 6;
+   */
+  candidateSha256: string;
+
+  /**
+   * Bytes of the Fossil delta from the stable file to the candidate.
+   *
+   * @generated from field: int64 delta_bytes = 7;
+   */
+  deltaBytes: bigint;
+};
+
+/**
+ * Describes the message titanbot.admin.v1.ScopePreview.
+ * Use `create(ScopePreviewSchema)` to create a new message.
+ */
+export const ScopePreviewSchema: GenMessage<ScopePreview> = /*@__PURE__*/
+  messageDesc(file_titanbot_admin_v1_rollout_service, 10);
+
+/**
+ * Response for PreviewRollout.
+ *
+ * @generated from message titanbot.admin.v1.PreviewRolloutResponse
+ */
+export type PreviewRolloutResponse = Message<"titanbot.admin.v1.PreviewRolloutResponse"> & {
+  /**
+   * Every habit the rollout changes, in the order of its change set (on every page).
+   *
+   * @generated from field: repeated titanbot.admin.v1.HabitChange changes = 1;
+   */
+  changes: HabitChange[];
+
+  /**
+   * One page of scopes, by logical id (the global scope first).
+   *
+   * @generated from field: repeated titanbot.admin.v1.ScopePreview scopes = 2;
+   */
+  scopes: ScopePreview[];
+
+  /**
+   * Empty on the last page.
+   *
+   * @generated from field: string next_page_token = 3;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message titanbot.admin.v1.PreviewRolloutResponse.
+ * Use `create(PreviewRolloutResponseSchema)` to create a new message.
+ */
+export const PreviewRolloutResponseSchema: GenMessage<PreviewRolloutResponse> = /*@__PURE__*/
+  messageDesc(file_titanbot_admin_v1_rollout_service, 11);
+
+/**
  * Request for ListRollouts.
  *
  * @generated from message titanbot.admin.v1.ListRolloutsRequest
@@ -460,7 +624,7 @@ export type ListRolloutsRequest = Message<"titanbot.admin.v1.ListRolloutsRequest
  * Use `create(ListRolloutsRequestSchema)` to create a new message.
  */
 export const ListRolloutsRequestSchema: GenMessage<ListRolloutsRequest> = /*@__PURE__*/
-  messageDesc(file_titanbot_admin_v1_rollout_service, 8);
+  messageDesc(file_titanbot_admin_v1_rollout_service, 12);
 
 /**
  * Response for ListRollouts.
@@ -488,7 +652,7 @@ export type ListRolloutsResponse = Message<"titanbot.admin.v1.ListRolloutsRespon
  * Use `create(ListRolloutsResponseSchema)` to create a new message.
  */
 export const ListRolloutsResponseSchema: GenMessage<ListRolloutsResponse> = /*@__PURE__*/
-  messageDesc(file_titanbot_admin_v1_rollout_service, 9);
+  messageDesc(file_titanbot_admin_v1_rollout_service, 13);
 
 /**
  * Request for StartRollout.
@@ -530,7 +694,7 @@ export type StartRolloutRequest = Message<"titanbot.admin.v1.StartRolloutRequest
  * Use `create(StartRolloutRequestSchema)` to create a new message.
  */
 export const StartRolloutRequestSchema: GenMessage<StartRolloutRequest> = /*@__PURE__*/
-  messageDesc(file_titanbot_admin_v1_rollout_service, 10);
+  messageDesc(file_titanbot_admin_v1_rollout_service, 14);
 
 /**
  * Request for AdvanceRollout.
@@ -558,7 +722,7 @@ export type AdvanceRolloutRequest = Message<"titanbot.admin.v1.AdvanceRolloutReq
  * Use `create(AdvanceRolloutRequestSchema)` to create a new message.
  */
 export const AdvanceRolloutRequestSchema: GenMessage<AdvanceRolloutRequest> = /*@__PURE__*/
-  messageDesc(file_titanbot_admin_v1_rollout_service, 11);
+  messageDesc(file_titanbot_admin_v1_rollout_service, 15);
 
 /**
  * Request for PauseRollout.
@@ -586,7 +750,7 @@ export type PauseRolloutRequest = Message<"titanbot.admin.v1.PauseRolloutRequest
  * Use `create(PauseRolloutRequestSchema)` to create a new message.
  */
 export const PauseRolloutRequestSchema: GenMessage<PauseRolloutRequest> = /*@__PURE__*/
-  messageDesc(file_titanbot_admin_v1_rollout_service, 12);
+  messageDesc(file_titanbot_admin_v1_rollout_service, 16);
 
 /**
  * Request for AbortRollout.
@@ -614,7 +778,7 @@ export type AbortRolloutRequest = Message<"titanbot.admin.v1.AbortRolloutRequest
  * Use `create(AbortRolloutRequestSchema)` to create a new message.
  */
 export const AbortRolloutRequestSchema: GenMessage<AbortRolloutRequest> = /*@__PURE__*/
-  messageDesc(file_titanbot_admin_v1_rollout_service, 13);
+  messageDesc(file_titanbot_admin_v1_rollout_service, 17);
 
 /**
  * Where a rollout is.
@@ -752,6 +916,24 @@ export const RolloutService: GenService<{
     methodKind: "unary";
     input: typeof GetRolloutRequestSchema;
     output: typeof RolloutSchema;
+  },
+  /**
+   * What a rollout that has not ended would change, changing nothing: each changed habit before and
+   * after, and per scope its cohort devices can be in (the rollout's account scope; for a global
+   * rollout the global scope and every account scope replicas have reported a device in, by logical
+   * id) the reported devices, the stable and candidate daemon databases' sizes and SHA-256 (built
+   * as replicas build them), and the Fossil delta a daemon holding the stable file would download
+   * (a replica sends the whole file instead when the delta is larger than DELTA_MAX_RATIO of it).
+   * Scopes are paginated (each costs two builds).
+   * Errors: INVALID_ARGUMENT (uuid, page_size, page_token), NOT_FOUND, FAILED_PRECONDITION
+   * ROLLOUT_STATE_MISMATCH (ended: its candidate is gone).
+   *
+   * @generated from rpc titanbot.admin.v1.RolloutService.PreviewRollout
+   */
+  previewRollout: {
+    methodKind: "unary";
+    input: typeof PreviewRolloutRequestSchema;
+    output: typeof PreviewRolloutResponseSchema;
   },
   /**
    * Rollouts, newest first. Errors: INVALID_ARGUMENT (page_size, page_token).

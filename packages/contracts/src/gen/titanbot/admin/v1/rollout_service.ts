@@ -20,7 +20,7 @@ import {
 } from "@grpc/grpc-js";
 import { Duration } from "../../../google/protobuf/duration.js";
 import { Timestamp } from "../../../google/protobuf/timestamp.js";
-import { CreateHabitRequest, DeleteHabitRequest, UpdateHabitRequest } from "./habit_service.js";
+import { CreateHabitRequest, DeleteHabitRequest, Habit, UpdateHabitRequest } from "./habit_service.js";
 
 export const protobufPackage = "titanbot.admin.v1";
 
@@ -287,6 +287,56 @@ export interface CreateRolloutRequest {
 export interface GetRolloutRequest {
   /** Required. */
   uuid: string;
+}
+
+/** Request for PreviewRollout. */
+export interface PreviewRolloutRequest {
+  /** Required. */
+  uuid: string;
+  /** Scopes per page: 1..100, default 10. */
+  pageSize: number;
+  /** From a previous PreviewRolloutResponse. */
+  pageToken: string;
+}
+
+/** One habit a rollout changes. */
+export interface HabitChange {
+  /** The habit's uuid. */
+  habitUuid: string;
+  /** As it is now; unset for a habit the rollout creates. */
+  before?:
+    | Habit
+    | undefined;
+  /** As the rollout leaves it; unset for a habit it deletes. */
+  after?: Habit | undefined;
+}
+
+/** What a rollout changes in one scope's daemon database. */
+export interface ScopePreview {
+  /** Unset = the global scope. */
+  logicalId?:
+    | number
+    | undefined;
+  /** Devices replicas have reported syncing this scope. */
+  reportedDevices: number;
+  /** The stable daemon database: bytes and lower-case hex SHA-256. */
+  stableBytes: number;
+  stableSha256: string;
+  /** The candidate daemon database: bytes and lower-case hex SHA-256. */
+  candidateBytes: number;
+  candidateSha256: string;
+  /** Bytes of the Fossil delta from the stable file to the candidate. */
+  deltaBytes: number;
+}
+
+/** Response for PreviewRollout. */
+export interface PreviewRolloutResponse {
+  /** Every habit the rollout changes, in the order of its change set (on every page). */
+  changes: HabitChange[];
+  /** One page of scopes, by logical id (the global scope first). */
+  scopes: ScopePreview[];
+  /** Empty on the last page. */
+  nextPageToken: string;
 }
 
 /** Request for ListRollouts. */
@@ -1556,6 +1606,528 @@ export const GetRolloutRequest: MessageFns<GetRolloutRequest> = {
   },
 };
 
+function createBasePreviewRolloutRequest(): PreviewRolloutRequest {
+  return { uuid: "", pageSize: 0, pageToken: "" };
+}
+
+export const PreviewRolloutRequest: MessageFns<PreviewRolloutRequest> = {
+  encode(message: PreviewRolloutRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.uuid !== "") {
+      writer.uint32(10).string(message.uuid);
+    }
+    if (message.pageSize !== 0) {
+      writer.uint32(16).int32(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      writer.uint32(26).string(message.pageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PreviewRolloutRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePreviewRolloutRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.uuid = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.pageSize = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PreviewRolloutRequest {
+    return {
+      uuid: isSet(object.uuid) ? globalThis.String(object.uuid) : "",
+      pageSize: isSet(object.pageSize)
+        ? globalThis.Number(object.pageSize)
+        : isSet(object.page_size)
+        ? globalThis.Number(object.page_size)
+        : 0,
+      pageToken: isSet(object.pageToken)
+        ? globalThis.String(object.pageToken)
+        : isSet(object.page_token)
+        ? globalThis.String(object.page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: PreviewRolloutRequest): unknown {
+    const obj: any = {};
+    if (message.uuid !== "") {
+      obj.uuid = message.uuid;
+    }
+    if (message.pageSize !== 0) {
+      obj.pageSize = Math.round(message.pageSize);
+    }
+    if (message.pageToken !== "") {
+      obj.pageToken = message.pageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PreviewRolloutRequest>, I>>(base?: I): PreviewRolloutRequest {
+    return PreviewRolloutRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PreviewRolloutRequest>, I>>(object: I): PreviewRolloutRequest {
+    const message = createBasePreviewRolloutRequest();
+    message.uuid = object.uuid ?? "";
+    message.pageSize = object.pageSize ?? 0;
+    message.pageToken = object.pageToken ?? "";
+    return message;
+  },
+};
+
+function createBaseHabitChange(): HabitChange {
+  return { habitUuid: "", before: undefined, after: undefined };
+}
+
+export const HabitChange: MessageFns<HabitChange> = {
+  encode(message: HabitChange, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.habitUuid !== "") {
+      writer.uint32(10).string(message.habitUuid);
+    }
+    if (message.before !== undefined) {
+      Habit.encode(message.before, writer.uint32(18).fork()).join();
+    }
+    if (message.after !== undefined) {
+      Habit.encode(message.after, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HabitChange {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHabitChange();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.habitUuid = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.before = Habit.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.after = Habit.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HabitChange {
+    return {
+      habitUuid: isSet(object.habitUuid)
+        ? globalThis.String(object.habitUuid)
+        : isSet(object.habit_uuid)
+        ? globalThis.String(object.habit_uuid)
+        : "",
+      before: isSet(object.before) ? Habit.fromJSON(object.before) : undefined,
+      after: isSet(object.after) ? Habit.fromJSON(object.after) : undefined,
+    };
+  },
+
+  toJSON(message: HabitChange): unknown {
+    const obj: any = {};
+    if (message.habitUuid !== "") {
+      obj.habitUuid = message.habitUuid;
+    }
+    if (message.before !== undefined) {
+      obj.before = Habit.toJSON(message.before);
+    }
+    if (message.after !== undefined) {
+      obj.after = Habit.toJSON(message.after);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HabitChange>, I>>(base?: I): HabitChange {
+    return HabitChange.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HabitChange>, I>>(object: I): HabitChange {
+    const message = createBaseHabitChange();
+    message.habitUuid = object.habitUuid ?? "";
+    message.before = (object.before !== undefined && object.before !== null)
+      ? Habit.fromPartial(object.before)
+      : undefined;
+    message.after = (object.after !== undefined && object.after !== null) ? Habit.fromPartial(object.after) : undefined;
+    return message;
+  },
+};
+
+function createBaseScopePreview(): ScopePreview {
+  return {
+    logicalId: undefined,
+    reportedDevices: 0,
+    stableBytes: 0,
+    stableSha256: "",
+    candidateBytes: 0,
+    candidateSha256: "",
+    deltaBytes: 0,
+  };
+}
+
+export const ScopePreview: MessageFns<ScopePreview> = {
+  encode(message: ScopePreview, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.logicalId !== undefined) {
+      writer.uint32(8).int32(message.logicalId);
+    }
+    if (message.reportedDevices !== 0) {
+      writer.uint32(16).int32(message.reportedDevices);
+    }
+    if (message.stableBytes !== 0) {
+      writer.uint32(24).int64(message.stableBytes);
+    }
+    if (message.stableSha256 !== "") {
+      writer.uint32(34).string(message.stableSha256);
+    }
+    if (message.candidateBytes !== 0) {
+      writer.uint32(40).int64(message.candidateBytes);
+    }
+    if (message.candidateSha256 !== "") {
+      writer.uint32(50).string(message.candidateSha256);
+    }
+    if (message.deltaBytes !== 0) {
+      writer.uint32(56).int64(message.deltaBytes);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ScopePreview {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseScopePreview();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.logicalId = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.reportedDevices = reader.int32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.stableBytes = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.stableSha256 = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.candidateBytes = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.candidateSha256 = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.deltaBytes = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ScopePreview {
+    return {
+      logicalId: isSet(object.logicalId)
+        ? globalThis.Number(object.logicalId)
+        : isSet(object.logical_id)
+        ? globalThis.Number(object.logical_id)
+        : undefined,
+      reportedDevices: isSet(object.reportedDevices)
+        ? globalThis.Number(object.reportedDevices)
+        : isSet(object.reported_devices)
+        ? globalThis.Number(object.reported_devices)
+        : 0,
+      stableBytes: isSet(object.stableBytes)
+        ? globalThis.Number(object.stableBytes)
+        : isSet(object.stable_bytes)
+        ? globalThis.Number(object.stable_bytes)
+        : 0,
+      stableSha256: isSet(object.stableSha256)
+        ? globalThis.String(object.stableSha256)
+        : isSet(object.stable_sha256)
+        ? globalThis.String(object.stable_sha256)
+        : "",
+      candidateBytes: isSet(object.candidateBytes)
+        ? globalThis.Number(object.candidateBytes)
+        : isSet(object.candidate_bytes)
+        ? globalThis.Number(object.candidate_bytes)
+        : 0,
+      candidateSha256: isSet(object.candidateSha256)
+        ? globalThis.String(object.candidateSha256)
+        : isSet(object.candidate_sha256)
+        ? globalThis.String(object.candidate_sha256)
+        : "",
+      deltaBytes: isSet(object.deltaBytes)
+        ? globalThis.Number(object.deltaBytes)
+        : isSet(object.delta_bytes)
+        ? globalThis.Number(object.delta_bytes)
+        : 0,
+    };
+  },
+
+  toJSON(message: ScopePreview): unknown {
+    const obj: any = {};
+    if (message.logicalId !== undefined) {
+      obj.logicalId = Math.round(message.logicalId);
+    }
+    if (message.reportedDevices !== 0) {
+      obj.reportedDevices = Math.round(message.reportedDevices);
+    }
+    if (message.stableBytes !== 0) {
+      obj.stableBytes = Math.round(message.stableBytes);
+    }
+    if (message.stableSha256 !== "") {
+      obj.stableSha256 = message.stableSha256;
+    }
+    if (message.candidateBytes !== 0) {
+      obj.candidateBytes = Math.round(message.candidateBytes);
+    }
+    if (message.candidateSha256 !== "") {
+      obj.candidateSha256 = message.candidateSha256;
+    }
+    if (message.deltaBytes !== 0) {
+      obj.deltaBytes = Math.round(message.deltaBytes);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ScopePreview>, I>>(base?: I): ScopePreview {
+    return ScopePreview.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ScopePreview>, I>>(object: I): ScopePreview {
+    const message = createBaseScopePreview();
+    message.logicalId = object.logicalId ?? undefined;
+    message.reportedDevices = object.reportedDevices ?? 0;
+    message.stableBytes = object.stableBytes ?? 0;
+    message.stableSha256 = object.stableSha256 ?? "";
+    message.candidateBytes = object.candidateBytes ?? 0;
+    message.candidateSha256 = object.candidateSha256 ?? "";
+    message.deltaBytes = object.deltaBytes ?? 0;
+    return message;
+  },
+};
+
+function createBasePreviewRolloutResponse(): PreviewRolloutResponse {
+  return { changes: [], scopes: [], nextPageToken: "" };
+}
+
+export const PreviewRolloutResponse: MessageFns<PreviewRolloutResponse> = {
+  encode(message: PreviewRolloutResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.changes) {
+      HabitChange.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.scopes) {
+      ScopePreview.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.nextPageToken !== "") {
+      writer.uint32(26).string(message.nextPageToken);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PreviewRolloutResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePreviewRolloutResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.changes.push(HabitChange.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.scopes.push(ScopePreview.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.nextPageToken = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PreviewRolloutResponse {
+    return {
+      changes: globalThis.Array.isArray(object?.changes) ? object.changes.map((e: any) => HabitChange.fromJSON(e)) : [],
+      scopes: globalThis.Array.isArray(object?.scopes) ? object.scopes.map((e: any) => ScopePreview.fromJSON(e)) : [],
+      nextPageToken: isSet(object.nextPageToken)
+        ? globalThis.String(object.nextPageToken)
+        : isSet(object.next_page_token)
+        ? globalThis.String(object.next_page_token)
+        : "",
+    };
+  },
+
+  toJSON(message: PreviewRolloutResponse): unknown {
+    const obj: any = {};
+    if (message.changes?.length) {
+      obj.changes = message.changes.map((e) => HabitChange.toJSON(e));
+    }
+    if (message.scopes?.length) {
+      obj.scopes = message.scopes.map((e) => ScopePreview.toJSON(e));
+    }
+    if (message.nextPageToken !== "") {
+      obj.nextPageToken = message.nextPageToken;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PreviewRolloutResponse>, I>>(base?: I): PreviewRolloutResponse {
+    return PreviewRolloutResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PreviewRolloutResponse>, I>>(object: I): PreviewRolloutResponse {
+    const message = createBasePreviewRolloutResponse();
+    message.changes = object.changes?.map((e) => HabitChange.fromPartial(e)) || [];
+    message.scopes = object.scopes?.map((e) => ScopePreview.fromPartial(e)) || [];
+    message.nextPageToken = object.nextPageToken ?? "";
+    return message;
+  },
+};
+
 function createBaseListRolloutsRequest(): ListRolloutsRequest {
   return { pageSize: 0, pageToken: "", state: 0 };
 }
@@ -2177,6 +2749,28 @@ export const RolloutServiceService = {
     responseSerialize: (value: Rollout): Buffer => Buffer.from(Rollout.encode(value).finish()),
     responseDeserialize: (value: Buffer): Rollout => Rollout.decode(value),
   },
+  /**
+   * What a rollout that has not ended would change, changing nothing: each changed habit before and
+   * after, and per scope its cohort devices can be in (the rollout's account scope; for a global
+   * rollout the global scope and every account scope replicas have reported a device in, by logical
+   * id) the reported devices, the stable and candidate daemon databases' sizes and SHA-256 (built
+   * as replicas build them), and the Fossil delta a daemon holding the stable file would download
+   * (a replica sends the whole file instead when the delta is larger than DELTA_MAX_RATIO of it).
+   * Scopes are paginated (each costs two builds).
+   * Errors: INVALID_ARGUMENT (uuid, page_size, page_token), NOT_FOUND, FAILED_PRECONDITION
+   * ROLLOUT_STATE_MISMATCH (ended: its candidate is gone).
+   */
+  previewRollout: {
+    path: "/titanbot.admin.v1.RolloutService/PreviewRollout" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PreviewRolloutRequest): Buffer =>
+      Buffer.from(PreviewRolloutRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PreviewRolloutRequest => PreviewRolloutRequest.decode(value),
+    responseSerialize: (value: PreviewRolloutResponse): Buffer =>
+      Buffer.from(PreviewRolloutResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PreviewRolloutResponse => PreviewRolloutResponse.decode(value),
+  },
   /** Rollouts, newest first. Errors: INVALID_ARGUMENT (page_size, page_token). */
   listRollouts: {
     path: "/titanbot.admin.v1.RolloutService/ListRollouts" as const,
@@ -2265,6 +2859,18 @@ export interface RolloutServiceServer extends UntypedServiceImplementation {
   createRollout: handleUnaryCall<CreateRolloutRequest, Rollout>;
   /** Errors: INVALID_ARGUMENT (uuid), NOT_FOUND. */
   getRollout: handleUnaryCall<GetRolloutRequest, Rollout>;
+  /**
+   * What a rollout that has not ended would change, changing nothing: each changed habit before and
+   * after, and per scope its cohort devices can be in (the rollout's account scope; for a global
+   * rollout the global scope and every account scope replicas have reported a device in, by logical
+   * id) the reported devices, the stable and candidate daemon databases' sizes and SHA-256 (built
+   * as replicas build them), and the Fossil delta a daemon holding the stable file would download
+   * (a replica sends the whole file instead when the delta is larger than DELTA_MAX_RATIO of it).
+   * Scopes are paginated (each costs two builds).
+   * Errors: INVALID_ARGUMENT (uuid, page_size, page_token), NOT_FOUND, FAILED_PRECONDITION
+   * ROLLOUT_STATE_MISMATCH (ended: its candidate is gone).
+   */
+  previewRollout: handleUnaryCall<PreviewRolloutRequest, PreviewRolloutResponse>;
   /** Rollouts, newest first. Errors: INVALID_ARGUMENT (page_size, page_token). */
   listRollouts: handleUnaryCall<ListRolloutsRequest, ListRolloutsResponse>;
   /**
@@ -2338,6 +2944,32 @@ export interface RolloutServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: Rollout) => void,
+  ): ClientUnaryCall;
+  /**
+   * What a rollout that has not ended would change, changing nothing: each changed habit before and
+   * after, and per scope its cohort devices can be in (the rollout's account scope; for a global
+   * rollout the global scope and every account scope replicas have reported a device in, by logical
+   * id) the reported devices, the stable and candidate daemon databases' sizes and SHA-256 (built
+   * as replicas build them), and the Fossil delta a daemon holding the stable file would download
+   * (a replica sends the whole file instead when the delta is larger than DELTA_MAX_RATIO of it).
+   * Scopes are paginated (each costs two builds).
+   * Errors: INVALID_ARGUMENT (uuid, page_size, page_token), NOT_FOUND, FAILED_PRECONDITION
+   * ROLLOUT_STATE_MISMATCH (ended: its candidate is gone).
+   */
+  previewRollout(
+    request: PreviewRolloutRequest,
+    callback: (error: ServiceError | null, response: PreviewRolloutResponse) => void,
+  ): ClientUnaryCall;
+  previewRollout(
+    request: PreviewRolloutRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PreviewRolloutResponse) => void,
+  ): ClientUnaryCall;
+  previewRollout(
+    request: PreviewRolloutRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PreviewRolloutResponse) => void,
   ): ClientUnaryCall;
   /** Rollouts, newest first. Errors: INVALID_ARGUMENT (page_size, page_token). */
   listRollouts(
@@ -2486,6 +3118,17 @@ function fromJsonTimestamp(o: any): Date {
   } else {
     return fromTimestamp(Timestamp.fromJSON(o));
   }
+}
+
+function longToNumber(int64: { toString(): string }): number {
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+  }
+  return num;
 }
 
 function isSet(value: any): boolean {
