@@ -20,6 +20,7 @@ import { DeviceServiceClient } from '@titanbot/contracts/titanbot/admin/v1/devic
 import { EmpireDateServiceClient } from '@titanbot/contracts/titanbot/admin/v1/empire_date_service';
 import { HabitServiceClient, ShapeType } from '@titanbot/contracts/titanbot/admin/v1/habit_service';
 import { LegionServiceClient } from '@titanbot/contracts/titanbot/admin/v1/legion_service';
+import { RolloutServiceClient, RolloutState } from '@titanbot/contracts/titanbot/admin/v1/rollout_service';
 import { DaemonSync } from '@titanbot/daemon-client';
 import { SHOWN_PREFIX_CHARS } from '@titanbot/service-kit/daemon-token';
 import { adminApi } from '@titanbot/read/test-support/admin';
@@ -424,6 +425,56 @@ describe('the other resources', () => {
 });
 
 describe('every page', () => {
+  it('a rollout: each changed habit drawn before and after, the steps with their figures; an admin advances and aborts it, a viewer only looks', { timeout: 60_000 }, async () => {
+    const habit = await api.createHabit({ accountLogicalId: logicalId, action: 'tap before', pixels: [{ x: 100, y: 100, rgbHex: 'FF0000', deviation: 1 }] });
+    const rollouts = admin(RolloutServiceClient);
+    const key = sys.write.adminToken;
+    const created = await call(
+      rollouts,
+      rollouts.createRollout,
+      {
+        changes: [{ change: { $case: 'update', value: { habit: { uuid: habit.uuid, action: 'tap after', pixels: [{ x: 900, y: 1500, rgbHex: '00FF00', deviation: 2 }], shapes: [], etag: '' }, updateMask: ['action', 'pixels'] } } }],
+        description: 'move the tap',
+        requestId: '',
+        validateOnly: false,
+      },
+      key,
+    );
+    await call(rollouts, rollouts.startRollout, { uuid: created.uuid, etag: '', gates: undefined, steps: [{ percent: 50, deviceUuids: [], minDuration: undefined }, { percent: 100, deviceUuids: [], minDuration: undefined }] }, key);
+
+    const { context, page } = await signedIn('ada', `${consoleUrl}/rollouts`);
+    await page.getByRole('link', { name: 'move the tap' }).click();
+    await page.waitForURL(`${consoleUrl}/rollouts/${created.uuid}`);
+    await expect.poll(() => page.getByTestId('rollout-state').textContent()).toContain('Running');
+    // The preview: the habit drawn before and after, the field that changes, what a daemon of the scope downloads.
+    await page.getByRole('img', { name: `before: habit ${habit.uuid}` }).waitFor();
+    await page.getByRole('img', { name: `after: habit ${habit.uuid}` }).waitFor();
+    const actionRow = page.getByRole('row', { name: /^action/ });
+    expect(await actionRow.locator('del').textContent()).toBe('tap before');
+    expect(await actionRow.locator('ins').textContent()).toBe('tap after');
+    await page.getByRole('region', { name: 'Scopes' }).getByRole('row', { name: new RegExp(`^account ${logicalId} 2 `) }).waitFor();
+    // The steps, the first current with its live figures (two devices of the scope reported).
+    const steps = page.getByRole('region', { name: 'Steps' }).getByRole('row');
+    expect(await steps.count()).toBe(3);
+    expect(await steps.nth(1).getAttribute('aria-current')).toBe('step');
+
+    // A viewer sees the same page without a control.
+    const viewer = await signedIn('vic', `${consoleUrl}/rollouts/${created.uuid}`);
+    await expect.poll(() => viewer.page.getByTestId('rollout-state').textContent()).toContain('Running');
+    expect(await viewer.page.getByRole('group', { name: 'Rollout actions' }).getByRole('button').count()).toBe(0);
+    await viewer.context.close();
+
+    await page.getByRole('button', { name: 'Advance to 100 %' }).click();
+    await page.getByRole('status').filter({ hasText: 'Rollout advanced' }).waitFor();
+    await expect.poll(async () => steps.nth(2).getAttribute('aria-current')).toBe('step');
+    await page.getByRole('button', { name: 'Abort', exact: true }).click();
+    await page.getByRole('dialog', { name: 'Abort' }).getByRole('button', { name: 'Abort' }).click();
+    await page.getByRole('status').filter({ hasText: 'Rollout aborted' }).waitFor();
+    expect((await call(rollouts, rollouts.getRollout, { uuid: created.uuid }, key)).state).toBe(RolloutState.ROLLOUT_STATE_ABORTED);
+    await expect.poll(() => page.getByTestId('rollout-state').textContent()).toContain('Aborted');
+    await context.close();
+  });
+
   it('passes the accessibility check and fits at 1280 x 800 and at a 390 px wide phone', { timeout: 120_000 }, async () => {
     const account = await api.createAccount();
     const habit = await api.createHabit({ accountLogicalId: logicalId, action: 'every page', pixels: [{ x: 500, y: 500, rgbHex: '123456', deviation: 3 }] });
@@ -431,6 +482,13 @@ describe('every page', () => {
     const legion = await call(legions, legions.createLegion, { legion: { title: 'Every page', etag: '', uuid: '' }, requestId: '', legionId: '', validateOnly: false }, sys.write.adminToken);
     const dates = admin(EmpireDateServiceClient);
     const empireDate = await call(dates, dates.createEmpireDate, { empireDate: { uuid: '', date: new Date(Date.UTC(3000 + (uniqueInt() % 5000), 0, 1)), etag: '' }, requestId: '', empireDateId: '', validateOnly: false }, sys.write.adminToken);
+    const rollouts = admin(RolloutServiceClient);
+    const rollout = await call(
+      rollouts,
+      rollouts.createRollout,
+      { changes: [{ change: { $case: 'update', value: { habit: { uuid: habit.uuid, comment: 'every page', pixels: [], shapes: [], etag: '' }, updateMask: ['comment'] } } }], description: 'every page', requestId: '', validateOnly: false },
+      sys.write.adminToken,
+    );
     const pages = {
       fleet: '/',
       devices: '/devices',
@@ -448,6 +506,8 @@ describe('every page', () => {
       logs: '/logs',
       audit: '/audit',
       keys: '/keys',
+      rollouts: '/rollouts',
+      rollout: `/rollouts/${rollout.uuid}`,
     };
     for (const viewport of [
       { width: 1280, height: 800 },

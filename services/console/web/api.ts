@@ -15,6 +15,7 @@ import { FleetService } from '@titanbot/contracts/es/titanbot/admin/v1/fleet_ser
 import { HabitService } from '@titanbot/contracts/es/titanbot/admin/v1/habit_service_pb';
 import { LegionService } from '@titanbot/contracts/es/titanbot/admin/v1/legion_service_pb';
 import { LogService } from '@titanbot/contracts/es/titanbot/admin/v1/log_service_pb';
+import { RolloutService } from '@titanbot/contracts/es/titanbot/admin/v1/rollout_service_pb';
 import { BadRequestSchema, ErrorInfoSchema } from '@titanbot/contracts/es/google/rpc/error_details_pb';
 
 const transport = createConnectTransport({ baseUrl: location.origin });
@@ -26,6 +27,7 @@ export const api = {
   legions: createClient(LegionService, transport),
   empireDates: createClient(EmpireDateService, transport),
   habits: createClient(HabitService, transport),
+  rollouts: createClient(RolloutService, transport),
   tokens: createClient(DaemonTokenService, transport),
   logs: createClient(LogService, transport),
   audit: createClient(AuditService, transport),

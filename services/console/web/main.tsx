@@ -12,6 +12,7 @@ import { HabitsPage } from './habits';
 import { KeysPage } from './keys';
 import { LogsPage } from './logs';
 import { ResourceListPage, ResourcePage } from './resource';
+import { RolloutPage, RolloutsPage } from './rollouts';
 import { accounts, devices, empireDates, legions } from './resources';
 import { loadOperator, OperatorContext, useMay, type Operator } from './session';
 import { TokensPage } from './tokens';
@@ -23,6 +24,7 @@ const MENU = [
   ['/devices', 'Devices', 'DeviceService/ListDevices'],
   ['/accounts', 'Accounts', 'AccountService/ListAccounts'],
   ['/habits', 'Habits', 'HabitService/ListHabits'],
+  ['/rollouts', 'Rollouts', 'RolloutService/ListRollouts'],
   ['/legions', 'Legions', 'LegionService/ListLegions'],
   ['/empire-dates', 'Empire dates', 'EmpireDateService/ListEmpireDates'],
   ['/tokens', 'Tokens', 'DaemonTokenService/ListDaemonTokens'],
@@ -100,6 +102,8 @@ function App({ operator }: { operator: Operator }) {
             <Route path="/habits" component={HabitsPage} />
             <Route path="/habits/new" component={NewHabitPage} />
             <Route path="/habits/:uuid" component={HabitPage} />
+            <Route path="/rollouts" component={RolloutsPage} />
+            <Route path="/rollouts/:uuid" component={RolloutPage} />
             <Route path="/tokens" component={TokensPage} />
             <Route path="/logs" component={LogsPage} />
             <Route path="/audit" component={AuditPage} />
