@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { GateAction, RolloutServiceClient, RolloutState, type Rollout, type RolloutChange, type RolloutGates, type RolloutStep } from '@titanbot/contracts/titanbot/admin/v1/rollout_service';
+import { AuditServiceClient, ListAuditEventsRequest } from '@titanbot/contracts/titanbot/admin/v1/audit_service';
 import { DeviceState, FleetServiceClient, ListDeviceStatusesRequest } from '@titanbot/contracts/titanbot/admin/v1/fleet_service';
 import { DaemonSync } from '@titanbot/daemon-client';
 import { inCohort } from '@titanbot/service-kit/cohort';
@@ -228,7 +229,7 @@ describe('a staged rollout of habit changes', () => {
     }
   });
 
-  it('a cohort whose daemons fail to install pauses the rollout by itself, with the reason and the step\'s figures', async () => {
+  it('a cohort whose daemons fail to install pauses (or, as its gates say, aborts) the rollout by itself, with the reason and the step\'s figures', async () => {
     const habit = await api.createHabit({ accountLogicalId: logicalId, comment: 'gated', pixels: [uniquePixel()] });
     const rollout = await create([updateComment(habit.uuid, 'breaks installs')]);
     const failing = 3;
@@ -257,6 +258,28 @@ describe('a staged rollout of habit changes', () => {
     // Paused is held: no time passing moves it on; an operator aborts it.
     clock.advance(120_000);
     expect(await abort(rollout.uuid)).toMatchObject({ state: RolloutState.ROLLOUT_STATE_ABORTED, stateReason: '' });
+
+    // The same with gates that abort: another device fails its install, and the rollout ends by itself.
+    const second = await create([updateComment(habit.uuid, 'breaks installs again')]);
+    const next = 4;
+    await start(second.uuid, [{ percent: 0, deviceUuids: [devices[next]!.uuid] }, { percent: 100 }], { maxInstallFailures: 0, minCohortSize: 0, onFailure: GateAction.GATE_ACTION_ABORT, autoAdvance: false });
+    await replica.synced();
+    const nextToken = path.join(dir, `token-${next}.txt`);
+    await writeFile(nextToken, `${devices[next]!.token}\n`, { mode: 0o600 });
+    const nextSync = new DaemonSync({ server: replica.service.address, tokenFile: nextToken, dbPath: path.join(home, 'second.sqlite'), logicalId });
+    try {
+      await expect(nextSync.syncOnce()).rejects.toThrow(/ENOTDIR/);
+    } finally {
+      nextSync.close();
+    }
+    await vi.waitFor(async () => expect(await get(second.uuid)).toMatchObject({ state: RolloutState.ROLLOUT_STATE_ABORTED, stateReason: expect.stringMatching(/install failures/) }), {
+      timeout: 10_000,
+      interval: 50,
+    });
+    // Every call on a rollout is in the audit trail; the gates' own moves are not calls.
+    const audit = sys.write.client(AuditServiceClient);
+    const events = await call(audit, audit.listAuditEvents, ListAuditEventsRequest.fromPartial({ resource: second.uuid, pageSize: 100 }), key());
+    expect(events.auditEvents.map((e) => e.method)).toEqual(['/titanbot.admin.v1.RolloutService/CreateRollout', '/titanbot.admin.v1.RolloutService/StartRollout']);
   });
 
   it('a healthy cohort advances on time by itself, and completes', async () => {
