@@ -10,7 +10,7 @@ import { printJson, printTable, type Row } from './lib/report.js';
 import { percentile, round } from './lib/stats.js';
 import type { DeltaDaemonsConfig, DeltaDaemonsResult } from './load/delta-daemons.js';
 import { measureTarget } from './check-version.js';
-import { forkLoad, nextMessage, scrapeSum, stopLoad } from './watch-fanout.js';
+import { forkLoad, nextMessage, profileEnv, scrapeSum, stopLoad } from './watch-fanout.js';
 import { freePort } from '@titanbot/service-kit/free-port';
 import type { ServiceProcess } from './lib/system.js';
 
@@ -22,6 +22,15 @@ const TARGETS = { checkVersionCpuRatio: 1.2 } as const;
 interface Ready {
   type: 'ready';
   errors?: number;
+}
+
+/** Waits (at most 60 s) until `pid` has used under 50 ms of CPU in a second: the work before a measurement has settled. */
+async function settled(pid: number): Promise<void> {
+  for (let i = 0; i < 60; i++) {
+    const before = await cpuSeconds(pid);
+    await new Promise((r) => setTimeout(r, 1_000));
+    if ((await cpuSeconds(pid)) - before < 0.05) return;
+  }
 }
 
 /**
@@ -42,7 +51,7 @@ export const rollout: Benchmark = {
     const metricsAddress = `127.0.0.1:${await freePort()}`;
     const started: ServiceProcess[] = [];
     // Started after the devices exist: SERVING means caught up, so the replica knows every token.
-    const replica = await ctx.system.startReplica({ METRICS_ADDR: metricsAddress });
+    const replica = await ctx.system.startReplica({ METRICS_ADDR: metricsAddress, ...profileEnv() });
     started.push(replica);
     const dir = await mkdtemp(path.join(os.tmpdir(), 'titanbot-bench-rollout-'));
     const tokensFile = path.join(dir, 'tokens');
@@ -57,6 +66,7 @@ export const rollout: Benchmark = {
       const ready = await nextMessage<Ready>(daemons, 'ready', 300_000);
       if (ready.errors) throw new Error(`${ready.errors} simulated daemons failed while opening`);
       // The same replica, the same 10,000 watches, no rollout yet: what a rollout adds is the difference.
+      await settled(replica.pid);
       beforeUs = (await measureTarget('CheckVersion before the rollout', ctx, [replica.address], [replica.pid], { tokens: fleet.tokens.slice(0, 8) })).cpuUsPerCall;
       const created = await ctx.admin.createRollout([{ change: { $case: 'update', value: { habit: { uuid: habit, comment: 'rolled out', pixels: [], shapes: [], etag: '' }, updateMask: ['comment'] } } }]);
       const cohortSteps = STEPS.map((percent) => ({ percent, deviceUuids: [] }));
@@ -92,6 +102,7 @@ export const rollout: Benchmark = {
           // CheckVersion while the rollout runs: 4 cohort and 4 other devices, one per channel.
           const cohort = fleet.tokens.filter((_, i) => member(i, step)).slice(0, 4);
           const rest = fleet.tokens.filter((_, i) => !member(i, step)).slice(0, 4);
+          await settled(replica.pid);
           const empty = await startPeer('bench/dist/peers/empty-server.js');
           started.push(empty);
           const e = await measureTarget('empty RPC (ceiling)', ctx, [empty.address], [empty.pid], { tokens: [...cohort, ...rest] });
