@@ -27,7 +27,7 @@ const changePath = (i: number, kind: string): string => `changes[${i}].${kind}`;
  * ETAG_MISMATCH, ALREADY_EXISTS, ROLLOUT_IN_PROGRESS (another open rollout of an overlapping scope).
  */
 export async function createRollout(ctx: UseCaseContext, changes: RolloutChangeInput[], asGiven: unknown[], description: string): Promise<Rollout> {
-  if (changes.length === 0 || changes.length > MAX_CHANGES) throw new DomainError('INVALID_ARGUMENT', `changes: must be 1..${MAX_CHANGES}`, [{ field: 'changes', description: `must be 1..${MAX_CHANGES}` }]);
+  if (changes.length === 0 || changes.length > MAX_CHANGES) throw invalid('changes', `must be 1..${MAX_CHANGES}`);
   const uuid = newId();
   const habitUuids: string[] = [];
   const deleted: string[] = [];
@@ -38,10 +38,10 @@ export async function createRollout(ctx: UseCaseContext, changes: RolloutChangeI
     for (const [i, change] of changes.entries()) {
       const path = changePath(i, change.kind);
       const habit = await prefixed(path, () => applyChange(ctx, change));
-      if (habitUuids.includes(habit.uuid)) throw fieldError(path, `changes habit ${habit.uuid} a second time`);
+      if (habitUuids.includes(habit.uuid)) throw invalid(path, `changes habit ${habit.uuid} a second time`);
       habitUuids.push(habit.uuid);
       if (change.kind === 'delete') deleted.push(habit.uuid);
-      if (scope !== undefined && scope !== habit.accountLogicalId) throw fieldError(path, 'is in another scope than changes[0] (a rollout changes the habits of one scope)');
+      if (scope !== undefined && scope !== habit.accountLogicalId) throw invalid(path, 'is in another scope than changes[0] (a rollout changes the habits of one scope)');
       scope = habit.accountLogicalId;
     }
     candidates = await captureCandidates(ctx.em, habitUuids, deleted);
@@ -63,7 +63,7 @@ async function applyChange(ctx: UseCaseContext, change: RolloutChangeInput): Pro
     case 'create':
       return habits.createHabit(ctx, change.fields, change.pixels, change.shapes, change.habitId);
     case 'update':
-      if ('accountLogicalId' in change.fields) throw fieldError('update_mask', 'account_logical_id cannot change in a rollout (a rollout stays in one scope)');
+      if ('accountLogicalId' in change.fields) throw invalid('update_mask', 'account_logical_id cannot change in a rollout (a rollout stays in one scope)');
       return habits.updateHabit(ctx, change.uuid, change.etag, change.fields, change.lists);
     case 'delete': {
       const habit = await habits.getHabit(ctx, change.uuid);
@@ -83,8 +83,6 @@ async function prefixed<T>(path: string, run: () => Promise<T>): Promise<T> {
     throw new DomainError(err.reason, `${path}: ${err.message}`, violations, err.retryDelayMs);
   }
 }
-
-const fieldError = (field: string, description: string): DomainError => new DomainError('INVALID_ARGUMENT', `${field}: ${description}`, [{ field, description }]);
 
 /** ROLLOUT_IN_PROGRESS when an open rollout's scope overlaps `scope` (a global rollout's overlaps every scope). */
 async function refuseOverlappingRollout(ctx: UseCaseContext, scope: number | null): Promise<void> {
