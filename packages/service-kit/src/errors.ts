@@ -224,5 +224,9 @@ export class DomainError extends Error {
 export const invalid = (field: string, description: string): DomainError =>
   new DomainError('INVALID_ARGUMENT', `${field}: ${description}`, [{ field, description }]);
 
+/** `err` as part of a larger request: its message and every violation's field under `path` (e.g. `changes[2].update`). */
+export const underField = (err: DomainError, path: string): DomainError =>
+  new DomainError(err.reason, `${path}: ${err.message}`, err.violations.map((v) => ({ ...v, field: `${path}.${v.field}` })), err.retryDelayMs);
+
 /** NOT_FOUND for `resource` `id`. */
 export const notFound = (resource: string, id: string | number): DomainError => new DomainError('NOT_FOUND', `${resource} ${id} not found`);

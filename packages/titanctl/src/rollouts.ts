@@ -3,7 +3,7 @@ import * as rollouts from '@titanbot/contracts/titanbot/admin/v1/rollout_service
 import { duration, flag, int, oneOf, required, switchFlag, text, uuid, type Parser, type Values } from './args.js';
 import type { AdminApi } from './client.js';
 import { ETAG, list, type Command, type Resource } from './command.js';
-import { refreshUntil, renderJson, renderTable } from './output.js';
+import { alignRows, refreshUntil, renderJson, renderTable } from './output.js';
 
 const ID = required(flag('uuid', uuid, 'the rollout id (or give it as the argument)'));
 const CHANGES = required(
@@ -74,10 +74,8 @@ function stepTable(r: rollouts.Rollout): string {
       'converged p99': seconds(f?.convergedP99),
     };
   });
-  const header = Object.keys(rows[0] ?? { step: 0 });
-  const cells = [header, ...rows.map((row) => header.map((h) => String((row as Record<string, unknown>)[h])))];
-  const widths = header.map((_, c) => Math.max(...cells.map((line) => line[c]!.length)));
-  return cells.map((line) => line.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd()).join('\n');
+  const header = Object.keys(rows[0]!);
+  return alignRows([header, ...rows.map((row) => Object.values(row).map(String))]);
 }
 
 /** A rollout as a table: its scalar fields, then its steps with their figures. */

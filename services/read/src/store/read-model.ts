@@ -4,11 +4,10 @@ import Database from 'better-sqlite3';
 import { HabitElements } from './habit-elements.js';
 import { habitsTouchedBy } from './habits-touched.js';
 import { LtHash } from './lt-hash.js';
-import { GLOBAL_SCOPE } from '@titanbot/service-kit/daemon-database';
+import { GLOBAL_SCOPE, sqlValue } from '@titanbot/service-kit/daemon-database';
 import { ScopeVersions, type ActiveRollout } from './versions.js';
 import { DeviceIndex, type TokenRecord } from './device-index.js';
 import type { FeedEvent } from './feed-event.js';
-import { sqlValue } from '@titanbot/service-kit/daemon-database';
 import { dropOutdatedMirror, mirroredValues, MIRRORED_TABLES, READ_MODEL_DDL } from './schema.js';
 
 /** Where the mirror stands on the feed. */

@@ -4,7 +4,6 @@ import { inCohort, type CohortStep } from '@titanbot/service-kit/cohort';
 import { inSpan, traceparentOf, tracerOf, tracingEnabled } from '@titanbot/service-kit/tracing';
 import { LtHash } from './lt-hash.js';
 
-
 const TRACER = tracerOf('read');
 
 /** A WatchVersion subscriber: told its device's new version of the scope after each change. */
@@ -136,8 +135,7 @@ export class ScopeVersions {
   private candidateVersion(scope: number, active: RolloutEntry): string {
     let version = active.candidates.get(scope);
     if (version === undefined) {
-      const sum = (scope === GLOBAL_SCOPE ? this.global.clone() : this.global.clone().add((this.parts.get(scope) ?? EMPTY).lanes)).add(active.rollout.delta.lanes);
-      version = this.name(scope, sum);
+      version = this.name(scope, this.sumOf(scope).clone().add(active.rollout.delta.lanes));
       active.candidates.set(scope, version);
     }
     return version;
@@ -154,6 +152,11 @@ export class ScopeVersions {
     return member;
   }
 
+  /** `scope`'s stable sum: the global part, plus an account scope's own (a new sum, but for the global scope). */
+  private sumOf(scope: number): LtHash {
+    return scope === GLOBAL_SCOPE ? this.global : this.global.clone().add((this.parts.get(scope) ?? EMPTY).lanes);
+  }
+
   /** The version naming `sum` as `scope`'s content: the same function for stable and candidate content. */
   private name(scope: number, sum: LtHash): string {
     const name = scope === GLOBAL_SCOPE ? 'global' : `account:${scope}`;
@@ -164,7 +167,7 @@ export class ScopeVersions {
   version(scope: number): string {
     let version = this.strings.get(scope);
     if (version === undefined) {
-      version = this.name(scope, scope === GLOBAL_SCOPE ? this.global : this.global.clone().add((this.parts.get(scope) ?? EMPTY).lanes));
+      version = this.name(scope, this.sumOf(scope));
       // Bounded by the scopes asked about (accounts + global); cleared by every change below.
       this.strings.set(scope, version);
     }
@@ -249,9 +252,10 @@ export class ScopeVersions {
   }
 
   /**
-   * Tells `scope`'s listeners their device's version: at once when there are at most NOTIFY_SLICE, else in
-   * slices, one per macrotask, each telling the version current when it runs (so a listener never
-   * goes back to an older one). Without a rollout in the scope every listener gets the same version. A change during a pass marks it; the pass then starts over once
+   * Tells `scope`'s listeners their device's version (without a rollout in the scope, the same for
+   * all): at once when there are at most NOTIFY_SLICE, else in slices, one per macrotask, each
+   * telling the version current when it runs (so a listener never goes back to an older one). A
+   * change during a pass marks it; the pass then starts over once
    * (those already told get the newer version; the rest get it on the way), so no listener starves
    * however often the scope changes.
    */
@@ -270,7 +274,7 @@ export class ScopeVersions {
     }
     const pass = { again: false };
     this.passes.set(scope, pass);
-    // Set iterators are live: listeners removed meanwhile are skipped, ones added are told too.
+    // Map iterators are live: listeners removed meanwhile are skipped, ones added are told too.
     let listeners = set.entries();
     const slice = (): void => {
       let done = true;

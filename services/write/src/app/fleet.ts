@@ -1,6 +1,6 @@
+import { GLOBAL_SCOPE } from '@titanbot/service-kit/daemon-database';
 import {
   fleetCounts,
-  GLOBAL_SCOPE_KEY,
   selectDeviceStatusChanges,
   selectDeviceStatuses,
   storeFleetReport,
@@ -20,9 +20,9 @@ export type { DeviceState, StoredStatus, StoredStatusChange };
 const MAX_STATUSES_PER_BATCH = 10_000;
 
 /** The scope key of a logical id (undefined = the global scope). */
-export const scopeKey = (logicalId: number | undefined): number => logicalId ?? GLOBAL_SCOPE_KEY;
+export const scopeKey = (logicalId: number | undefined): number => logicalId ?? GLOBAL_SCOPE;
 /** The logical id of a scope key (undefined = the global scope). */
-export const logicalIdOf = (key: number): number | undefined => (key === GLOBAL_SCOPE_KEY ? undefined : key);
+export const logicalIdOf = (key: number): number | undefined => (key === GLOBAL_SCOPE ? undefined : key);
 
 /**
  * ReportDeviceStatuses: stores a replica's batch in one transaction, outside the write lock.

@@ -1,5 +1,5 @@
 import { GLOBAL_SCOPE } from '@titanbot/service-kit/daemon-database';
-import { DomainError, invalid, notFound } from '../domain/errors.js';
+import { checkEtag, DomainError, invalid, notFound, underField } from '../domain/errors.js';
 import type { Habit, HabitFields, Pixel, ShapeInput } from '../domain/habit.js';
 import { failedGate, MAX_CHANGES, OPEN_ROLLOUT_STATES, Rollout, type RolloutGates, type RolloutState, type RolloutStep, type StepFigures } from '../domain/rollout.js';
 import { stepFigures } from '../db/rollout-figures.js';
@@ -78,9 +78,7 @@ async function prefixed<T>(path: string, run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (err) {
-    if (!(err instanceof DomainError)) throw err;
-    const violations = err.violations.map((v) => ({ ...v, field: `${path}.${v.field}` }));
-    throw new DomainError(err.reason, `${path}: ${err.message}`, violations, err.retryDelayMs);
+    throw err instanceof DomainError ? underField(err, path) : err;
   }
 }
 
@@ -116,9 +114,12 @@ export async function listRollouts(ctx: UseCaseContext, query: { pageSize: numbe
 /** Loads rollout `uuid` for a state change, checking the caller's etag. */
 async function forChange(ctx: UseCaseContext, uuid: string, etag: string): Promise<Rollout> {
   const rollout = await getRollout(ctx, uuid);
-  if (etag && etag !== String(rollout.version)) throw new DomainError('ETAG_MISMATCH', `rollout changed since etag ${etag} (now ${rollout.version})`);
+  checkEtag('rollout', rollout.version, etag);
   return rollout;
 }
+
+/** Whether `rollout` is at a step (running or paused): it has a current step with figures. */
+const atStep = (rollout: Rollout): boolean => rollout.state === 'running' || rollout.state === 'paused';
 
 /** The current step's figures at the call's time (rollout-figures.ts). */
 const figuresNow = (ctx: UseCaseContext, rollout: Rollout): Promise<StepFigures> => stepFigures(ctx.em, rollout, ctx.now, ctx.settings.offlineAfterMs);
@@ -131,7 +132,7 @@ export interface RolloutView {
 
 /** The view of `rollout`: live figures while it is running or paused. */
 export async function viewOf(ctx: UseCaseContext, rollout: Rollout): Promise<RolloutView> {
-  return rollout.state === 'running' || rollout.state === 'paused' ? { rollout, liveFigures: await figuresNow(ctx, rollout) } : { rollout };
+  return atStep(rollout) ? { rollout, liveFigures: await figuresNow(ctx, rollout) } : { rollout };
 }
 
 /** StartRollout. Errors: invalid (steps, gates), not_found, ETAG_MISMATCH, ROLLOUT_STATE_MISMATCH. */
@@ -152,7 +153,7 @@ export async function advanceRollout(ctx: UseCaseContext, uuid: string, etag: st
 }
 
 async function advance(ctx: UseCaseContext, rollout: Rollout): Promise<Rollout> {
-  const figures = rollout.state === 'running' || rollout.state === 'paused' ? await figuresNow(ctx, rollout) : undefined;
+  const figures = atStep(rollout) ? await figuresNow(ctx, rollout) : undefined;
   if (rollout.advance(ctx.now, figures) === 'completed') await commitCandidates(ctx.em, rollout.uuid);
   await ctx.em.flush();
   return rollout;
@@ -172,7 +173,7 @@ export async function abortRollout(ctx: UseCaseContext, uuid: string, etag: stri
 }
 
 async function abort(ctx: UseCaseContext, rollout: Rollout, reason: string): Promise<Rollout> {
-  const figures = rollout.state === 'created' ? undefined : await figuresNow(ctx, rollout);
+  const figures = atStep(rollout) ? await figuresNow(ctx, rollout) : undefined;
   rollout.abort(ctx.now, figures, reason);
   await dropCandidates(ctx.em, rollout.uuid);
   await ctx.em.flush();
@@ -263,16 +264,13 @@ export async function previewRollout(ctx: UseCaseContext, uuid: string, query: {
       if (err instanceof DomainError && err.reason === 'NOT_FOUND') return undefined;
       throw err;
     });
-    changes.push({ habitUuid, before, after: candidates.get(habitUuid)?.after });
+    changes.push({ habitUuid, before, after: candidates.get(habitUuid) });
   }
-  // The rollout's scope; a global rollout's are the global scope and every account scope a device reports.
-  const all =
-    rollout.accountLogicalId !== null
-      ? [rollout.accountLogicalId]
-      : [GLOBAL_SCOPE, ...(await reportedScopes(ctx.em)).filter((k) => k !== GLOBAL_SCOPE)];
-  const from = after === undefined ? 0 : all.indexOf(Number(after)) + 1;
-  const page = all.slice(from, from + size);
+  // The rollout's scope; a global rollout's are every account scope a device reports, then the global scope (the largest key).
+  const all = rollout.accountLogicalId !== null ? [rollout.accountLogicalId] : [...(await reportedScopes(ctx.em)).filter((k) => k !== GLOBAL_SCOPE), GLOBAL_SCOPE];
+  const following = all.filter((k) => after === undefined || k > Number(after));
+  const page = following.slice(0, size);
   const scopes = [];
   for (const scopeKey of page) scopes.push({ scopeKey, ...(await scopeFiles(ctx.em, rollout.uuid, scopeKey)) });
-  return { changes, scopes, nextPageToken: from + size < all.length ? encodePageToken(String(page[page.length - 1])) : '' };
+  return { changes, scopes, nextPageToken: following.length > size ? encodePageToken(String(page[page.length - 1])) : '' };
 }

@@ -7,7 +7,7 @@ export type DeviceState = 'offline' | 'failing' | 'behind' | 'current';
 /** One device's status as a replica reports it. */
 export interface ReportedStatus {
   deviceUuid: string;
-  /** Logical id, or GLOBAL_SCOPE_KEY. */
+  /** Logical id, or GLOBAL_SCOPE (service-kit/daemon-database.ts). */
   scopeKey: number;
   heldVersion: string;
   heldSha256: string;
@@ -31,8 +31,6 @@ export interface ReportedRolloutVersion {
   version: string;
 }
 
-/** The global scope's key (as the read side's GLOBAL_SCOPE): outside the int32 logical ids. */
-export const GLOBAL_SCOPE_KEY = 2 ** 32;
 
 /**
  * Stores a replica's batch, last write wins per device by last_contact_time and per scope by

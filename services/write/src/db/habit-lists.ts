@@ -9,28 +9,49 @@ import { pgArray } from './sql.js';
 // inside the caller's transaction. Rows that already exist are
 // not touched, so they put nothing on the change feed.
 
+/** Groups rows by their `habit_uuid`, each turned into a value by `value`, in row order. */
+function byHabit<R extends { habit_uuid: string }, T>(rows: readonly R[], value: (row: R) => T): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const row of rows) {
+    let list = out.get(row.habit_uuid);
+    if (!list) out.set(row.habit_uuid, (list = []));
+    list.push(value(row));
+  }
+  return out;
+}
+
+/**
+ * Each habit's pixels and shapes as values, in their stored order, by habit uuid: of the habits
+ * `habitUuids` as stored, or (`rolloutUuid`) as rollout's candidate links have them.
+ */
+export async function listValues(em: Em, source: { habitUuids: string[] } | { rolloutUuid: string }): Promise<{ pixels: Map<string, Pixel[]>; shapes: Map<string, Shape[]> }> {
+  const [prefix, where, param] = 'rolloutUuid' in source ? ['rollout_', 'l.rollout_uuid = ?', source.rolloutUuid] : ['', 'l.habit_uuid = any (?::uuid[])', pgArray(source.habitUuids)];
+  const pixels: (Pixel & { habit_uuid: string })[] = await em.execute(
+    `select l.habit_uuid, d.x, d.y, c.rgb_hex as "rgbHex", c.deviation
+       from ${prefix}habit_pixels l join pixels p on p.uuid = l.pixel_uuid
+       join dots d on d.uuid = p.dot_uuid join colors c on c.uuid = p.color_uuid
+      where ${where} order by l.position`,
+    [param],
+  );
+  const shapes: (Shape & { habit_uuid: string })[] = await em.execute(
+    `select l.habit_uuid, s.type, s.x, s.y, s.width, s.height, s.size, s.rgb_hex as "rgbHex"
+       from ${prefix}habit_shapes l join shapes s on s.uuid = l.shape_uuid
+      where ${where} order by l.position`,
+    [param],
+  );
+  return {
+    pixels: byHabit(pixels, ({ x, y, rgbHex, deviation }) => ({ x, y, rgbHex, deviation })),
+    shapes: byHabit(shapes, ({ type, x, y, width, height, size, rgbHex }) => ({ type: type as ShapeType, x, y, width, height, size, rgbHex })),
+  };
+}
+
 /** Fills `pixels` and `shapes` of each habit from storage, in their stored order. */
 export async function loadHabitLists(em: Em, habits: Habit[]): Promise<void> {
   if (habits.length === 0) return;
-  const ids = habits.map((h) => h.uuid);
-  const pixels: (Pixel & { habit_uuid: string })[] = await em.execute(
-    `select hp.habit_uuid, d.x, d.y, c.rgb_hex as "rgbHex", c.deviation
-       from habit_pixels hp join pixels p on p.uuid = hp.pixel_uuid
-       join dots d on d.uuid = p.dot_uuid join colors c on c.uuid = p.color_uuid
-      where hp.habit_uuid = any (?::uuid[]) order by hp.position`,
-    [pgArray(ids)],
-  );
-  const shapes: (Shape & { habit_uuid: string })[] = await em.execute(
-    `select hs.habit_uuid, s.type, s.x, s.y, s.width, s.height, s.size, s.rgb_hex as "rgbHex"
-       from habit_shapes hs join shapes s on s.uuid = hs.shape_uuid
-      where hs.habit_uuid = any (?::uuid[]) order by hs.position`,
-    [pgArray(ids)],
-  );
+  const { pixels, shapes } = await listValues(em, { habitUuids: habits.map((h) => h.uuid) });
   for (const habit of habits) {
-    habit.pixels = pixels.filter((p) => p.habit_uuid === habit.uuid).map(({ x, y, rgbHex, deviation }) => ({ x, y, rgbHex, deviation }));
-    habit.shapes = shapes
-      .filter((s) => s.habit_uuid === habit.uuid)
-      .map(({ type, x, y, width, height, size, rgbHex }) => ({ type: type as ShapeType, x, y, width, height, size, rgbHex }));
+    habit.pixels = pixels.get(habit.uuid) ?? [];
+    habit.shapes = shapes.get(habit.uuid) ?? [];
   }
 }
 

@@ -2,13 +2,16 @@ import type { Em } from './orm.js';
 import { pgArray } from './sql.js';
 import { OPEN_ROLLOUT_STATES, type RolloutState } from '../domain/rollout.js';
 import type { Pixel, Shape } from '../domain/habit.js';
-import { pixelIdsOf, removeOrphanPixels, removeOrphanShapes, shapeIdsOf, storeHabitLinks } from './habit-lists.js';
+import { listValues, pixelIdsOf, removeOrphanPixels, removeOrphanShapes, shapeIdsOf, storeHabitLinks } from './habit-lists.js';
 
 // A rollout's candidate rows (migration 0010): each habit it changes as that habit will be, with
 // its pixel and shape links, kept while the rollout is open and fed to the replicas, which build a
 // cohort's candidate content from them. Habit rows are carried as to_jsonb documents and written
 // back with jsonb_populate_record(set), so every value (timestamps to the microsecond) round-trips
 // exactly: the candidate a cohort holds and the habit rows a completed rollout commits are the same rows.
+
+/** A habit row's columns besides its uuid, as `habits` and `rollout_habits` both have them. */
+const HABIT_VALUES = 'account_logical_id, priority, trigger_shell, log_template, post_timeout_ms, comment, sequence, context, action, is_interruption, is_active, updated_at, version';
 
 /** What CreateRollout captures of the changed habits (see captureCandidates). */
 export interface Candidates {
@@ -26,25 +29,8 @@ export interface Candidates {
  * `deleted`: the uuids the change set deletes (they have no row).
  */
 export async function captureCandidates(em: Em, habitUuids: string[], deleted: string[]): Promise<Candidates> {
-  const ids = pgArray(habitUuids);
-  const byHabit = <T>(rows: (T & { habit_uuid: string })[]): Map<string, T[]> => {
-    const out = new Map<string, T[]>();
-    for (const { habit_uuid, ...value } of rows) out.set(habit_uuid, [...(out.get(habit_uuid) ?? []), value as T]);
-    return out;
-  };
-  const habits: { doc: unknown }[] = await em.execute('select to_jsonb(h) as doc from habits h where h.uuid = any (?::uuid[])', [ids]);
-  const pixels: (Pixel & { habit_uuid: string })[] = await em.execute(
-    `select l.habit_uuid, d.x, d.y, c.rgb_hex as "rgbHex", c.deviation
-       from habit_pixels l join pixels p on p.uuid = l.pixel_uuid join dots d on d.uuid = p.dot_uuid join colors c on c.uuid = p.color_uuid
-      where l.habit_uuid = any (?::uuid[]) order by l.habit_uuid, l.position`,
-    [ids],
-  );
-  const shapes: (Shape & { habit_uuid: string })[] = await em.execute(
-    `select l.habit_uuid, s.type, s.x, s.y, s.width, s.height, s.size, s.rgb_hex as "rgbHex"
-       from habit_shapes l join shapes s on s.uuid = l.shape_uuid where l.habit_uuid = any (?::uuid[]) order by l.habit_uuid, l.position`,
-    [ids],
-  );
-  return { habits: habits.map((r) => r.doc), deleted, pixels: byHabit(pixels), shapes: byHabit(shapes) };
+  const habits: { doc: unknown }[] = await em.execute('select to_jsonb(h) as doc from habits h where h.uuid = any (?::uuid[])', [pgArray(habitUuids)]);
+  return { habits: habits.map((r) => r.doc), deleted, ...(await listValues(em, { habitUuids })) };
 }
 
 /**
@@ -53,19 +39,18 @@ export async function captureCandidates(em: Em, habitUuids: string[], deleted: s
  * savepoint deleted and created anew exists again under its old uuid.
  */
 export async function storeCandidates(em: Em, rolloutUuid: string, candidates: Candidates): Promise<void> {
-  const habitColumns = 'account_logical_id, priority, trigger_shell, log_template, post_timeout_ms, comment, sequence, context, action, is_interruption, is_active, updated_at, version';
   if (candidates.habits.length > 0) {
     await em.execute(
-      `insert into rollout_habits (rollout_uuid, habit_uuid, deleted, ${habitColumns})
-         select ?, uuid, false, ${habitColumns} from jsonb_populate_recordset(null::habits, ?::jsonb)`,
+      `insert into rollout_habits (rollout_uuid, habit_uuid, deleted, ${HABIT_VALUES})
+         select ?, uuid, false, ${HABIT_VALUES} from jsonb_populate_recordset(null::habits, ?::jsonb)`,
       [rolloutUuid, JSON.stringify(candidates.habits)],
     );
   }
   if (candidates.deleted.length > 0) {
     // A deleted habit's candidate row carries its last values only to satisfy the columns; replicas read `deleted`.
     await em.execute(
-      `insert into rollout_habits (rollout_uuid, habit_uuid, deleted, ${habitColumns})
-         select ?, uuid, true, ${habitColumns} from habits where uuid = any (?::uuid[])`,
+      `insert into rollout_habits (rollout_uuid, habit_uuid, deleted, ${HABIT_VALUES})
+         select ?, uuid, true, ${HABIT_VALUES} from habits where uuid = any (?::uuid[])`,
       [rolloutUuid, pgArray(candidates.deleted)],
     );
   }
@@ -99,7 +84,7 @@ export async function commitCandidates(em: Em, rolloutUuid: string): Promise<voi
   };
   const pixels = await links('rollout_habit_pixels', 'pixel_uuid');
   const shapes = await links('rollout_habit_shapes', 'shape_uuid');
-  const columns = 'uuid, account_logical_id, priority, trigger_shell, log_template, post_timeout_ms, comment, sequence, context, action, is_interruption, is_active, updated_at, version';
+  const columns = `uuid, ${HABIT_VALUES}`;
   for (const { doc } of habits) {
     if (doc.deleted) {
       await storeHabitLinks(em, doc.habit_uuid, [], []);

@@ -6,18 +6,12 @@ import path from 'node:path';
 import { buildExport, GLOBAL_SCOPE, SOURCE_TABLES, sourceTableDdl, sqlValue } from '@titanbot/service-kit/daemon-database';
 import Database from 'better-sqlite3';
 import { createDelta } from 'fossil-delta';
-import { Habit, type Pixel, type Shape, type ShapeType } from '../domain/habit.js';
+import { Habit } from '../domain/habit.js';
+import { listValues } from './habit-lists.js';
 import type { Em } from './orm.js';
-import { pgArray } from './sql.js';
 
-/** A rollout's change to one habit: as it is now (undefined for a create) and as the rollout leaves it (undefined for a delete). */
-export interface CandidateChange {
-  habitUuid: string;
-  after: Habit | undefined;
-}
-
-/** The habits rollout `rolloutUuid` changes as its candidate rows have them, by habit uuid. */
-export async function candidateHabits(em: Em, rolloutUuid: string): Promise<Map<string, CandidateChange>> {
+/** The habits rollout `rolloutUuid` changes as its candidate rows leave them (undefined: deleted), by habit uuid. */
+export async function candidateHabits(em: Em, rolloutUuid: string): Promise<Map<string, Habit | undefined>> {
   const rows: (Record<string, unknown> & { habit_uuid: string; deleted: boolean })[] = await em.execute(
     `select habit_uuid, deleted, account_logical_id as "accountLogicalId", priority, trigger_shell as "triggerShell", log_template as "logTemplate",
             post_timeout_ms as "postTimeoutMs", comment, sequence, context, action, is_interruption as "isInterruption", is_active as "isActive",
@@ -25,30 +19,13 @@ export async function candidateHabits(em: Em, rolloutUuid: string): Promise<Map<
        from rollout_habits where rollout_uuid = ?`,
     [rolloutUuid],
   );
-  const pixels: (Pixel & { habit_uuid: string })[] = await em.execute(
-    `select l.habit_uuid, d.x, d.y, c.rgb_hex as "rgbHex", c.deviation
-       from rollout_habit_pixels l join pixels p on p.uuid = l.pixel_uuid join dots d on d.uuid = p.dot_uuid join colors c on c.uuid = p.color_uuid
-      where l.rollout_uuid = ? order by l.habit_uuid, l.position`,
-    [rolloutUuid],
+  const { pixels, shapes } = await listValues(em, { rolloutUuid });
+  return new Map(
+    rows.map(({ habit_uuid: uuid, deleted, ...fields }) => [
+      uuid,
+      deleted ? undefined : Object.assign(new Habit(), fields, { uuid, updatedAt: new Date(String(fields['updatedAt'])), pixels: pixels.get(uuid) ?? [], shapes: shapes.get(uuid) ?? [] }),
+    ]),
   );
-  const shapes: (Shape & { habit_uuid: string })[] = await em.execute(
-    `select l.habit_uuid, s.type, s.x, s.y, s.width, s.height, s.size, s.rgb_hex as "rgbHex"
-       from rollout_habit_shapes l join shapes s on s.uuid = l.shape_uuid where l.rollout_uuid = ? order by l.habit_uuid, l.position`,
-    [rolloutUuid],
-  );
-  const changes = new Map<string, CandidateChange>();
-  for (const { habit_uuid: uuid, deleted, ...fields } of rows) {
-    const after = deleted
-      ? undefined
-      : Object.assign(new Habit(), fields, {
-          uuid,
-          updatedAt: new Date(String(fields['updatedAt'])),
-          pixels: pixels.filter((p) => p.habit_uuid === uuid).map(({ x, y, rgbHex, deviation }) => ({ x, y, rgbHex, deviation })),
-          shapes: shapes.filter((s) => s.habit_uuid === uuid).map(({ type, x, y, width, height, size, rgbHex }) => ({ type: type as ShapeType, x, y, width, height, size, rgbHex })),
-        });
-    changes.set(uuid, { habitUuid: uuid, after });
-  }
-  return changes;
 }
 
 /** Every scope key replicas have reported a device syncing, ascending. */

@@ -4,7 +4,7 @@ import { DomainError, type FieldViolation } from '@titanbot/service-kit/errors';
  * Domain errors are the catalogue's (`@titanbot/service-kit/errors`): a stable reason whose kind
  * the gRPC edge maps to a status code, never the other way round.
  */
-export { DomainError, invalid, notFound, type FieldViolation } from '@titanbot/service-kit/errors';
+export { DomainError, invalid, notFound, underField, type FieldViolation } from '@titanbot/service-kit/errors';
 
 /** Collects field violations so a request reports every bad field at once. */
 export class Violations {

@@ -11,12 +11,12 @@ import {
 } from '@titanbot/contracts/titanbot/admin/v1/rollout_service';
 import * as rollouts from '../../app/rollouts.js';
 import { requireUuid } from '../../app/context.js';
-import { DomainError, invalid } from '../../domain/errors.js';
+import { DomainError, invalid, underField } from '../../domain/errors.js';
 import type { RolloutGates, RolloutStep, StepFigures } from '../../domain/rollout.js';
 import { unary, type Runtime } from '../handler.js';
 import { durationToMs, enumMap, orUndefined } from '../translate.js';
 import { createHabitInput, habitToProto, updateHabitInput } from './habit-service.js';
-import { GLOBAL_SCOPE } from '@titanbot/service-kit/daemon-database';
+import { logicalIdOf } from '../../app/fleet.js';
 
 const STATE_PAIRS = [
   [ProtoState.ROLLOUT_STATE_CREATED, 'created'],
@@ -44,9 +44,7 @@ function changeInput(change: RolloutChange, i: number): rollouts.RolloutChangeIn
         throw invalid('change', 'set one of create, update, delete');
     }
   } catch (err) {
-    if (!(err instanceof DomainError)) throw err;
-    const path = c?.$case ? `${at}.${c.$case}` : at;
-    throw new DomainError(err.reason, `${path}: ${err.message}`, err.violations.map((v) => ({ ...v, field: `${path}.${v.field}` })));
+    throw err instanceof DomainError ? underField(err, c?.$case ? `${at}.${c.$case}` : at) : err;
   }
 }
 
@@ -117,7 +115,7 @@ export function rolloutService(rt: Runtime): RolloutServiceServer {
       const preview = await rollouts.previewRollout(ctx, req.uuid, { pageSize: req.pageSize, pageToken: req.pageToken });
       return {
         changes: preview.changes.map((c) => ({ habitUuid: c.habitUuid, before: c.before && habitToProto(c.before), after: c.after && habitToProto(c.after) })),
-        scopes: preview.scopes.map(({ scopeKey, ...files }) => ({ logicalId: scopeKey === GLOBAL_SCOPE ? undefined : scopeKey, ...files })),
+        scopes: preview.scopes.map(({ scopeKey, ...files }) => ({ logicalId: logicalIdOf(scopeKey), ...files })),
         nextPageToken: preview.nextPageToken,
       };
     }),

@@ -570,7 +570,7 @@ export type PreviewRolloutResponse = Message<"titanbot.admin.v1.PreviewRolloutRe
   changes: HabitChange[];
 
   /**
-   * One page of scopes, by logical id (the global scope first).
+   * One page of scopes, by logical id (the global scope last).
    *
    * @generated from field: repeated titanbot.admin.v1.ScopePreview scopes = 2;
    */
@@ -920,8 +920,8 @@ export const RolloutService: GenService<{
   /**
    * What a rollout that has not ended would change, changing nothing: each changed habit before and
    * after, and per scope its cohort devices can be in (the rollout's account scope; for a global
-   * rollout the global scope and every account scope replicas have reported a device in, by logical
-   * id) the reported devices, the stable and candidate daemon databases' sizes and SHA-256 (built
+   * rollout every account scope replicas have reported a device in, by logical id, then the global
+   * scope) the reported devices, the stable and candidate daemon databases' sizes and SHA-256 (built
    * as replicas build them), and the Fossil delta a daemon holding the stable file would download
    * (a replica sends the whole file instead when the delta is larger than DELTA_MAX_RATIO of it).
    * Scopes are paginated (each costs two builds).

@@ -333,7 +333,7 @@ export interface ScopePreview {
 export interface PreviewRolloutResponse {
   /** Every habit the rollout changes, in the order of its change set (on every page). */
   changes: HabitChange[];
-  /** One page of scopes, by logical id (the global scope first). */
+  /** One page of scopes, by logical id (the global scope last). */
   scopes: ScopePreview[];
   /** Empty on the last page. */
   nextPageToken: string;
@@ -2752,8 +2752,8 @@ export const RolloutServiceService = {
   /**
    * What a rollout that has not ended would change, changing nothing: each changed habit before and
    * after, and per scope its cohort devices can be in (the rollout's account scope; for a global
-   * rollout the global scope and every account scope replicas have reported a device in, by logical
-   * id) the reported devices, the stable and candidate daemon databases' sizes and SHA-256 (built
+   * rollout every account scope replicas have reported a device in, by logical id, then the global
+   * scope) the reported devices, the stable and candidate daemon databases' sizes and SHA-256 (built
    * as replicas build them), and the Fossil delta a daemon holding the stable file would download
    * (a replica sends the whole file instead when the delta is larger than DELTA_MAX_RATIO of it).
    * Scopes are paginated (each costs two builds).
@@ -2862,8 +2862,8 @@ export interface RolloutServiceServer extends UntypedServiceImplementation {
   /**
    * What a rollout that has not ended would change, changing nothing: each changed habit before and
    * after, and per scope its cohort devices can be in (the rollout's account scope; for a global
-   * rollout the global scope and every account scope replicas have reported a device in, by logical
-   * id) the reported devices, the stable and candidate daemon databases' sizes and SHA-256 (built
+   * rollout every account scope replicas have reported a device in, by logical id, then the global
+   * scope) the reported devices, the stable and candidate daemon databases' sizes and SHA-256 (built
    * as replicas build them), and the Fossil delta a daemon holding the stable file would download
    * (a replica sends the whole file instead when the delta is larger than DELTA_MAX_RATIO of it).
    * Scopes are paginated (each costs two builds).
@@ -2948,8 +2948,8 @@ export interface RolloutServiceClient extends Client {
   /**
    * What a rollout that has not ended would change, changing nothing: each changed habit before and
    * after, and per scope its cohort devices can be in (the rollout's account scope; for a global
-   * rollout the global scope and every account scope replicas have reported a device in, by logical
-   * id) the reported devices, the stable and candidate daemon databases' sizes and SHA-256 (built
+   * rollout every account scope replicas have reported a device in, by logical id, then the global
+   * scope) the reported devices, the stable and candidate daemon databases' sizes and SHA-256 (built
    * as replicas build them), and the Fossil delta a daemon holding the stable file would download
    * (a replica sends the whole file instead when the delta is larger than DELTA_MAX_RATIO of it).
    * Scopes are paginated (each costs two builds).
