@@ -17,6 +17,7 @@ import { DaemonSync } from '@titanbot/daemon-client';
 import { adminApi, provisionDevice } from '@titanbot/read/test-support/admin';
 import { startSystem, type Replica, type System } from '@titanbot/read/test-support/system';
 import { StartupError } from '@titanbot/service-kit/process';
+import { freePort } from '@titanbot/service-kit/free-port';
 import { channelCredentials } from '@titanbot/service-kit/tls';
 import { call, failure, startHarness } from '@titanbot/write/test-support/harness';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -69,6 +70,47 @@ describe('TLS', () => {
       } finally {
         sync.close();
       }
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
+  });
+
+  it('fetches a payload URL behind a certificate of the daemon\'s private CA, not falling back to DownloadExport', async () => {
+    // The replica's own export origin serves HTTPS with the dev CA's certificate (TLS_* apply to it),
+    // as a CDN or proxy with a certificate from the same private CA as the replica's would.
+    const origin = `localhost:${await freePort()}`;
+    const cdnReplica = await sys.startReplica({
+      TLS_CERT_FILE: path.join(dir, 'server.pem'),
+      TLS_KEY_FILE: path.join(dir, 'server-key.pem'),
+      WRITE_SERVICE_TLS_CA_FILE: path.join(dir, 'ca.pem'),
+      WRITE_SERVICE_TLS_CERT_FILE: path.join(dir, 'client.pem'),
+      WRITE_SERVICE_TLS_KEY_FILE: path.join(dir, 'client-key.pem'),
+      EXPORT_HTTP_ADDR: origin,
+      EXPORT_PUBLIC_BASE_URL: `https://${origin}`,
+    });
+    const home = await mkdtemp(path.join(os.tmpdir(), 'titanbot-tls-cdn-'));
+    try {
+      const admin = adminApi({ client: (Ctor) => tlsClient(Ctor, sys.write.address), adminToken: sys.write.adminToken });
+      const fleet = await provisionDevice(admin);
+      await cdnReplica.synced();
+      await writeFile(path.join(home, 'token'), `${fleet.token}\n`, { mode: 0o600 });
+      const events: string[] = [];
+      const sync = new DaemonSync({
+        server: cdnReplica.service.address,
+        tls: { caFile: path.join(dir, 'ca.pem') },
+        tokenFile: path.join(home, 'token'),
+        dbPath: path.join(home, 'db.sqlite'),
+        logicalId: fleet.logicalId,
+        logger: (event) => events.push(event),
+      });
+      try {
+        expect(await sync.syncOnce()).toMatchObject({ changed: true });
+      } finally {
+        sync.close();
+      }
+      expect(events).not.toContain('public-url-failed');
+      const served = cdnReplica.logs.map((line) => JSON.parse(line) as { msg: string; method?: string; path?: string; status?: number }).filter((e) => e.msg === 'export served');
+      expect(served).toEqual([expect.objectContaining({ method: 'GET', status: 200, path: expect.stringMatching(/^\/exports\/[0-9a-f]{64}$/) })]);
     } finally {
       await rm(home, { recursive: true, force: true });
     }

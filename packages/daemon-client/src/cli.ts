@@ -12,7 +12,8 @@ Keeps a local daemon database current with the read service.
   --watch           follow version changes until SIGINT/SIGTERM; never gives up on a replica
   --timeout         how long --once keeps retrying: 30s, 5m, 1h (default 5m; 0 = one try)
   --tls             connect with TLS, verifying the server with the system's trust store
-  --ca-file         connect with TLS, verifying the server with this CA (PEM)
+  --ca-file         connect with TLS, verifying the server with this CA (PEM); download URLs
+                    the server offers are checked against this CA and the system's
   --server          read service address (default 127.0.0.1:50052)
   --token-file      file holding the daemon token (tbd_...); rewritten when the token rotates
   --db              the daemon database file to keep current

@@ -1,8 +1,12 @@
+import { readFileSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { rootCertificates } from 'node:tls';
+import { Agent, fetch, type Dispatcher, type Response } from 'undici';
 import { DownloadExportRequest, ExportEncoding, type DaemonServiceClient, type DownloadExportResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { sleep } from '@titanbot/service-kit/backoff';
+import type { ClientTlsSettings } from '@titanbot/service-kit/tls';
 import { DeltaFailedError, describeError, ExportProtocolError, IncompleteStreamError, isRestart, isRetryable, PinMismatchError, PublicUrlError, retryDelayMs, SchemaTooNewError } from './errors.js';
 import { isDeltaPin, LocalDatabase, payloadSize, type DownloadState, type Pin } from './local-database.js';
 import type { SyncLogger } from './sync-logger.js';
@@ -38,6 +42,8 @@ export class Downloader {
     dbPath: string,
     private readonly logicalId: number | undefined,
     private readonly log: SyncLogger,
+    /** How payload URLs are fetched (publicUrlDispatcher); undefined: undici's default agent. */
+    private readonly publicUrls: Dispatcher | undefined,
   ) {
     this.local = new LocalDatabase(dbPath, logicalId, log);
   }
@@ -196,7 +202,7 @@ export class Downloader {
           if (header.publicUrl !== '') {
             if (!viaUrl) throw new ExportProtocolError('DownloadExport offered a URL that was not asked for');
             call.cancel();
-            await fetchRange(header.publicUrl, state.written, payloadSize(pin), file, (bytes) => (state.written += bytes), signal);
+            await fetchRange(header.publicUrl, state.written, payloadSize(pin), file, (bytes) => (state.written += bytes), signal, this.publicUrls);
             break;
           }
         } else if (kind?.$case === 'chunk') {
@@ -223,19 +229,39 @@ export class Downloader {
 }
 
 /**
- * Fetches bytes `from`..`size` of the payload at `url` (a `Range` request when `from` > 0: 206
- * expected, else 200) into `file` at their offsets, calling `written(n)` as each piece lands.
- * Rejects with PublicUrlError when the request fails, the status is not the one expected, or the
- * body ends early or runs long; with the file's own error when writing fails (a full disk is an
- * install failure, not a reason to fall back).
+ * The HTTP client for the payload URLs a replica offers, for a daemon whose TLS toward the replica
+ * is `tls`: with a CA file, one that trusts the system's CAs and that CA (read once, here), so a
+ * CDN or proxy whose certificate comes from the same private CA as the replica's is reached as
+ * well as one with a public certificate; otherwise undefined (undici's default agent: the system's
+ * CAs). Throws the file's error when the CA file cannot be read, as the gRPC credentials do.
  */
-async function fetchRange(url: string, from: number, size: number, file: FileHandle, written: (bytes: number) => void, signal: AbortSignal | undefined): Promise<void> {
+export function publicUrlDispatcher(tls: ClientTlsSettings | undefined): Dispatcher | undefined {
+  if (!tls?.caFile) return undefined;
+  return new Agent({ connect: { ca: [...rootCertificates, readFileSync(tls.caFile, 'utf8')] } });
+}
+
+/**
+ * Fetches bytes `from`..`size` of the payload at `url` (a `Range` request when `from` > 0: 206
+ * expected, else 200) into `file` at their offsets through `dispatcher` (publicUrlDispatcher),
+ * calling `written(n)` as each piece lands. Rejects with PublicUrlError when the request fails
+ * (connection, TLS), the status is not the one expected, or the body ends early or runs long; with
+ * the file's own error when writing fails (a full disk is an install failure, not a reason to fall back).
+ */
+async function fetchRange(
+  url: string,
+  from: number,
+  size: number,
+  file: FileHandle,
+  written: (bytes: number) => void,
+  signal: AbortSignal | undefined,
+  dispatcher: Dispatcher | undefined,
+): Promise<void> {
   if (from === size) return;
   // The signature is a credential: logs name the path only.
   const where = url.split('?')[0];
   let response: Response;
   try {
-    response = await fetch(url, { headers: from > 0 ? { range: `bytes=${from}-` } : {}, ...(signal ? { signal } : {}) });
+    response = await fetch(url, { headers: from > 0 ? { range: `bytes=${from}-` } : {}, ...(signal ? { signal } : {}), ...(dispatcher ? { dispatcher } : {}) });
   } catch (err) {
     throw new PublicUrlError(`GET ${where}: ${err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)}`);
   }

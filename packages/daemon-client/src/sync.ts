@@ -1,9 +1,10 @@
 import { CheckVersionRequest, ReportStatusRequest, type DaemonServiceClient } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { fullJitter, sleep } from '@titanbot/service-kit/backoff';
 import type { ClientTlsSettings } from '@titanbot/service-kit/tls';
+import type { Dispatcher } from 'undici';
 import { createDaemonClient } from './client.js';
 import type { SyncLogger } from './sync-logger.js';
-import { Downloader } from './downloader.js';
+import { Downloader, publicUrlDispatcher } from './downloader.js';
 import { describeError, installFailureOf, isAuthError, isRetryable, retryDelayMs } from './errors.js';
 import { TokenKeeper } from './token-keeper.js';
 import { watchVersions } from './version-watcher.js';
@@ -24,7 +25,10 @@ export interface DaemonSyncOptions {
   logger?: SyncLogger;
   /** A stub to use instead of creating one for `server` (it is then not closed by `close()`). */
   client?: DaemonServiceClient;
-  /** TLS toward the replica: `{}` trusts the system's CAs, `{ caFile }` that CA; unset = plaintext. */
+  /**
+   * TLS toward the replica: `{}` trusts the system's CAs, `{ caFile }` that CA; unset = plaintext.
+   * A payload URL the replica offers (a CDN) is fetched trusting the system's CAs, and `caFile` too.
+   */
   tls?: ClientTlsSettings;
   /** How long `syncOnce` keeps retrying a replica that is down or busy (ms). Default 5 minutes; 0 = one try. */
   timeoutMs?: number;
@@ -56,13 +60,15 @@ export class DaemonSync {
   private readonly log: SyncLogger;
   private readonly token: TokenKeeper;
   private readonly downloader: Downloader;
+  private readonly publicUrls: Dispatcher | undefined;
 
   constructor(private readonly options: DaemonSyncOptions) {
     this.client = options.client ?? createDaemonClient(options.server, options.tls);
     this.ownsClient = options.client === undefined;
     this.log = options.logger ?? (() => undefined);
     this.token = new TokenKeeper(this.client, options.tokenFile, this.log);
-    this.downloader = new Downloader(this.client, this.token, options.dbPath, options.logicalId, this.log);
+    this.publicUrls = publicUrlDispatcher(options.tls);
+    this.downloader = new Downloader(this.client, this.token, options.dbPath, options.logicalId, this.log, this.publicUrls);
   }
 
   /**
@@ -139,9 +145,10 @@ export class DaemonSync {
     }
   }
 
-  /** Closes the stub if this instance created it; in-flight calls fail with CANCELLED. */
+  /** Closes the stub if this instance created it (in-flight calls fail with CANCELLED), and the agent of payload URLs. */
   close(): void {
     if (this.ownsClient) this.client.close();
+    void this.publicUrls?.close();
   }
 
   /** One try of `syncOnce`: token lifetime, CheckVersion, and a download (retrying its own stalls until `deadlineMs`). */
