@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
@@ -6,7 +5,7 @@ import { rootCertificates } from 'node:tls';
 import { Agent, fetch, type Dispatcher, type Response } from 'undici';
 import { DownloadExportRequest, ExportEncoding, type DaemonServiceClient, type DownloadExportResponse } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { sleep } from '@titanbot/service-kit/backoff';
-import type { ClientTlsSettings } from '@titanbot/service-kit/tls';
+import { readPem, type ClientTlsSettings } from '@titanbot/service-kit/tls';
 import { DeltaFailedError, describeError, ExportProtocolError, IncompleteStreamError, isRestart, isRetryable, PinMismatchError, PublicUrlError, retryDelayMs, SchemaTooNewError } from './errors.js';
 import { isDeltaPin, LocalDatabase, payloadSize, type DownloadState, type Pin } from './local-database.js';
 import type { SyncLogger } from './sync-logger.js';
@@ -233,11 +232,11 @@ export class Downloader {
  * is `tls`: with a CA file, one that trusts the system's CAs and that CA (read once, here), so a
  * CDN or proxy whose certificate comes from the same private CA as the replica's is reached as
  * well as one with a public certificate; otherwise undefined (undici's default agent: the system's
- * CAs). Throws the file's error when the CA file cannot be read, as the gRPC credentials do.
+ * CAs). Throws StartupError when the CA file cannot be read, as the gRPC credentials do.
  */
 export function publicUrlDispatcher(tls: ClientTlsSettings | undefined): Dispatcher | undefined {
   if (!tls?.caFile) return undefined;
-  return new Agent({ connect: { ca: [...rootCertificates, readFileSync(tls.caFile, 'utf8')] } });
+  return new Agent({ connect: { ca: [...rootCertificates, readPem(tls.caFile)] } });
 }
 
 /**

@@ -143,7 +143,8 @@ function dropIpServerNameWarning(): void {
   }) as typeof process.emitWarning;
 }
 
-function readPem(file: string): Buffer {
+/** The bytes of a PEM file. Throws StartupError naming the file when it cannot be read. */
+export function readPem(file: string): Buffer {
   try {
     return readFileSync(file);
   } catch (err) {
