@@ -1,8 +1,8 @@
 /**
  * TLS on every connection: both services serve TLS from PEM files (scripts/dev-ca.sh makes them),
  * a replica proves itself to the write service with a client certificate (mutual TLS), a daemon
- * verifies its replica against the CA, plaintext is refused off loopback, and a certificate
- * renewed on disk is served without a restart.
+ * verifies its replica (and the server of a payload URL) against the CA, plaintext is refused off
+ * loopback, and a certificate renewed on disk is served without a restart.
  */
 import { execFile } from 'node:child_process';
 import { copyFile, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
