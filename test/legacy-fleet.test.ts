@@ -13,9 +13,9 @@ import { GetHabitRequest, HabitServiceClient, ShapeType } from '@titanbot/contra
 import { ListLogsRequest, LogServiceClient } from '@titanbot/contracts/titanbot/admin/v1/log_service';
 import Database from 'better-sqlite3';
 import mysql from 'mysql2/promise';
-import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { call, failure, uniqueInt } from '@titanbot/write/test-support/harness';
+import { generateSshKeyPair } from '@titanbot/write/test-support/ssh-keys';
 import { startSystem, type Replica, type System } from '@titanbot/read/test-support/system';
 import { runCaptured } from '../packages/titanctl/src/run-captured.test-support.js';
 
@@ -35,8 +35,10 @@ const f = {
   devices: [id(), id()],
   physicalIds: [uniqueInt(), uniqueInt()],
   ssh: [id(), id()],
-  ports: [20_000 + (uniqueInt() % 40_000), 20_000 + (uniqueInt() % 40_000)],
-  keys: [ssh2.utils.generateKeyPairSync('ed25519', { comment: 'titanbot1' }), ssh2.utils.generateKeyPairSync('ed25519', { comment: 'titanbot2' })],
+  // Below SSH_PORT_RANGE_START (18,800), where the write service allocates ports for the devices
+  // other test files create in the shared database, and outside the ranges those files pick.
+  ports: ((base) => [base, base + 1])(1_024 + (uniqueInt() % 17_000)),
+  keys: [generateSshKeyPair('titanbot1'), generateSshKeyPair('titanbot2')],
   habits: { mine: id(), globalInactive: id(), other: id(), badPixel: id() },
   dots: [id(), id(), id()],
   colors: [id(), id()],
@@ -117,7 +119,7 @@ describe('moving the original system over', () => {
       habits: { read: 4, created: 3, skipped: 0 },
       empire_dates: { read: 1, created: 1, skipped: 0 },
     };
-    expect(predicted).toMatchObject(firstRun);
+    expect(predicted, dry.out).toMatchObject(firstRun);
     expect((await failure(call(devices, devices.getDevice, GetDeviceRequest.fromPartial({ uuid: canonical(f.devices[0]!) }), sys.write.adminToken))).code).toBe(status.NOT_FOUND);
     expect((await sys.db.query('select head_revision from feed_state')).rows[0].head_revision).toBe(headBefore);
     // Not a terminal here: one JSON line per table on stderr.

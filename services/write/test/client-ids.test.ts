@@ -10,9 +10,9 @@ import { CreateEmpireDateRequest, EmpireDateServiceClient } from '@titanbot/cont
 import { CreateHabitRequest, HabitServiceClient } from '@titanbot/contracts/titanbot/admin/v1/habit_service';
 import { CreateLegionRequest, LegionServiceClient } from '@titanbot/contracts/titanbot/admin/v1/legion_service';
 import { Gender } from '@titanbot/contracts/titanbot/admin/v1/account_service';
-import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, failure, startHarness, uniqueInt, type Harness } from './support/harness.js';
+import { generateSshKeyPair } from './support/ssh-keys.js';
 
 let h: Harness;
 beforeAll(async () => {
@@ -53,8 +53,8 @@ describe('client-assigned ids on create', () => {
 
   it('creates a device with its uuid and the SSH key pair it already has, refusing halves of two pairs', async () => {
     const devices = h.client(DeviceServiceClient);
-    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'titanbot-original' });
-    const other = ssh2.utils.generateKeyPairSync('ed25519');
+    const pair = generateSshKeyPair('titanbot-original');
+    const other = generateSshKeyPair('');
     const deviceId = randomUUID();
     const create = (sshPublicKey: string, sshPrivateKey: string, id = deviceId) =>
       call(devices, devices.createDevice, CreateDeviceRequest.fromPartial({ device: { physicalId: uniqueInt() }, deviceId: id, sshPublicKey, sshPrivateKey, serverDeviceInternalPort: 40_000 + (uniqueInt() % 20_000) }), h.adminToken);

@@ -5,6 +5,7 @@ import { Device, type DeviceSettings } from '../domain/device.js';
 import { alreadyExists, checkEtag, DomainError, invalid, notFound } from '../domain/errors.js';
 import { MAX_PORT, Ssh, sshComment, type SshKeyPair } from '../domain/ssh.js';
 import { chosenId, decodePageToken, isUuid, type Page, pageSize, requireUuid, toPage, type UseCaseContext } from './context.js';
+import { generateSshKeyPair } from './ssh-keys.js';
 
 /** A device with what its responses show of its bindings. */
 export interface DeviceView {
@@ -188,8 +189,8 @@ function importedKeys(publicKey: string, privateKey: string): SshKeyPair {
   return { publicKey: publicKey.trim(), privateKey };
 }
 
-/** ed25519 in OpenSSH text form, comment `titanbot<physical_id>`, via ssh2. */
+/** ed25519 in OpenSSH text form, comment `titanbot<physical_id>` (generateSshKeyPair). */
 function generateKeys(physicalId: number): SshKeyPair {
-  const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: sshComment(physicalId) });
+  const pair = generateSshKeyPair(sshComment(physicalId));
   return { publicKey: pair.public.trim(), privateKey: pair.private };
 }
