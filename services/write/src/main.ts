@@ -25,6 +25,7 @@ import { watchDatabaseHealth } from './app/database-health.js';
 import { getFleetSummary, type FleetSummary } from './app/fleet.js';
 import { startHousekeeping } from './app/housekeeping.js';
 import { startRolloutGates } from './app/rollout-gates.js';
+import { warnOfUnreadableKeyPairs } from './app/ssh-keys.js';
 import { countByState } from './app/rollouts.js';
 import { LogWriter } from './app/log-writer.js';
 import { loadWriteConfig, type WriteConfig } from './config.js';
@@ -252,6 +253,8 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
   }
 
   logger.info({ address, database: describeDatabase(databaseUrl, embedded !== undefined) }, 'write service listening');
+  // Once, after serving: a fleet's worth of keys parses in well under a second, but need not delay the start.
+  void warnOfUnreadableKeyPairs(orm.em.fork(), logger).catch((err: unknown) => logger.warn({ err }, 'device SSH keys: could not check them'));
   return {
     address,
     metricsAddress: metricsServer?.address,

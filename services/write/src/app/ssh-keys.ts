@@ -1,4 +1,6 @@
 import ssh2 from 'ssh2';
+import type { Logger } from 'pino';
+import type { Em } from '../db/orm.js';
 
 /**
  * A new ed25519 key pair in OpenSSH text form (ssh2), its public line ending in `comment`.
@@ -10,6 +12,29 @@ import ssh2 from 'ssh2';
 export function generateSshKeyPair(comment: string): { public: string; private: string } {
   for (;;) {
     const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment });
-    if (!(ssh2.utils.parseKey(pair.private) instanceof Error) && !(ssh2.utils.parseKey(pair.public) instanceof Error)) return pair;
+    if (!(ssh2.utils.parseKey(pair.private) instanceof Error) && isReadablePublicKey(pair.public)) return pair;
   }
+}
+
+/** Whether ssh2 reads `publicKey` (one `ssh-ed25519 <base64> comment` line). */
+const isReadablePublicKey = (publicKey: string): boolean => !(ssh2.utils.parseKey(publicKey) instanceof Error);
+
+/** Most device uuids one warning names; the count says how many there are. */
+const NAMED_AT_MOST = 100;
+
+/**
+ * Logs (warn, once) the devices whose stored public key no SSH client reads: pairs made before
+ * generateSshKeyPair checked them. RotateDeviceSsh (`titanctl devices rotate-ssh`) gives each a
+ * good pair. Returns their uuids. Reads the public keys only (the private ones are sealed).
+ */
+export async function warnOfUnreadableKeyPairs(em: Em, logger: Logger): Promise<string[]> {
+  const rows: { device_uuid: string; public_key: string }[] = await em.execute('select device_uuid, public_key from sshes order by device_uuid');
+  const unreadable = rows.filter((r) => !isReadablePublicKey(r.public_key)).map((r) => r.device_uuid);
+  if (unreadable.length > 0) {
+    logger.warn(
+      { count: unreadable.length, devices: unreadable.slice(0, NAMED_AT_MOST) },
+      'devices whose SSH key pair no SSH client can read (made by ssh2 1.17.0 with a 31-byte public key): rotate each with titanctl devices rotate-ssh',
+    );
+  }
+  return unreadable;
 }
