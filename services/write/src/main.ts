@@ -253,7 +253,7 @@ export async function startWriteService(config: WriteConfig, logger: Logger, clo
   }
 
   logger.info({ address, database: describeDatabase(databaseUrl, embedded !== undefined) }, 'write service listening');
-  // Once, after serving: a fleet's worth of keys parses in well under a second, but need not delay the start.
+  // Once, after serving: it need not delay the start.
   void warnOfUnreadableKeyPairs(orm.em.fork(), logger).catch((err: unknown) => logger.warn({ err }, 'device SSH keys: could not check them'));
   return {
     address,

@@ -23,13 +23,19 @@ const isReadablePublicKey = (publicKey: string): boolean => !(ssh2.utils.parseKe
 const NAMED_AT_MOST = 100;
 
 /**
- * Logs (warn, once) the devices whose stored public key no SSH client reads: pairs made before
- * generateSshKeyPair checked them. RotateDeviceSsh (`titanctl devices rotate-ssh`) gives each a
- * good pair. Returns their uuids. Reads the public keys only (the private ones are sealed).
+ * Logs (warn, once) the devices whose stored ed25519 public key is not the 51-byte blob
+ * (type string, 32-byte key) every SSH client expects: pairs ssh2 made short before
+ * generateSshKeyPair checked them. PostgreSQL finds them in one scan of the public keys (the
+ * private ones are sealed), so nothing is parsed here. RotateDeviceSsh (`titanctl devices
+ * rotate-ssh`) gives each a good pair. Returns their uuids.
  */
 export async function warnOfUnreadableKeyPairs(em: Em, logger: Logger): Promise<string[]> {
-  const rows: { device_uuid: string; public_key: string }[] = await em.execute('select device_uuid, public_key from sshes order by device_uuid');
-  const unreadable = rows.filter((r) => !isReadablePublicKey(r.public_key)).map((r) => r.device_uuid);
+  const rows: { device_uuid: string }[] = await em.execute(
+    `select device_uuid from sshes
+      where public_key like 'ssh-ed25519 %' and length(decode(split_part(public_key, ' ', 2), 'base64')) <> 51
+      order by device_uuid`,
+  );
+  const unreadable = rows.map((r) => r.device_uuid);
   if (unreadable.length > 0) {
     logger.warn(
       { count: unreadable.length, devices: unreadable.slice(0, NAMED_AT_MOST) },
