@@ -12,12 +12,9 @@ import type { Em } from '../db/orm.js';
 export function generateSshKeyPair(comment: string): { public: string; private: string } {
   for (;;) {
     const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment });
-    if (!(ssh2.utils.parseKey(pair.private) instanceof Error) && isReadablePublicKey(pair.public)) return pair;
+    if (!(ssh2.utils.parseKey(pair.private) instanceof Error) && !(ssh2.utils.parseKey(pair.public) instanceof Error)) return pair;
   }
 }
-
-/** Whether ssh2 reads `publicKey` (one `ssh-ed25519 <base64> comment` line). */
-const isReadablePublicKey = (publicKey: string): boolean => !(ssh2.utils.parseKey(publicKey) instanceof Error);
 
 /** Most device uuids one warning names; the count says how many there are. */
 const NAMED_AT_MOST = 100;
