@@ -5,6 +5,7 @@ import { cpuSeconds, rssBytes } from './lib/proc.js';
 import { printJson, printTable, type Row } from './lib/report.js';
 import { percentile, round } from './lib/stats.js';
 import { freePort } from '@titanbot/service-kit/free-port';
+import { startPeer } from './lib/peer.js';
 import { ROOT } from './lib/system.js';
 
 const STREAMS = 10_000;
@@ -85,10 +86,101 @@ export function profileEnv(): Record<string, string> {
   return options ? { NODE_OPTIONS: options } : {};
 }
 
+/** What one series of rounds (a warm-up, then ROUNDS measured) gave. */
+interface Rounds {
+  rows: Row[];
+  /** Latencies (ms) of every stream in the measured rounds. */
+  pooled: number[];
+  worstMax: number;
+  missing: number;
+}
+
+/**
+ * Runs a warm-up and ROUNDS measured rounds on the streams `loader` holds: arms the loader, calls
+ * `change` (which makes the server send every stream one message; resolves when its caller has the
+ * answer) and takes each stream's time from just before `change` until its message arrived.
+ * `serverPid`'s CPU per round is in the rows.
+ */
+async function runRounds(loader: ChildProcess, serverPid: number, change: (round: number) => Promise<void>): Promise<Rounds> {
+  const rows: Row[] = [];
+  const pooled: number[] = [];
+  let worstMax = 0;
+  let missing = 0;
+  for (let round_ = 0; round_ <= ROUNDS; round_++) {
+    const result = nextMessage<Result>(loader, 'result', 60_000);
+    loader.send({ type: 'go' });
+    await new Promise((r) => setTimeout(r, 50)); // the 'go' is delivered before the change
+    const cpu0 = await cpuSeconds(serverPid);
+    const t0 = performance.timeOrigin + performance.now();
+    await change(round_);
+    const callMs = performance.timeOrigin + performance.now() - t0;
+    const r = await result;
+    const serverCpuMs = ((await cpuSeconds(serverPid)) - cpu0) * 1000;
+    const latencies = r.arrivals.filter((a): a is number => a !== null).map((a) => a - t0);
+    const lost = STREAMS - latencies.length;
+    const max = lost ? Number.POSITIVE_INFINITY : Math.max(...latencies);
+    if (round_ > 0) {
+      pooled.push(...latencies);
+      worstMax = Math.max(worstMax, max);
+      missing += lost;
+    }
+    rows.push({
+      round: round_ === 0 ? 'warm-up' : round_,
+      received: latencies.length,
+      'call ms': round(callMs),
+      'min ms': round(Math.min(...latencies)),
+      'p50 ms': round(percentile(latencies, 50)),
+      'p99 ms': round(percentile(latencies, 99)),
+      'max ms': round(max),
+      'server CPU ms': round(serverCpuMs),
+      'loader CPU ms': round(r.cpuMs),
+      errors: r.errors,
+      early: r.early,
+    });
+    await new Promise((r2) => setTimeout(r2, 1_000));
+  }
+  return { rows, pooled, worstMax, missing };
+}
+
+/** Opens STREAMS watches on `address` over CONNECTIONS connections in a load process; resolves once all are open. */
+async function openWatchers(ctx: BenchContext, address: string): Promise<ChildProcess> {
+  const loader = forkLoad('watchers.js', [address, ctx.fleet.tokens.join(','), String(STREAMS), String(CONNECTIONS), String(ctx.fleet.logicalId)]);
+  const ready = await nextMessage<Ready>(loader, 'ready', 60_000).catch(async (err: unknown) => {
+    await stopLoad(loader);
+    throw err;
+  });
+  if (ready.errors) {
+    await stopLoad(loader);
+    throw new Error(`${ready.errors} streams to ${address} failed while opening`);
+  }
+  return loader;
+}
+
+/**
+ * The floor: the same streams on the empty peer (bench/src/peers/empty-server.ts), which on
+ * SIGUSR2 sends each one message the way the replica does, with no write service, feed or SQLite
+ * before it; measured in the same run as the replica, since the machine's speed moves between runs.
+ */
+async function emptyPeerRounds(ctx: BenchContext): Promise<Rounds> {
+  const peer = await startPeer('bench/dist/peers/empty-server.js');
+  try {
+    const loader = await openWatchers(ctx, peer.address);
+    try {
+      return await runRounds(loader, peer.pid, async () => void process.kill(peer.pid, 'SIGUSR2'));
+    } finally {
+      await stopLoad(loader);
+    }
+  } finally {
+    await peer.stop();
+  }
+}
+
 /**
  * Benchmark 2: 10,000 WatchVersion streams on one dedicated replica over 100 connections, opened
  * by a separate load process; the replica's RSS with them idle; then one admin change to a global
  * habit per round and the time from just before the admin call until each stream has its message.
+ * Then the same rounds on the empty peer, where nothing but the push itself stands between the
+ * signal and the streams (the floor of the transport on this machine).
  */
 export const watchFanout: Benchmark = {
   name: 'watch-fanout',
@@ -97,88 +189,67 @@ export const watchFanout: Benchmark = {
     const metricsAddress = `127.0.0.1:${await freePort()}`;
     // Started after the habit exists: SERVING means caught up, so the replica has it.
     const replica = await ctx.system.startReplica({ METRICS_ADDR: metricsAddress, ...profileEnv() });
-    const loader = forkLoad('watchers.js', [replica.address, ctx.fleet.tokens.join(','), String(STREAMS), String(CONNECTIONS), String(ctx.fleet.logicalId)]);
+    let replicaRounds: Rounds;
+    let rssBaseline: number;
+    let rssIdle: number;
     try {
       await new Promise((r) => setTimeout(r, 1_000));
-      const rssBaseline = await rssBytes(replica.pid);
-      const ready = await nextMessage<Ready>(loader, 'ready', 60_000);
-      if (ready.errors) throw new Error(`${ready.errors} streams failed while opening`);
-      for (let i = 0; (await scrape(metricsAddress, 'titanbot_watch_streams_active')) < STREAMS; i++) {
-        if (i > 100) throw new Error('the replica does not report every stream open');
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      await new Promise((r) => setTimeout(r, 1_000));
-      const rssIdle = await rssBytes(replica.pid);
-
-      const rows: Row[] = [];
-      const pooled: number[] = [];
-      let worstMax = 0;
-      let missing = 0;
-      for (let round_ = 0; round_ <= ROUNDS; round_++) {
-        const result = nextMessage<Result>(loader, 'result', 60_000);
-        loader.send({ type: 'go' });
-        await new Promise((r) => setTimeout(r, 50)); // the 'go' is delivered before the change
-        const cpu0 = await cpuSeconds(replica.pid);
-        const t0 = performance.timeOrigin + performance.now();
-        await ctx.admin.touchHabit(habit, `fan-out ${round_} ${Date.now()}`);
-        const commitMs = performance.timeOrigin + performance.now() - t0;
-        const r = await result;
-        const replicaCpuMs = ((await cpuSeconds(replica.pid)) - cpu0) * 1000;
-        const latencies = r.arrivals.filter((a): a is number => a !== null).map((a) => a - t0);
-        const lost = STREAMS - latencies.length;
-        const max = lost ? Number.POSITIVE_INFINITY : Math.max(...latencies);
-        if (round_ > 0) {
-          pooled.push(...latencies);
-          worstMax = Math.max(worstMax, max);
-          missing += lost;
+      rssBaseline = await rssBytes(replica.pid);
+      const loader = await openWatchers(ctx, replica.address);
+      try {
+        for (let i = 0; (await scrape(metricsAddress, 'titanbot_watch_streams_active')) < STREAMS; i++) {
+          if (i > 100) throw new Error('the replica does not report every stream open');
+          await new Promise((r) => setTimeout(r, 100));
         }
-        rows.push({
-          round: round_ === 0 ? 'warm-up' : round_,
-          received: latencies.length,
-          'admin call ms': round(commitMs),
-          'min ms': round(Math.min(...latencies)),
-          'p50 ms': round(percentile(latencies, 50)),
-          'p99 ms': round(percentile(latencies, 99)),
-          'max ms': round(max),
-          'replica CPU ms': round(replicaCpuMs),
-          'loader CPU ms': round(r.cpuMs),
-          errors: r.errors,
-          early: r.early,
-        });
-        await new Promise((r2) => setTimeout(r2, 1_000));
+        await new Promise((r) => setTimeout(r, 1_000));
+        rssIdle = await rssBytes(replica.pid);
+        replicaRounds = await runRounds(loader, replica.pid, async (round_) => void (await ctx.admin.touchHabit(habit, `fan-out ${round_} ${Date.now()}`)));
+      } finally {
+        await stopLoad(loader);
       }
-      const p50Ms = round(percentile(pooled, 50));
-      const p99Ms = round(percentile(pooled, 99));
-      const maxMs = round(worstMax);
-      const rssIdleMiB = round(rssIdle / MiB, 1);
-      printTable(
-        `watch-fanout: ${STREAMS} WatchVersion streams over ${CONNECTIONS} connections on one replica (scope ${ctx.fleet.logicalId}), one change to a global habit per round; ms from just before the admin call until the stream's message`,
-        rows,
-      );
-      printTable('watch-fanout: summary (rounds 1..' + ROUNDS + ' pooled)', [
-        { figure: 'p50 ms', value: p50Ms, target: '' },
-        { figure: 'p99 ms', value: p99Ms, target: `< ${TARGETS.p99Ms}` },
-        { figure: 'max ms', value: maxMs, target: '' },
-        { figure: 'RSS before streams MiB', value: round(rssBaseline / MiB, 1), target: '' },
-        { figure: `RSS with ${STREAMS} idle watchers MiB`, value: rssIdleMiB, target: `< ${TARGETS.rssIdleMiB}` },
-        { figure: 'RSS per watcher KiB', value: round((rssIdle - rssBaseline) / 1024 / STREAMS, 2), target: '' },
-      ]);
-      printJson('watch-fanout', {
-        streams: STREAMS,
-        connections: CONNECTIONS,
-        rounds: ROUNDS,
-        missing,
-        p50Ms,
-        p99Ms,
-        maxMs,
-        rssBaselineMiB: round(rssBaseline / MiB, 1),
-        rssIdleMiB,
-        targets: { p99Ms: `< ${TARGETS.p99Ms}`, rssIdleMiB: `< ${TARGETS.rssIdleMiB}` },
-        met: { p99Ms: missing === 0 && p99Ms < TARGETS.p99Ms, rssIdleMiB: rssIdleMiB < TARGETS.rssIdleMiB },
-      });
     } finally {
-      await stopLoad(loader);
       await replica.stop();
     }
+    const floor = await emptyPeerRounds(ctx);
+
+    const { pooled, worstMax, missing } = replicaRounds;
+    const p50Ms = round(percentile(pooled, 50));
+    const p99Ms = round(percentile(pooled, 99));
+    const maxMs = round(worstMax);
+    const floorP50Ms = round(percentile(floor.pooled, 50));
+    const floorP99Ms = round(percentile(floor.pooled, 99));
+    const rssIdleMiB = round(rssIdle / MiB, 1);
+    printTable(
+      `watch-fanout: ${STREAMS} WatchVersion streams over ${CONNECTIONS} connections on one replica (scope ${ctx.fleet.logicalId}), one change to a global habit per round; ms from just before the admin call (call ms) until the stream's message`,
+      replicaRounds.rows,
+    );
+    printTable(
+      `watch-fanout reference: the same streams on the empty peer, one push per round (SIGUSR2; no write service, feed or SQLite); ms from just before the signal`,
+      floor.rows,
+    );
+    printTable('watch-fanout: summary (rounds 1..' + ROUNDS + ' pooled)', [
+      { figure: 'p50 ms', value: p50Ms, target: '' },
+      { figure: 'p99 ms', value: p99Ms, target: `< ${TARGETS.p99Ms}` },
+      { figure: 'max ms', value: maxMs, target: '' },
+      { figure: 'empty peer p50 ms', value: floorP50Ms, target: '' },
+      { figure: 'empty peer p99 ms', value: floorP99Ms, target: '' },
+      { figure: 'RSS before streams MiB', value: round(rssBaseline / MiB, 1), target: '' },
+      { figure: `RSS with ${STREAMS} idle watchers MiB`, value: rssIdleMiB, target: `< ${TARGETS.rssIdleMiB}` },
+      { figure: 'RSS per watcher KiB', value: round((rssIdle - rssBaseline) / 1024 / STREAMS, 2), target: '' },
+    ]);
+    printJson('watch-fanout', {
+      streams: STREAMS,
+      connections: CONNECTIONS,
+      rounds: ROUNDS,
+      missing,
+      p50Ms,
+      p99Ms,
+      maxMs,
+      emptyPeer: { p50Ms: floorP50Ms, p99Ms: floorP99Ms, missing: floor.missing },
+      rssBaselineMiB: round(rssBaseline / MiB, 1),
+      rssIdleMiB,
+      targets: { p99Ms: `< ${TARGETS.p99Ms}`, rssIdleMiB: `< ${TARGETS.rssIdleMiB}` },
+      met: { p99Ms: missing === 0 && p99Ms < TARGETS.p99Ms, rssIdleMiB: rssIdleMiB < TARGETS.rssIdleMiB },
+    });
   },
 };
