@@ -4,6 +4,7 @@ import path from 'node:path';
 import pg from 'pg';
 import type { Benchmark, BenchContext } from './lib/context.js';
 import { cpuSeconds, rssBytes } from './lib/proc.js';
+import { memoryLimitFigures } from './lib/memory-limit.js';
 import { printJson, printTable, type Row } from './lib/report.js';
 import { percentile, round } from './lib/stats.js';
 import { freePort } from '@titanbot/service-kit/free-port';
@@ -139,6 +140,7 @@ export const deltaFanout: Benchmark = {
               fullBecauseBaseNotKept: baseMissing,
               refused: d.refused,
               errors: d.errors + s.errors,
+              ...(await memoryLimitFigures(replica.memoryLimit)),
             };
             await new Promise((r) => setTimeout(r, 1_000));
           }

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { freePort } from '@titanbot/service-kit/free-port';
 import type { Benchmark, BenchContext } from './lib/context.js';
 import { cpuSeconds, rssBytes } from './lib/proc.js';
+import { memoryLimitFigures } from './lib/memory-limit.js';
 import { printJson, printTable, type Row } from './lib/report.js';
 import { percentile, round } from './lib/stats.js';
 import type { HerdDaemonsConfig } from './load/herd-daemons.js';
@@ -81,6 +82,7 @@ export const herd: Benchmark = {
           replicaCpuSeconds: round(cpu, 1),
           replicaRssBeforeMiB: round(rssBefore / MiB, 1),
           replicaPeakRssMiB: round(peakRss / MiB, 1),
+          ...(await memoryLimitFigures(replica.memoryLimit)),
         };
         figures.push(figure);
         rows.push({

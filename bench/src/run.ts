@@ -37,6 +37,8 @@ async function main(): Promise<void> {
     const fleet = { ...(await admin.provisionDevice(7, [LARGEST_SCOPE], 8)), logicalId: LARGEST_SCOPE };
     const ctx: BenchContext = { system, admin, fleet };
     process.stderr.write(`bench: system up and fixture loaded in ${Math.round(performance.now() - started)} ms\n`);
+    const limit = process.env['BENCH_REPLICA_MEMORY_LIMIT'];
+    if (limit) process.stderr.write(`bench: every read replica runs in its own memory cgroup of ${limit} (BENCH_REPLICA_MEMORY_LIMIT)\n`);
     for (const b of selected) {
       process.stderr.write(`bench: ${b.name}\n`);
       await b.run(ctx);

@@ -5,8 +5,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { byteSize } from '@titanbot/service-kit/config';
 import { freePort } from '@titanbot/service-kit/free-port';
 import pg from 'pg';
+import { createMemoryLimit, type MemoryLimit } from './memory-limit.js';
 
 /** The repository root (bench/dist/lib -> ../../..). */
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -16,6 +18,8 @@ export interface ServiceProcess {
   address: string;
   pid: number;
   child: ChildProcess;
+  /** The memory cgroup it runs in (BENCH_REPLICA_MEMORY_LIMIT), if any. */
+  memoryLimit?: MemoryLimit;
   stop(): Promise<void>;
 }
 
@@ -51,10 +55,11 @@ export async function waitServing(address: string, env: Record<string, string> =
   }
 }
 
-/** Runs `node <script>` from the repository root with `env`; its output goes to stderr. */
-export function startNode(script: string, env: Record<string, string>, args: string[] = []): ChildProcess {
-  const child = spawn(process.execPath, [path.join(ROOT, script), ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
-  return child;
+/** Runs `node <script>` from the repository root with `env`, inside `limit` when given; its output goes to stderr. */
+export function startNode(script: string, env: Record<string, string>, args: string[] = [], limit?: MemoryLimit): ChildProcess {
+  const node = [path.join(ROOT, script), ...args];
+  const { command, args: argv } = limit ? limit.wrap(process.execPath, node) : { command: process.execPath, args: node };
+  return spawn(command, argv, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
 }
 
 async function stopChild(child: ChildProcess): Promise<void> {
@@ -66,12 +71,31 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-/** A service started with `startNode` and waited for; stop() sends SIGTERM (SIGKILL after 10 s). */
-export async function startService(script: string, env: Record<string, string>, address: string): Promise<ServiceProcess> {
-  const child = startNode(script, env);
-  const failed = new Promise<never>((_resolve, reject) => child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`))));
-  await Promise.race([waitServing(address, env), failed]);
-  return { address, pid: child.pid!, child, stop: () => stopChild(child) };
+/**
+ * A service started with `startNode` (inside `memoryLimit` when given) and waited for; stop()
+ * sends SIGTERM (SIGKILL after 10 s), then removes the memory cgroup.
+ */
+export async function startService(script: string, env: Record<string, string>, address: string, memoryLimit?: MemoryLimit): Promise<ServiceProcess> {
+  const child = startNode(script, env, [], memoryLimit);
+  const stop = async (): Promise<void> => {
+    await stopChild(child);
+    await memoryLimit?.remove();
+  };
+  const failed = new Promise<never>((_resolve, reject) => child.once('exit', (code, signal) => reject(new Error(`${script} exited with ${code ?? signal}`))));
+  await Promise.race([waitServing(address, env), failed]).catch(async (err: unknown) => {
+    await stop();
+    throw err;
+  });
+  return { address, pid: child.pid!, child, memoryLimit, stop };
+}
+
+/**
+ * The memory limit read replicas run under: BENCH_REPLICA_MEMORY_LIMIT (a size such as 512MiB;
+ * root only), each replica in its own memory cgroup, as in a container; unset: none.
+ */
+async function replicaMemoryLimit(name: string): Promise<MemoryLimit | undefined> {
+  const limit = process.env['BENCH_REPLICA_MEMORY_LIMIT'];
+  return limit ? createMemoryLimit(name, byteSize.parse(limit)) : undefined;
 }
 
 /**
@@ -135,6 +159,7 @@ export async function startBenchSystem(): Promise<BenchSystem> {
     write,
     async startReplica(env = {}) {
       const address = `127.0.0.1:${await freePort()}`;
+      const memoryLimit = await replicaMemoryLimit(`titanbot-bench-${process.pid}-read-${started.length}`);
       const replica = await startService(
         'services/read/dist/main.js',
         {
@@ -153,6 +178,7 @@ export async function startBenchSystem(): Promise<BenchSystem> {
           ...env,
         },
         address,
+        memoryLimit,
       );
       started.push(replica);
       return replica;
