@@ -4,6 +4,7 @@ import path from 'node:path';
 import pg from 'pg';
 import type { Benchmark, BenchContext } from './lib/context.js';
 import { cpuSeconds, rssBytes } from './lib/proc.js';
+import { endedBy } from './lib/system.js';
 import { memoryLimitFigures } from './lib/memory-limit.js';
 import { printJson, printTable, type Row } from './lib/report.js';
 import { percentile, round } from './lib/stats.js';
@@ -100,8 +101,10 @@ export const deltaFanout: Benchmark = {
             await scenario.change(ctx, db, round_);
             const [d, s] = await Promise.all([daemonsResult, syncsResult]);
             clearInterval(sampler);
-            const cpu = (await cpuSeconds(replica.pid)) - cpu0;
-            const baseMissing = (await scrapeLabelled(metricsAddress, 'titanbot_export_downloads_total', 'kind="full_base_missing"')) - baseMissing0;
+            // A replica killed on the way (the OOM killer, under BENCH_REPLICA_MEMORY_LIMIT) has no CPU or metrics left to read.
+            const ended = endedBy(replica);
+            const cpu = ended ? Number.NaN : (await cpuSeconds(replica.pid)) - cpu0;
+            const baseMissing = ended ? Number.NaN : (await scrapeLabelled(metricsAddress, 'titanbot_export_downloads_total', 'kind="full_base_missing"')) - baseMissing0;
             const latencies = d.done.filter((t): t is number => t !== null).map((t) => t - t0);
             const syncLatencies = s.installed.filter((t): t is number => t !== null).map((t) => t - t0);
             const holding = latencies.length;
@@ -123,6 +126,7 @@ export const deltaFanout: Benchmark = {
               'full: base not kept': baseMissing,
               'refused (retried)': d.refused,
               errors: d.errors + s.errors,
+              'replica ended': ended ?? '',
             });
             const key = `${mode}${scenario.name.startsWith('one') ? 'OneHabit' : scenario.name.startsWith('1 %') ? 'OnePercent' : 'TenPercent'}`;
             figures[key] = {
@@ -140,8 +144,10 @@ export const deltaFanout: Benchmark = {
               fullBecauseBaseNotKept: baseMissing,
               refused: d.refused,
               errors: d.errors + s.errors,
+              replicaEnded: ended ?? null,
               ...(await memoryLimitFigures(replica.memoryLimit)),
             };
+            if (ended) break;
             await new Promise((r) => setTimeout(r, 1_000));
           }
         } finally {

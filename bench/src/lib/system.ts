@@ -89,6 +89,12 @@ export async function startService(script: string, env: Record<string, string>, 
   return { address, pid: child.pid!, child, memoryLimit, stop };
 }
 
+/** How `service` ended, if it has: its signal (SIGKILL, under a memory limit: the OOM killer) or `exit <code>`. */
+export function endedBy(service: ServiceProcess): string | undefined {
+  const { exitCode, signalCode } = service.child;
+  return signalCode ?? (exitCode === null ? undefined : `exit ${exitCode}`);
+}
+
 /**
  * The memory limit read replicas run under: BENCH_REPLICA_MEMORY_LIMIT (a size such as 512MiB;
  * root only), each replica in its own memory cgroup, as in a container; unset: none.
