@@ -28,7 +28,7 @@ export async function createMemoryLimit(name: string, bytes: number): Promise<Me
   );
   const dir = v2 ? path.join(CGROUP_ROOT, name) : path.join(CGROUP_ROOT, 'memory', name);
   if (v2) {
-    // The memory controller must be enabled for the root's children; it is where systemd runs.
+    // A child of the root has memory.max only once the root enables the controller for its children (systemd does; a bare host may not).
     const enabled = await readFile(path.join(CGROUP_ROOT, 'cgroup.subtree_control'), 'utf8');
     if (!enabled.split(/\s+/).includes('memory')) await writeFile(path.join(CGROUP_ROOT, 'cgroup.subtree_control'), '+memory');
   }
