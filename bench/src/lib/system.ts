@@ -200,10 +200,13 @@ export async function startBenchSystem(): Promise<BenchSystem> {
       return service;
     },
     async stop() {
-      for (const s of started) await s.stop();
+      // Whatever one service's stop throws, the rest are stopped and the database dropped.
+      const stopped = await Promise.allSettled(started.map((s) => s.stop()));
       await write.stop();
       await dropDatabase?.();
       await rm(dir, { recursive: true, force: true });
+      const failed = stopped.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
     },
   };
 }
