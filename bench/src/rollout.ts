@@ -10,7 +10,7 @@ import { printJson, printTable, type Row } from './lib/report.js';
 import { percentile, round } from './lib/stats.js';
 import type { DeltaDaemonsConfig, DeltaDaemonsResult } from './load/delta-daemons.js';
 import { measureTarget } from './check-version.js';
-import { forkLoad, nextMessage, profileEnv, scrapeSum, stopLoad } from './watch-fanout.js';
+import { forkLoad, nextMessage, openWatchers, profileEnv, scrapeSum, stopLoad } from './watch-fanout.js';
 import { freePort } from '@titanbot/service-kit/free-port';
 import type { ServiceProcess } from './lib/system.js';
 
@@ -38,10 +38,8 @@ async function settled(pid: number): Promise<void> {
  * open on it (over CONNECTIONS connections, as the daemons hold theirs on the replica).
  */
 async function emptyWithStreams(ctx: BenchContext, empty: ServiceProcess, tokens: string[]): Promise<number> {
-  const watchers = forkLoad('watchers.js', [empty.address, tokens.join(','), String(DAEMONS), String(CONNECTIONS), String(ctx.fleet.logicalId)]);
+  const watchers = await openWatchers(empty.address, tokens, DAEMONS, CONNECTIONS, ctx.fleet.logicalId);
   try {
-    const ready = await nextMessage<Ready>(watchers, 'ready', 120_000);
-    if (ready.errors) throw new Error(`${ready.errors} streams to the empty peer failed while opening`);
     await settled(empty.pid);
     return (await measureTarget(`empty RPC, ${DAEMONS} streams open`, ctx, [empty.address], [empty.pid], { tokens })).cpuUsPerCall;
   } finally {

@@ -142,10 +142,14 @@ async function runRounds(loader: ChildProcess, serverPid: number, change: (round
   return { rows, pooled, worstMax, missing };
 }
 
-/** Opens STREAMS watches on `address` over CONNECTIONS connections in a load process; resolves once all are open. */
-async function openWatchers(ctx: BenchContext, address: string): Promise<ChildProcess> {
-  const loader = forkLoad('watchers.js', [address, ctx.fleet.tokens.join(','), String(STREAMS), String(CONNECTIONS), String(ctx.fleet.logicalId)]);
-  const ready = await nextMessage<Ready>(loader, 'ready', 60_000).catch(async (err: unknown) => {
+/**
+ * Opens `streams` WatchVersion streams of scope `logicalId` on `address` over `connections`
+ * connections, presenting `tokens` in turn, in a load process (load/watchers.ts); resolves with it
+ * once all are open, or stops it and throws when one failed or they took over 120 s.
+ */
+export async function openWatchers(address: string, tokens: readonly string[], streams: number, connections: number, logicalId: number): Promise<ChildProcess> {
+  const loader = forkLoad('watchers.js', [address, tokens.join(','), String(streams), String(connections), String(logicalId)]);
+  const ready = await nextMessage<Ready>(loader, 'ready', 120_000).catch(async (err: unknown) => {
     await stopLoad(loader);
     throw err;
   });
@@ -164,7 +168,7 @@ async function openWatchers(ctx: BenchContext, address: string): Promise<ChildPr
 async function emptyPeerRounds(ctx: BenchContext): Promise<Rounds> {
   const peer = await startPeer('bench/dist/peers/empty-server.js');
   try {
-    const loader = await openWatchers(ctx, peer.address);
+    const loader = await openWatchers(peer.address, ctx.fleet.tokens, STREAMS, CONNECTIONS, ctx.fleet.logicalId);
     try {
       return await runRounds(loader, peer.pid, async () => void process.kill(peer.pid, 'SIGUSR2'));
     } finally {
@@ -195,7 +199,7 @@ export const watchFanout: Benchmark = {
     try {
       await new Promise((r) => setTimeout(r, 1_000));
       rssBaseline = await rssBytes(replica.pid);
-      const loader = await openWatchers(ctx, replica.address);
+      const loader = await openWatchers(replica.address, ctx.fleet.tokens, STREAMS, CONNECTIONS, ctx.fleet.logicalId);
       try {
         for (let i = 0; (await scrape(metricsAddress, 'titanbot_watch_streams_active')) < STREAMS; i++) {
           if (i > 100) throw new Error('the replica does not report every stream open');

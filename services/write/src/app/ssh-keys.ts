@@ -24,9 +24,9 @@ const NAMED_AT_MOST = 100;
  * (type string, 32-byte key) every SSH client expects: pairs ssh2 made short before
  * generateSshKeyPair checked them. PostgreSQL finds them in one scan of the public keys (the
  * private ones are sealed), so nothing is parsed here. RotateDeviceSsh (`titanctl devices
- * rotate-ssh`) gives each a good pair. Returns their uuids.
+ * rotate-ssh`) gives each a good pair.
  */
-export async function warnOfUnreadableKeyPairs(em: Em, logger: Logger): Promise<string[]> {
+export async function warnOfUnreadableKeyPairs(em: Em, logger: Logger): Promise<void> {
   const rows: { device_uuid: string }[] = await em.execute(
     `select device_uuid from sshes
       where public_key like 'ssh-ed25519 %' and length(decode(split_part(public_key, ' ', 2), 'base64')) <> 51
@@ -39,5 +39,4 @@ export async function warnOfUnreadableKeyPairs(em: Em, logger: Logger): Promise<
       'devices whose SSH key pair no SSH client can read (made by ssh2 1.17.0 with a 31-byte public key): rotate each with titanctl devices rotate-ssh',
     );
   }
-  return unreadable;
 }
