@@ -121,31 +121,48 @@ function unsafeIntegers(type: protobuf.Type, message: protobuf.Message, prefix: 
   return found;
 }
 
+/** Proto names already made, by property: a request's property names come from the generated code. */
+const protoNames = new Map<string, string>();
+/** More than any message set has; a bound, should a map field ever bring the client's own keys. */
+const MAX_PROTO_NAMES = 4096;
+
 /** snake_case proto name of a ts-proto (camelCase) property. */
-const protoName = (property: string): string => property.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+function protoName(property: string): string {
+  let name = protoNames.get(property);
+  if (name === undefined) {
+    name = property.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+    if (protoNames.size < MAX_PROTO_NAMES) protoNames.set(property, name);
+  }
+  return name;
+}
+
+/** The path of member `key` (a proto name, or an index) of the value at `parent`. */
+const pathOf = (parent: string, key: string | number): string => (typeof key === 'number' ? `${parent}[${key}]` : parent ? `${parent}.${key}` : key);
 
 /**
  * The field violations of a decoded request (empty when it passes): strings too long or holding
  * NUL, Timestamps out of range, doubles that are not finite. Paths are proto paths
- * (`habit.pixels[2].rgb_hex`; a oneof member by its field name).
+ * (`habit.pixels[2].rgb_hex`; a oneof member by its field name). A request that passes costs no
+ * allocation per field: paths are built only for members that hold members, and for violations.
  */
 export function requestViolations(request: unknown): FieldViolation[] {
   const found: FieldViolation[] = [];
-  visit(request, '', '', found);
+  visit(request, '', '', '', found);
   return found;
 }
 
-function visit(value: unknown, field: string, at: string, found: FieldViolation[]): void {
+/** Checks `value`, of proto field `field`, member `key` of the value at `parent`. */
+function visit(value: unknown, field: string, parent: string, key: string | number, found: FieldViolation[]): void {
   switch (typeof value) {
     case 'string': {
       const max = LONG_STRING_FIELDS[field] ?? MAX_STRING_CHARS;
-      if (value.length > max) found.push({ field: at, description: `must be at most ${max} characters, was ${value.length}` });
-      else if (value.includes('\0')) found.push({ field: at, description: 'must not contain NUL (U+0000)' });
-      else if (field === 'request_id' && value !== '' && !isUuid(value)) found.push({ field: at, description: 'must be a UUID (AIP-155), or empty' });
+      if (value.length > max) found.push({ field: pathOf(parent, key), description: `must be at most ${max} characters, was ${value.length}` });
+      else if (value.includes('\0')) found.push({ field: pathOf(parent, key), description: 'must not contain NUL (U+0000)' });
+      else if (field === 'request_id' && value !== '' && !isUuid(value)) found.push({ field: pathOf(parent, key), description: 'must be a UUID (AIP-155), or empty' });
       return;
     }
     case 'number':
-      if (!Number.isFinite(value)) found.push({ field: at, description: 'must be a finite number' });
+      if (!Number.isFinite(value)) found.push({ field: pathOf(parent, key), description: 'must be a finite number' });
       return;
     case 'object':
       break;
@@ -155,23 +172,24 @@ function visit(value: unknown, field: string, at: string, found: FieldViolation[
   if (value === null || value instanceof Uint8Array) return;
   if (value instanceof Date) {
     const ms = value.getTime();
-    if (!(ms >= MIN_TIMESTAMP_MS && ms <= MAX_TIMESTAMP_MS)) found.push({ field: at, description: 'must be a Timestamp between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z' });
+    if (!(ms >= MIN_TIMESTAMP_MS && ms <= MAX_TIMESTAMP_MS)) found.push({ field: pathOf(parent, key), description: 'must be a Timestamp between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z' });
     return;
   }
+  const at = pathOf(parent, key);
   if (Array.isArray(value)) {
-    value.forEach((item, i) => visit(item, field, `${at}[${i}]`, found));
+    value.forEach((item, i) => visit(item, field, at, i, found));
     return;
   }
   const record = value as Record<string, unknown>;
   // A oneof (ts-proto `unions-value`): { $case: member, value }, named by its member.
   if (typeof record.$case === 'string') {
     const member = protoName(record.$case);
-    visit(record.value, member, at ? `${at}.${member}` : member, found);
+    visit(record.value, member, at, member, found);
     return;
   }
-  for (const key in record) {
-    const name = protoName(key);
-    visit(record[key], name, at ? `${at}.${name}` : name, found);
+  for (const property in record) {
+    const name = protoName(property);
+    visit(record[property], name, at, name, found);
   }
 }
 

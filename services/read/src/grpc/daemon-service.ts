@@ -5,7 +5,7 @@ import { downloadHandlers } from './downloads.js';
 import { forwardedHandlers } from './forwarded.js';
 import type { ReadRuntime } from '../access/runtime.js';
 import { statusReportHandlers } from './status-report.js';
-import { versionHandlers, watchVersionEncoder } from './versions.js';
+import { checkVersionEncoder, versionHandlers, watchVersionEncoder } from './versions.js';
 
 /**
  * titanbot.daemon.v1.DaemonService: every call authenticated by a daemon token, rate-limited per
@@ -18,10 +18,11 @@ export function daemonService(rt: ReadRuntime): DaemonServiceServer {
 
 /**
  * The service definition the server registers: the generated one, with export chunks serialised
- * by export/'s one-copy encoder and a version announced to many watchers encoded once.
+ * by export/'s one-copy encoder, and CheckVersion's and WatchVersion's answers encoded once per version.
  */
 export const daemonServiceDefinition = (): typeof DaemonServiceService => ({
   ...DaemonServiceService,
   downloadExport: downloadExportMethod,
+  checkVersion: { ...DaemonServiceService.checkVersion, responseSerialize: checkVersionEncoder() },
   watchVersion: { ...DaemonServiceService.watchVersion, responseSerialize: watchVersionEncoder() },
 });

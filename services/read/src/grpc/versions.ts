@@ -1,5 +1,5 @@
 import { Metadata } from '@grpc/grpc-js';
-import { WatchVersionResponse, type DaemonServiceServer } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
+import { CheckVersionResponse, WatchVersionResponse, type DaemonServiceServer } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { DaemonServiceService as m } from '@titanbot/contracts/titanbot/daemon/v1/daemon_service';
 import { DomainError } from '@titanbot/service-kit/errors';
 import { MAX_TIMER_MS } from '@titanbot/service-kit/timers';
@@ -131,21 +131,31 @@ function tokenEnd(rt: ReadRuntime, { token, hash }: DaemonPrincipal): { promise:
   return { promise, cancel };
 }
 
+/** At most this many versions' encoded answers are kept per encoder; when full, it starts over. */
+const MAX_ENCODED_VERSIONS = 4096;
+
 /**
- * Encoder of WatchVersionResponse for the server that remembers the last two messages it encoded: one
- * change is sent to every watcher of a scope (10,000 in the fan-out benchmark) with the same
- * version and revision, so it is encoded once, not once per stream. Returns a new function per server.
+ * A response serializer for answers that name a scope's version: one version goes to every daemon
+ * of its scope (10,000 watchers told of one change; thousands of CheckVersion calls a second), so
+ * each (version, revision, variant) is encoded once, not once per call or stream. `variant` tells
+ * the forms one version is sent in apart (CheckVersion's `changed`). Returns a new function per server.
  */
-export function watchVersionEncoder(): (message: WatchVersionResponse) => Buffer {
-  // Two entries: during a rollout one change goes out as the stable and the candidate version, interleaved.
-  const recent: { version: string; revision: number; bytes: Buffer }[] = [];
+function encodedByVersion<T extends { version: string; revision: number }>(encode: (message: T) => Uint8Array, variant: (message: T) => 0 | 1): (message: T) => Buffer {
+  const encoded = new Map<string, { revision: number; bytes: [Buffer?, Buffer?] }>();
   return (message) => {
-    let hit = recent.find((r) => r.version === message.version && r.revision === message.revision);
-    if (!hit) {
-      hit = { version: message.version, revision: message.revision, bytes: Buffer.from(WatchVersionResponse.encode(message).finish()) };
-      recent.unshift(hit);
-      recent.length = Math.min(recent.length, 2);
+    let entry = encoded.get(message.version);
+    if (entry?.revision !== message.revision) {
+      if (encoded.size >= MAX_ENCODED_VERSIONS) encoded.clear();
+      encoded.set(message.version, (entry = { revision: message.revision, bytes: [] }));
     }
-    return hit.bytes;
+    return (entry.bytes[variant(message)] ??= Buffer.from(encode(message)));
   };
 }
+
+/** WatchVersionResponse's serializer for the server (`encodedByVersion`). */
+export const watchVersionEncoder = (): ((message: WatchVersionResponse) => Buffer) =>
+  encodedByVersion((m) => WatchVersionResponse.encode(m).finish(), () => 0);
+
+/** CheckVersionResponse's serializer for the server (`encodedByVersion`; changed or not). */
+export const checkVersionEncoder = (): ((message: CheckVersionResponse) => Buffer) =>
+  encodedByVersion((m) => CheckVersionResponse.encode(m).finish(), (m) => (m.changed ? 1 : 0));
