@@ -247,7 +247,7 @@ runIfEntryPoint(import.meta.url, async () => {
   // young-generation collections, and V8's allocation-site pretenuring then allocates every later
   // call's objects from the same grpc-js and HTTP/2 sites directly in the old generation: dead
   // there, they keep what they point to alive through every scavenge (2.4 MB promoted per
-  // scavenge, 6-12 ms each), and CheckVersion cost 1.6-1.9x an empty RPC instead of 1.2x
+  // scavenge, 6-12 ms each), and CheckVersion cost 1.6-1.9x an empty RPC instead of 1.25x
   // (docs/decisions.md, "Staged rollouts"). Node accepts no such V8 flag in NODE_OPTIONS.
   v8.setFlagsFromString('--no-allocation-site-pretenuring');
   const config = loadReadConfig();
